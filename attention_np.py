@@ -1,0 +1,120 @@
+"""NumPy reference implementation: the oracle the PyTorch model is tested against.
+
+Written independently of model.py (no torch): stable softmax, scaled dot-product
+attention with its backward pass, multi-head attention with separate projection
+matrices, and a forward pass of the whole character model from its state dict.
+Weights here follow the maths convention y = x @ W + b with W of shape (d_in, d_out);
+torch's nn.Linear stores W transposed, and model_logits transposes it on the way in.
+
+    out, weights = scaled_dot_product_attention(q, k, v, causal_mask(T))
+    logits = model_logits(state_dict_as_numpy, config_dict, idx)
+"""
+import math
+
+import numpy as np
+
+
+def softmax(x, axis=-1):
+    """exp(x - max) / sum: subtracting the row maximum keeps exp() in range for any input;
+    entries of -inf (masked) become exactly 0."""
+    shifted = x - np.max(x, axis=axis, keepdims=True)
+    e = np.exp(shifted)
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+def causal_mask(T):
+    """(T, T) boolean, True where query i may attend to key j (j <= i)."""
+    return np.tril(np.ones((T, T), dtype=bool))
+
+
+def scaled_dot_product_attention(q, k, v, mask=None):
+    """softmax(q k^T / sqrt(d_k), masked) v. q: (..., Tq, d_k), k: (..., Tk, d_k), v: (..., Tk, d_v);
+    mask: boolean broadcastable to (..., Tq, Tk), True = allowed. Returns (out, weights)."""
+    scores = q @ np.swapaxes(k, -1, -2) / math.sqrt(q.shape[-1])             # (..., Tq, Tk)
+    if mask is not None:
+        scores = np.where(mask, scores, -np.inf)
+    weights = softmax(scores, axis=-1)
+    return weights @ v, weights
+
+
+def scaled_dot_product_attention_backward(q, k, v, d_out, mask=None):
+    """Gradients of sum(out * d_out) with respect to q, k and v."""
+    scale = 1.0 / math.sqrt(q.shape[-1])
+    _, weights = scaled_dot_product_attention(q, k, v, mask)                  # P: (..., Tq, Tk)
+    d_v = np.swapaxes(weights, -1, -2) @ d_out                                # P^T dO
+    d_weights = d_out @ np.swapaxes(v, -1, -2)                                # dO V^T
+    # softmax backward, row by row: dS = P * (dP - sum_j dP_j P_j); masked entries have P = 0
+    d_scores = weights * (d_weights - np.sum(d_weights * weights, axis=-1, keepdims=True))
+    d_q = d_scores @ k * scale
+    d_k = np.swapaxes(d_scores, -1, -2) @ q * scale
+    return d_q, d_k, d_v
+
+
+def multi_head_attention(x, w_q, w_k, w_v, w_o, b_q, b_k, b_v, b_o, n_heads, causal=True):
+    """x: (B, T, d); w_*: (d, d); b_*: (d,). Returns (out (B, T, d), weights (B, nh, T, T))."""
+    B, T, d = x.shape
+    hs = d // n_heads
+
+    def split_heads(t):                                                       # (B, T, d) -> (B, nh, T, hs)
+        return t.reshape(B, T, n_heads, hs).transpose(0, 2, 1, 3)
+
+    q, k, v = (split_heads(x @ w + b) for w, b in ((w_q, b_q), (w_k, b_k), (w_v, b_v)))
+    mask = causal_mask(T) if causal else None
+    heads, weights = scaled_dot_product_attention(q, k, v, mask)              # (B, nh, T, hs)
+    merged = heads.transpose(0, 2, 1, 3).reshape(B, T, d)
+    return merged @ w_o + b_o, weights
+
+
+def layer_norm(x, gain, bias, eps=1e-5):
+    mean = x.mean(axis=-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)                      # biased, as torch
+    return (x - mean) / np.sqrt(var + eps) * gain + bias
+
+
+_erf = np.vectorize(math.erf, otypes=[float])
+
+
+def gelu(x):
+    """Exact GELU: x * Phi(x) = x/2 * (1 + erf(x / sqrt 2))."""
+    return (0.5 * x * (1.0 + _erf(x / math.sqrt(2.0)))).astype(x.dtype)
+
+
+def sinusoidal_table(n_positions, d_model):
+    """PE[p, 2i] = sin(p / 10000^(2i/d)), PE[p, 2i+1] = cos(p / 10000^(2i/d))."""
+    table = np.zeros((n_positions, d_model))
+    for p in range(n_positions):
+        for i in range(0, d_model, 2):
+            angle = p / 10000.0 ** (i / d_model)
+            table[p, i] = math.sin(angle)
+            if i + 1 < d_model:
+                table[p, i + 1] = math.cos(angle)
+    return table
+
+
+def model_logits(state, cfg, idx):
+    """Logits (B, T, V) of the character model for token ids idx (B, T).
+
+    state: the model's state_dict as NumPy arrays (torch layout); cfg: ModelConfig fields as a
+    dict. Recomputes everything from the formulas: nothing is taken from model.py.
+    """
+    d, n_heads = cfg["d_model"], cfg["n_heads"]
+    dtype = state["tok_emb.weight"].dtype
+    T = idx.shape[1]
+    x = state["tok_emb.weight"][idx] * math.sqrt(d)                           # (B, T, d)
+    if cfg["pos_encoding"] == "sinusoidal":
+        x = x + sinusoidal_table(T, d).astype(dtype)
+    elif cfg["pos_encoding"] == "learned":
+        x = x + state["pos_emb.weight"][:T]
+    for layer in range(cfg["n_layers"]):
+        p = lambda name: state[f"blocks.{layer}.{name}"]                      # noqa: E731
+        h = layer_norm(x, p("ln1.weight"), p("ln1.bias"))
+        w_q, w_k, w_v = np.split(p("attn.qkv.weight").T, 3, axis=1)          # (d, d) each
+        b_q, b_k, b_v = np.split(p("attn.qkv.bias"), 3)
+        a, _ = multi_head_attention(h, w_q, w_k, w_v, p("attn.proj.weight").T,
+                                    b_q, b_k, b_v, p("attn.proj.bias"), n_heads, causal=True)
+        x = x + a
+        h = layer_norm(x, p("ln2.weight"), p("ln2.bias"))
+        x = x + gelu(h @ p("ff.up.weight").T + p("ff.up.bias")) @ p("ff.down.weight").T + p("ff.down.bias")
+    x = layer_norm(x, state["ln_f.weight"], state["ln_f.bias"])
+    head = state["tok_emb.weight"] if cfg["tie_weights"] else state["head.weight"]
+    return x @ head.T

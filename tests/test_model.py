@@ -1,0 +1,228 @@
+"""Behaviour of model.py: shapes, causality, positional encodings, the two attention paths,
+cached generation, sampling filters, config validation, and that the model learns."""
+import math
+
+import pytest
+import torch
+
+from model import CharTransformer, LayerCache, ModelConfig, count_params, flops_per_token, sample_next, sinusoidal_table
+
+
+def tiny_model(seed=0, **overrides):
+    torch.manual_seed(seed)
+    fields = dict(vocab_size=13, seq_len=16, d_model=32, n_layers=2, n_heads=4)
+    fields.update(overrides)
+    model = CharTransformer(ModelConfig(**fields)).eval()
+    with torch.no_grad():  # break the symmetry of the init so logits have no ties
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    return model
+
+
+def test_logits_have_shape_batch_time_vocab_and_loss_is_a_scalar():
+    model = tiny_model()
+    idx = torch.randint(0, 13, (3, 10))
+    logits, loss = model(idx, targets=idx)
+    assert logits.shape == (3, 10, 13)
+    assert loss.shape == () and torch.isfinite(loss)
+
+
+def test_initial_loss_is_close_to_uniform_guessing():
+    torch.manual_seed(0)
+    model = CharTransformer(ModelConfig(vocab_size=13, seq_len=16, d_model=32, n_heads=4))
+    idx = torch.randint(0, 13, (8, 16))
+    _, loss = model(idx, targets=idx)
+    assert abs(loss.item() - math.log(13)) < 0.3
+
+
+@pytest.mark.parametrize("pos_encoding", ["sinusoidal", "learned", "none"])
+def test_future_tokens_do_not_change_past_logits(pos_encoding):
+    model = tiny_model(pos_encoding=pos_encoding)
+    idx = torch.randint(0, 13, (2, 16))
+    changed = idx.clone()
+    changed[:, 9:] = (changed[:, 9:] + 1) % 13
+    with torch.no_grad():
+        before, _ = model(idx)
+        after, _ = model(changed)
+    assert torch.equal(before[:, :9], after[:, :9])
+    assert not torch.allclose(before[:, 9:], after[:, 9:])
+
+
+def test_without_positional_encoding_the_first_position_cannot_tell_order_but_later_ones_can():
+    # the causal mask is then the only source of order: position 0 sees only itself
+    model = tiny_model(pos_encoding="none")
+    a = torch.tensor([[1, 2, 3, 4]])
+    b = torch.tensor([[1, 3, 2, 4]])
+    with torch.no_grad():
+        la, _ = model(a)
+        lb, _ = model(b)
+    assert torch.equal(la[:, 0], lb[:, 0])
+    assert not torch.allclose(la[:, 3], lb[:, 3])  # same bag of tokens, different prefixes
+
+
+@pytest.mark.parametrize("position,dim", [(0, 0), (0, 1), (1, 0), (1, 1), (5, 6), (5, 7), (15, 30), (15, 31)])
+def test_sinusoidal_table_follows_vaswani_formula(position, dim):
+    d_model = 32
+    table = sinusoidal_table(16, d_model)
+    angle = position / 10000 ** ((dim - dim % 2) / d_model)
+    expected = math.sin(angle) if dim % 2 == 0 else math.cos(angle)
+    assert table[position, dim].item() == pytest.approx(expected, abs=1e-6)
+
+
+def test_sinusoidal_encoding_is_added_to_the_scaled_token_embedding():
+    model = tiny_model()
+    idx = torch.tensor([[3, 3, 3]])
+    x = model.embed(idx)
+    scaled = model.tok_emb.weight[3] * math.sqrt(32)
+    assert torch.allclose(x[0, 2] - scaled, sinusoidal_table(16, 32)[2], atol=1e-6)
+
+
+def test_no_positional_encoding_adds_nothing_and_has_no_position_parameters():
+    model = tiny_model(pos_encoding="none")
+    x = model.embed(torch.tensor([[3, 3, 3]]))
+    assert torch.equal(x[0, 0], x[0, 2])
+    assert not any("pos" in name for name, _ in model.named_parameters())
+
+
+def test_learned_positional_encoding_is_a_trainable_table_of_seq_len_rows():
+    model = tiny_model(pos_encoding="learned")
+    assert model.pos_emb.weight.shape == (16, 32) and model.pos_emb.weight.requires_grad
+
+
+@pytest.mark.parametrize("pos_encoding", ["sinusoidal", "learned", "none"])
+def test_explicit_and_fused_attention_paths_give_the_same_logits(pos_encoding):
+    model = tiny_model(pos_encoding=pos_encoding)
+    idx = torch.randint(0, 13, (2, 16))
+    with torch.no_grad():
+        fused, _ = model(idx)
+        explicit, _, weights = model(idx, need_weights=True)
+    assert (fused - explicit).abs().max().item() <= 1e-5
+    assert len(weights) == 2 and weights[0].shape == (2, 4, 16, 16)
+    assert torch.allclose(weights[0].sum(-1), torch.ones(2, 4, 16))
+    assert torch.all(weights[1].triu(1) == 0)  # nothing attends to the future
+
+
+def trained_on_a_cycle(pos_encoding):
+    """A tiny model fitted to a random 37-token cycle, so that greedy decoding walks through
+    varied tokens instead of repeating one (an untrained model's greedy output is constant,
+    which would let a broken cache pass)."""
+    torch.manual_seed(1)
+    cycle = torch.randint(0, 13, (37,)).repeat(8)
+    model = CharTransformer(ModelConfig(vocab_size=13, seq_len=16, d_model=32, n_heads=4,
+                                        pos_encoding=pos_encoding))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    for _ in range(60):
+        starts = torch.randint(0, len(cycle) - 17, (16,))
+        x = torch.stack([cycle[s:s + 16] for s in starts])
+        y = torch.stack([cycle[s + 1:s + 17] for s in starts])
+        _, loss = model(x, y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return model.eval(), cycle
+
+
+@pytest.mark.parametrize("pos_encoding", ["sinusoidal", "learned", "none"])
+@pytest.mark.parametrize("prompt_len,new_tokens", [(1, 10), (5, 40), (20, 50)])
+def test_cached_greedy_decoding_equals_recomputing_the_context_each_step(pos_encoding, prompt_len, new_tokens):
+    # 40 and 50 new tokens run well past seq_len = 16, through several window slides;
+    # a 20-token prompt is itself longer than the context
+    model, cycle = trained_on_a_cycle(pos_encoding)
+    prompt = torch.stack([cycle[:prompt_len], cycle[3:3 + prompt_len]])
+    cached = model.generate(prompt, new_tokens, temperature=0, use_cache=True)
+    recomputed = model.generate(prompt, new_tokens, temperature=0, use_cache=False)
+    assert cached.shape == (2, prompt_len + new_tokens)
+    assert len(set(cached[0, prompt_len:].tolist())) >= min(5, new_tokens // 2), "degenerate output"
+    assert torch.equal(cached, recomputed)
+
+
+@pytest.mark.parametrize("pos_encoding", ["sinusoidal", "learned", "none"])
+def test_logits_from_the_cache_equal_a_full_forward_pass(pos_encoding):
+    model = tiny_model(pos_encoding=pos_encoding)
+    idx = torch.randint(0, 13, (2, 16))
+    caches = [LayerCache(2, model.cfg, "cpu", torch.float32) for _ in model.blocks]
+    with torch.no_grad():
+        full, _ = model(idx)
+        stepwise = [model(idx[:, :6], caches=caches)[0]]           # prefill six, then one at a time
+        stepwise += [model(idx[:, t:t + 1], caches=caches)[0] for t in range(6, 16)]
+    diff = (torch.cat(stepwise, dim=1) - full).abs().max().item()
+    assert diff <= 1e-5, f"max abs diff {diff:.3e}"
+
+
+def test_cached_sampling_with_a_seed_is_reproducible_and_equals_the_uncached_path():
+    model = tiny_model()
+    prompt = torch.zeros(3, 1, dtype=torch.long)
+    kwargs = dict(temperature=1.0, top_k=5, top_p=0.9, seed=7)
+    first = model.generate(prompt, 40, **kwargs)
+    assert torch.equal(first, model.generate(prompt, 40, **kwargs))
+    assert torch.equal(first, model.generate(prompt, 40, use_cache=False, **kwargs))
+    assert not torch.equal(first, model.generate(prompt, 40, **{**kwargs, "seed": 8}))
+
+
+def test_top_k_only_samples_among_the_k_most_likely():
+    logits = torch.tensor([[0.0, 5.0, 4.0, 1.0, 3.0]]).repeat(500, 1)
+    g = torch.Generator().manual_seed(0)
+    picks = sample_next(logits, temperature=5.0, top_k=2, generator=g)
+    assert set(picks.tolist()) == {1, 2}
+
+
+def test_top_p_keeps_the_smallest_set_reaching_the_probability_mass():
+    probs = torch.tensor([[0.5, 0.3, 0.15, 0.05]])
+    logits = probs.log().repeat(1000, 1)
+    g = torch.Generator().manual_seed(0)
+    assert set(sample_next(logits, top_p=0.8, generator=g).tolist()) == {0, 1}
+    assert set(sample_next(logits, top_p=0.81, generator=g).tolist()) == {0, 1, 2}
+    assert set(sample_next(logits, top_p=0.4, generator=g).tolist()) == {0}
+
+
+def test_temperature_zero_is_greedy():
+    logits = torch.tensor([[0.1, 2.0, 1.9], [3.0, 0.0, 0.0]])
+    assert sample_next(logits, temperature=0).tolist() == [1, 0]
+
+
+@pytest.mark.parametrize("field,value", [
+    ("d_model", 30), ("n_heads", 0), ("d_model", -8), ("seq_len", 0), ("vocab_size", 0),
+    ("n_layers", 0), ("d_ff", -1), ("dropout", 1.0), ("pos_encoding", "rotary"),
+])
+def test_invalid_config_raises_value_error_naming_the_field(field, value):
+    fields = dict(d_model=32, n_heads=4)
+    fields[field] = value
+    with pytest.raises(ValueError, match=field):
+        ModelConfig(**fields)
+
+
+def test_feed_forward_width_defaults_to_four_times_d_model():
+    assert ModelConfig(d_model=48, n_heads=4).d_ff == 192
+
+
+def test_parameter_count_matches_the_architecture():
+    V, d, L, ff = 13, 32, 2, 128
+    per_block = (3 * d * d + 3 * d) + (d * d + d) + (d * ff + ff) + (ff * d + d) + 4 * d
+    tied = V * d + L * per_block + 2 * d
+    assert count_params(tiny_model()) == tied
+    assert count_params(tiny_model(tie_weights=False)) == tied + V * d
+    assert count_params(tiny_model(pos_encoding="learned")) == tied + 16 * d
+
+
+def test_flops_per_token_counts_matmuls_and_attention():
+    cfg = ModelConfig(vocab_size=65, seq_len=128, d_model=256, n_layers=2, n_heads=4)
+    forward = 2 * (2 * (4 * 256 * 256 + 2 * 256 * 1024) + 256 * 65) + 2 * 4 * 128 * 256
+    assert flops_per_token(cfg, training=False) == forward
+    assert flops_per_token(cfg) == 3 * forward
+
+
+def test_tiny_model_memorises_a_64_character_string():
+    torch.manual_seed(0)
+    text = "the quick brown fox jumps over the lazy dog; pack my box with fiv"
+    assert len(text) == 65  # 64 inputs, 64 targets
+    chars = sorted(set(text))
+    data = torch.tensor([chars.index(c) for c in text])
+    model = CharTransformer(ModelConfig(vocab_size=len(chars), seq_len=64, d_model=64, n_layers=2, n_heads=4))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    x, y = data[None, :-1], data[None, 1:]
+    for _ in range(200):
+        _, loss = model(x, y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert loss.item() < 0.02, f"loss after 200 steps: {loss.item():.4f}"

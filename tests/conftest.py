@@ -4,3 +4,38 @@ import sys
 # tests import the flat scripts (model, train, ...) from the repository root
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+
+import subprocess  # noqa: E402
+
+import pytest  # noqa: E402
+
+SHAKESPEARE = os.path.join(ROOT, "..", "shared", "data", "tinyshakespeare.txt")
+PRIMER = os.path.join(ROOT, "data", "lm_primer.txt")
+
+# A model small enough that a few steps take well under a second on 2 cores.
+TINY_FLAGS = ["--d-model", "32", "--n-heads", "4", "--n-layers", "1", "--seq-len", "16",
+              "--batch-size", "4", "--eval-batches", "2", "--warmup-steps", "2"]
+
+
+def run_script(*args, timeout=120):
+    """Run one of the repository's scripts as a user would; returns the CompletedProcess."""
+    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def assert_one_line_error(result, *fragments):
+    """A user mistake: exit status 2, a single 'error: ...' line on stderr, no traceback."""
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2, f"exit {result.returncode}, stderr:\n{result.stderr}"
+    assert len(lines) == 1 and lines[0].startswith("error: "), f"stderr:\n{result.stderr}"
+    for fragment in fragments:
+        assert fragment in lines[0], f"{fragment!r} not in {lines[0]!r}"
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """A finished tiny training run on the bundled corpus (12 steps, checkpoints at 6 and 12)."""
+    from train import main
+    out = str(tmp_path_factory.mktemp("runs") / "tiny")
+    main(["--out", out, "--steps", "12", "--eval-every", "3", "--ckpt-every", "6", *TINY_FLAGS])
+    return out

@@ -1,0 +1,194 @@
+"""Validation bits per character (BPC) of trained runs, with reference points, and plots.
+
+    python eval.py checkpoints/baseline checkpoints/ablation
+    python eval.py checkpoints/baseline checkpoints/ablation --plot compare.png --json
+
+Protocol (every run, every time): the validation split is the last 10% of the corpus the run
+was trained on. Every validation character is scored exactly once, by sliding windows of
+seq_len characters with stride seq_len / 2: a window scores only its last seq_len / 2
+predictions, so each scored character sees at least seq_len / 2 characters of context (the
+first ones take theirs from the end of the training split, which is not scored).
+BPC = total cross-entropy in bits / number of validation characters.
+
+Reference rows on the same split: uniform guessing (log2 V); a unigram model of the training
+split (add-one smoothed); and the bz2 and lzma compressors' conditional cost of the
+validation text given the training text: (size(train + val) - size(train)) * 8 / chars.
+"""
+import argparse
+import bz2
+import json
+import lzma
+import math
+import os
+import sys
+
+import torch
+import torch.nn.functional as F
+
+from checkpoint import load_checkpoint, model_from_checkpoint
+from corpus import UserError, load_corpus, read_text, split
+
+
+def scoring_windows(n_context, n_scored, seq_len):
+    """Windows over a stream of n_context unscored + n_scored scored characters.
+
+    Returns [(start, first)]: the window's inputs are stream[start:start + seq_len], its targets
+    stream[start + 1:start + seq_len + 1], and it scores targets first..seq_len - 1 of the window.
+    """
+    stride = seq_len // 2 or 1
+    end = n_context + n_scored                      # one past the last target position
+    windows, scored_up_to = [], n_context - 1       # target positions <= scored_up_to are done
+    start = max(0, n_context - 1 - (seq_len - stride))
+    while scored_up_to < end - 1:
+        start = min(start, end - 1 - seq_len)       # the last window ends exactly at the stream's end
+        first = scored_up_to + 1 - (start + 1)      # index in the window of the first new target
+        windows.append((start, first))
+        scored_up_to = start + seq_len
+        start += stride
+    return windows
+
+
+@torch.no_grad()
+def full_pass_bpc(model, train_ids, val_ids, batch_size=64, device="cpu"):
+    """(BPC, characters scored) over the whole validation split; see the module docstring."""
+    seq_len = model.cfg.seq_len
+    n_context = min(seq_len // 2, len(train_ids))
+    stream = torch.cat([train_ids[len(train_ids) - n_context:], val_ids])
+    windows = scoring_windows(n_context, len(val_ids), seq_len)
+    total_nats, n_scored = 0.0, 0
+    for i in range(0, len(windows), batch_size):
+        chunk = windows[i:i + batch_size]
+        starts = torch.tensor([s for s, _ in chunk])
+        rows = stream[starts[:, None] + torch.arange(seq_len + 1)]              # (b, T + 1)
+        x, y = rows[:, :-1].to(device), rows[:, 1:].to(device)
+        logits, _ = model(x)
+        nats = F.cross_entropy(logits.float().transpose(1, 2), y, reduction="none")   # (b, T)
+        keep = torch.arange(seq_len, device=device)[None, :] >= torch.tensor([f for _, f in chunk], device=device)[:, None]
+        total_nats += nats[keep].double().sum().item()
+        n_scored += int(keep.sum())
+    assert n_scored == len(val_ids), f"scored {n_scored} of {len(val_ids)} characters"
+    return total_nats / n_scored / math.log(2), n_scored
+
+
+def reference_bpcs(text):
+    """Uniform, unigram, bz2 and lzma BPC of the validation split of text."""
+    train_text, val_text = split(text)
+    vocab = sorted(set(text))
+    counts = {c: 1 for c in vocab}                                            # add-one smoothing
+    for c in train_text:
+        counts[c] += 1
+    total = sum(counts.values())
+    unigram = -sum(math.log2(counts[c] / total) for c in val_text) / len(val_text)
+
+    def conditional(compress):
+        both, alone = compress((train_text + val_text).encode()), compress(train_text.encode())
+        return (len(both) - len(alone)) * 8 / len(val_text)
+
+    return {
+        "uniform (log2 V)": math.log2(len(vocab)),
+        "unigram (train counts)": unigram,
+        "bz2 -9 | train": conditional(lambda b: bz2.compress(b, 9)),
+        "lzma -9e | train": conditional(lambda b: lzma.compress(b, preset=9 | lzma.PRESET_EXTREME)),
+    }
+
+
+def evaluate_run(path, data=None, batch_size=64, device="cpu"):
+    ckpt = load_checkpoint(path)
+    model, vocab = model_from_checkpoint(ckpt, device)
+    data = data or ckpt["train_config"]["data"]
+    _, fingerprint = read_text(data)
+    if fingerprint != ckpt["data_fingerprint"]:
+        raise UserError(f"{data} is not the text {ckpt['path']} was trained on (sha256 differs); pass it with --data")
+    _, train_ids, val_ids, _ = load_corpus(data, model.cfg.seq_len, vocab)
+    bpc, n_chars = full_pass_bpc(model, train_ids, val_ids, batch_size, device)
+    run_dir = path if os.path.isdir(path) else os.path.dirname(path)
+    return dict(name=os.path.basename(os.path.normpath(run_dir)), checkpoint=ckpt["path"], data=data,
+                params=sum(p.numel() for p in model.parameters()), steps=ckpt["step"],
+                val_bpc=bpc, val_chars=n_chars, run_dir=run_dir)
+
+
+def plot_curves(named_rows, path, final_bpc=None):
+    """Training and validation BPC against step for each run; with final_bpc ({name: (mean, std)}),
+    a bar chart of the full-pass BPC beside it."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n_panels = 2 if final_bpc else 1
+    fig, axes = plt.subplots(1, n_panels, figsize=(7 * n_panels, 4.5), squeeze=False)
+    ax = axes[0][0]
+    for i, (name, rows) in enumerate(named_rows.items()):
+        color = f"C{i % 10}"
+        steps = [r["step"] for r in rows]
+        ax.plot(steps, [r["train_bpc"] for r in rows], color=color, linestyle="--", alpha=0.7, label=f"{name} train")
+        ax.plot(steps, [r["val_bpc"] for r in rows], color=color, marker="o", markersize=3, label=f"{name} val")
+    ax.set_xlabel("step")
+    ax.set_ylabel("bits per character")
+    ax.set_title("train (mean since last validation) and validation (fixed batches) BPC")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    if final_bpc:
+        ax = axes[0][1]
+        names = list(final_bpc)
+        means = [final_bpc[n][0] for n in names]
+        stds = [final_bpc[n][1] for n in names]
+        ax.bar(range(len(names)), means, yerr=stds, capsize=4, color=[f"C{i % 10}" for i in range(len(names))])
+        ax.set_xticks(range(len(names)), names, rotation=20, ha="right")
+        ax.set_ylabel("validation BPC (full pass)")
+        ax.set_title("final validation BPC")
+        for i, m in enumerate(means):
+            ax.text(i, m, f"{m:.3f}", ha="center", va="bottom", fontsize=8)
+    fig.tight_layout()
+    tmp = path + ".tmp.png"
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def format_table(results, references):
+    lines = [f"{'run':<28} {'params':>10} {'steps':>7} {'val BPC':>8}", "-" * 56]
+    for r in results:
+        lines.append(f"{r['name']:<28} {r['params']:>10,} {r['steps']:>7} {r['val_bpc']:>8.4f}")
+    for name, bpc in references.items():
+        lines.append(f"{name:<28} {'-':>10} {'-':>7} {bpc:>8.4f}")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
+    parser.add_argument("runs", nargs="+", help="run directories (their latest checkpoint) or checkpoint files")
+    parser.add_argument("--data", help="the corpus, if it is no longer at the path saved in the checkpoint")
+    parser.add_argument("--batch-size", type=int, default=64, help="windows per forward pass (default 64)")
+    parser.add_argument("--device", choices=["cpu", "cuda", "mps"], default="cpu", help="default cpu")
+    parser.add_argument("--plot", metavar="PATH", help="write a PNG: every run's BPC curves and a bar chart of final BPC")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
+    parser.add_argument("--no-references", action="store_true", help="skip the uniform/unigram/bz2/lzma rows")
+    args = parser.parse_args(argv)
+    try:
+        if args.batch_size <= 0:
+            raise UserError(f"--batch-size must be positive, got {args.batch_size}")
+        if args.device == "cuda" and not torch.cuda.is_available():
+            raise UserError("--device cuda: no CUDA GPU is available here")
+        results = [evaluate_run(run, args.data, args.batch_size, args.device) for run in args.runs]
+        references = {} if args.no_references else reference_bpcs(read_text(results[0]["data"])[0])
+        if args.plot:
+            from train import read_metrics
+            curves = {r["name"]: read_metrics(os.path.join(r["run_dir"], "metrics.csv")) for r in results
+                      if os.path.exists(os.path.join(r["run_dir"], "metrics.csv"))}
+            plot_curves(curves, args.plot, {r["name"]: (r["val_bpc"], 0.0) for r in results})
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    if args.json:
+        print(json.dumps({"runs": results, "references": references}, indent=2))
+    else:
+        print(format_table(results, references))
+        print(f"\nfull pass over {results[0]['val_chars']:,} validation characters, windows of seq_len, "
+              f"stride seq_len/2; references on the same split")
+        if args.plot:
+            print(f"plot written to {args.plot}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""Sample text from a trained run.
+
+    python generate.py --ckpt checkpoints/quickstart --prompt "tokenization is"
+    python generate.py --ckpt checkpoints/baseline --prompt "ROMEO:" --temperature 0.8 --top-k 40 --num-samples 3
+
+One sample streams to stdout character by character; several are sampled together as a
+batch and printed one after another. Generation uses the key/value cache; past seq_len the
+context window slides (see CharTransformer.generate_tokens).
+"""
+import argparse
+import sys
+
+import torch
+
+from checkpoint import load_checkpoint, model_from_checkpoint
+from corpus import UserError
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ckpt", required=True, help="run directory (its latest checkpoint) or checkpoint file")
+    parser.add_argument("--prompt", default="\n", help="text to continue; every character must be in the vocabulary (default: a newline)")
+    parser.add_argument("--max-new-tokens", type=int, default=500, help="characters to generate per sample (default 500)")
+    parser.add_argument("--temperature", type=float, default=0.8, help="divide logits by this; 0 = greedy (default 0.8)")
+    parser.add_argument("--top-k", type=int, default=None, help="sample only among the k most likely characters (default: all)")
+    parser.add_argument("--top-p", type=float, default=None, help="sample from the smallest set with this much probability (default: all)")
+    parser.add_argument("--num-samples", type=int, default=1, help="independent samples, generated as one batch (default 1)")
+    parser.add_argument("--seed", type=int, default=1337, help="random seed of the sampler (default 1337)")
+    parser.add_argument("--device", choices=["cpu", "cuda", "mps"], default="cpu", help="default cpu")
+    parser.add_argument("--no-cache", action="store_true", help="recompute the whole context every step (slow; for checking)")
+    return parser.parse_args(argv)
+
+
+def check_args(args):
+    if args.max_new_tokens < 0:
+        raise UserError(f"--max-new-tokens must not be negative, got {args.max_new_tokens}")
+    if args.temperature < 0:
+        raise UserError(f"--temperature must not be negative, got {args.temperature}")
+    if args.top_k is not None and args.top_k <= 0:
+        raise UserError(f"--top-k must be positive, got {args.top_k}")
+    if args.top_p is not None and not 0 < args.top_p <= 1:
+        raise UserError(f"--top-p must be in (0, 1], got {args.top_p}")
+    if args.num_samples <= 0:
+        raise UserError(f"--num-samples must be positive, got {args.num_samples}")
+    if not args.prompt:
+        raise UserError("--prompt must not be empty")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda: no CUDA GPU is available here")
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        check_args(args)
+        model, vocab = model_from_checkpoint(load_checkpoint(args.ckpt), args.device)
+        prompt = vocab.encode(args.prompt)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    idx = prompt[None, :].repeat(args.num_samples, 1).to(args.device)
+    tokens = model.generate_tokens(idx, args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
+                                   top_p=args.top_p, seed=args.seed, use_cache=not args.no_cache)
+    if args.num_samples == 1:
+        sys.stdout.write(args.prompt)
+        for token in tokens:
+            sys.stdout.write(vocab.chars[token.item()])
+            sys.stdout.flush()
+        sys.stdout.write("\n")
+        return
+    samples = torch.stack(list(tokens), dim=1).tolist() if args.max_new_tokens else [[]] * args.num_samples
+    for i, sample in enumerate(samples):
+        print(f"--- sample {i + 1} ---")
+        print(args.prompt + vocab.decode(sample))
+
+
+if __name__ == "__main__":
+    main()

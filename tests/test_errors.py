@@ -1,0 +1,99 @@
+"""Every user mistake ends in one 'error: ...' line on stderr and exit status 2, with no
+traceback and nothing overwritten."""
+import os
+import shutil
+
+import pytest
+import torch
+
+from conftest import PRIMER, SHAKESPEARE, TINY_FLAGS, assert_one_line_error, run_script
+
+
+def train_cli(tmp_path, *args):
+    return run_script("train.py", "--out", str(tmp_path / "run"), "--steps", "2", *TINY_FLAGS, *args)
+
+
+def test_missing_data_file(tmp_path):
+    assert_one_line_error(train_cli(tmp_path, "--data", str(tmp_path / "absent.txt")), "not found")
+
+
+def test_empty_data_file(tmp_path):
+    (tmp_path / "empty.txt").write_text("")
+    assert_one_line_error(train_cli(tmp_path, "--data", str(tmp_path / "empty.txt")), "empty")
+
+
+def test_non_utf8_data_file(tmp_path):
+    (tmp_path / "latin1.txt").write_bytes("caf\xe9 au lait ".encode("latin-1") * 100)
+    assert_one_line_error(train_cli(tmp_path, "--data", str(tmp_path / "latin1.txt")), "not UTF-8", "offset 3")
+
+
+def test_corpus_too_short_for_a_window_in_each_split(tmp_path):
+    (tmp_path / "short.txt").write_text("x" * 100)   # validation split: 10 characters < 17
+    assert_one_line_error(train_cli(tmp_path, "--data", str(tmp_path / "short.txt")), "too short", "validation")
+
+
+@pytest.mark.parametrize("flag,value,fragment", [
+    ("--d-model", "30", "divisible"), ("--n-heads", "0", "n_heads"), ("--lr", "0", "--lr"),
+    ("--lr", "-0.1", "--lr"), ("--steps", "0", "--steps"), ("--seq-len", "-5", "seq_len"),
+    ("--batch-size", "0", "--batch-size"), ("--eval-every", "0", "--eval-every"),
+])
+def test_invalid_flag_values(tmp_path, flag, value, fragment):
+    assert_one_line_error(train_cli(tmp_path, flag, value), fragment)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_cuda_requested_without_a_gpu(tmp_path):
+    assert_one_line_error(train_cli(tmp_path, "--device", "cuda"), "no CUDA GPU")
+
+
+def test_resume_without_a_checkpoint(tmp_path):
+    assert_one_line_error(train_cli(tmp_path, "--resume"), "no checkpoint")
+
+
+def test_resume_against_other_data_or_another_shape(tiny_run, tmp_path):
+    run_dir = tmp_path / "copy"
+    shutil.copytree(tiny_run, run_dir)
+    other = tmp_path / "other.txt"
+    other.write_text(open(PRIMER, encoding="utf-8").read()[:-1])   # one character shorter
+    resume = ("train.py", "--out", str(run_dir), "--resume")
+    assert_one_line_error(run_script(*resume, "--data", str(other)), "not the text")
+    assert_one_line_error(run_script(*resume, "--n-heads", "2"), "n_heads")
+    assert sorted(os.listdir(run_dir)) == sorted(os.listdir(tiny_run))
+
+
+def corrupt_copies(tiny_run, tmp_path):
+    original = open(os.path.join(tiny_run, "step_000012.pt"), "rb").read()
+    truncated, garbage, foreign = tmp_path / "truncated.pt", tmp_path / "garbage.pt", tmp_path / "foreign.pt"
+    truncated.write_bytes(original[: len(original) // 2])
+    garbage.write_bytes(b"this is not a checkpoint" * 50)
+    torch.save({"weights": torch.ones(2)}, foreign)
+    return {"truncated": truncated, "garbage": garbage, "foreign": foreign}
+
+
+@pytest.mark.parametrize("kind", ["truncated", "garbage", "foreign", "missing"])
+def test_bad_checkpoints_in_generate_and_eval(tiny_run, tmp_path, kind):
+    path = str(corrupt_copies(tiny_run, tmp_path).get(kind, tmp_path / "missing.pt"))
+    expected = {"missing": "not found", "foreign": "not a tinychar checkpoint"}.get(kind, "cannot read checkpoint")
+    assert_one_line_error(run_script("generate.py", "--ckpt", path), expected)
+    assert_one_line_error(run_script("eval.py", path), expected)
+
+
+def test_prepare_without_network_suggests_a_local_copy(tmp_path):
+    result = run_script("data/prepare.py", "shakespeare", "--url", "http://127.0.0.1:9/input.txt",
+                        "--out", str(tmp_path / "ts.txt"))
+    assert_one_line_error(result, "could not read", "--from FILE")
+    assert not (tmp_path / "ts.txt").exists()
+
+
+def test_prepare_rejects_a_local_copy_with_the_wrong_checksum(tmp_path):
+    result = run_script("data/prepare.py", "shakespeare", "--from", PRIMER, "--out", str(tmp_path / "ts.txt"))
+    assert_one_line_error(result, "not the expected shakespeare text")
+    assert not (tmp_path / "ts.txt").exists()
+
+
+@pytest.mark.skipif(not os.path.exists(SHAKESPEARE), reason="../shared/data/tinyshakespeare.txt is not here")
+def test_prepare_copies_and_verifies_tiny_shakespeare(tmp_path):
+    result = run_script("data/prepare.py", "shakespeare", "--from", SHAKESPEARE, "--out", str(tmp_path / "ts.txt"))
+    assert result.returncode == 0, result.stderr
+    text = (tmp_path / "ts.txt").read_text(encoding="utf-8")
+    assert len(text) == 1_115_394 and text.startswith("First Citizen:")

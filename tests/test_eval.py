@@ -1,0 +1,86 @@
+"""eval.py: the full-pass protocol scores every validation character exactly once, with at least
+seq_len / 2 characters of context; BPC is the mean in bits; the table, JSON and plot."""
+import json
+import math
+
+import pytest
+import torch
+
+import eval as evaluation
+from conftest import PRIMER, assert_one_line_error, run_script
+from corpus import load_corpus
+from model import CharTransformer, ModelConfig
+
+
+@pytest.mark.parametrize("n_context,n_scored,seq_len", [
+    (8, 100, 16), (8, 17, 16), (8, 16, 16), (7, 40, 15), (64, 3667, 128), (1, 50, 2), (0, 30, 8)])
+def test_windows_score_every_character_once_with_at_least_half_a_window_of_context(n_context, n_scored, seq_len):
+    scored = []
+    for start, first in evaluation.scoring_windows(n_context, n_scored, seq_len):
+        assert 0 <= start and start + seq_len <= n_context + n_scored - 1 + 1
+        for i in range(first, seq_len):
+            position = start + 1 + i        # the stream position this target predicts
+            scored.append(position)
+            if position >= seq_len // 2:    # enough text exists before it
+                assert i + 1 >= seq_len // 2, f"position {position} scored with only {i + 1} characters of context"
+    assert sorted(scored) == list(range(n_context, n_context + n_scored))
+
+
+def test_a_model_that_knows_nothing_scores_exactly_log2_of_the_vocabulary():
+    vocab, train_ids, val_ids, _ = load_corpus(PRIMER, 16)
+    model = CharTransformer(ModelConfig(vocab_size=len(vocab), seq_len=16, d_model=32, n_heads=4)).eval()
+    with torch.no_grad():
+        model.tok_emb.weight.zero_()   # tied head: every logit is 0, a uniform prediction
+    bpc, n = evaluation.full_pass_bpc(model, train_ids, val_ids, batch_size=7)
+    assert n == len(val_ids)
+    assert bpc == pytest.approx(math.log2(len(vocab)), rel=1e-6)
+
+
+def test_full_pass_does_not_depend_on_the_batch_size(tiny_run):
+    ckpt_model, vocab = evaluation.model_from_checkpoint(evaluation.load_checkpoint(tiny_run))
+    _, train_ids, val_ids, _ = load_corpus(PRIMER, 16, vocab)
+    a, _ = evaluation.full_pass_bpc(ckpt_model, train_ids, val_ids, batch_size=1000)
+    b, _ = evaluation.full_pass_bpc(ckpt_model, train_ids, val_ids, batch_size=3)
+    assert a == pytest.approx(b, abs=1e-6)
+
+
+def test_reference_rows_are_uniform_unigram_and_conditional_compression():
+    text = "aab" * 400                 # training split: 720 a, 360 b; validation: 80 a, 40 b
+    refs = evaluation.reference_bpcs(text)
+    assert refs["uniform (log2 V)"] == 1.0
+    p_a, p_b = 721 / 1082, 361 / 1082  # add-one smoothed training counts
+    assert refs["unigram (train counts)"] == pytest.approx(-(80 * math.log2(p_a) + 40 * math.log2(p_b)) / 120)
+    assert refs["bz2 -9 | train"] < 1.0 and refs["lzma -9e | train"] < 1.0           # a repetitive text
+
+
+def test_eval_prints_a_table_with_the_run_and_the_reference_rows(tiny_run):
+    result = run_script("eval.py", tiny_run)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["run", "params", "steps", "val", "BPC"]
+    row = lines[2].split()
+    assert row[0] == "tiny" and row[2] == "12" and 0 < float(row[3]) < math.log2(69)
+    for name in ("uniform", "unigram", "bz2", "lzma"):
+        assert any(line.startswith(name) for line in lines)
+    assert "stride seq_len/2" in result.stdout
+
+
+def test_eval_json_and_plot(tiny_run, tmp_path):
+    plot = tmp_path / "compare.png"
+    result = run_script("eval.py", tiny_run, tiny_run + "/step_000006.pt", "--json", "--plot", str(plot))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert [r["steps"] for r in report["runs"]] == [12, 6]
+    assert report["runs"][0]["val_chars"] == 3667
+    assert report["references"]["uniform (log2 V)"] == pytest.approx(math.log2(69))
+    assert plot.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_eval_errors_are_one_line(tiny_run, tmp_path):
+    assert_one_line_error(run_script("eval.py", str(tmp_path / "nothing")), "not found")
+    empty_dir = tmp_path / "empty"
+    empty_dir.mkdir()
+    assert_one_line_error(run_script("eval.py", str(empty_dir)), "no checkpoint")
+    other = tmp_path / "other.txt"
+    other.write_text("x" * 1000)
+    assert_one_line_error(run_script("eval.py", tiny_run, "--data", str(other)), "not the text")

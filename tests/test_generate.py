@@ -1,0 +1,39 @@
+"""generate.py: continues the prompt, streams, is seeded, batches samples, and rejects
+characters outside the vocabulary."""
+from conftest import assert_one_line_error, run_script
+
+
+def test_generates_the_prompt_then_the_requested_number_of_characters(tiny_run):
+    result = run_script("generate.py", "--ckpt", tiny_run, "--prompt", "tokenization is", "--max-new-tokens", "40")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("tokenization is")
+    assert len(result.stdout) == len("tokenization is") + 40 + 1   # and a final newline
+
+
+def test_same_seed_same_text_other_seed_other_text(tiny_run):
+    args = ["generate.py", "--ckpt", tiny_run, "--max-new-tokens", "60", "--top-k", "10", "--top-p", "0.95"]
+    first = run_script(*args, "--seed", "1").stdout
+    assert first == run_script(*args, "--seed", "1").stdout
+    assert first != run_script(*args, "--seed", "2").stdout
+
+
+def test_cached_and_uncached_greedy_text_is_identical_past_the_context(tiny_run):
+    args = ["generate.py", "--ckpt", tiny_run, "--prompt", "the", "--max-new-tokens", "50", "--temperature", "0"]
+    assert run_script(*args).stdout == run_script(*args, "--no-cache").stdout   # seq_len is 16
+
+
+def test_several_samples_are_printed_one_after_another(tiny_run):
+    result = run_script("generate.py", "--ckpt", tiny_run, "--prompt", "a", "--max-new-tokens", "20", "--num-samples", "3")
+    assert result.returncode == 0, result.stderr
+    assert [line for line in result.stdout.splitlines() if line.startswith("--- sample")] == \
+        ["--- sample 1 ---", "--- sample 2 ---", "--- sample 3 ---"]
+
+
+def test_a_prompt_character_outside_the_vocabulary_is_named(tiny_run):
+    result = run_script("generate.py", "--ckpt", tiny_run, "--prompt", "naïve ☃")
+    assert_one_line_error(result, "'ï'", "'☃'")
+
+
+def test_bad_sampling_flags_are_one_line_errors(tiny_run):
+    for flag, value in (("--top-k", "0"), ("--top-p", "1.5"), ("--temperature", "-1"), ("--num-samples", "0")):
+        assert_one_line_error(run_script("generate.py", "--ckpt", tiny_run, flag, value), flag)

@@ -1,0 +1,200 @@
+"""train.py: settings, schedule, optimizer groups, checkpoints, metrics, exact resume,
+Ctrl-C, divergence, and reproducibility."""
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+import train
+from checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
+from conftest import PRIMER, ROOT, TINY_FLAGS
+from corpus import UserError
+from model import CharTransformer, ModelConfig
+
+
+def configs(*argv):
+    return train.resolve_configs(train.parse_args(list(argv)))
+
+
+def run(out, *extra, steps=8):
+    model_cfg, cfg, resumed = configs("--out", str(out), "--steps", str(steps), "--eval-every", "2",
+                                      "--ckpt-every", "4", *TINY_FLAGS, *extra)
+    return train.train(model_cfg, cfg, resumed, progress=False)
+
+
+def losses(rows):
+    return [(r["step"], r["train_loss"], r["val_loss"]) for r in rows]
+
+
+def test_defaults_are_the_baseline_configuration():
+    model_cfg, cfg, _ = configs()
+    assert (model_cfg.n_layers, model_cfg.n_heads, model_cfg.d_model, model_cfg.seq_len) == (2, 4, 256, 128)
+    assert model_cfg.pos_encoding == "sinusoidal"
+    assert (cfg.steps, cfg.batch_size, cfg.eval_every, cfg.ckpt_every, cfg.grad_clip) == (5000, 32, 500, 1000, 1.0)
+    assert os.path.samefile(cfg.data, PRIMER)
+
+
+def test_ablation_preset_is_one_head_without_positions_and_explicit_flags_override_it():
+    model_cfg, _, _ = configs("--preset", "ablation")
+    assert (model_cfg.n_heads, model_cfg.pos_encoding) == (1, "none")
+    model_cfg, _, _ = configs("--preset", "ablation", "--n-heads", "2")
+    assert (model_cfg.n_heads, model_cfg.pos_encoding) == (2, "none")
+    model_cfg, _, _ = configs("--preset", "baseline", "--pos", "learned")
+    assert (model_cfg.n_heads, model_cfg.pos_encoding) == (4, "learned")
+
+
+@pytest.mark.parametrize("argv,fragment", [
+    (["--d-model", "30"], "divisible"), (["--lr", "0"], "--lr"), (["--steps", "0"], "--steps"),
+    (["--batch-size", "-1"], "--batch-size"), (["--min-lr", "1"], "--min-lr"), (["--n-layers", "0"], "n_layers"),
+    (["--dropout", "1.5"], "dropout"), (["--grad-clip", "-1"], "--grad-clip"),
+])
+def test_invalid_settings_are_user_errors(argv, fragment):
+    with pytest.raises(UserError, match=fragment):
+        configs(*argv)
+
+
+def test_learning_rate_warms_up_linearly_then_decays_by_cosine_to_min_lr():
+    _, cfg, _ = configs("--lr", "1e-3", "--min-lr", "1e-4", "--warmup-steps", "10", "--steps", "110")
+    assert train.lr_at(0, cfg) == pytest.approx(1e-4)
+    assert train.lr_at(4, cfg) == pytest.approx(5e-4)
+    assert train.lr_at(10, cfg) == pytest.approx(1e-3)
+    assert train.lr_at(60, cfg) == pytest.approx(5.5e-4)  # half way: the mean of lr and min_lr
+    assert train.lr_at(110, cfg) == pytest.approx(1e-4)
+    assert all(train.lr_at(s, cfg) >= train.lr_at(s + 1, cfg) for s in range(10, 110))
+
+
+def test_weight_decay_applies_to_linear_matrices_only():
+    model = CharTransformer(ModelConfig(vocab_size=10, d_model=32, n_heads=4, pos_encoding="learned"))
+    _, cfg, _ = configs("--weight-decay", "0.1")
+    decay, no_decay = train.make_optimizer(model, cfg).param_groups
+    names = {id(p): n for n, p in model.named_parameters()}
+    decayed = {names[id(p)] for p in decay["params"]}
+    assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
+    assert "blocks.0.attn.qkv.weight" in decayed and "blocks.1.ff.down.weight" in decayed
+    assert not any("ln" in n or n.endswith("bias") or "emb" in n for n in decayed)
+    assert len(decay["params"]) + len(no_decay["params"]) == len(list(model.parameters()))
+
+
+def test_a_run_writes_metrics_plot_and_self_contained_checkpoints(tiny_run):
+    rows = train.read_metrics(os.path.join(tiny_run, "metrics.csv"))
+    assert [r["step"] for r in rows] == [3, 6, 9, 12]
+    assert set(rows[0]) == set(train.METRICS_FIELDS)
+    assert all(math.isclose(r["val_bpc"], r["val_loss"] / math.log(2)) for r in rows)
+    assert rows[-1]["train_loss"] < rows[0]["train_loss"]
+    with open(os.path.join(tiny_run, "loss_curve.png"), "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert [step for step, _ in list_checkpoints(tiny_run)] == [6, 12]
+    assert not [n for n in os.listdir(tiny_run) if n.endswith(".tmp")]
+    ckpt = torch.load(os.path.join(tiny_run, "step_000012.pt"), weights_only=True)
+    assert ckpt["format_version"] == 1 and ckpt["step"] == 12
+    assert ckpt["model_config"]["d_model"] == 32 and ckpt["train_config"]["steps"] == 12
+    with open(PRIMER, encoding="utf-8") as f:
+        assert ckpt["vocab"] == "".join(sorted(set(f.read())))
+    assert len(ckpt["data_fingerprint"]) == 64
+    assert not any(k.startswith("_orig_mod") for k in ckpt["model"])
+    assert {"state", "param_groups"} <= set(ckpt["optimizer"]) and {"torch", "batches"} <= set(ckpt["rng"])
+
+
+def test_same_seed_and_flags_give_the_same_metrics(tmp_path):
+    assert losses(run(tmp_path / "a")) == losses(run(tmp_path / "b"))
+    assert losses(run(tmp_path / "c")) != losses(run(tmp_path / "d", "--seed", "2"))
+
+
+def test_resume_after_a_crash_gives_exactly_the_losses_of_an_uninterrupted_run(tmp_path):
+    # dropout makes the run depend on the global RNG too, which the checkpoint must restore
+    uninterrupted = run(tmp_path / "whole", "--dropout", "0.1", steps=12)
+    crashed = tmp_path / "crashed"
+    run(crashed, "--dropout", "0.1", steps=12)
+    os.remove(crashed / "step_000012.pt")   # as if it died after step 11: last checkpoint at step 8
+    resumed = run(crashed, "--resume", steps=12)
+    assert losses(resumed) == losses(uninterrupted)
+    assert losses(train.read_metrics(crashed / "metrics.csv")) == losses(uninterrupted)
+
+
+def test_resume_uses_the_saved_settings_and_can_extend_the_run(tmp_path):
+    run(tmp_path / "r", "--n-heads", "2", "--pos", "none", steps=4)
+    model_cfg, cfg, resumed = configs("--out", str(tmp_path / "r"), "--resume", "--steps", "6")
+    assert (model_cfg.n_heads, model_cfg.pos_encoding, model_cfg.d_model) == (2, "none", 32)
+    rows = train.train(model_cfg, cfg, resumed, progress=False)
+    assert [r["step"] for r in rows] == [2, 4, 6]
+
+
+def test_resume_refuses_a_different_model_shape(tmp_path):
+    run(tmp_path / "r", steps=4)
+    with pytest.raises(UserError, match="d_model"):
+        configs("--out", str(tmp_path / "r"), "--resume", "--d-model", "64")
+
+
+def test_resume_refuses_different_data(tmp_path):
+    run(tmp_path / "r", steps=4)
+    other = tmp_path / "other.txt"
+    other.write_text("a different corpus entirely, long enough for windows of sixteen. " * 20)
+    model_cfg, cfg, resumed = configs("--out", str(tmp_path / "r"), "--resume", "--data", str(other))
+    with pytest.raises(UserError, match="not the text"):
+        train.train(model_cfg, cfg, resumed, progress=False)
+
+
+def test_a_run_directory_with_checkpoints_is_never_overwritten_without_resume(tmp_path):
+    run(tmp_path / "r", steps=4)
+    before = (tmp_path / "r" / "step_000004.pt").read_bytes()
+    with pytest.raises(UserError, match="--resume"):
+        run(tmp_path / "r", steps=4)
+    assert (tmp_path / "r" / "step_000004.pt").read_bytes() == before
+
+
+def test_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    forward = CharTransformer.forward
+    calls = {"train": 0}
+
+    def poisoned(self, idx, targets=None, **kwargs):
+        logits, loss = forward(self, idx, targets, **kwargs)
+        if self.training:
+            calls["train"] += 1
+            if calls["train"] == 6:  # step 6: after the checkpoint at step 4
+                loss = loss * float("nan")
+        return logits, loss
+
+    monkeypatch.setattr(CharTransformer, "forward", poisoned)
+    with pytest.raises(UserError, match=r"nan at step 6.*step_000004\.pt"):
+        run(tmp_path / "r", steps=8)
+    assert [s for s, _ in list_checkpoints(tmp_path / "r")] == [4]
+    ckpt = load_checkpoint(str(tmp_path / "r"))
+    assert all(torch.isfinite(t).all() for t in ckpt["model"].values())
+
+
+def test_a_crash_while_saving_leaves_the_previous_checkpoint_intact(tmp_path, monkeypatch):
+    path = str(tmp_path / "step_000001.pt")
+    save_checkpoint({"value": torch.ones(3)}, path)
+
+    def dies_half_way(obj, f):
+        f.write(b"PK\x03\x04 half a zip file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", dies_half_way)
+    with pytest.raises(OSError):
+        save_checkpoint({"value": torch.zeros(3)}, path)
+    assert torch.equal(torch.load(path, weights_only=True)["value"], torch.ones(3))
+
+
+def test_ctrl_c_saves_a_checkpoint_and_resuming_matches_an_uninterrupted_run(tmp_path):
+    flags = ["--steps", "1000", "--eval-every", "50", "--ckpt-every", "1000", "--dropout", "0.1", *TINY_FLAGS]
+    out = tmp_path / "interrupted"
+    proc = subprocess.Popen([sys.executable, "train.py", "--out", str(out), *flags], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while not (out / "metrics.csv").exists() and time.time() < deadline:  # training has started
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "interrupted: checkpoint saved at step" in stdout and "Traceback" not in stderr
+    (step, _), = list_checkpoints(out)
+    assert 50 <= step < 1000
+    train.main(["--out", str(out), "--resume"])
+    train.main(["--out", str(tmp_path / "whole"), *flags])
+    assert losses(train.read_metrics(out / "metrics.csv")) == losses(train.read_metrics(tmp_path / "whole" / "metrics.csv"))

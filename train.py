@@ -1,0 +1,346 @@
+"""Train a character-level transformer on a text file.
+
+    python train.py --out checkpoints/quickstart                      # bundled corpus, defaults
+    python train.py --data data/tinyshakespeare.txt --out checkpoints/baseline --preset baseline
+    python train.py --out checkpoints/baseline --resume               # continue where it stopped
+
+Random windows of the training split; AdamW with linear warmup then cosine decay; gradient
+clipping; validation every --eval-every steps on a fixed set of validation batches (a quick
+estimate: eval.py gives the full-pass BPC); a checkpoint every --ckpt-every steps and at the
+end. The run directory gets metrics.csv and loss_curve.png, rewritten at every validation.
+Ctrl-C saves a checkpoint and exits; --resume continues it exactly (same losses as a run
+that was never interrupted).
+"""
+import argparse
+import csv
+import math
+import os
+import signal
+import sys
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, fields
+
+import torch
+from tqdm import tqdm
+
+from checkpoint import (FORMAT_VERSION, checkpoint_path, list_checkpoints, load_checkpoint,
+                        save_checkpoint)
+from corpus import UserError, get_batch, load_corpus
+from model import CharTransformer, ModelConfig, count_params
+
+DEFAULT_DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "lm_primer.txt")
+METRICS_FIELDS = ["step", "train_loss", "train_bpc", "val_loss", "val_bpc", "lr", "tokens_per_s", "elapsed_s"]
+VAL_BATCH_SEED = 1234   # the same validation batches for every run and seed, so curves compare
+
+
+@dataclass
+class TrainConfig:
+    data: str = DEFAULT_DATA
+    out: str = "checkpoints/run"
+    steps: int = 5000
+    batch_size: int = 32
+    lr: float = 1e-3
+    min_lr: float = 1e-4
+    warmup_steps: int = 100
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    eval_every: int = 500
+    eval_batches: int = 20
+    ckpt_every: int = 1000
+    seed: int = 1337
+    device: str = "auto"
+
+    def __post_init__(self):
+        for name in ("steps", "batch_size", "eval_every", "eval_batches", "ckpt_every"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ValueError(f"--lr must be positive, got {self.lr}")
+        if not 0 <= self.min_lr <= self.lr:
+            raise ValueError(f"--min-lr must be between 0 and --lr ({self.lr}), got {self.min_lr}")
+        for name in ("warmup_steps", "weight_decay", "grad_clip"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"--{name.replace('_', '-')} must not be negative, got {getattr(self, name)}")
+
+
+# The report's two configurations. Explicit flags override a preset.
+PRESETS = {
+    "baseline": dict(n_heads=4, pos_encoding="sinusoidal"),
+    "ablation": dict(n_heads=1, pos_encoding="none"),
+}
+
+# flag -> (config field, type, help). Every flag defaults to None so that we can tell
+# which ones the user gave: those override the preset and a resumed run's saved settings.
+MODEL_FLAGS = {
+    "--seq-len": ("seq_len", int, "context length in characters (default 128)"),
+    "--d-model": ("d_model", int, "width of embeddings and residual stream (default 256)"),
+    "--n-layers": ("n_layers", int, "number of transformer blocks (default 2)"),
+    "--n-heads": ("n_heads", int, "attention heads per block; must divide --d-model (default 4)"),
+    "--d-ff": ("d_ff", int, "feed-forward hidden width (default 4 x --d-model)"),
+    "--pos": ("pos_encoding", str, "positional encoding: sinusoidal, learned or none (default sinusoidal)"),
+    "--dropout": ("dropout", float, "dropout on embeddings, attention weights and residual branches (default 0.0)"),
+}
+TRAIN_FLAGS = {
+    "--data": ("data", str, "UTF-8 text file to train on (default: the bundled data/lm_primer.txt)"),
+    "--out": ("out", str, "run directory for checkpoints, metrics.csv and loss_curve.png (default checkpoints/run)"),
+    "--steps": ("steps", int, "optimizer steps in total (default 5000)"),
+    "--batch-size": ("batch_size", int, "windows per step, over all processes (default 32)"),
+    "--lr": ("lr", float, "peak learning rate (default 1e-3)"),
+    "--min-lr": ("min_lr", float, "learning rate at the end of the cosine decay (default 1e-4)"),
+    "--warmup-steps": ("warmup_steps", int, "steps of linear warmup from 0 to --lr (default 100)"),
+    "--weight-decay": ("weight_decay", float, "AdamW weight decay on matrices; none on LayerNorm, biases, embeddings (default 0.1)"),
+    "--grad-clip": ("grad_clip", float, "clip the gradients' global norm to this; 0 disables (default 1.0)"),
+    "--eval-every": ("eval_every", int, "validate every N steps (default 500)"),
+    "--eval-batches": ("eval_batches", int, "fixed validation batches per validation (default 20)"),
+    "--ckpt-every": ("ckpt_every", int, "write a checkpoint every N steps, and always at the end (default 1000)"),
+    "--seed": ("seed", int, "seed for initialisation, batches and dropout (default 1337)"),
+    "--device": ("device", str, "auto, cpu, cuda or mps (default auto: cuda, then mps, then cpu)"),
+}
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    for flag, (field, kind, help_text) in {**TRAIN_FLAGS, **MODEL_FLAGS}.items():
+        choices = {"--pos": ["sinusoidal", "learned", "none"], "--device": ["auto", "cpu", "cuda", "mps"]}.get(flag)
+        parser.add_argument(flag, dest=field, type=kind, default=None, choices=choices, help=help_text)
+    parser.add_argument("--preset", choices=sorted(PRESETS), default=None,
+                        help="baseline = 4 heads + sinusoidal; ablation = 1 head + no positional encoding")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from the latest checkpoint in --out, with its saved settings")
+    return parser.parse_args(argv)
+
+
+def resolve_configs(args):
+    """Settings, later ones winning: defaults, the resumed checkpoint's, the preset, explicit flags.
+    Returns (ModelConfig, TrainConfig, checkpoint to resume or None)."""
+    model_fields = {f.name: f.default for f in fields(ModelConfig)}
+    train_fields = {f.name: f.default for f in fields(TrainConfig)}
+    explicit = {k: v for k, v in vars(args).items() if v is not None and k not in ("preset", "resume")}
+    resumed = None
+    if args.resume:
+        out = explicit.get("out", train_fields["out"])
+        if not os.path.isdir(out) or not list_checkpoints(out):
+            raise UserError(f"--resume: no checkpoint in {out} to resume from")
+        resumed = load_checkpoint(out)
+        model_fields.update(resumed["model_config"])
+        train_fields.update(resumed["train_config"])
+        for field, value in explicit.items():
+            if field in model_fields and value != model_fields[field]:
+                raise UserError(f"--resume: the checkpoint has {field}={model_fields[field]!r} but the flags "
+                                f"give {value!r}; a resumed run keeps its model shape")
+    if args.preset:
+        model_fields.update(PRESETS[args.preset])
+    for field, value in explicit.items():
+        (model_fields if field in model_fields else train_fields)[field] = value
+    model_fields["vocab_size"] = 1  # a placeholder until the corpus is read
+    try:
+        return ModelConfig(**model_fields), TrainConfig(**train_fields), resumed
+    except ValueError as e:
+        raise UserError(f"invalid settings: {e}") from None
+
+
+def resolve_device(name):
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda: no CUDA GPU is available here (try --device cpu)")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise UserError("--device mps: Apple's Metal backend is not available here (try --device cpu)")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+    return torch.device(name)
+
+
+def lr_at(step, cfg):
+    """Linear warmup over warmup_steps, then cosine decay from lr to min_lr at the last step."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def make_optimizer(model, cfg):
+    """AdamW; weight decay only on the matrices of linear layers. Decaying LayerNorm gains, biases
+    or the (tied) embedding would pull them towards zero for no benefit."""
+    embeddings = {id(p) for m in model.modules() if isinstance(m, torch.nn.Embedding) for p in m.parameters()}
+    decay = [p for p in model.parameters() if p.dim() >= 2 and id(p) not in embeddings]
+    no_decay = [p for p in model.parameters() if p.dim() < 2 or id(p) in embeddings]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.99))
+
+
+@torch.no_grad()
+def validation_loss(model, batches, autocast):
+    """Mean cross-entropy (nats) over the fixed validation batches."""
+    model.eval()
+    total = 0.0
+    for x, y in batches:
+        with autocast:
+            total += model(x, y)[1].item()
+    model.train()
+    return total / len(batches)
+
+
+def read_metrics(path):
+    """Rows of a metrics.csv as dicts of floats (step as int)."""
+    with open(path, newline="") as f:
+        return [{k: (int(v) if k == "step" else float(v)) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def write_metrics(path, rows):
+    tmp = path + ".tmp"
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=METRICS_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)
+
+
+class StopRequest:
+    """Turns the first Ctrl-C into a flag the loop checks between steps, so the checkpoint we save
+    is of a finished step (never a half-applied optimizer update). A second Ctrl-C stops at once."""
+
+    def __init__(self):
+        self.requested = False
+
+    def __enter__(self):
+        self.previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc):
+        signal.signal(signal.SIGINT, self.previous)
+
+
+def train(model_cfg, cfg, resumed=None, progress=True):
+    """Run (or continue) training; returns the metrics rows. All state goes to cfg.out."""
+    device = resolve_device(cfg.device)
+    vocab, train_ids, val_ids, fingerprint = load_corpus(cfg.data, model_cfg.seq_len)
+    if resumed and resumed["data_fingerprint"] != fingerprint:
+        raise UserError(f"--resume: {cfg.data} is not the text this run was trained on (sha256 differs)")
+    model_cfg.vocab_size = len(vocab)
+    os.makedirs(cfg.out, exist_ok=True)
+    if not resumed and list_checkpoints(cfg.out):
+        raise UserError(f"{cfg.out} already holds checkpoints: pass --resume to continue it, or a new --out")
+
+    torch.manual_seed(cfg.seed)
+    model = CharTransformer(model_cfg).to(device)
+    optimizer = make_optimizer(model, cfg)
+    batch_rng = torch.Generator().manual_seed(cfg.seed)
+    val_rng = torch.Generator().manual_seed(VAL_BATCH_SEED)
+    val_batches = [tuple(t.to(device) for t in get_batch(val_ids, cfg.batch_size, model_cfg.seq_len, val_rng))
+                   for _ in range(cfg.eval_batches)]
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+    metrics_path = os.path.join(cfg.out, "metrics.csv")
+    step, elapsed_before, pending_losses, rows = 0, 0.0, [], []
+    if resumed:
+        model.load_state_dict(resumed["model"])
+        optimizer.load_state_dict(resumed["optimizer"])
+        torch.set_rng_state(resumed["rng"]["torch"])
+        batch_rng.set_state(resumed["rng"]["batches"])
+        step, elapsed_before, pending_losses = resumed["step"], resumed["elapsed_s"], list(resumed["pending_losses"])
+        if os.path.exists(metrics_path):  # rows logged after the checkpoint will be logged again
+            rows = [r for r in read_metrics(metrics_path) if r["step"] <= step]
+
+    run_start = time.perf_counter()
+
+    def elapsed():  # wall-clock seconds of training, summed over resumed sessions
+        return elapsed_before + time.perf_counter() - run_start
+
+    def save(at_step):
+        payload = {
+            "format_version": FORMAT_VERSION, "step": at_step, "model_config": asdict(model_cfg),
+            "train_config": asdict(cfg), "vocab": vocab.chars, "data_fingerprint": fingerprint,
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "rng": {"torch": torch.get_rng_state(), "batches": batch_rng.get_state()},
+            "elapsed_s": elapsed(), "pending_losses": list(pending_losses),
+        }
+        path = checkpoint_path(cfg.out, at_step)
+        save_checkpoint(payload, path)
+        return path
+
+    if not resumed:
+        print(f"{count_params(model):,} parameters, vocabulary {len(vocab)}, "
+              f"{len(train_ids):,} training / {len(val_ids):,} validation characters, device {device}")
+    tokens_per_step = cfg.batch_size * model_cfg.seq_len
+    bar = tqdm(total=cfg.steps, initial=step, disable=not progress, dynamic_ncols=True, file=sys.stderr)
+    last_good = list_checkpoints(cfg.out)[-1][1] if resumed else None
+    interval_start, interval_steps = time.perf_counter(), 0
+    model.train()
+    with StopRequest() as stop:
+        while step < cfg.steps:
+            lr = lr_at(step, cfg)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            x, y = (t.to(device) for t in get_batch(train_ids, cfg.batch_size, model_cfg.seq_len, batch_rng))
+            with autocast:
+                _, loss = model(x, y)
+            loss_value = loss.item()
+            if not math.isfinite(loss_value):
+                bar.close()
+                kept = f"the last good checkpoint is {last_good}" if last_good else "no checkpoint was written"
+                raise UserError(f"loss became {loss_value} at step {step + 1}: training stopped, {kept} "
+                                f"(try a lower --lr)")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            step += 1
+            interval_steps += 1
+            pending_losses.append(loss_value)
+            bar.update(1)
+
+            if step % cfg.eval_every == 0 or step == cfg.steps:
+                now = time.perf_counter()
+                tokens_per_s = interval_steps * tokens_per_step / (now - interval_start)
+                val_loss = validation_loss(model, val_batches, autocast)
+                train_loss = sum(pending_losses) / len(pending_losses)
+                rows.append(dict(step=step, train_loss=train_loss, train_bpc=train_loss / math.log(2),
+                                 val_loss=val_loss, val_bpc=val_loss / math.log(2), lr=lr,
+                                 tokens_per_s=tokens_per_s, elapsed_s=elapsed()))
+                pending_losses = []
+                write_metrics(metrics_path, rows)
+                plot_run(rows, os.path.join(cfg.out, "loss_curve.png"), os.path.basename(os.path.normpath(cfg.out)))
+                bar.set_postfix(loss=f"{train_loss:.3f}", val_bpc=f"{val_loss / math.log(2):.3f}",
+                                tok_s=f"{tokens_per_s:,.0f}")
+                tqdm.write(f"step {step}: train loss {train_loss:.4f}, val loss {val_loss:.4f} "
+                           f"(val BPC {val_loss / math.log(2):.4f}, {cfg.eval_batches} batches), "
+                           f"lr {lr:.2e}, {tokens_per_s:,.0f} tokens/s")
+                interval_start, interval_steps = time.perf_counter(), 0
+            if step % cfg.ckpt_every == 0 or step == cfg.steps or stop.requested:
+                last_good = save(step)
+                interval_start, interval_steps = time.perf_counter(), 0  # tokens/s counts training only
+            if stop.requested:
+                bar.close()
+                print(f"interrupted: checkpoint saved at step {step} to {last_good}; "
+                      f"continue with: python train.py --out {cfg.out} --resume")
+                raise KeyboardInterrupt
+    bar.close()
+    print(f"done: {step} steps, checkpoint {last_good}; full-pass BPC: python eval.py {cfg.out}")
+    return rows
+
+
+def plot_run(rows, path, title):
+    # imported here so that `import train` (tests, eval.py) stays light
+    from eval import plot_curves
+    plot_curves({title: rows}, path)
+
+
+def main(argv=None):
+    try:
+        model_cfg, cfg, resumed = resolve_configs(parse_args(argv))
+        train(model_cfg, cfg, resumed, progress=sys.stderr.isatty())
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,254 @@
+"""Measure training, generation and evaluation speed on this machine, in one process.
+
+    python bench.py                      # the baseline shape: 2 layers, 4 heads, d_model 256, seq_len 128, batch 32
+    python bench.py --json --repeats 7
+
+Everything is timed after warm-up, as the median (and min-max spread) of --repeats repeats,
+with the variants interleaved so that a noisy neighbour slows them all alike:
+- training: ms/step, tokens/s, model FLOPs/s and MFU against a large fp32 matmul measured in
+  this run; tinychar's step (train.train_step) beside a plain nanoGPT-style implementation of
+  the same shape (nn.Linear, exact GELU, fused SDPA, learned positions, foreach AdamW), whose
+  tokens/s gives the speed-up as a ratio;
+- a breakdown of tinychar's step by operation (torch.profiler, self CPU time);
+- generation: characters/s for one 1000-character sample with the KV cache and without;
+- evaluation: eval.py's full-pass characters/s;
+- peak memory (RSS) of the process after the training measurements.
+Only ratios measured in the same run are worth comparing: these machines are noisy.
+"""
+import argparse
+import json
+import math
+import resource
+import statistics
+import sys
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from eval import full_pass_bpc
+from model import CharTransformer, ModelConfig, count_params, flops_per_token
+from train import TrainConfig, compile_model, make_optimizer, train_step
+
+
+class PlainAttention(nn.Module):
+    def __init__(self, d, n_heads):
+        super().__init__()
+        self.c_attn, self.c_proj, self.n_heads = nn.Linear(d, 3 * d), nn.Linear(d, d), n_heads
+
+    def forward(self, x):
+        B, T, d = x.shape
+        q, k, v = self.c_attn(x).split(d, dim=2)
+        q, k, v = (t.view(B, T, self.n_heads, d // self.n_heads).transpose(1, 2) for t in (q, k, v))
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        return self.c_proj(y.transpose(1, 2).contiguous().view(B, T, d))
+
+
+class PlainBlock(nn.Module):
+    def __init__(self, d, n_heads):
+        super().__init__()
+        self.ln_1, self.attn, self.ln_2 = nn.LayerNorm(d), PlainAttention(d, n_heads), nn.LayerNorm(d)
+        self.c_fc, self.c_proj = nn.Linear(d, 4 * d), nn.Linear(4 * d, d)
+
+    def forward(self, x):
+        x = x + self.attn(self.ln_1(x))
+        return x + self.c_proj(F.gelu(self.c_fc(self.ln_2(x))))
+
+
+class PlainGPT(nn.Module):
+    """The comparison point: nanoGPT's model, reduced to this shape."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        self.wte, self.wpe = nn.Embedding(cfg.vocab_size, cfg.d_model), nn.Embedding(cfg.seq_len, cfg.d_model)
+        self.h = nn.ModuleList(PlainBlock(cfg.d_model, cfg.n_heads) for _ in range(cfg.n_layers))
+        self.ln_f, self.lm_head = nn.LayerNorm(cfg.d_model), nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        self.lm_head.weight = self.wte.weight
+
+    def forward(self, idx, targets):
+        x = self.wte(idx) + self.wpe(torch.arange(idx.size(1)))
+        for block in self.h:
+            x = block(x)
+        logits = self.lm_head(self.ln_f(x))
+        return logits, F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
+
+
+def plain_optimizer(model, cfg):
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.99))
+
+
+def summary(samples):
+    return {"median": statistics.median(samples), "min": min(samples), "max": max(samples)}
+
+
+def interleaved(fns, repeats, calls):
+    """{name: [seconds per call, one per repeat]}, the variants taking turns each repeat."""
+    times = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            for _ in range(calls):
+                fn()
+            times[name].append((time.perf_counter() - start) / calls)
+    return times
+
+
+def matmul_flops(n=2048):
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    return lambda: a @ b, 2 * n ** 3
+
+
+CATEGORIES = (  # (category, substrings of aten op names); first match wins
+    ("matmuls", ("aten::mm", "aten::addmm", "aten::bmm", "aten::matmul", "aten::linear")),
+    ("attention", ("scaled_dot_product", "attention", "softmax")),
+    ("GELU", ("gelu",)),
+    ("LayerNorm", ("layer_norm",)),
+)
+
+
+def step_breakdown(step, n_steps=5):
+    """Self CPU time of one training step by category; ops run inside optimizer.step count as
+    'optimizer' (found by a record_function range the step is wrapped in)."""
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(n_steps):
+            step()
+    events = prof.events()
+    opt_ranges = [(e.time_range.start, e.time_range.end) for e in events if e.name.startswith("Optimizer.step")]
+    totals = {"matmuls": 0.0, "attention": 0.0, "GELU": 0.0, "LayerNorm": 0.0, "optimizer": 0.0, "other": 0.0}
+    for e in events:
+        if e.name.startswith("Optimizer.step") or not e.name.startswith(("aten::", "graph_", "cpp_", "Torch-Compiled")):
+            continue
+        if any(start <= e.time_range.start <= end for start, end in opt_ranges):
+            category = "optimizer"
+        else:
+            category = next((c for c, keys in CATEGORIES if any(k in e.name for k in keys)), "other")
+        totals[category] += e.self_cpu_time_total
+    grand = sum(totals.values()) or 1.0
+    return {c: t / grand for c, t in totals.items()}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--d-model", type=int, default=256, help="default 256")
+    parser.add_argument("--n-layers", type=int, default=2, help="default 2")
+    parser.add_argument("--n-heads", type=int, default=4, help="default 4")
+    parser.add_argument("--seq-len", type=int, default=128, help="default 128")
+    parser.add_argument("--batch-size", type=int, default=32, help="default 32")
+    parser.add_argument("--vocab-size", type=int, default=65, help="default 65 (Tiny Shakespeare)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed repeats per measurement (default 5)")
+    parser.add_argument("--steps", type=int, default=5, help="training steps per repeat (default 5)")
+    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True,
+                        help="also time tinychar's step under torch.compile (default on)")
+    parser.add_argument("--gen-chars", type=int, default=1000, help="characters per generation sample (default 1000)")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    args = parser.parse_args(argv)
+    torch.manual_seed(0)
+    cfg = ModelConfig(vocab_size=args.vocab_size, seq_len=args.seq_len, d_model=args.d_model,
+                      n_layers=args.n_layers, n_heads=args.n_heads)
+    tcfg = TrainConfig(batch_size=args.batch_size)
+    x = torch.randint(0, cfg.vocab_size, (args.batch_size, cfg.seq_len))
+    y = torch.randint(0, cfg.vocab_size, (args.batch_size, cfg.seq_len))
+    tokens_per_step = args.batch_size * cfg.seq_len
+    flops_per_step = flops_per_token(cfg) * tokens_per_step
+
+    ours = CharTransformer(cfg)
+    ours_opt = make_optimizer(ours, tcfg)
+    plain = PlainGPT(cfg)
+    plain_opt = plain_optimizer(plain, tcfg)
+    steps = {
+        "tinychar (eager)": lambda: train_step(ours, ours_opt, x, y, tcfg.grad_clip),
+        "plain nanoGPT-style": lambda: train_step(plain, plain_opt, x, y, tcfg.grad_clip),
+    }
+    if args.compile:
+        compiled, compiled_model = make_compiled(cfg, tcfg)
+        steps["tinychar (compiled)"] = lambda: train_step(compiled_model, compiled, x, y, tcfg.grad_clip)
+    matmul, matmul_work = matmul_flops()
+    for fn in (*steps.values(), matmul):   # warm-up: allocator, thread pool, compilation
+        for _ in range(3):
+            fn()
+    timings = interleaved({**steps, "matmul 2048^3": matmul}, args.repeats, args.steps)
+    matmul_flops_s = matmul_work / statistics.median(timings.pop("matmul 2048^3"))
+    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    training = {}
+    for name, seconds in timings.items():
+        s = summary(seconds)
+        training[name] = dict(ms_per_step=1000 * s["median"], ms_min=1000 * s["min"], ms_max=1000 * s["max"],
+                              tokens_per_s=tokens_per_step / s["median"],
+                              model_flops_per_s=flops_per_step / s["median"],
+                              mfu=flops_per_step / s["median"] / matmul_flops_s)
+    reference = training["plain nanoGPT-style"]["tokens_per_s"]
+    for row in training.values():
+        row["speedup_vs_plain"] = row["tokens_per_s"] / reference
+    best = max((n for n in training if n.startswith("tinychar")), key=lambda n: training[n]["tokens_per_s"])
+    breakdown = step_breakdown(steps[best])
+
+    ours.eval()
+    prompt = torch.zeros(1, 1, dtype=torch.long)
+
+    def sample(use_cache):
+        return lambda: ours.generate(prompt, args.gen_chars, temperature=1.0, seed=0, use_cache=use_cache)
+
+    gen = interleaved({"cached": sample(True), "recomputed": sample(False),
+                       "recomputed, last seq_len": lambda: generate_without_cache(ours, prompt, args.gen_chars)},
+                      max(1, args.repeats // 2), 1)
+    generation = {name: args.gen_chars / statistics.median(t) for name, t in gen.items()}
+    generation["speedup"] = generation["cached"] / generation["recomputed"]
+    generation["speedup_vs_last_seq_len"] = generation["cached"] / generation["recomputed, last seq_len"]
+    val_ids = torch.randint(0, cfg.vocab_size, (20_000,))
+    train_ids = torch.randint(0, cfg.vocab_size, (cfg.seq_len,))
+    ev = interleaved({"eval": lambda: full_pass_bpc(ours, train_ids, val_ids)}, max(1, args.repeats // 2), 1)
+    eval_chars_s = len(val_ids) / statistics.median(ev["eval"])
+
+    results = dict(
+        config=dict(vars(args), params=count_params(ours), flops_per_token=flops_per_token(cfg),
+                    threads=torch.get_num_threads(), torch=torch.__version__),
+        matmul_gflops=matmul_flops_s / 1e9, training=training, breakdown_of=best, breakdown=breakdown,
+        generation_chars_per_s=generation, eval_chars_per_s=eval_chars_s, peak_rss_mb=peak_rss_mb,
+    )
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return
+    print(f"model: {count_params(ours):,} params, {flops_per_token(cfg) / 1e6:.2f} MFLOP per token (training), "
+          f"batch {args.batch_size} x {cfg.seq_len}, {torch.get_num_threads()} threads, torch {torch.__version__}")
+    print(f"fp32 matmul 2048^3: {matmul_flops_s / 1e9:.1f} GFLOP/s (this run)\n")
+    print(f"{'training step':<22} {'ms/step (min-max)':>22} {'tokens/s':>9} {'GFLOP/s':>8} {'MFU':>6} {'vs plain':>9}")
+    for name, r in training.items():
+        spread = f"{r['ms_per_step']:.1f} ({r['ms_min']:.1f}-{r['ms_max']:.1f})"
+        print(f"{name:<22} {spread:>22} {r['tokens_per_s']:>9,.0f} {r['model_flops_per_s'] / 1e9:>8.1f} "
+              f"{r['mfu']:>6.1%} {r['speedup_vs_plain']:>8.2f}x")
+    print(f"\nbreakdown of {best} (self CPU time): " +
+          ", ".join(f"{c} {share:.1%}" for c, share in breakdown.items()))
+    print(f"generation, {args.gen_chars} characters: {generation['cached']:,.0f} chars/s with the KV cache; "
+          f"recomputing the same windows {generation['recomputed']:,.0f} ({generation['speedup']:.1f}x slower); "
+          f"recomputing the last seq_len characters as nanoGPT does {generation['recomputed, last seq_len']:,.0f} "
+          f"({generation['speedup_vs_last_seq_len']:.1f}x slower)")
+    print(f"evaluation (full pass): {eval_chars_s:,.0f} chars/s")
+    print(f"peak RSS after the training measurements: {peak_rss_mb:,.0f} MB")
+
+
+@torch.inference_mode()
+def generate_without_cache(model, idx, n):
+    """nanoGPT's sampling loop: every step runs the model over the last seq_len characters."""
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(n):
+        logits, _ = model(idx[:, -model.cfg.seq_len:])
+        next_token = torch.multinomial(torch.softmax(logits[:, -1], dim=-1), 1, generator=generator)
+        idx = torch.cat([idx, next_token], dim=1)
+    return idx
+
+
+def make_compiled(cfg, tcfg):
+    torch.manual_seed(0)
+    model = CharTransformer(cfg)
+    optimizer = make_optimizer(model, tcfg)
+    return optimizer, compile_model(model)
+
+
+if __name__ == "__main__":
+    main()

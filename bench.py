@@ -5,10 +5,10 @@
 
 Everything is timed after warm-up, as the median (and min-max spread) of --repeats repeats,
 with the variants interleaved so that a noisy neighbour slows them all alike:
-- training: ms/step, tokens/s, model FLOPs/s and MFU against a large fp32 matmul measured in
-  this run; tinychar's step (train.train_step) beside a plain nanoGPT-style implementation of
-  the same shape (nn.Linear, exact GELU, fused SDPA, learned positions, foreach AdamW), whose
-  tokens/s gives the speed-up as a ratio;
+- training: ms/step, tokens/s, model FLOPs/s and MFU against large fp32 and bf16 matmuls
+  measured in this run; tinychar's step (train.train_step) in fp32, in bf16 autocast, and
+  compiled, beside a plain nanoGPT-style implementation of the same shape (nn.Linear, exact
+  GELU, fused SDPA, learned positions, foreach AdamW, fp32), whose tokens/s gives the speed-up;
 - a breakdown of tinychar's step by operation (torch.profiler, self CPU time);
 - generation: characters/s for one 1000-character sample with the KV cache and without;
 - evaluation: eval.py's full-pass characters/s;
@@ -22,6 +22,7 @@ import resource
 import statistics
 import sys
 import time
+from contextlib import nullcontext
 
 import torch
 import torch.nn as nn
@@ -29,7 +30,7 @@ import torch.nn.functional as F
 
 from eval import full_pass_bpc
 from model import CharTransformer, ModelConfig, count_params, flops_per_token
-from train import TrainConfig, compile_model, make_optimizer, train_step
+from train import TrainConfig, compile_model, make_optimizer, resolve_precision, train_step
 
 
 class PlainAttention(nn.Module):
@@ -97,14 +98,14 @@ def interleaved(fns, repeats, calls):
     return times
 
 
-def matmul_flops(n=2048):
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def matmul_flops(dtype, n=2048):
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
     return lambda: a @ b, 2 * n ** 3
 
 
 CATEGORIES = (  # (category, substrings of aten op names); first match wins
     ("matmuls", ("aten::mm", "aten::addmm", "aten::bmm", "aten::matmul", "aten::linear")),
-    ("attention", ("scaled_dot_product", "attention", "softmax")),
+    ("attention", ("scaled_dot_product", "attention", "softmax", "masked_fill")),
     ("GELU", ("gelu",)),
     ("LayerNorm", ("layer_norm",)),
 )
@@ -157,47 +158,58 @@ def main(argv=None):
     tokens_per_step = args.batch_size * cfg.seq_len
     flops_per_step = flops_per_token(cfg) * tokens_per_step
 
-    ours = CharTransformer(cfg)
-    ours_opt = make_optimizer(ours, tcfg)
-    plain = PlainGPT(cfg)
-    plain_opt = plain_optimizer(plain, tcfg)
+    bf16 = torch.autocast("cpu", dtype=torch.bfloat16)
+
+    def variant(model_class, autocast=nullcontext(), compiled=False):
+        torch.manual_seed(0)
+        model = model_class(cfg)
+        optimizer = plain_optimizer(model, tcfg) if model_class is PlainGPT else make_optimizer(model, tcfg)
+        runner = compile_model(model) if compiled else model
+        return lambda: train_step(runner, optimizer, x, y, tcfg.grad_clip, autocast)
+
+    default_precision = resolve_precision("auto", torch.device("cpu"))   # what train.py picks here
     steps = {
-        "tinychar (eager)": lambda: train_step(ours, ours_opt, x, y, tcfg.grad_clip),
-        "plain nanoGPT-style": lambda: train_step(plain, plain_opt, x, y, tcfg.grad_clip),
+        "plain nanoGPT-style": variant(PlainGPT),
+        "tinychar fp32": variant(CharTransformer),
+        "tinychar bf16": variant(CharTransformer, bf16),
     }
     if args.compile:
-        compiled, compiled_model = make_compiled(cfg, tcfg)
-        steps["tinychar (compiled)"] = lambda: train_step(compiled_model, compiled, x, y, tcfg.grad_clip)
-    matmul, matmul_work = matmul_flops()
-    for fn in (*steps.values(), matmul):   # warm-up: allocator, thread pool, compilation
+        steps[f"tinychar {default_precision} compiled"] = variant(
+            CharTransformer, bf16 if default_precision == "bf16" else nullcontext(), compiled=True)
+    peaks = {"fp32": matmul_flops(torch.float32), "bf16": matmul_flops(torch.bfloat16)}
+    for fn in (*steps.values(), *(f for f, _ in peaks.values())):   # warm-up: allocator, threads, compilation
         for _ in range(3):
             fn()
-    timings = interleaved({**steps, "matmul 2048^3": matmul}, args.repeats, args.steps)
-    matmul_flops_s = matmul_work / statistics.median(timings.pop("matmul 2048^3"))
+    timings = interleaved({**steps, **{p: f for p, (f, _) in peaks.items()}}, args.repeats, args.steps)
+    peak = {p: work / statistics.median(timings.pop(p)) for p, (_, work) in peaks.items()}
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     training = {}
     for name, seconds in timings.items():
         s = summary(seconds)
+        flops_s = flops_per_step / s["median"]
         training[name] = dict(ms_per_step=1000 * s["median"], ms_min=1000 * s["min"], ms_max=1000 * s["max"],
-                              tokens_per_s=tokens_per_step / s["median"],
-                              model_flops_per_s=flops_per_step / s["median"],
-                              mfu=flops_per_step / s["median"] / matmul_flops_s)
+                              tokens_per_s=tokens_per_step / s["median"], model_flops_per_s=flops_s,
+                              mfu=flops_s / peak["fp32"], mfu_own_precision=flops_s / peak["bf16" if "bf16" in name else "fp32"])
     reference = training["plain nanoGPT-style"]["tokens_per_s"]
     for row in training.values():
         row["speedup_vs_plain"] = row["tokens_per_s"] / reference
-    best = max((n for n in training if n.startswith("tinychar")), key=lambda n: training[n]["tokens_per_s"])
+    best = f"tinychar {default_precision}"   # the step train.py runs here by default (eager)
     breakdown = step_breakdown(steps[best])
 
-    ours.eval()
+    torch.manual_seed(0)
+    ours = CharTransformer(cfg).eval()
     prompt = torch.zeros(1, 1, dtype=torch.long)
 
-    def sample(use_cache):
-        return lambda: ours.generate(prompt, args.gen_chars, temperature=1.0, seed=0, use_cache=use_cache)
+    def sample(use_cache, n_samples=1):
+        rows = prompt.repeat(n_samples, 1)
+        return lambda: ours.generate(rows, args.gen_chars, temperature=1.0, seed=0, use_cache=use_cache)
 
     gen = interleaved({"cached": sample(True), "recomputed": sample(False),
-                       "recomputed, last seq_len": lambda: generate_without_cache(ours, prompt, args.gen_chars)},
+                       "recomputed, last seq_len": lambda: generate_without_cache(ours, prompt, args.gen_chars),
+                       "cached, 8 samples": sample(True, 8)},
                       max(1, args.repeats // 2), 1)
     generation = {name: args.gen_chars / statistics.median(t) for name, t in gen.items()}
+    generation["cached, 8 samples"] *= 8   # characters of all samples together
     generation["speedup"] = generation["cached"] / generation["recomputed"]
     generation["speedup_vs_last_seq_len"] = generation["cached"] / generation["recomputed, last seq_len"]
     val_ids = torch.randint(0, cfg.vocab_size, (20_000,))
@@ -208,7 +220,7 @@ def main(argv=None):
     results = dict(
         config=dict(vars(args), params=count_params(ours), flops_per_token=flops_per_token(cfg),
                     threads=torch.get_num_threads(), torch=torch.__version__),
-        matmul_gflops=matmul_flops_s / 1e9, training=training, breakdown_of=best, breakdown=breakdown,
+        matmul_gflops={p: f / 1e9 for p, f in peak.items()}, default_precision=default_precision, training=training, breakdown_of=best, breakdown=breakdown,
         generation_chars_per_s=generation, eval_chars_per_s=eval_chars_s, peak_rss_mb=peak_rss_mb,
     )
     if args.json:
@@ -216,18 +228,22 @@ def main(argv=None):
         return
     print(f"model: {count_params(ours):,} params, {flops_per_token(cfg) / 1e6:.2f} MFLOP per token (training), "
           f"batch {args.batch_size} x {cfg.seq_len}, {torch.get_num_threads()} threads, torch {torch.__version__}")
-    print(f"fp32 matmul 2048^3: {matmul_flops_s / 1e9:.1f} GFLOP/s (this run)\n")
-    print(f"{'training step':<22} {'ms/step (min-max)':>22} {'tokens/s':>9} {'GFLOP/s':>8} {'MFU':>6} {'vs plain':>9}")
+    print(f"matmul 2048^3 (this run): fp32 {peak['fp32'] / 1e9:.1f} GFLOP/s, bf16 {peak['bf16'] / 1e9:.1f} GFLOP/s; "
+          f"train.py's default precision here: {default_precision}\n")
+    print(f"{'training step':<26} {'ms/step (min-max)':>22} {'tokens/s':>9} {'GFLOP/s':>8} {'MFU fp32':>9} "
+          f"{'MFU own':>8} {'vs plain':>9}")
     for name, r in training.items():
         spread = f"{r['ms_per_step']:.1f} ({r['ms_min']:.1f}-{r['ms_max']:.1f})"
-        print(f"{name:<22} {spread:>22} {r['tokens_per_s']:>9,.0f} {r['model_flops_per_s'] / 1e9:>8.1f} "
-              f"{r['mfu']:>6.1%} {r['speedup_vs_plain']:>8.2f}x")
+        print(f"{name:<26} {spread:>22} {r['tokens_per_s']:>9,.0f} {r['model_flops_per_s'] / 1e9:>8.1f} "
+              f"{r['mfu']:>9.1%} {r['mfu_own_precision']:>8.1%} {r['speedup_vs_plain']:>8.2f}x")
+    print("MFU fp32 = model FLOPs/s over the fp32 matmul rate; MFU own = over the rate of the step's own precision")
     print(f"\nbreakdown of {best} (self CPU time): " +
           ", ".join(f"{c} {share:.1%}" for c, share in breakdown.items()))
     print(f"generation, {args.gen_chars} characters: {generation['cached']:,.0f} chars/s with the KV cache; "
           f"recomputing the same windows {generation['recomputed']:,.0f} ({generation['speedup']:.1f}x slower); "
           f"recomputing the last seq_len characters as nanoGPT does {generation['recomputed, last seq_len']:,.0f} "
-          f"({generation['speedup_vs_last_seq_len']:.1f}x slower)")
+          f"({generation['speedup_vs_last_seq_len']:.1f}x slower); 8 samples as one batch "
+          f"{generation['cached, 8 samples']:,.0f} chars/s in all")
     print(f"evaluation (full pass): {eval_chars_s:,.0f} chars/s")
     print(f"peak RSS after the training measurements: {peak_rss_mb:,.0f} MB")
 
@@ -241,13 +257,6 @@ def generate_without_cache(model, idx, n):
         next_token = torch.multinomial(torch.softmax(logits[:, -1], dim=-1), 1, generator=generator)
         idx = torch.cat([idx, next_token], dim=1)
     return idx
-
-
-def make_compiled(cfg, tcfg):
-    torch.manual_seed(0)
-    model = CharTransformer(cfg)
-    optimizer = make_optimizer(model, tcfg)
-    return optimizer, compile_model(model)
 
 
 if __name__ == "__main__":

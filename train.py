@@ -51,6 +51,7 @@ class TrainConfig:
     seed: int = 1337
     device: str = "auto"
     compile: bool = None        # None: on for CUDA, off on CPU (where it measured no gain)
+    precision: str = "auto"     # auto, fp32 or bf16 (autocast); a run saves the one it resolved to
 
     def __post_init__(self):
         for name in ("steps", "batch_size", "eval_every", "eval_batches", "ckpt_every"):
@@ -98,6 +99,8 @@ TRAIN_FLAGS = {
     "--seed": ("seed", int, "seed for initialisation, batches and dropout (default 1337)"),
     "--device": ("device", str, "auto, cpu, cuda or mps (default auto: cuda, then mps, then cpu)"),
 }
+PRECISION_HELP = ("matmul precision of training: bf16 (autocast; weights and optimizer stay fp32) or fp32; "
+                  "auto = bf16 on CUDA and on CPUs with native bf16 (AVX512-BF16, AMX), else fp32")
 COMPILE_HELP = "torch.compile the training step (default: on for CUDA, off on CPU, where it measured no gain)"
 
 
@@ -107,6 +110,7 @@ def parse_args(argv=None):
     for flag, (field, kind, help_text) in {**TRAIN_FLAGS, **MODEL_FLAGS}.items():
         choices = {"--pos": ["sinusoidal", "learned", "none"], "--device": ["auto", "cpu", "cuda", "mps"]}.get(flag)
         parser.add_argument(flag, dest=field, type=kind, default=None, choices=choices, help=help_text)
+    parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], default=None, help=PRECISION_HELP)
     parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None, help=COMPILE_HELP)
     parser.add_argument("--preset", choices=sorted(PRESETS), default=None,
                         help="baseline = 4 heads + sinusoidal; ablation = 1 head + no positional encoding")
@@ -129,19 +133,38 @@ def resolve_configs(args):
         resumed = load_checkpoint(out)
         model_fields.update(resumed["model_config"])
         train_fields.update(resumed["train_config"])
-        for field, value in explicit.items():
-            if field in model_fields and value != model_fields[field]:
-                raise UserError(f"--resume: the checkpoint has {field}={model_fields[field]!r} but the flags "
-                                f"give {value!r}; a resumed run keeps its model shape")
     if args.preset:
         model_fields.update(PRESETS[args.preset])
     for field, value in explicit.items():
         (model_fields if field in model_fields else train_fields)[field] = value
+    if resumed:
+        for field, saved in resumed["model_config"].items():
+            if field != "vocab_size" and model_fields[field] != saved:
+                raise UserError(f"--resume: the checkpoint has {field}={saved!r} but the flags give "
+                                f"{model_fields[field]!r}; a resumed run keeps its model shape")
     model_fields["vocab_size"] = 1  # a placeholder until the corpus is read
     try:
         return ModelConfig(**model_fields), TrainConfig(**train_fields), resumed
     except ValueError as e:
         raise UserError(f"invalid settings: {e}") from None
+
+
+def cpu_has_native_bf16():
+    """True where the CPU multiplies bf16 in hardware (x86 AVX512-BF16 or AMX, read from Linux's
+    /proc/cpuinfo); elsewhere bf16 matmuls are emulated and slower than fp32."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_precision(precision, device):
+    if precision == "auto":
+        native = device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16())
+        return "bf16" if native else "fp32"
+    return precision
 
 
 def resolve_device(name):
@@ -290,7 +313,8 @@ def train(model_cfg, cfg, resumed=None, progress=True):
     val_rng = torch.Generator().manual_seed(VAL_BATCH_SEED)
     val_batches = [tuple(t.to(device) for t in get_batch(val_ids, cfg.batch_size, model_cfg.seq_len, val_rng))
                    for _ in range(cfg.eval_batches)]
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+    cfg.precision = resolve_precision(cfg.precision, device)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if cfg.precision == "bf16" else nullcontext()
     metrics_path = os.path.join(cfg.out, "metrics.csv")
     step, elapsed_before, pending_losses, rows = 0, 0.0, [], []
     if resumed:
@@ -331,7 +355,7 @@ def train(model_cfg, cfg, resumed=None, progress=True):
 
     if main_process and not resumed:
         print(f"{count_params(model):,} parameters, vocabulary {len(vocab)}, "
-              f"{len(train_ids):,} training / {len(val_ids):,} validation characters, device {device}"
+              f"{len(train_ids):,} training / {len(val_ids):,} validation characters, device {device}, {cfg.precision}"
               + (f", {world_size} processes" if world_size > 1 else "") + (", compiled" if runner is not model else ""))
     tokens_per_step = cfg.batch_size * model_cfg.seq_len
     bar = tqdm(total=cfg.steps, initial=step, disable=not (progress and main_process), dynamic_ncols=True, file=sys.stderr)
@@ -377,6 +401,7 @@ def train(model_cfg, cfg, resumed=None, progress=True):
                 tqdm.write(f"step {step}: train loss {train_loss:.4f}, val loss {val_loss:.4f} "
                            f"(val BPC {val_loss / math.log(2):.4f}, {cfg.eval_batches} batches), "
                            f"lr {lr:.2e}, {tokens_per_s:,.0f} tokens/s")
+                sys.stdout.flush()  # a log redirected to a file shows progress as it happens
                 interval_start, interval_steps = time.perf_counter(), 0
             if step % cfg.eval_every == 0 or step == cfg.steps:
                 pending_losses = []

@@ -13,7 +13,8 @@ SHAKESPEARE = os.path.join(ROOT, "..", "shared", "data", "tinyshakespeare.txt")
 PRIMER = os.path.join(ROOT, "data", "lm_primer.txt")
 
 # A model small enough that a few steps take well under a second on 2 cores.
-TINY_FLAGS = ["--d-model", "32", "--n-heads", "4", "--n-layers", "1", "--seq-len", "16",
+# fp32: the exactness tests compare runs to 1e-5 (bf16 has its own tests).
+TINY_FLAGS = ["--precision", "fp32", "--d-model", "32", "--n-heads", "4", "--n-layers", "1", "--seq-len", "16",
               "--batch-size", "4", "--eval-batches", "2", "--warmup-steps", "2"]
 
 

@@ -18,7 +18,7 @@ def script_flags(script):
     return set(re.findall(r'"(--[a-z][a-z-]*)"', source)) - {"--help"}
 
 
-@pytest.mark.parametrize("script", ["train.py", "eval.py", "generate.py", "data/prepare.py"])
+@pytest.mark.parametrize("script", ["train.py", "eval.py", "generate.py", "data/prepare.py", "bench.py"])
 def test_every_flag_is_in_a_readme_table(script):
     table_flags = set(re.findall(r"^\| `(--[a-z-]+)", readme(), flags=re.M))
     missing = script_flags(script) - table_flags

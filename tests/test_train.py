@@ -198,3 +198,39 @@ def test_ctrl_c_saves_a_checkpoint_and_resuming_matches_an_uninterrupted_run(tmp
     train.main(["--out", str(out), "--resume"])
     train.main(["--out", str(tmp_path / "whole"), *flags])
     assert losses(train.read_metrics(out / "metrics.csv")) == losses(train.read_metrics(tmp_path / "whole" / "metrics.csv"))
+
+
+def test_auto_precision_is_bf16_on_cuda_and_on_cpus_with_native_bf16(monkeypatch):
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert train.resolve_precision("auto", cuda) == "bf16"
+    monkeypatch.setattr(train, "cpu_has_native_bf16", lambda: True)
+    assert train.resolve_precision("auto", cpu) == "bf16"
+    monkeypatch.setattr(train, "cpu_has_native_bf16", lambda: False)
+    assert train.resolve_precision("auto", cpu) == "fp32"
+    assert train.resolve_precision("auto", torch.device("mps")) == "fp32"
+    assert train.resolve_precision("fp32", cuda) == "fp32" and train.resolve_precision("bf16", cpu) == "bf16"
+
+
+def test_bf16_training_learns_resumes_exactly_and_records_its_precision(tmp_path):
+    whole = run(tmp_path / "whole", "--precision", "bf16", "--dropout", "0.1", steps=12)
+    assert whole[-1]["train_loss"] < whole[0]["train_loss"]
+    crashed = tmp_path / "crashed"
+    run(crashed, "--precision", "bf16", "--dropout", "0.1", steps=12)
+    os.remove(crashed / "step_000012.pt")
+    assert losses(run(crashed, "--resume", "--precision", "bf16", steps=12)) == losses(whole)
+    assert load_checkpoint(str(crashed))["train_config"]["precision"] == "bf16"
+
+
+def test_a_resumed_run_keeps_the_precision_it_resolved(tmp_path, monkeypatch):
+    monkeypatch.setattr(train, "cpu_has_native_bf16", lambda: True)
+    model_cfg, cfg, _ = configs("--out", str(tmp_path / "r"), "--steps", "2", *TINY_FLAGS[2:])   # auto
+    train.train(model_cfg, cfg, progress=False)
+    monkeypatch.setattr(train, "cpu_has_native_bf16", lambda: False)
+    _, cfg, _ = configs("--out", str(tmp_path / "r"), "--resume")
+    assert cfg.precision == "bf16"
+
+
+def test_resume_refuses_a_preset_that_would_change_the_model(tmp_path):
+    run(tmp_path / "r", steps=4)   # 4 heads, sinusoidal
+    with pytest.raises(UserError, match="n_heads"):
+        configs("--out", str(tmp_path / "r"), "--resume", "--preset", "ablation")

@@ -62,10 +62,13 @@ def split(ids):
     return ids[:n_train], ids[n_train:]
 
 
-def load_corpus(path, seq_len, vocab=None):
+def load_corpus(path, seq_len, vocab=None, expected_fingerprint=None):
     """Read, encode and split a corpus. Returns (vocab, train_ids, val_ids, fingerprint).
-    Each split must hold at least one full window (seq_len + 1 characters)."""
+    Each split must hold at least one full window (seq_len + 1 characters). With
+    expected_fingerprint (a checkpoint's), the file must be the very text the run was trained on."""
     text, fingerprint = read_text(path)
+    if expected_fingerprint and fingerprint != expected_fingerprint:
+        raise UserError(f"{path} is not the text this run was trained on (its sha256 differs)")
     vocab = vocab or Vocab.from_text(text)
     train_ids, val_ids = split(vocab.encode(text))
     for name, part in (("training", train_ids), ("validation", val_ids)):

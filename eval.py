@@ -2,6 +2,7 @@
 
     python eval.py checkpoints/baseline checkpoints/ablation
     python eval.py checkpoints/baseline checkpoints/ablation --plot compare.png --json
+    python eval.py checkpoints/baseline --attention "ROMEO: " --attention-dir figures
 
 Protocol (every run, every time): the validation split is the last 10% of the corpus the run
 was trained on. Every validation character is scored exactly once, by sliding windows of
@@ -96,10 +97,7 @@ def evaluate_run(path, data=None, batch_size=64, device="cpu"):
     ckpt = load_checkpoint(path)
     model, vocab = model_from_checkpoint(ckpt, device)
     data = data or ckpt["train_config"]["data"]
-    _, fingerprint = read_text(data)
-    if fingerprint != ckpt["data_fingerprint"]:
-        raise UserError(f"{data} is not the text {ckpt['path']} was trained on (sha256 differs); pass it with --data")
-    _, train_ids, val_ids, _ = load_corpus(data, model.cfg.seq_len, vocab)
+    _, train_ids, val_ids, _ = load_corpus(data, model.cfg.seq_len, vocab, ckpt["data_fingerprint"])
     bpc, n_chars = full_pass_bpc(model, train_ids, val_ids, batch_size, device)
     run_dir = path if os.path.isdir(path) else os.path.dirname(path)
     return dict(name=os.path.basename(os.path.normpath(run_dir)), checkpoint=ckpt["path"], data=data,
@@ -145,6 +143,37 @@ def plot_curves(named_rows, path, final_bpc=None):
     os.replace(tmp, path)
 
 
+@torch.no_grad()
+def plot_attention(model, vocab, prompt, path, title):
+    """Every head of every layer for one prompt: a grid of (query x key) attention weights."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    idx = vocab.encode(prompt[-model.cfg.seq_len:])[None, :]
+    _, _, weights = model(idx, need_weights=True)                  # per layer: (1, nh, T, T)
+    n_layers, n_heads = len(weights), weights[0].size(1)
+    fig, axes = plt.subplots(n_layers, n_heads, figsize=(2.6 * n_heads + 0.6, 2.6 * n_layers + 0.6), squeeze=False)
+    labels = [repr(c)[1:-1] for c in prompt[-model.cfg.seq_len:]]
+    for layer in range(n_layers):
+        for head in range(n_heads):
+            ax = axes[layer][head]
+            ax.imshow(weights[layer][0, head].numpy(), cmap="viridis", vmin=0.0, vmax=1.0)
+            ax.set_title(f"layer {layer + 1}, head {head + 1}", fontsize=8)
+            if len(labels) <= 40:
+                ax.set_xticks(range(len(labels)), labels, fontsize=5)
+                ax.set_yticks(range(len(labels)), labels, fontsize=5)
+            else:
+                ax.set_xticks([])
+                ax.set_yticks([])
+    fig.suptitle(f"{title}: attention weights (rows: query, columns: key) for {prompt!r}", fontsize=9)
+    fig.tight_layout()
+    tmp = path + ".tmp.png"
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
 def format_table(results, references):
     lines = [f"{'run':<28} {'params':>10} {'steps':>7} {'val BPC':>8}", "-" * 56]
     for r in results:
@@ -163,6 +192,10 @@ def main(argv=None):
     parser.add_argument("--device", choices=["cpu", "cuda", "mps"], default="cpu", help="default cpu")
     parser.add_argument("--plot", metavar="PATH", help="write a PNG: every run's BPC curves and a bar chart of final BPC")
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
+    parser.add_argument("--attention", metavar="PROMPT",
+                        help="also plot every head of every layer's attention weights for this prompt")
+    parser.add_argument("--attention-dir", metavar="DIR",
+                        help="write the attention plots as DIR/attention_<run>.png (default: <run dir>/attention.png)")
     parser.add_argument("--no-references", action="store_true", help="skip the uniform/unigram/bz2/lzma rows")
     args = parser.parse_args(argv)
     try:
@@ -177,6 +210,13 @@ def main(argv=None):
             curves = {r["name"]: read_metrics(os.path.join(r["run_dir"], "metrics.csv")) for r in results
                       if os.path.exists(os.path.join(r["run_dir"], "metrics.csv"))}
             plot_curves(curves, args.plot, {r["name"]: (r["val_bpc"], 0.0) for r in results})
+        for r in results if args.attention else []:
+            model, vocab = model_from_checkpoint(load_checkpoint(r["checkpoint"]))
+            if args.attention_dir:
+                os.makedirs(args.attention_dir, exist_ok=True)
+            r["attention_plot"] = (os.path.join(args.attention_dir, f"attention_{r['name']}.png") if args.attention_dir
+                                   else os.path.join(r["run_dir"], "attention.png"))
+            plot_attention(model, vocab, args.attention, r["attention_plot"], r["name"])
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
@@ -188,6 +228,8 @@ def main(argv=None):
               f"stride seq_len/2; references on the same split")
         if args.plot:
             print(f"plot written to {args.plot}")
+        for r in results if args.attention else []:
+            print(f"attention of {r['name']} written to {r['attention_plot']}")
 
 
 if __name__ == "__main__":

@@ -293,9 +293,8 @@ def train(model_cfg, cfg, resumed=None, progress=True):
     if device.type == "cuda" and "LOCAL_RANK" in os.environ:
         device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
         torch.cuda.set_device(device)
-    vocab, train_ids, val_ids, fingerprint = load_corpus(cfg.data, model_cfg.seq_len)
-    if resumed and resumed["data_fingerprint"] != fingerprint:
-        raise UserError(f"--resume: {cfg.data} is not the text this run was trained on (sha256 differs)")
+    vocab, train_ids, val_ids, fingerprint = load_corpus(
+        cfg.data, model_cfg.seq_len, expected_fingerprint=resumed and resumed["data_fingerprint"])
     model_cfg.vocab_size = len(vocab)
     os.makedirs(cfg.out, exist_ok=True)
     if not resumed and list_checkpoints(cfg.out):

@@ -13,6 +13,7 @@ declare -A FLAGS=(
   [heads1_sinusoidal]="--n-heads 1 --pos sinusoidal"
   [heads4_learned]="--n-heads 4 --pos learned"
 )
+mkdir -p checkpoints/study
 ALL="baseline_s1 ablation_s1 baseline_s2 ablation_s2 baseline_s3 ablation_s3 heads4_nopos_s1 heads1_sinusoidal_s1 heads4_learned_s1"
 for run in ${@:-$ALL}; do
   config=${run%_s*}; seed=${run##*_s}; out=checkpoints/study/$run

@@ -84,3 +84,11 @@ def test_eval_errors_are_one_line(tiny_run, tmp_path):
     other = tmp_path / "other.txt"
     other.write_text("x" * 1000)
     assert_one_line_error(run_script("eval.py", tiny_run, "--data", str(other)), "not the text")
+
+
+def test_attention_maps_are_plotted_for_every_head_of_every_layer(tiny_run, tmp_path):
+    result = run_script("eval.py", tiny_run, "--no-references", "--attention", "tokenization is",
+                        "--attention-dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "attention_tiny.png").read_bytes()[:4] == b"\x89PNG"
+    assert_one_line_error(run_script("eval.py", tiny_run, "--attention", "naïve"), "'ï'")

@@ -102,6 +102,7 @@ def evaluate_run(path, data=None, batch_size=64, device="cpu"):
     run_dir = path if os.path.isdir(path) else os.path.dirname(path)
     return dict(name=os.path.basename(os.path.normpath(run_dir)), checkpoint=ckpt["path"], data=data,
                 params=sum(p.numel() for p in model.parameters()), steps=ckpt["step"],
+                tokens_seen=ckpt["step"] * ckpt["train_config"]["batch_size"] * model.cfg.seq_len,
                 val_bpc=bpc, val_chars=n_chars, run_dir=run_dir)
 
 

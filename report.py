@@ -1,0 +1,191 @@
+"""Regenerate every table and figure of REPORT.md from the committed metrics (no training).
+
+    python report.py
+
+Reads checkpoints/study/<config>_s<seed>/{metrics.csv,eval.json} (written by
+experiments/study.sh), rewrites the tables between the <!-- generated:NAME --> markers of
+REPORT.md, and writes the figures: figures/curves_all.png, figures/final_bpc.png,
+figures/memorisation.png, checkpoints/loss_curve_baseline.png, checkpoints/loss_curve_nopos.png.
+A configuration with no finished run is listed as not run, never estimated.
+"""
+import json
+import math
+import os
+import re
+import statistics
+
+from train import read_metrics
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+STUDY = os.path.join(ROOT, "checkpoints", "study")
+FIGURES = os.path.join(ROOT, "figures")
+CONFIGS = {  # name: (heads, positional encoding, description)
+    "baseline": (4, "sinusoidal", "baseline"),
+    "ablation": (1, "none", "classic ablation"),
+    "heads4_nopos": (4, "none", "heads kept, positions removed"),
+    "heads1_sinusoidal": (1, "sinusoidal", "positions kept, heads removed"),
+    "heads4_learned": (4, "learned", "learned positions"),
+}
+NANOGPT_VAL_LOSS = 1.4697   # nats: nanoGPT's shakespeare_char (6 layers, 384 wide, 10.7M params), 5000 iterations
+
+
+def load_runs():
+    """{config: [run dict]} of the finished study runs (those with an eval.json)."""
+    runs = {name: [] for name in CONFIGS}
+    if not os.path.isdir(STUDY):
+        return runs
+    for entry in sorted(os.listdir(STUDY)):
+        match = re.fullmatch(r"(.+)_s(\d+)", entry)
+        path = os.path.join(STUDY, entry)
+        if not match or match.group(1) not in CONFIGS or not os.path.exists(os.path.join(path, "eval.json")):
+            continue
+        with open(os.path.join(path, "eval.json")) as f:
+            result = json.load(f)["runs"][0]
+        rows = read_metrics(os.path.join(path, "metrics.csv"))
+        runs[match.group(1)].append(dict(seed=int(match.group(2)), rows=rows, val_bpc=result["val_bpc"],
+                                         params=result["params"], steps=result["steps"],
+                                         tokens_seen=result["tokens_seen"]))
+    return runs
+
+
+def mean_std(values):
+    if len(values) < 2:
+        return values[0], None
+    return statistics.mean(values), statistics.stdev(values)
+
+
+def fmt_mean_std(values):
+    mean, std = mean_std(values)
+    return f"{mean:.4f}" if std is None else f"{mean:.4f} ± {std:.4f}"
+
+
+def results_table(runs):
+    lines = ["| configuration | heads | positions | params | steps | tokens seen | wall-clock (s) | train tokens/s "
+             "| val BPC per seed | val BPC mean ± std |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, (heads, pos, description) in CONFIGS.items():
+        done = runs[name]
+        if not done:
+            lines.append(f"| {name} ({description}) | {heads} | {pos} | - | - | - | - | - | not run yet | - |")
+            continue
+        tokens = done[0]["tokens_seen"]
+        wall = statistics.mean(r["rows"][-1]["elapsed_s"] for r in done)
+        speed = statistics.median(row["tokens_per_s"] for r in done for row in r["rows"])
+        per_seed = ", ".join(f"{r['val_bpc']:.4f} (s{r['seed']})" for r in done)
+        lines.append(f"| {name} ({description}) | {heads} | {pos} | {done[0]['params']:,} | {done[0]['steps']} "
+                     f"| {tokens / 1e6:.1f}M | {wall:.0f} | {speed:,.0f} | {per_seed} | {fmt_mean_std([r['val_bpc'] for r in done])} |")
+    return "\n".join(lines)
+
+
+def effects_table(runs):
+    """Each factor's own effect: the difference between two configurations that differ in it alone."""
+    means = {name: mean_std([r["val_bpc"] for r in done])[0] for name, done in runs.items() if done}
+    spreads = [mean_std([r["val_bpc"] for r in done])[1] for done in runs.values() if len(done) > 1]
+    noise = max(spreads) if spreads else None
+    pairs = [
+        ("4 heads instead of 1, with sinusoidal positions", "baseline", "heads1_sinusoidal"),
+        ("4 heads instead of 1, without positions", "heads4_nopos", "ablation"),
+        ("sinusoidal positions instead of none, 4 heads", "baseline", "heads4_nopos"),
+        ("sinusoidal positions instead of none, 1 head", "heads1_sinusoidal", "ablation"),
+        ("learned positions instead of sinusoidal, 4 heads", "heads4_learned", "baseline"),
+        ("both (baseline vs classic ablation)", "baseline", "ablation"),
+    ]
+    lines = ["| change | BPC difference | verdict |", "|---|---|---|"]
+    for label, a, b in pairs:
+        if a not in means or b not in means:
+            lines.append(f"| {label} | not run yet | - |")
+            continue
+        diff = means[a] - means[b]
+        if noise is None:
+            verdict = "no seed spread measured yet"
+        elif abs(diff) <= noise:
+            verdict = f"no difference (within the largest seed std, {noise:.4f})"
+        else:
+            verdict = "better" if diff < 0 else "worse"
+        lines.append(f"| {label} | {diff:+.4f} | {verdict} |")
+    return "\n".join(lines)
+
+
+def reference_table():
+    path = os.path.join(STUDY, "references.json")
+    if not os.path.exists(path):
+        return "(references.json not computed yet: python eval.py <run> --json > checkpoints/study/references.json)"
+    with open(path) as f:
+        references = json.load(f)["references"]
+    lines = ["| reference (same validation split) | val BPC |", "|---|---|"]
+    lines += [f"| {name} | {bpc:.4f} |" for name, bpc in references.items()]
+    lines.append(f"| nanoGPT shakespeare_char, published: 6 layers x 384, 10.7M params, 5000 iterations, best val "
+                 f"loss {NANOGPT_VAL_LOSS} nats (random 256-char batches, not a full pass) | {NANOGPT_VAL_LOSS / math.log(2):.4f} |")
+    return "\n".join(lines)
+
+
+def plot_figures(runs):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    os.makedirs(FIGURES, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(9, 5.5))
+    for i, (name, done) in enumerate(runs.items()):
+        for j, r in enumerate(done):
+            steps = [row["step"] for row in r["rows"]]
+            label = name if j == 0 else None
+            ax.plot(steps, [row["val_bpc"] for row in r["rows"]], color=f"C{i}", marker="o", markersize=2, label=label)
+            ax.plot(steps, [row["train_bpc"] for row in r["rows"]], color=f"C{i}", linestyle="--", alpha=0.4)
+    ax.set(xlabel="step", ylabel="bits per character", ylim=(1.9, 3.5),
+           title="every run: validation (solid, fixed batches) and training (dashed) BPC")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(os.path.join(FIGURES, "curves_all.png"), dpi=110)
+    plt.close(fig)
+
+    finished = {name: [r["val_bpc"] for r in done] for name, done in runs.items() if done}
+    if finished:
+        fig, ax = plt.subplots(figsize=(8, 4.5))
+        names = list(finished)
+        means = [mean_std(v)[0] for v in finished.values()]
+        stds = [mean_std(v)[1] or 0.0 for v in finished.values()]
+        ax.bar(range(len(names)), means, yerr=stds, capsize=5, color=[f"C{i}" for i in range(len(names))])
+        for i, values in enumerate(finished.values()):
+            ax.scatter([i] * len(values), values, color="black", s=10, zorder=3)
+        ax.set_xticks(range(len(names)), [f"{n}\n(n={len(finished[n])})" for n in names], fontsize=8)
+        ax.set(ylabel="validation BPC, full pass", ylim=(min(means) - 0.15, max(means) + 0.1),
+               title="final validation BPC: mean, std over seeds (bars), each seed (dots)")
+        fig.tight_layout()
+        fig.savefig(os.path.join(FIGURES, "final_bpc.png"), dpi=110)
+        plt.close(fig)
+
+    from eval import plot_curves
+    for name, filename in (("baseline", "loss_curve_baseline.png"), ("ablation", "loss_curve_nopos.png")):
+        if runs[name]:
+            plot_curves({f"{name} s{r['seed']}": r["rows"] for r in runs[name]},
+                        os.path.join(ROOT, "checkpoints", filename))
+
+    memorise = os.path.join(STUDY, "memorise_primer", "metrics.csv")
+    if os.path.exists(memorise):
+        plot_curves({"baseline on the 36 KB primer": read_metrics(memorise)}, os.path.join(FIGURES, "memorisation.png"))
+
+
+def fill(report, name, content):
+    pattern = re.compile(rf"(<!-- generated:{name} -->\n).*?(<!-- end:{name} -->)", re.S)
+    if not pattern.search(report):
+        raise SystemExit(f"REPORT.md has no <!-- generated:{name} --> ... <!-- end:{name} --> block")
+    return pattern.sub(lambda m: m.group(1) + content + "\n" + m.group(2), report)
+
+
+def main():
+    runs = load_runs()
+    path = os.path.join(ROOT, "REPORT.md")
+    with open(path, encoding="utf-8") as f:
+        report = f.read()
+    report = fill(report, "results", results_table(runs))
+    report = fill(report, "effects", effects_table(runs))
+    report = fill(report, "references", reference_table())
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(report)
+    plot_figures(runs)
+    print(f"REPORT.md tables and figures/ regenerated from {sum(len(v) for v in runs.values())} finished runs")
+
+
+if __name__ == "__main__":
+    main()

@@ -17,8 +17,6 @@ import statistics
 from train import read_metrics
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
-STUDY = os.path.join(ROOT, "checkpoints", "study")
-FIGURES = os.path.join(ROOT, "figures")
 CONFIGS = {  # name: (heads, positional encoding, description)
     "baseline": (4, "sinusoidal", "baseline"),
     "ablation": (1, "none", "classic ablation"),
@@ -29,14 +27,14 @@ CONFIGS = {  # name: (heads, positional encoding, description)
 NANOGPT_VAL_LOSS = 1.4697   # nats: nanoGPT's shakespeare_char (6 layers, 384 wide, 10.7M params), 5000 iterations
 
 
-def load_runs():
-    """{config: [run dict]} of the finished study runs (those with an eval.json)."""
+def load_runs(study):
+    """{config: [run dict]} of the finished study runs (those with an eval.json) in the study folder."""
     runs = {name: [] for name in CONFIGS}
-    if not os.path.isdir(STUDY):
+    if not os.path.isdir(study):
         return runs
-    for entry in sorted(os.listdir(STUDY)):
+    for entry in sorted(os.listdir(study)):
         match = re.fullmatch(r"(.+)_s(\d+)", entry)
-        path = os.path.join(STUDY, entry)
+        path = os.path.join(study, entry)
         if not match or match.group(1) not in CONFIGS or not os.path.exists(os.path.join(path, "eval.json")):
             continue
         with open(os.path.join(path, "eval.json")) as f:
@@ -105,8 +103,8 @@ def effects_table(runs):
     return "\n".join(lines)
 
 
-def reference_table():
-    path = os.path.join(STUDY, "references.json")
+def reference_table(study):
+    path = os.path.join(study, "references.json")
     if not os.path.exists(path):
         return "(references.json not computed yet: python eval.py <run> --json > checkpoints/study/references.json)"
     with open(path) as f:
@@ -118,12 +116,13 @@ def reference_table():
     return "\n".join(lines)
 
 
-def plot_figures(runs):
+def plot_figures(runs, root):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    os.makedirs(FIGURES, exist_ok=True)
+    figures = os.path.join(root, "figures")
+    os.makedirs(figures, exist_ok=True)
     fig, ax = plt.subplots(figsize=(9, 5.5))
     for i, (name, done) in enumerate(runs.items()):
         for j, r in enumerate(done):
@@ -134,9 +133,10 @@ def plot_figures(runs):
     ax.set(xlabel="step", ylabel="bits per character", ylim=(1.9, 3.5),
            title="every run: validation (solid, fixed batches) and training (dashed) BPC")
     ax.grid(alpha=0.3)
-    ax.legend()
+    if any(runs.values()):
+        ax.legend()
     fig.tight_layout()
-    fig.savefig(os.path.join(FIGURES, "curves_all.png"), dpi=110)
+    fig.savefig(os.path.join(figures, "curves_all.png"), dpi=110)
     plt.close(fig)
 
     finished = {name: [r["val_bpc"] for r in done] for name, done in runs.items() if done}
@@ -152,18 +152,18 @@ def plot_figures(runs):
         ax.set(ylabel="validation BPC, full pass", ylim=(min(means) - 0.15, max(means) + 0.1),
                title="final validation BPC: mean, std over seeds (bars), each seed (dots)")
         fig.tight_layout()
-        fig.savefig(os.path.join(FIGURES, "final_bpc.png"), dpi=110)
+        fig.savefig(os.path.join(figures, "final_bpc.png"), dpi=110)
         plt.close(fig)
 
     from eval import plot_curves
     for name, filename in (("baseline", "loss_curve_baseline.png"), ("ablation", "loss_curve_nopos.png")):
         if runs[name]:
             plot_curves({f"{name} s{r['seed']}": r["rows"] for r in runs[name]},
-                        os.path.join(ROOT, "checkpoints", filename))
+                        os.path.join(root, "checkpoints", filename))
 
-    memorise = os.path.join(STUDY, "memorise_primer", "metrics.csv")
+    memorise = os.path.join(root, "checkpoints", "study", "memorise_primer_s1", "metrics.csv")
     if os.path.exists(memorise):
-        plot_curves({"baseline on the 36 KB primer": read_metrics(memorise)}, os.path.join(FIGURES, "memorisation.png"))
+        plot_curves({"baseline on the 36 KB primer": read_metrics(memorise)}, os.path.join(figures, "memorisation.png"))
 
 
 def fill(report, name, content):
@@ -173,17 +173,18 @@ def fill(report, name, content):
     return pattern.sub(lambda m: m.group(1) + content + "\n" + m.group(2), report)
 
 
-def main():
-    runs = load_runs()
-    path = os.path.join(ROOT, "REPORT.md")
+def main(root=ROOT):
+    study = os.path.join(root, "checkpoints", "study")
+    runs = load_runs(study)
+    path = os.path.join(root, "REPORT.md")
     with open(path, encoding="utf-8") as f:
         report = f.read()
     report = fill(report, "results", results_table(runs))
     report = fill(report, "effects", effects_table(runs))
-    report = fill(report, "references", reference_table())
+    report = fill(report, "references", reference_table(study))
     with open(path, "w", encoding="utf-8") as f:
         f.write(report)
-    plot_figures(runs)
+    plot_figures(runs, root)
     print(f"REPORT.md tables and figures/ regenerated from {sum(len(v) for v in runs.values())} finished runs")
 
 

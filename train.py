@@ -3,6 +3,7 @@
     python train.py --out checkpoints/quickstart                      # bundled corpus, defaults
     python train.py --data data/tinyshakespeare.txt --out checkpoints/baseline --preset baseline
     python train.py --out checkpoints/baseline --resume               # continue where it stopped
+    torchrun --standalone --nproc_per_node=2 train.py --out checkpoints/ddp   # DistributedDataParallel
 
 Random windows of the training split; AdamW with linear warmup then cosine decay; gradient
 clipping; validation every --eval-every steps on a fixed set of validation batches (a quick

@@ -110,7 +110,9 @@ def reference_table(study):
     with open(path) as f:
         references = json.load(f)["references"]
     lines = ["| reference (same validation split) | val BPC |", "|---|---|"]
-    lines += [f"| {name} | {bpc:.4f} |" for name, bpc in references.items()]
+    for name, bpc in references.items():
+        cell = name.replace("|", r"\|")   # eval.py's "bz2 -9 | train": a bare pipe would split the cell
+        lines.append(f"| {cell} | {bpc:.4f} |")
     lines.append(f"| nanoGPT shakespeare_char, published: 6 layers x 384, 10.7M params, 5000 iterations, best val "
                  f"loss {NANOGPT_VAL_LOSS} nats (random 256-char batches, not a full pass) | {NANOGPT_VAL_LOSS / math.log(2):.4f} |")
     return "\n".join(lines)

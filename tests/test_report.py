@@ -2,6 +2,7 @@
 standard deviations over seeds, each factor's effect judged against the seed spread, and
 'not run yet' for what has not been run."""
 import json
+import re
 import statistics
 
 import report
@@ -28,13 +29,19 @@ def test_tables_give_mean_and_std_over_seeds_and_judge_effects_against_the_sprea
         fake_run(tmp_path, f"ablation_s{seed}", bpc)
     fake_run(tmp_path, "heads4_nopos_s1", 2.25)   # 0.03 from the baseline: inside the spread
     (tmp_path / "checkpoints" / "study" / "references.json").write_text(
-        json.dumps({"runs": [], "references": {"uniform (log2 V)": 6.0224}}))
+        json.dumps({"runs": [], "references": {"uniform (log2 V)": 6.0224, "bz2 -9 | train": 2.3979}}))
     report.main(str(tmp_path))
     text = (tmp_path / "REPORT.md").read_text()
     assert text.startswith("intro\n") and text.endswith("outro\n") and "old" not in text
     assert f"2.2200 ± {statistics.stdev([2.20, 2.22, 2.24]):.4f}" in text
     assert f"2.4500 ± {statistics.stdev([2.40, 2.50]):.4f}" in text
-    assert "4.1M" in text and "| 6.0224 |" in text
+    assert "4.1M" in text and "| 6.0224 |" in text and "| 2.3979 |" in text
+    cells = lambda line: len(re.split(r"(?<!\\)\|", line))   # a pipe escaped as \| stays inside its cell
+    tables = re.findall(r"(?m)(?:^\|.*\n)+", text)
+    assert len(tables) == 3
+    for table in tables:
+        rows = table.splitlines()
+        assert all(cells(row) == cells(rows[0]) for row in rows), table
     lines = {line.split(" | ")[0]: line for line in text.splitlines()}
     assert "not run yet" in lines["| heads1_sinusoidal (positions kept, heads removed)"]
     assert "no difference" in lines["| sinusoidal positions instead of none, 4 heads"]   # -0.03 vs std 0.07

@@ -10,7 +10,8 @@ with the variants interleaved so that a noisy neighbour slows them all alike:
   compiled, beside a plain nanoGPT-style implementation of the same shape (nn.Linear, exact
   GELU, fused SDPA, learned positions, foreach AdamW, fp32), whose tokens/s gives the speed-up;
 - a breakdown of tinychar's step by operation (torch.profiler, self CPU time);
-- generation: characters/s for one 1000-character sample with the KV cache and without;
+- generation: characters/s for one 1000-character sample with the KV cache (eager and, with
+  --compile, through the compiled decoding step) and without;
 - evaluation: eval.py's full-pass characters/s;
 - peak memory (RSS) of the process after the training measurements.
 Only ratios measured in the same run are worth comparing: these machines are noisy.
@@ -29,7 +30,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from eval import full_pass_bpc
-from model import CharTransformer, ModelConfig, count_params, flops_per_token
+from model import CharTransformer, ModelConfig, compile_decoder, count_params, flops_per_token
 from train import TrainConfig, compile_model, make_optimizer, resolve_precision, train_step
 
 
@@ -67,12 +68,14 @@ class PlainGPT(nn.Module):
         self.ln_f, self.lm_head = nn.LayerNorm(cfg.d_model), nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
         self.lm_head.weight = self.wte.weight
 
-    def forward(self, idx, targets):
+    def forward(self, idx, targets=None):
         x = self.wte(idx) + self.wpe(torch.arange(idx.size(1)))
         for block in self.h:
             x = block(x)
         logits = self.lm_head(self.ln_f(x))
-        return logits, F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
+        if targets is None:
+            return logits, None
+        return logits, F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1))
 
 
 def plain_optimizer(model, cfg):
@@ -145,7 +148,7 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats per measurement (default 5)")
     parser.add_argument("--steps", type=int, default=5, help="training steps per repeat (default 5)")
     parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True,
-                        help="also time tinychar's step under torch.compile (default on)")
+                        help="also time tinychar's step and generate.py's decoding step under torch.compile (default on)")
     parser.add_argument("--gen-chars", type=int, default=1000, help="characters per generation sample (default 1000)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args(argv)
@@ -200,18 +203,34 @@ def main(argv=None):
     ours = CharTransformer(cfg).eval()
     prompt = torch.zeros(1, 1, dtype=torch.long)
 
-    def sample(use_cache, n_samples=1):
+    def sample(use_cache, n_samples=1, decoder=None):
         rows = prompt.repeat(n_samples, 1)
-        return lambda: ours.generate(rows, args.gen_chars, temperature=1.0, seed=0, use_cache=use_cache)
+        return lambda: ours.generate(rows, args.gen_chars, temperature=1.0, seed=0, use_cache=use_cache,
+                                     decoder=decoder)
 
-    gen = interleaved({"cached": sample(True), "recomputed": sample(False),
-                       "recomputed, last seq_len": lambda: generate_without_cache(ours, prompt, args.gen_chars),
-                       "cached, 8 samples": sample(True, 8)},
-                      max(1, args.repeats // 2), 1)
+    samplers = {"cached": sample(True), "recomputed": sample(False),
+                "recomputed, last seq_len": lambda: generate_without_cache(ours, prompt, args.gen_chars),
+                "cached, 8 samples": sample(True, 8)}
+    compile_s = None
+    if args.compile:
+        start = time.perf_counter()
+        decoder, why_not = compile_decoder(ours)
+        compile_s = time.perf_counter() - start
+        if decoder is None:
+            print(f"warning: the decoding step cannot be compiled here ({why_not})", file=sys.stderr)
+        else:
+            samplers["cached, compiled decoder"] = sample(True, decoder=decoder)
+            samplers["cached, compiled decoder"]()   # warm-up
+    gen = interleaved(samplers, max(1, args.repeats // 2), 1)
     generation = {name: args.gen_chars / statistics.median(t) for name, t in gen.items()}
     generation["cached, 8 samples"] *= 8   # characters of all samples together
     generation["speedup"] = generation["cached"] / generation["recomputed"]
     generation["speedup_vs_last_seq_len"] = generation["cached"] / generation["recomputed, last seq_len"]
+    if "cached, compiled decoder" in generation:
+        generation["decoder_compile_s"] = compile_s
+        generation["compiled_speedup"] = generation["cached, compiled decoder"] / generation["recomputed"]
+        generation["compiled_speedup_vs_last_seq_len"] = (generation["cached, compiled decoder"]
+                                                          / generation["recomputed, last seq_len"])
     val_ids = torch.randint(0, cfg.vocab_size, (20_000,))
     train_ids = torch.randint(0, cfg.vocab_size, (cfg.seq_len,))
     ev = interleaved({"eval": lambda: full_pass_bpc(ours, train_ids, val_ids)}, max(1, args.repeats // 2), 1)
@@ -244,6 +263,11 @@ def main(argv=None):
           f"recomputing the last seq_len characters as nanoGPT does {generation['recomputed, last seq_len']:,.0f} "
           f"({generation['speedup_vs_last_seq_len']:.1f}x slower); 8 samples as one batch "
           f"{generation['cached, 8 samples']:,.0f} chars/s in all")
+    if "compiled_speedup" in generation:
+        print(f"generation with the compiled decoding step (generate.py --compile; {generation['decoder_compile_s']:.0f} s "
+              f"to compile): {generation['cached, compiled decoder']:,.0f} chars/s, "
+              f"{generation['compiled_speedup']:.1f}x recomputing the same windows, "
+              f"{generation['compiled_speedup_vs_last_seq_len']:.1f}x nanoGPT's loop")
     print(f"evaluation (full pass): {eval_chars_s:,.0f} chars/s")
     print(f"peak RSS after the training measurements: {peak_rss_mb:,.0f} MB")
 

@@ -6,8 +6,9 @@
     out = model.generate(prompt_idx, 200, temperature=0.8, top_k=20, seed=0)
 
 Pieces, top to bottom: ModelConfig, positional encodings, attention (explicit and
-fused paths), feed-forward, block, the model, generation with a key/value cache,
-and the parameter / FLOP counts used by bench.py. attention_np.py holds an
+fused paths), feed-forward, block, the model, generation with a key/value cache, a
+static-shape decoding step for torch.compile (generate.py --compile), and the parameter /
+FLOP counts used by bench.py. attention_np.py holds an
 independent NumPy implementation the tests check this file against.
 """
 import math
@@ -146,8 +147,10 @@ class LayerCache:
 
     def __init__(self, B, cfg, device, dtype):
         shape = (B, cfg.n_heads, cfg.seq_len, cfg.d_model // cfg.n_heads)
-        self.k = torch.empty(shape, device=device, dtype=dtype)
-        self.v = torch.empty(shape, device=device, dtype=dtype)
+        # zeros, not empty: StaticDecoder multiplies the unwritten slots by a weight of 0, and
+        # 0 * (NaN left in fresh memory) would be NaN
+        self.k = torch.zeros(shape, device=device, dtype=dtype)
+        self.v = torch.zeros(shape, device=device, dtype=dtype)
         self.length = 0
 
     def append(self, k, v):
@@ -225,7 +228,7 @@ class CharTransformer(nn.Module):
 
     @torch.inference_mode()  # cheaper than no_grad: no version counters on the cache writes
     def generate_tokens(self, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None,
-                        seed=None, use_cache=True):
+                        seed=None, use_cache=True, decoder=None):
         """Yield the next token of every row, (B,), one step at a time. idx: (B, T0) prompt.
 
         The context is a window over the text. While the text fits in seq_len the window is all of
@@ -235,7 +238,8 @@ class CharTransformer(nn.Module):
         instead of every step. Every prediction therefore sees at least seq_len // 2 characters,
         as in eval.py's scoring. use_cache=False recomputes the same window from scratch each
         step: the slow reference the cached path must match exactly.
-        temperature 0 means greedy (argmax).
+        decoder: compile_decoder(self, B)'s result, used for the one-token steps (the prompt and
+        each rebuild of the cache still go through forward). temperature 0 means greedy (argmax).
         """
         seq_len = self.cfg.seq_len
         keep = max(1, seq_len // 2)
@@ -250,7 +254,10 @@ class CharTransformer(nn.Module):
                 if caches is None:
                     dtype = next(self.parameters()).dtype
                     caches = [LayerCache(idx.size(0), self.cfg, idx.device, dtype) for _ in self.blocks]
-                logits, _ = self(new_tokens, caches=caches)
+                if decoder is not None and new_tokens.size(1) == 1 and caches[0].length > 0:
+                    logits = decode_step(decoder, new_tokens[:, 0], caches)[:, None, :]
+                else:
+                    logits, _ = self(new_tokens, caches=caches)
             else:
                 logits, _ = self(window)
             next_token = sample_next(logits[:, -1, :], temperature, top_k, top_p, generator)
@@ -265,6 +272,77 @@ class CharTransformer(nn.Module):
         """Return idx with max_new_tokens sampled tokens appended; kwargs as generate_tokens."""
         out = [idx] + [t[:, None] for t in self.generate_tokens(idx, max_new_tokens, **kwargs)]
         return torch.cat(out, dim=1)
+
+
+class StaticDecoder(nn.Module):
+    """One decoding step of a CharTransformer with static shapes, for torch.compile.
+
+    The new token of each row attends over the whole preallocated cache (seq_len slots) with the
+    slots not yet written masked out, so every step has the same shapes and compiles once; the
+    arithmetic is forward()'s with a cache. Compiled by compile_decoder with inductor's weight
+    freezing and its own CPU matrix kernels (max_autotune): at batch 1 each layer is a handful of
+    matrix-vector products, which those kernels run several times faster than the eager ones
+    (experiments/levers/decode_static_compiled.py).
+    """
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, tok, pos, *keys_values):
+        """tok: (B,) new tokens at position pos ((1,) int64); keys_values: each layer's cache k, v
+        (B, nh, seq_len, hs), written in place at pos. Returns the logits (B, V)."""
+        m, cfg = self.model, self.model.cfg
+        B, nh = tok.size(0), cfg.n_heads
+        hs = cfg.d_model // nh
+        x = m.tok_emb(tok) * math.sqrt(cfg.d_model)                                 # (B, d)
+        if cfg.pos_encoding == "sinusoidal":
+            x = x + m.pos_table[pos]
+        elif cfg.pos_encoding == "learned":
+            x = x + m.pos_emb.weight[pos]
+        written = torch.arange(cfg.seq_len, device=tok.device) <= pos               # (seq_len,)
+        for i, block in enumerate(m.blocks):
+            k_cache, v_cache = keys_values[2 * i], keys_values[2 * i + 1]
+            q, k, v = block.attn.qkv(block.ln1(x)).view(B, 3, nh, 1, hs).unbind(1)  # (B, nh, 1, hs)
+            k_cache.index_copy_(2, pos, k)
+            v_cache.index_copy_(2, pos, v)
+            scores = (q @ k_cache.transpose(-2, -1)) / math.sqrt(hs)                 # (B, nh, 1, seq_len)
+            weights = scores.masked_fill(~written, float("-inf")).softmax(dim=-1)
+            x = x + block.attn.proj((weights @ v_cache).reshape(B, cfg.d_model))
+            x = x + block.ff(block.ln2(x))
+        return m.head(m.ln_f(x))
+
+
+def decode_step(decoder, tok, caches):
+    """One step of a (compiled) StaticDecoder against LayerCaches, advancing them: tok (B,) ->
+    logits (B, V). What generate_tokens calls for each new token when given a decoder."""
+    pos = torch.tensor([caches[0].length], device=tok.device)
+    logits = decoder(tok, pos, *[t for c in caches for t in (c.k, c.v)])
+    for c in caches:
+        c.length += 1
+    return logits
+
+
+def compile_decoder(model, batch_size=1):
+    """StaticDecoder(model) compiled for batch_size rows (another batch size would recompile,
+    without the frozen weights), and tried once: (decoder, None), or (None, reason) where this
+    machine cannot compile it. Compiling takes ~25 s on 2 CPU cores
+    (less once inductor's on-disk cache is warm); the weights are frozen into the compiled code,
+    so compile again after changing them."""
+    import torch._inductor.config as inductor_config   # here: importing inductor costs ~1 s
+
+    decoder = torch.compile(StaticDecoder(model).eval(), mode="max-autotune")
+    param = next(model.parameters())
+    try:
+        # The first call compiles. Freezing is read from inductor's global config (options= does not
+        # reach it), and the trial runs on inference tensors like generate_tokens', or the first
+        # real step would recompile without it.
+        with torch.inference_mode(), inductor_config.patch(freezing=True):
+            caches = [LayerCache(batch_size, model.cfg, param.device, param.dtype) for _ in model.blocks]
+            decode_step(decoder, torch.zeros(batch_size, dtype=torch.long, device=param.device), caches)
+    except Exception as e:  # no C++ compiler, unsupported backend, ...
+        return None, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+    return decoder, None
 
 
 def sample_next(logits, temperature=1.0, top_k=None, top_p=None, generator=None):

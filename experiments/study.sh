@@ -26,6 +26,11 @@ for run in ${@:-$ALL}; do
       ${FLAGS[$config]} $resume >> "$out.log" 2>&1
   python eval.py "$out" --json --no-references > "$out/eval.json.tmp" && mv "$out/eval.json.tmp" "$out/eval.json"
 done
+# the memorisation run: the full-pass validation BPC of every checkpoint, and the primer's references
+mem=checkpoints/study/memorise_primer_s1
+if [ -f $mem/eval.json ] && [ ! -f $mem/eval_checkpoints.json ]; then
+  python eval.py $mem/step_*.pt --json > $mem/eval_checkpoints.json.tmp && mv $mem/eval_checkpoints.json.tmp $mem/eval_checkpoints.json
+fi
 # the reference rows (uniform, unigram, bz2, lzma) of Tiny Shakespeare's validation split
 refs=checkpoints/study/references.json
 if [ ! -f $refs ] && [ -f checkpoints/study/baseline_s1/eval.json ]; then

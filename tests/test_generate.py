@@ -22,6 +22,17 @@ def test_cached_and_uncached_greedy_text_is_identical_past_the_context(tiny_run)
     assert run_script(*args).stdout == run_script(*args, "--no-cache").stdout   # seq_len is 16
 
 
+def test_compiled_decoding_prints_the_same_sample(tiny_run):
+    args = ["generate.py", "--ckpt", tiny_run, "--prompt", "the", "--max-new-tokens", "50", "--seed", "5"]
+    compiled = run_script(*args, "--compile")
+    assert compiled.returncode == 0 and "warning" not in compiled.stderr, compiled.stderr
+    assert compiled.stdout == run_script(*args).stdout
+
+
+def test_compile_without_the_cache_is_a_one_line_error(tiny_run):
+    assert_one_line_error(run_script("generate.py", "--ckpt", tiny_run, "--compile", "--no-cache"), "--no-cache")
+
+
 def test_several_samples_are_printed_one_after_another(tiny_run):
     result = run_script("generate.py", "--ckpt", tiny_run, "--prompt", "a", "--max-new-tokens", "20", "--num-samples", "3")
     assert result.returncode == 0, result.stderr

@@ -5,7 +5,8 @@ import math
 import pytest
 import torch
 
-from model import CharTransformer, LayerCache, ModelConfig, count_params, flops_per_token, sample_next, sinusoidal_table
+from model import (CharTransformer, LayerCache, ModelConfig, StaticDecoder, compile_decoder, count_params, decode_step,
+                   flops_per_token, sample_next, sinusoidal_table)
 
 
 def tiny_model(seed=0, **overrides):
@@ -147,6 +148,42 @@ def test_logits_from_the_cache_equal_a_full_forward_pass(pos_encoding):
         stepwise += [model(idx[:, t:t + 1], caches=caches)[0] for t in range(6, 16)]
     diff = (torch.cat(stepwise, dim=1) - full).abs().max().item()
     assert diff <= 1e-5, f"max abs diff {diff:.3e}"
+
+
+@pytest.mark.parametrize("pos_encoding", ["sinusoidal", "learned", "none"])
+def test_static_decoding_step_gives_the_logits_of_a_full_forward_pass(pos_encoding):
+    # the arithmetic of generate.py --compile, checked uncompiled: a prefill, then one token at a
+    # time against the whole (masked) cache
+    model = tiny_model(pos_encoding=pos_encoding)
+    idx = torch.randint(0, 13, (2, 16))
+    caches = [LayerCache(2, model.cfg, "cpu", torch.float32) for _ in model.blocks]
+    decoder = StaticDecoder(model).eval()
+    with torch.no_grad():
+        full, _ = model(idx)
+        stepwise = [model(idx[:, :6], caches=caches)[0]]
+        stepwise += [decode_step(decoder, idx[:, t], caches)[:, None, :] for t in range(6, 16)]
+    diff = (torch.cat(stepwise, dim=1) - full).abs().max().item()
+    assert diff <= 1e-5, f"max abs diff {diff:.3e}"
+
+
+def test_compiled_decoding_step_samples_what_the_eager_cache_samples():
+    model, cycle = trained_on_a_cycle("sinusoidal")
+    decoder, why_not = compile_decoder(model, batch_size=2)
+    assert decoder is not None, why_not
+    prompt = torch.stack([cycle[:5], cycle[3:8]])
+    for kwargs in (dict(temperature=0), dict(temperature=1.0, seed=3)):   # 40 tokens: several slides
+        eager = model.generate(prompt, 40, **kwargs)
+        compiled = model.generate(prompt, 40, decoder=decoder, **kwargs)
+        assert len(set(eager[0, 5:].tolist())) >= 5, "degenerate output"
+        assert torch.equal(compiled, eager), kwargs
+
+
+def test_a_decoding_step_that_cannot_compile_is_reported_not_raised(monkeypatch):
+    def no_compiler(*args, **kwargs):
+        raise RuntimeError("no C++ compiler found")
+    monkeypatch.setattr(torch, "compile", lambda module, **kwargs: no_compiler)
+    decoder, why_not = compile_decoder(tiny_model())
+    assert decoder is None and "no C++ compiler" in why_not
 
 
 def test_cached_sampling_with_a_seed_is_reproducible_and_equals_the_uncached_path():

@@ -28,6 +28,9 @@ def test_tables_give_mean_and_std_over_seeds_and_judge_effects_against_the_sprea
     for seed, bpc in ((1, 2.40), (2, 2.50)):
         fake_run(tmp_path, f"ablation_s{seed}", bpc)
     fake_run(tmp_path, "heads4_nopos_s1", 2.25)   # 0.03 from the baseline: inside the spread
+    fake_run(tmp_path, "memorise_primer_s1", 6.3)  # not a study configuration: only its own figure
+    (tmp_path / "checkpoints" / "study" / "memorise_primer_s1" / "eval_checkpoints.json").write_text(json.dumps(
+        {"runs": [dict(steps=1000, val_bpc=6.3)], "references": {"uniform (log2 V)": 6.1085}}))
     (tmp_path / "checkpoints" / "study" / "references.json").write_text(
         json.dumps({"runs": [], "references": {"uniform (log2 V)": 6.0224, "bz2 -9 | train": 2.3979}}))
     report.main(str(tmp_path))
@@ -47,8 +50,8 @@ def test_tables_give_mean_and_std_over_seeds_and_judge_effects_against_the_sprea
     assert "no difference" in lines["| sinusoidal positions instead of none, 4 heads"]   # -0.03 vs std 0.07
     assert "-0.2300 | better" in lines["| both (baseline vs classic ablation)"]
     assert "not run yet" in lines["| 4 heads instead of 1, with sinusoidal positions"]
-    for figure in ("figures/curves_all.png", "figures/final_bpc.png", "checkpoints/loss_curve_baseline.png",
-                   "checkpoints/loss_curve_nopos.png"):
+    for figure in ("figures/curves_all.png", "figures/final_bpc.png", "figures/memorisation.png",
+                   "checkpoints/loss_curve_baseline.png", "checkpoints/loss_curve_nopos.png"):
         assert (tmp_path / figure).read_bytes()[:4] == b"\x89PNG"
 
 

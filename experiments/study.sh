@@ -16,7 +16,7 @@ declare -A FLAGS=(
   [memorise_primer]="--n-heads 4 --pos sinusoidal --data data/lm_primer.txt"
 )
 mkdir -p checkpoints/study
-ALL="baseline_s1 ablation_s1 baseline_s2 ablation_s2 baseline_s3 ablation_s3 heads4_nopos_s1 heads1_sinusoidal_s1 heads4_learned_s1 memorise_primer_s1"
+ALL="baseline_s1 ablation_s1 baseline_s2 ablation_s2 baseline_s3 ablation_s3 heads4_nopos_s1 heads1_sinusoidal_s1 heads4_learned_s1 memorise_primer_s1 heads1_sinusoidal_s2 heads1_sinusoidal_s3"
 for run in ${@:-$ALL}; do
   config=${run%_s*}; seed=${run##*_s}; out=checkpoints/study/$run
   if [ -f "$out/eval.json" ]; then echo "$run: done"; continue; fi

@@ -33,7 +33,7 @@ def parse_args(argv=None):
     parser.add_argument("--no-cache", action="store_true", help="recompute the whole context every step (slow; for checking)")
     parser.add_argument("--compile", action="store_true",
                         help="compile the one-character decoding step (torch.compile, max-autotune, frozen weights): "
-                             "~2x the characters/s on a CPU after 10-30 s of compiling; for long or many samples")
+                             "~2x the characters/s on a CPU after 4-30 s of compiling; for long or many samples")
     return parser.parse_args(argv)
 
 

@@ -33,6 +33,7 @@ from model import CharTransformer, ModelConfig, count_params
 DEFAULT_DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "lm_primer.txt")
 METRICS_FIELDS = ["step", "train_loss", "train_bpc", "val_loss", "val_bpc", "lr", "tokens_per_s", "elapsed_s"]
 VAL_BATCH_SEED = 1234   # the same validation batches for every run and seed, so curves compare
+SYNC_EVERY_GPU = 16     # see host_sync_interval
 
 
 @dataclass
@@ -101,7 +102,8 @@ TRAIN_FLAGS = {
     "--device": ("device", str, "auto, cpu, cuda or mps (default auto: cuda, then mps, then cpu)"),
 }
 PRECISION_HELP = ("matmul precision of training: bf16 (autocast; weights and optimizer stay fp32) or fp32; "
-                  "auto = bf16 on CUDA and on CPUs with native bf16 (AVX512-BF16, AMX), else fp32")
+                  "auto = bf16 on GPUs that support it (torch.cuda.is_bf16_supported) and on CPUs with "
+                  "native bf16 (AVX512-BF16, AMX), else fp32")
 COMPILE_HELP = "torch.compile the training step (default: on for CUDA, off on CPU, where it measured no gain)"
 
 
@@ -163,7 +165,8 @@ def cpu_has_native_bf16():
 
 def resolve_precision(precision, device):
     if precision == "auto":
-        native = device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16())
+        native = ((device.type == "cuda" and torch.cuda.is_bf16_supported())    # Ampere (sm_80) and newer
+                  or (device.type == "cpu" and cpu_has_native_bf16()))
         return "bf16" if native else "fp32"
     return precision
 
@@ -208,15 +211,21 @@ def train_step(model, optimizer, x, y, grad_clip, autocast=nullcontext()):
     return loss
 
 
-def compile_model(model, example=None):
+def compile_model(model, example=None, autocast=nullcontext()):
     """torch.compile(model), tried once on the example batch (x, y) so that a machine without a
-    working compiler falls back to eager mode with one warning instead of failing mid-run."""
+    working compiler falls back to eager mode with one warning instead of failing mid-run.
+    The example must have the real batch's shape, device and precision (autocast): torch.compile
+    specialises on them, so a trial on anything else would leave the first real step to compile
+    again, outside this fallback."""
     compiled = torch.compile(model)
     if example is None:
         return compiled
     try:
-        with torch.random.fork_rng():   # the trial must not shift the dropout RNG of the real run
-            compiled(*example)[1].backward()
+        device = example[0].device
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):   # keep the real run's RNG
+            with autocast:
+                loss = compiled(*example)[1]
+            loss.backward()
     except Exception as e:  # no C++ compiler, unsupported backend, ...
         print(f"warning: torch.compile is not available here ({type(e).__name__}); training in eager mode",
               file=sys.stderr)
@@ -250,6 +259,46 @@ def write_metrics(path, rows):
         writer.writeheader()
         writer.writerows(rows)
     os.replace(tmp, path)
+
+
+def host_sync_interval(device):
+    """Steps between reads of the loss back to the host (where the NaN guard and Ctrl-C are
+    checked). On a CPU reading a loss costs nothing, so every step. On a GPU each read waits for
+    the whole queue of kernels, so every SYNC_EVERY_GPU steps, and always at validations and
+    checkpoints: a NaN is then caught up to SYNC_EVERY_GPU - 1 steps late (those steps are wasted
+    but never saved) and Ctrl-C answers up to SYNC_EVERY_GPU - 1 steps late."""
+    return 1 if device.type == "cpu" else SYNC_EVERY_GPU
+
+
+def to_device(t, device):
+    """A CPU batch onto the training device; on CUDA through pinned memory without blocking the host."""
+    if device.type == "cuda":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)
+
+
+def rng_state(device):
+    """This process's random state that dropout draws from: the CPU generator, and on a GPU the
+    generator of the training device."""
+    state = {"torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def set_rng_state(state, device):
+    torch.set_rng_state(state["torch"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def gather_rng_states(device, world_size):
+    """[rng_state of rank 0, rank 1, ...], on every rank (a collective: all ranks must call it)."""
+    if world_size == 1:
+        return [rng_state(device)]
+    states = [None] * world_size
+    torch.distributed.all_gather_object(states, rng_state(device))
+    return states
 
 
 class StopRequest:
@@ -287,8 +336,9 @@ def train(model_cfg, cfg, resumed=None, progress=True):
 
     Under torchrun every rank holds a replica (DistributedDataParallel); all ranks draw the same
     global batch of cfg.batch_size windows from the shared batch generator and each trains on its
-    own slice, so N ranks give the losses of one process with the whole batch. Only rank 0
-    validates, logs, plots and writes checkpoints.
+    own slice, so N ranks give the losses of one process with the whole batch (with dropout: in
+    distribution, since each rank draws its own masks). Only rank 0 validates, logs, plots and
+    writes checkpoints; every checkpoint holds every rank's dropout generators, so --resume is exact.
     """
     device = resolve_device(cfg.device)
     if device.type == "cuda" and "LOCAL_RANK" in os.environ:
@@ -307,7 +357,11 @@ def train(model_cfg, cfg, resumed=None, progress=True):
     local_batch = slice(rank * cfg.batch_size // world_size, (rank + 1) * cfg.batch_size // world_size)
 
     torch.manual_seed(cfg.seed)
-    model = CharTransformer(model_cfg).to(device)
+    model = CharTransformer(model_cfg).to(device)   # the same initial weights on every rank
+    if world_size > 1:
+        # each rank draws its own dropout masks from here on; the same masks on every rank
+        # would make the gradients of the N slices less independent than one process's
+        torch.manual_seed(cfg.seed + rank)
     optimizer = make_optimizer(model, cfg)
     batch_rng = torch.Generator().manual_seed(cfg.seed)
     val_rng = torch.Generator().manual_seed(VAL_BATCH_SEED)
@@ -320,19 +374,28 @@ def train(model_cfg, cfg, resumed=None, progress=True):
     if resumed:
         model.load_state_dict(resumed["model"])
         optimizer.load_state_dict(resumed["optimizer"])
-        torch.set_rng_state(resumed["rng"]["torch"])
         batch_rng.set_state(resumed["rng"]["batches"])
         step, elapsed_before, pending_losses = resumed["step"], resumed["elapsed_s"], list(resumed["pending_losses"])
+        saved_states = resumed["rng"].get("ranks") or [{"torch": resumed["rng"]["torch"]}]
+        if len(saved_states) == world_size:
+            set_rng_state(saved_states[rank], device)
+        else:   # another number of processes: fresh dropout streams, and say so
+            torch.manual_seed(cfg.seed + rank + step)
+            if main_process and model_cfg.dropout > 0:
+                print(f"note: this run was saved by {len(saved_states)} process(es) and resumes with {world_size}: "
+                      f"its dropout masks will differ from an uninterrupted run's", file=sys.stderr)
         if os.path.exists(metrics_path):  # rows logged after the checkpoint will be logged again
             rows = [r for r in read_metrics(metrics_path) if r["step"] <= step]
 
     # what runs the step: the model, maybe compiled, maybe wrapped for DDP; checkpoints and
     # validation always use the plain module, so saved keys never gain prefixes
-    runner = model
+    runner, compiled = model, False
     use_compile = cfg.compile if cfg.compile is not None else device.type == "cuda"
     if use_compile:
-        example = get_batch(train_ids, 2, model_cfg.seq_len, torch.Generator().manual_seed(0))
-        runner = compile_model(model, tuple(t.to(device) for t in example))
+        # the trial batch has the real local batch's shape, device and precision (see compile_model)
+        example = get_batch(train_ids, cfg.batch_size // world_size, model_cfg.seq_len, torch.Generator().manual_seed(0))
+        runner = compile_model(model, tuple(t.to(device) for t in example), autocast)
+        compiled = runner is not model
     if world_size > 1:
         runner = torch.nn.parallel.DistributedDataParallel(runner)
 
@@ -341,12 +404,13 @@ def train(model_cfg, cfg, resumed=None, progress=True):
     def elapsed():  # wall-clock seconds of training, summed over resumed sessions
         return elapsed_before + time.perf_counter() - run_start
 
-    def save(at_step):
+    def save(at_step, rank_states):
         payload = {
             "format_version": FORMAT_VERSION, "step": at_step, "model_config": asdict(model_cfg),
             "train_config": asdict(cfg), "vocab": vocab.chars, "data_fingerprint": fingerprint,
             "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "rng": {"torch": torch.get_rng_state(), "batches": batch_rng.get_state()},
+            # "torch" is rank 0's CPU generator; "ranks" holds every rank's dropout generators
+            "rng": {"torch": rank_states[0]["torch"], "batches": batch_rng.get_state(), "ranks": rank_states},
             "elapsed_s": elapsed(), "pending_losses": list(pending_losses),
         }
         path = checkpoint_path(cfg.out, at_step)
@@ -356,37 +420,47 @@ def train(model_cfg, cfg, resumed=None, progress=True):
     if main_process and not resumed:
         print(f"{count_params(model):,} parameters, vocabulary {len(vocab)}, "
               f"{len(train_ids):,} training / {len(val_ids):,} validation characters, device {device}, {cfg.precision}"
-              + (f", {world_size} processes" if world_size > 1 else "") + (", compiled" if runner is not model else ""))
+              + (f", {world_size} processes" if world_size > 1 else "") + (", compiled" if compiled else ""))
     tokens_per_step = cfg.batch_size * model_cfg.seq_len
     bar = tqdm(total=cfg.steps, initial=step, disable=not (progress and main_process), dynamic_ncols=True, file=sys.stderr)
     last_good = list_checkpoints(cfg.out)[-1][1] if resumed else None
     interval_start, interval_steps = time.perf_counter(), 0
+    sync_every = host_sync_interval(device)
+    unread = []   # this rank's losses (device tensors) of the steps since the host last read them
     model.train()
     with StopRequest() as stop:
         while step < cfg.steps:
             lr = lr_at(step, cfg)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            x, y = (t[local_batch].to(device) for t in get_batch(train_ids, cfg.batch_size, model_cfg.seq_len, batch_rng))
-            loss = train_step(runner, optimizer, x, y, cfg.grad_clip, autocast).detach()
-            # the mean loss over all ranks, and whether any rank was interrupted: every rank must
-            # take the same decision to stop, or the others would wait forever
-            loss_and_stop = torch.stack([loss.float(), torch.tensor(float(stop.requested), device=device)])
-            if world_size > 1:
-                torch.distributed.all_reduce(loss_and_stop)
-                loss_and_stop[0] /= world_size
-            loss_value, stop_requested = loss_and_stop[0].item(), loss_and_stop[1].item() > 0
-            if not math.isfinite(loss_value):  # the update is discarded: we stop before saving it
-                bar.close()
-                kept = f"the last good checkpoint is {last_good}" if last_good else "no checkpoint was written"
-                raise UserError(f"loss became {loss_value} at step {step + 1}: training stopped, {kept} "
-                                f"(try a lower --lr)")
+            x, y = (to_device(t[local_batch], device)
+                    for t in get_batch(train_ids, cfg.batch_size, model_cfg.seq_len, batch_rng))
+            unread.append(train_step(runner, optimizer, x, y, cfg.grad_clip, autocast).detach().float())
             step += 1
             interval_steps += 1
-            pending_losses.append(loss_value)
             bar.update(1)
+            at_eval = step % cfg.eval_every == 0 or step == cfg.steps
+            at_ckpt = step % cfg.ckpt_every == 0 or step == cfg.steps
+            if not (at_eval or at_ckpt or step % sync_every == 0):
+                continue
+            # One read back to the host for the unread steps: the mean loss over all ranks, and
+            # whether any rank was interrupted (every rank must take the same decision to stop, or
+            # the others would wait forever).
+            losses_and_stop = torch.cat([torch.stack(unread), torch.tensor([float(stop.requested)], device=device)])
+            if world_size > 1:
+                torch.distributed.all_reduce(losses_and_stop)
+                losses_and_stop[:-1] /= world_size
+            *losses, stop_flag = losses_and_stop.tolist()
+            first_unread, unread, stop_requested = step - len(losses) + 1, [], stop_flag > 0
+            bad = next((i for i, value in enumerate(losses) if not math.isfinite(value)), None)
+            if bad is not None:  # the updates from that step on are discarded: we stop before saving them
+                bar.close()
+                kept = f"the last good checkpoint is {last_good}" if last_good else "no checkpoint was written"
+                raise UserError(f"loss became {losses[bad]} at step {first_unread + bad}: training stopped, {kept} "
+                                f"(try a lower --lr)")
+            pending_losses.extend(losses)
 
-            if main_process and (step % cfg.eval_every == 0 or step == cfg.steps):
+            if main_process and at_eval:
                 now = time.perf_counter()
                 tokens_per_s = interval_steps * tokens_per_step / (now - interval_start)
                 val_loss = validation_loss(model, val_batches, autocast)
@@ -403,10 +477,12 @@ def train(model_cfg, cfg, resumed=None, progress=True):
                            f"lr {lr:.2e}, {tokens_per_s:,.0f} tokens/s")
                 sys.stdout.flush()  # a log redirected to a file shows progress as it happens
                 interval_start, interval_steps = time.perf_counter(), 0
-            if step % cfg.eval_every == 0 or step == cfg.steps:
+            if at_eval:
                 pending_losses = []
-            if main_process and (step % cfg.ckpt_every == 0 or step == cfg.steps or stop_requested):
-                last_good = save(step)
+            if at_ckpt or stop_requested:
+                rank_states = gather_rng_states(device, world_size)   # every rank takes part
+                if main_process:
+                    last_good = save(step, rank_states)
                 interval_start, interval_steps = time.perf_counter(), 0  # tokens/s counts training only
             if stop_requested:
                 bar.close()

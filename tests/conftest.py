@@ -40,3 +40,20 @@ def tiny_run(tmp_path_factory):
     out = str(tmp_path_factory.mktemp("runs") / "tiny")
     main(["--out", out, "--steps", "12", "--eval-every", "3", "--ckpt-every", "6", *TINY_FLAGS])
     return out
+
+
+CYCLE = "the cat sat on a mat; a dog dug up a log. "   # 42 characters; "a", "t", " " are followed by
+                                                      # different characters, so context matters
+
+
+@pytest.fixture(scope="session")
+def cycle_run(tmp_path_factory):
+    """A tiny run fitted to CYCLE repeated (150 steps, ~2 s): its greedy text is the cycle, varied
+    characters, so a comparison of two decoding paths cannot pass on one repeated character."""
+    from train import main
+    root = tmp_path_factory.mktemp("cycle")
+    (root / "cycle.txt").write_text(CYCLE * 60, encoding="utf-8")
+    out = str(root / "run")
+    main(["--data", str(root / "cycle.txt"), "--out", out, "--steps", "150", "--eval-every", "50",
+          "--ckpt-every", "150", *TINY_FLAGS, "--lr", "1e-2"])
+    return out

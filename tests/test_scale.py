@@ -15,15 +15,22 @@ def losses(rows):
     return [(r["train_loss"], r["val_loss"]) for r in rows]
 
 
+def torchrun(out, *flags):
+    """train.py under torchrun with 2 gloo ranks on the CPU; returns the CompletedProcess."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                             "train.py", "--out", str(out), *flags],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
 def test_two_gloo_ranks_with_half_batches_match_one_process_with_the_whole_batch(tmp_path):
     flags = ["--steps", "10", "--eval-every", "1", "--ckpt-every", "5", "--device", "cpu", *TINY_FLAGS,
              "--batch-size", "8"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                          "train.py", "--out", str(tmp_path / "ddp"), *flags],
-                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
-    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    ddp = torchrun(tmp_path / "ddp", *flags)
     assert "2 processes" in ddp.stdout and ddp.stdout.count("parameters,") == 1   # only rank 0 prints
+    assert "compiled" not in ddp.stdout   # the DDP wrapper is not a compiled model
     train.main(["--out", str(tmp_path / "single"), *flags])
     two = losses(train.read_metrics(tmp_path / "ddp" / "metrics.csv"))
     one = losses(train.read_metrics(tmp_path / "single" / "metrics.csv"))
@@ -34,6 +41,20 @@ def test_two_gloo_ranks_with_half_batches_match_one_process_with_the_whole_batch
     # and a DDP checkpoint resumes like any other: same saved keys, loadable
     ckpt = torch.load(tmp_path / "ddp" / "step_000010.pt", weights_only=True)
     assert set(ckpt["model"]) == set(torch.load(tmp_path / "single" / "step_000010.pt", weights_only=True)["model"])
+
+
+def test_with_dropout_each_rank_draws_its_own_masks_and_an_interrupted_ddp_run_resumes_exactly(tmp_path):
+    flags = ["--steps", "12", "--eval-every", "2", "--ckpt-every", "4", "--device", "cpu", "--dropout", "0.2",
+             *TINY_FLAGS, "--batch-size", "8"]
+    torchrun(tmp_path / "whole", *flags)
+    states = torch.load(tmp_path / "whole" / "step_000012.pt", weights_only=True)["rng"]["ranks"]
+    assert len(states) == 2 and not torch.equal(states[0]["torch"], states[1]["torch"])
+    crashed = tmp_path / "crashed"
+    torchrun(crashed, *flags)
+    os.remove(crashed / "step_000012.pt")   # as if both ranks died after step 11: resume from step 8
+    torchrun(crashed, "--resume")
+    resumed = losses(train.read_metrics(crashed / "metrics.csv"))
+    assert len(resumed) == 6 and resumed == losses(train.read_metrics(tmp_path / "whole" / "metrics.csv"))
 
 
 def test_batch_size_must_divide_among_ranks(tmp_path, monkeypatch):
@@ -54,6 +75,18 @@ def test_compiled_training_gives_the_losses_of_eager_training(tmp_path):
     assert len(compiled) == 20 and diff <= 1e-5, f"max loss difference {diff:.2e}"
     ckpt = torch.load(compiled_out / "step_000020.pt", weights_only=True)
     assert not any(key.startswith("_orig_mod") for key in ckpt["model"])
+
+
+def test_the_compile_trial_runs_the_real_batch_shape_and_precision_so_training_compiles_once(tmp_path, monkeypatch):
+    from torch._dynamo.utils import counters
+    real_compile = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda model: real_compile(model, backend="eager"))  # fast: dynamo only
+    torch._dynamo.reset()
+    counters.clear()
+    train.main(["--out", str(tmp_path / "r"), "--steps", "3", "--eval-every", "3", "--compile",
+                *TINY_FLAGS, "--precision", "bf16", "--batch-size", "6"])
+    # the trial's compilation is the only one: the real steps (batch 6, bf16 autocast) reuse it
+    assert counters["stats"]["unique_graphs"] == 1, dict(counters["stats"])
 
 
 def _run(out, flags):

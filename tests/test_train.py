@@ -200,9 +200,12 @@ def test_ctrl_c_saves_a_checkpoint_and_resuming_matches_an_uninterrupted_run(tmp
     assert losses(train.read_metrics(out / "metrics.csv")) == losses(train.read_metrics(tmp_path / "whole" / "metrics.csv"))
 
 
-def test_auto_precision_is_bf16_on_cuda_and_on_cpus_with_native_bf16(monkeypatch):
+def test_auto_precision_is_bf16_on_gpus_and_cpus_with_native_bf16(monkeypatch):
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: True)
     assert train.resolve_precision("auto", cuda) == "bf16"
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: False)   # e.g. a V100 or T4
+    assert train.resolve_precision("auto", cuda) == "fp32"
     monkeypatch.setattr(train, "cpu_has_native_bf16", lambda: True)
     assert train.resolve_precision("auto", cpu) == "bf16"
     monkeypatch.setattr(train, "cpu_has_native_bf16", lambda: False)
@@ -234,3 +237,47 @@ def test_resume_refuses_a_preset_that_would_change_the_model(tmp_path):
     run(tmp_path / "r", steps=4)   # 4 heads, sinusoidal
     with pytest.raises(UserError, match="n_heads"):
         configs("--out", str(tmp_path / "r"), "--resume", "--preset", "ablation")
+
+
+def test_reading_the_loss_every_k_steps_as_on_a_gpu_gives_the_same_metrics(tmp_path, monkeypatch):
+    every_step = run(tmp_path / "k1", "--dropout", "0.1", steps=10)
+    monkeypatch.setattr(train, "host_sync_interval", lambda device: 3)
+    assert losses(run(tmp_path / "k3", "--dropout", "0.1", steps=10)) == losses(every_step)
+
+
+def test_reading_the_loss_every_k_steps_still_stops_on_nan_before_saving_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(train, "host_sync_interval", lambda device: 4)   # reads at steps 3, 4, 6, 8
+    forward = CharTransformer.forward
+    calls = {"train": 0}
+
+    def poisoned(self, idx, targets=None, **kwargs):
+        logits, loss = forward(self, idx, targets, **kwargs)
+        if self.training:
+            calls["train"] += 1
+            if calls["train"] == 5:   # step 5, read back at step 6 with step 6's loss
+                loss = loss * float("nan")
+        return logits, loss
+
+    monkeypatch.setattr(CharTransformer, "forward", poisoned)
+    with pytest.raises(UserError, match=r"nan at step 5.*step_000004\.pt"):
+        run(tmp_path / "r", "--eval-every", "3", steps=8)
+    assert [s for s, _ in list_checkpoints(tmp_path / "r")] == [4]
+
+
+def test_checkpoints_hold_the_dropout_generators_of_every_rank(tiny_run):
+    rng = torch.load(os.path.join(tiny_run, "step_000012.pt"), weights_only=True)["rng"]
+    assert len(rng["ranks"]) == 1 and torch.equal(rng["ranks"][0]["torch"], rng["torch"])
+
+
+def test_on_cuda_the_devices_generator_is_saved_and_restored(monkeypatch):
+    # no GPU needed: the CUDA generator calls are stood in for (tests/test_cuda.py runs the real thing)
+    saved = torch.arange(16, dtype=torch.uint8)
+    restored = {}
+    monkeypatch.setattr(torch.cuda, "get_rng_state", lambda device: saved)
+    monkeypatch.setattr(torch.cuda, "set_rng_state", lambda state, device: restored.update(state=state, device=device))
+    cuda = torch.device("cuda", 1)
+    state = train.rng_state(cuda)
+    assert torch.equal(state["cuda"], saved) and torch.equal(state["torch"], torch.get_rng_state())
+    train.set_rng_state(state, cuda)
+    assert torch.equal(restored["state"], saved) and restored["device"] == cuda
+    assert "cuda" not in train.rng_state(torch.device("cpu"))

@@ -2,7 +2,8 @@
 
 Written independently of model.py (no torch): stable softmax, scaled dot-product
 attention with its backward pass, multi-head attention with separate projection
-matrices, and a forward pass of the whole character model from its state dict.
+matrices, the relative encodings RoPE and ALiBi from their papers' formulas, and a forward
+pass of the whole character model from its state dict.
 Weights here follow the maths convention y = x @ W + b with W of shape (d_in, d_out);
 torch's nn.Linear stores W transposed, and model_logits transposes it on the way in.
 
@@ -27,10 +28,13 @@ def causal_mask(T):
     return np.tril(np.ones((T, T), dtype=bool))
 
 
-def scaled_dot_product_attention(q, k, v, mask=None):
-    """softmax(q k^T / sqrt(d_k), masked) v. q: (..., Tq, d_k), k: (..., Tk, d_k), v: (..., Tk, d_v);
-    mask: boolean broadcastable to (..., Tq, Tk), True = allowed. Returns (out, weights)."""
+def scaled_dot_product_attention(q, k, v, mask=None, bias=None):
+    """softmax(q k^T / sqrt(d_k) + bias, masked) v. q: (..., Tq, d_k), k: (..., Tk, d_k), v: (..., Tk, d_v);
+    mask: boolean broadcastable to (..., Tq, Tk), True = allowed; bias: added to the scores
+    (ALiBi). Returns (out, weights)."""
     scores = q @ np.swapaxes(k, -1, -2) / math.sqrt(q.shape[-1])             # (..., Tq, Tk)
+    if bias is not None:
+        scores = scores + bias
     if mask is not None:
         scores = np.where(mask, scores, -np.inf)
     weights = softmax(scores, axis=-1)
@@ -50,17 +54,60 @@ def scaled_dot_product_attention_backward(q, k, v, d_out, mask=None):
     return d_q, d_k, d_v
 
 
-def multi_head_attention(x, w_q, w_k, w_v, w_o, b_q, b_k, b_v, b_o, n_heads, causal=True):
-    """x: (B, T, d); w_*: (d, d); b_*: (d,). Returns (out (B, T, d), weights (B, nh, T, T))."""
+def rope_rotate(x, positions, base=10000.0):
+    """RoPE (Su et al. 2021, eqs. 13-15 and 34): the vector at position m is multiplied by
+    R_m = diag(R(m theta_1), ..., R(m theta_{d/2})), each R(a) = [[cos a, -sin a], [sin a, cos a]]
+    acting on channels (2i - 2, 2i - 1), theta_i = base^(-2(i - 1) / d). x: (..., T, d)."""
+    d = x.shape[-1]
+    out = np.empty_like(x)
+    for t, m in enumerate(positions):
+        rotation = np.zeros((d, d))
+        for i in range(1, d // 2 + 1):
+            a = m * base ** (-2 * (i - 1) / d)
+            rotation[2 * i - 2:2 * i, 2 * i - 2:2 * i] = [[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]]
+        out[..., t, :] = x[..., t, :] @ rotation.T                            # R_m x, for row vectors
+    return out
+
+
+def alibi_slopes(n_heads):
+    """ALiBi's slopes (Press et al. 2022, section 3): for n heads, a power of two, the geometric
+    sequence whose first term and ratio are both 2^(-8/n) (8 heads: 1/2, 1/4, ..., 1/256). For other
+    n (the paper's released code): the n' = 2^floor(log2 n) slopes of n', then the odd-numbered
+    ones (1st, 3rd, ...) of the 2n' sequence until there are n."""
+    def geometric(n):
+        ratio = 2.0 ** (-8.0 / n)
+        return [ratio ** i for i in range(1, n + 1)]
+    n_pow2 = 1
+    while n_pow2 * 2 <= n_heads:
+        n_pow2 *= 2
+    extra = [slope for i, slope in enumerate(geometric(2 * n_pow2)) if i % 2 == 0]
+    return np.array(geometric(n_pow2) + extra[:n_heads - n_pow2])
+
+
+def alibi_bias(n_heads, q_positions, k_positions):
+    """(nh, Tq, Tk): -m_h * (i - j) added to the score of query i and key j (Press et al. eq. 2's
+    'm * [-(i - 1), ..., -1, 0]' row)."""
+    distance = np.subtract.outer(np.asarray(q_positions), np.asarray(k_positions))
+    return -alibi_slopes(n_heads)[:, None, None] * distance[None]
+
+
+def multi_head_attention(x, w_q, w_k, w_v, w_o, b_q, b_k, b_v, b_o, n_heads, causal=True, pos_encoding=None,
+                         positions=None):
+    """x: (B, T, d); w_*: (d, d); b_*: (d,). pos_encoding "rope" or "alibi" (relative encodings act
+    here) at positions (T,), default 0..T-1. Returns (out (B, T, d), weights (B, nh, T, T))."""
     B, T, d = x.shape
     hs = d // n_heads
+    positions = np.arange(T) if positions is None else np.asarray(positions)
 
     def split_heads(t):                                                       # (B, T, d) -> (B, nh, T, hs)
         return t.reshape(B, T, n_heads, hs).transpose(0, 2, 1, 3)
 
     q, k, v = (split_heads(x @ w + b) for w, b in ((w_q, b_q), (w_k, b_k), (w_v, b_v)))
+    if pos_encoding == "rope":
+        q, k = rope_rotate(q, positions).astype(x.dtype), rope_rotate(k, positions).astype(x.dtype)
+    bias = alibi_bias(n_heads, positions, positions).astype(x.dtype) if pos_encoding == "alibi" else None
     mask = causal_mask(T) if causal else None
-    heads, weights = scaled_dot_product_attention(q, k, v, mask)              # (B, nh, T, hs)
+    heads, weights = scaled_dot_product_attention(q, k, v, mask, bias)        # (B, nh, T, hs)
     merged = heads.transpose(0, 2, 1, 3).reshape(B, T, d)
     return merged @ w_o + b_o, weights
 
@@ -110,8 +157,8 @@ def model_logits(state, cfg, idx):
         h = layer_norm(x, p("ln1.weight"), p("ln1.bias"))
         w_q, w_k, w_v = np.split(p("attn.qkv.weight").T, 3, axis=1)          # (d, d) each
         b_q, b_k, b_v = np.split(p("attn.qkv.bias"), 3)
-        a, _ = multi_head_attention(h, w_q, w_k, w_v, p("attn.proj.weight").T,
-                                    b_q, b_k, b_v, p("attn.proj.bias"), n_heads, causal=True)
+        a, _ = multi_head_attention(h, w_q, w_k, w_v, p("attn.proj.weight").T, b_q, b_k, b_v,
+                                    p("attn.proj.bias"), n_heads, causal=True, pos_encoding=cfg["pos_encoding"])
         x = x + a
         h = layer_norm(x, p("ln2.weight"), p("ln2.bias"))
         x = x + gelu(h @ p("ff.up.weight").T + p("ff.up.bias")) @ p("ff.down.weight").T + p("ff.down.bias")

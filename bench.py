@@ -30,6 +30,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from corpus import ArgumentParser
 from eval import full_pass_bpc
 from model import CharTransformer, ModelConfig, compile_decoder, count_params, flops_per_token
 from train import TrainConfig, compile_model, make_optimizer, resolve_precision, train_step
@@ -138,7 +139,7 @@ def step_breakdown(step, n_steps=5):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--d-model", type=int, default=256, help="default 256")
     parser.add_argument("--n-layers", type=int, default=2, help="default 2")

@@ -67,6 +67,9 @@ def load_checkpoint(path):
         raise UserError(f"{path} is not a tinychar checkpoint")
     if ckpt["format_version"] != FORMAT_VERSION:
         raise UserError(f"{path} has checkpoint format {ckpt['format_version']}, this code reads {FORMAT_VERSION}")
+    if "learned_init" not in ckpt["model_config"]:
+        # written before the field existed, when a learned table started as N(0, 0.02)
+        ckpt["model_config"]["learned_init"] = "normal" if ckpt["model_config"]["pos_encoding"] == "learned" else "sinusoidal"
     ckpt["path"] = path
     return ckpt
 

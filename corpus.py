@@ -3,8 +3,10 @@
 Shared by train.py, eval.py and generate.py. UserError marks mistakes in what the user gave
 us (a missing file, a bad flag): the scripts print it as one line and exit with status 2.
 """
+import argparse
 import hashlib
 import os
+import sys
 
 import torch
 
@@ -13,6 +15,15 @@ TRAIN_FRACTION = 0.9   # first 90% train, last 10% validation, as nanoGPT and mo
 
 class UserError(Exception):
     """Bad input from the user; reported as a single line, never a traceback."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one 'error: ...' line and exit status 2, like every other
+    mistake (argparse's own adds a usage block; --help still shows it)."""
+
+    def error(self, message):
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(2)
 
 
 def read_text(path):

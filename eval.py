@@ -3,13 +3,16 @@
     python eval.py checkpoints/baseline checkpoints/ablation
     python eval.py checkpoints/baseline checkpoints/ablation --plot compare.png --json
     python eval.py checkpoints/baseline --attention "ROMEO: " --attention-dir figures
+    python eval.py checkpoints/rope --context 64 128 256 512 1024     # length extrapolation
 
 Protocol (every run, every time): the validation split is the last 10% of the corpus the run
 was trained on. Every validation character is scored exactly once, by sliding windows of
 seq_len characters with stride seq_len / 2: a window scores only its last seq_len / 2
 predictions, so each scored character sees at least seq_len / 2 characters of context (the
 first ones take theirs from the end of the training split, which is not scored).
-BPC = total cross-entropy in bits / number of validation characters.
+BPC = total cross-entropy in bits / number of validation characters. With --context N the
+windows are N characters long instead (stride N / 2): shorter or longer than the context the
+model was trained on, to measure how it extrapolates.
 
 Reference rows on the same split: uniform guessing (log2 V); a unigram model of the training
 split (add-one smoothed); and the bz2 and lzma compressors' conditional cost of the
@@ -27,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from checkpoint import load_checkpoint, model_from_checkpoint
-from corpus import UserError, load_corpus, read_text, split
+from corpus import ArgumentParser, UserError, load_corpus, read_text, split
 
 
 def scoring_windows(n_context, n_scored, seq_len):
@@ -50,10 +53,12 @@ def scoring_windows(n_context, n_scored, seq_len):
 
 
 @torch.no_grad()
-def full_pass_bpc(model, train_ids, val_ids, batch_size=64, device="cpu"):
-    """(BPC, characters scored) over the whole validation split; see the module docstring."""
-    seq_len = model.cfg.seq_len
-    n_context = min(seq_len // 2, len(train_ids))
+def full_pass_bpc(model, train_ids, val_ids, batch_size=64, device="cpu", context=None):
+    """(BPC, characters scored) over the whole validation split; see the module docstring.
+    context: the window length (default the model's seq_len)."""
+    seq_len = context or model.cfg.seq_len
+    # at least one character before the first scored one: with seq_len 1 that is all there is
+    n_context = min(max(1, seq_len // 2), len(train_ids))
     stream = torch.cat([train_ids[len(train_ids) - n_context:], val_ids])
     windows = scoring_windows(n_context, len(val_ids), seq_len)
     total_nats, n_scored = 0.0, 0
@@ -93,17 +98,38 @@ def reference_bpcs(text):
     }
 
 
-def evaluate_run(path, data=None, batch_size=64, device="cpu"):
+def context_note(cfg, context):
+    """Why a context length cannot be scored (UserError), or what to know about its figure."""
+    if cfg.pos_encoding == "learned" and context > cfg.seq_len:
+        raise UserError(f"--context {context}: learned positions exist only for the {cfg.seq_len} positions "
+                        f"the model was trained with")
+    if context <= cfg.seq_len:
+        return ""
+    if cfg.pos_encoding == "sinusoidal":
+        return f"sinusoids past position {cfg.seq_len - 1} computed, never trained"
+    return f"past the trained seq_len {cfg.seq_len}"
+
+
+def evaluate_run(path, data=None, batch_size=64, device="cpu", contexts=(None,)):
+    """One result dict per context length (None: the model's own seq_len)."""
     ckpt = load_checkpoint(path)
     model, vocab = model_from_checkpoint(ckpt, device)
     data = data or ckpt["train_config"]["data"]
     _, train_ids, val_ids, _ = load_corpus(data, model.cfg.seq_len, vocab, ckpt["data_fingerprint"])
-    bpc, n_chars = full_pass_bpc(model, train_ids, val_ids, batch_size, device)
     run_dir = path if os.path.isdir(path) else os.path.dirname(path)
-    return dict(name=os.path.basename(os.path.normpath(run_dir)), checkpoint=ckpt["path"], data=data,
-                params=sum(p.numel() for p in model.parameters()), steps=ckpt["step"],
-                tokens_seen=ckpt["step"] * ckpt["train_config"]["batch_size"] * model.cfg.seq_len,
-                val_bpc=bpc, val_chars=n_chars, run_dir=run_dir)
+    results = []
+    for context in contexts:
+        note = "" if context is None else context_note(model.cfg, context)
+        if context is not None and context + 1 > len(val_ids):
+            raise UserError(f"--context {context} is longer than the validation split ({len(val_ids)} characters)")
+        bpc, n_chars = full_pass_bpc(model, train_ids, val_ids, batch_size, device, context)
+        results.append(dict(name=os.path.basename(os.path.normpath(run_dir)), checkpoint=ckpt["path"], data=data,
+                            params=sum(p.numel() for p in model.parameters()), steps=ckpt["step"],
+                            tokens_seen=ckpt["step"] * ckpt["train_config"]["batch_size"] * model.cfg.seq_len,
+                            pos_encoding=model.cfg.pos_encoding, seq_len=model.cfg.seq_len,
+                            context=context or model.cfg.seq_len, note=note,
+                            val_bpc=bpc, val_chars=n_chars, run_dir=run_dir))
+    return results
 
 
 def plot_curves(named_rows, path, final_bpc=None):
@@ -175,7 +201,15 @@ def plot_attention(model, vocab, prompt, path, title):
     os.replace(tmp, path)
 
 
-def format_table(results, references):
+def format_table(results, references, with_context=False):
+    if with_context:
+        lines = [f"{'run':<28} {'params':>10} {'steps':>7} {'context':>8} {'val BPC':>8}  note", "-" * 72]
+        for r in results:
+            lines.append(f"{r['name']:<28} {r['params']:>10,} {r['steps']:>7} {r['context']:>8} {r['val_bpc']:>8.4f}"
+                         f"  {r['note']}".rstrip())
+        for name, bpc in references.items():
+            lines.append(f"{name:<28} {'-':>10} {'-':>7} {'-':>8} {bpc:>8.4f}")
+        return "\n".join(lines)
     lines = [f"{'run':<28} {'params':>10} {'steps':>7} {'val BPC':>8}", "-" * 56]
     for r in results:
         lines.append(f"{r['name']:<28} {r['params']:>10,} {r['steps']:>7} {r['val_bpc']:>8.4f}")
@@ -185,7 +219,7 @@ def format_table(results, references):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
     parser.add_argument("runs", nargs="+", help="run directories (their latest checkpoint) or checkpoint files")
     parser.add_argument("--data", help="the corpus, if it is no longer at the path saved in the checkpoint")
@@ -198,13 +232,20 @@ def main(argv=None):
     parser.add_argument("--attention-dir", metavar="DIR",
                         help="write the attention plots as DIR/attention_<run>.png (default: <run dir>/attention.png)")
     parser.add_argument("--no-references", action="store_true", help="skip the uniform/unigram/bz2/lzma rows")
+    parser.add_argument("--context", type=int, nargs="+", metavar="N",
+                        help="score with windows of N characters instead of the trained seq_len (stride N/2); "
+                             "several values give one row each (length extrapolation)")
     args = parser.parse_args(argv)
     try:
         if args.batch_size <= 0:
             raise UserError(f"--batch-size must be positive, got {args.batch_size}")
+        for n in args.context or []:
+            if n <= 0:
+                raise UserError(f"--context must be positive, got {n}")
         if args.device == "cuda" and not torch.cuda.is_available():
             raise UserError("--device cuda: no CUDA GPU is available here")
-        results = [evaluate_run(run, args.data, args.batch_size, args.device) for run in args.runs]
+        results = [r for run in args.runs
+                   for r in evaluate_run(run, args.data, args.batch_size, args.device, args.context or (None,))]
         references = {} if args.no_references else reference_bpcs(read_text(results[0]["data"])[0])
         if args.plot:
             from train import read_metrics
@@ -224,9 +265,10 @@ def main(argv=None):
     if args.json:
         print(json.dumps({"runs": results, "references": references}, indent=2))
     else:
-        print(format_table(results, references))
-        print(f"\nfull pass over {results[0]['val_chars']:,} validation characters, windows of seq_len, "
-              f"stride seq_len/2; references on the same split")
+        print(format_table(results, references, with_context=bool(args.context)))
+        window = "windows of --context N, stride N/2" if args.context else "windows of seq_len, stride seq_len/2"
+        print(f"\nfull pass over {results[0]['val_chars']:,} validation characters, {window}; "
+              f"references on the same split")
         if args.plot:
             print(f"plot written to {args.plot}")
         for r in results if args.attention else []:

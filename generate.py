@@ -14,12 +14,12 @@ import sys
 import torch
 
 from checkpoint import load_checkpoint, model_from_checkpoint
-from corpus import UserError
+from corpus import ArgumentParser, UserError
 from model import compile_decoder
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ckpt", required=True, help="run directory (its latest checkpoint) or checkpoint file")
     parser.add_argument("--prompt", default="\n", help="text to continue; every character must be in the vocabulary (default: a newline)")

@@ -10,6 +10,12 @@ fused paths), feed-forward, block, the model, generation with a key/value cache,
 static-shape decoding step for torch.compile (generate.py --compile), and the parameter /
 FLOP counts used by bench.py. attention_np.py holds an
 independent NumPy implementation the tests check this file against.
+
+Positional encodings enter at one place each. The absolute ones (sinusoidal, learned) are added
+to the token embeddings (CharTransformer.embed). The relative ones act where attention scores
+are made: RoPE rotates queries and keys by their positions (apply_rope), ALiBi adds a penalty
+linear in the distance between query and key (attention_mask); "none" has only the causal mask.
+Every path (training, cached, compiled decoding) passes positions as a tensor to those places.
 """
 import math
 from dataclasses import dataclass
@@ -18,7 +24,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-POS_ENCODINGS = ("sinusoidal", "learned", "none")
+POS_ENCODINGS = ("sinusoidal", "learned", "none", "rope", "alibi")
+RELATIVE_ENCODINGS = ("rope", "alibi", "none")   # nothing ties a key to a slot of the window
+LEARNED_INITS = ("sinusoidal", "normal")
+ROPE_BASE = 10000.0
 
 
 @dataclass
@@ -31,6 +40,10 @@ class ModelConfig:
     d_ff: int = 0               # feed-forward width; 0 means 4 * d_model
     dropout: float = 0.0
     pos_encoding: str = "sinusoidal"
+    # how a learned position table starts: "sinusoidal" = the sinusoids, so that at step 0 the
+    # model is the sinusoidal one and only trainability differs; "normal" = N(0, 0.02) like every
+    # other weight, 16x weaker than the sqrt(d_model)-scaled tokens (the first study's runs)
+    learned_init: str = "sinusoidal"
     tie_weights: bool = True    # the output head reuses the token embedding matrix
 
     def __post_init__(self):
@@ -46,6 +59,11 @@ class ModelConfig:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
         if self.pos_encoding not in POS_ENCODINGS:
             raise ValueError(f"pos_encoding must be one of {', '.join(POS_ENCODINGS)}, got {self.pos_encoding!r}")
+        if self.pos_encoding == "rope" and (self.d_model // self.n_heads) % 2:
+            raise ValueError(f"pos_encoding rope rotates pairs of channels: the head size d_model / n_heads "
+                             f"({self.d_model // self.n_heads}) must be even")
+        if self.learned_init not in LEARNED_INITS:
+            raise ValueError(f"learned_init must be one of {', '.join(LEARNED_INITS)}, got {self.learned_init!r}")
 
 
 def sinusoidal_table(n_positions, d_model):
@@ -59,13 +77,61 @@ def sinusoidal_table(n_positions, d_model):
     return table.float()
 
 
-def explicit_attention(q, k, v, causal, dropout_p=0.0):
+def rope_angles(positions, head_size):
+    """RoPE's rotation angles (Su et al. 2021, eq. 15): (cos, sin), each (T, head_size / 2), of
+    angle[t, i] = positions[t] * 10000^(-2i / head_size), in float64 so that positions in the tens
+    of thousands (long generations) keep accurate angles; apply_rope rounds them."""
+    inv_freq = ROPE_BASE ** (-torch.arange(0, head_size, 2, dtype=torch.float64, device=positions.device) / head_size)
+    angle = positions.to(torch.float64)[:, None] * inv_freq[None, :]          # (T, hs/2)
+    return angle.cos(), angle.sin()
+
+
+def apply_rope(x, angles):
+    """Rotate each pair of channels (2i, 2i+1) of x (..., T, hs) by angle[t, i] (Su et al. 2021,
+    eq. 34). A query at position m and a key at position n then score q R(n - m) k: only the
+    distance matters. Computed in float32 at least (bf16 would round cos and sin to 3 digits)."""
+    dtype = torch.promote_types(x.dtype, torch.float32)
+    cos, sin = (a.to(dtype) for a in angles)                                  # (T, hs/2)
+    even, odd = x[..., 0::2].to(dtype), x[..., 1::2].to(dtype)
+    return torch.stack([even * cos - odd * sin, even * sin + odd * cos], dim=-1).flatten(-2).to(x.dtype)
+
+
+def alibi_slopes(n_heads):
+    """ALiBi's head slopes (Press et al. 2022, section 3): for n a power of two the geometric
+    sequence 2^(-8/n), 2^(-16/n), ..., 2^(-8); otherwise the slopes of the nearest smaller power of
+    two m, then every other slope of 2m, as the paper's code does."""
+    def power_of_two(n):
+        start = 2.0 ** (-8.0 / n)
+        return [start ** (i + 1) for i in range(n)]
+    m = 2 ** math.floor(math.log2(n_heads))
+    slopes = power_of_two(m) + power_of_two(2 * m)[0::2][:n_heads - m]
+    return torch.tensor(slopes)
+
+
+def attention_mask(q_pos, k_pos, slopes=None, window=None):
+    """Additive attention mask (nh or 1, Tq, Tk): -inf where query i may not see key j (a key after
+    the query, or window or more positions before it), else ALiBi's -slope_h * (q_pos - k_pos)
+    with slopes (nh,), or 0 without."""
+    distance = q_pos[:, None] - k_pos[None, :]                                 # (Tq, Tk)
+    allowed = distance >= 0
+    if window is not None:
+        allowed &= distance < window
+    bias = torch.zeros(1, *distance.shape, device=q_pos.device)
+    if slopes is not None:
+        bias = -slopes.to(q_pos.device)[:, None, None] * distance[None].float()   # (nh, Tq, Tk)
+    return bias.masked_fill(~allowed, float("-inf"))
+
+
+def explicit_attention(q, k, v, causal, dropout_p=0.0, mask=None):
     """softmax(q k^T / sqrt(d_k) + mask) v, written out so the weights can be returned.
 
-    q: (B, nh, Tq, hs); k, v: (B, nh, Tk, hs). Returns (out (B, nh, Tq, hs), weights (B, nh, Tq, Tk)).
+    q: (B, nh, Tq, hs); k, v: (B, nh, Tk, hs); mask: attention_mask's additive mask, or None for
+    the plain causal mask (causal) or none. Returns (out (B, nh, Tq, hs), weights (B, nh, Tq, Tk)).
     """
     scores = (q @ k.transpose(-2, -1)) / math.sqrt(q.size(-1))               # (B, nh, Tq, Tk)
-    if causal:
+    if mask is not None:
+        scores = scores + mask
+    elif causal:
         Tq, Tk = q.size(-2), k.size(-2)
         # query i sits at absolute position Tk - Tq + i and may see keys 0..that position
         allowed = torch.ones(Tq, Tk, dtype=torch.bool, device=q.device).tril(Tk - Tq)
@@ -83,16 +149,20 @@ class MultiHeadAttention(nn.Module):
         self.proj = nn.Linear(cfg.d_model, cfg.d_model)
         self.resid_drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, x, causal=True, need_weights=False, cache=None):
+    def forward(self, x, causal=True, need_weights=False, cache=None, mask=None, rope=None):
         """x: (B, T, d). need_weights selects the explicit path and returns (y, weights).
 
         cache: a LayerCache; the new keys/values are appended to it and the queries attend
         to everything cached. Either T new tokens into an empty cache (a prefill) or one.
+        mask: attention_mask's additive mask over (queries, keys), or None for plain causal.
+        rope: rope_angles of the new tokens' positions, applied to their queries and keys.
         """
         B, T, d = x.shape
         q, k, v = self.qkv(x).split(d, dim=2)
         # (B, T, d) -> (B, nh, T, hs): each head works on its own slice of d
         q, k, v = (t.view(B, T, self.n_heads, d // self.n_heads).transpose(1, 2) for t in (q, k, v))
+        if rope is not None:   # keys are cached rotated: a key's position never changes
+            q, k = apply_rope(q, rope), apply_rope(k, rope)
         if cache is not None:
             k, v = cache.append(k, v)
         dropout_p = self.dropout if self.training else 0.0
@@ -100,11 +170,13 @@ class MultiHeadAttention(nn.Module):
         # On a CPU in bf16 the explicit path trains ~1.2x faster than the fused kernel, whose bf16
         # backward is slow there (measured with bench.py); everywhere else the fused kernel wins.
         if need_weights or (q.device.type == "cpu" and q.dtype == torch.bfloat16):
-            y, weights = explicit_attention(q, k, v, causal, dropout_p)
+            y, weights = explicit_attention(q, k, v, causal, dropout_p, mask)
         else:
             # a single new query may see every cached key, so it needs no mask at all
-            is_causal = causal and T > 1
-            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=is_causal)
+            is_causal = causal and T > 1 and mask is None
+            if mask is not None:
+                mask = mask.to(q.dtype)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, is_causal=is_causal)
         y = y.transpose(1, 2).reshape(B, T, d)                              # (B, T, d)
         y = self.resid_drop(self.proj(y))
         return (y, weights) if need_weights else y
@@ -132,8 +204,8 @@ class Block(nn.Module):
         self.ln2 = nn.LayerNorm(cfg.d_model)
         self.ff = FeedForward(cfg)
 
-    def forward(self, x, need_weights=False, cache=None):
-        a = self.attn(self.ln1(x), need_weights=need_weights, cache=cache)
+    def forward(self, x, need_weights=False, cache=None, mask=None, rope=None):
+        a = self.attn(self.ln1(x), need_weights=need_weights, cache=cache, mask=mask, rope=rope)
         weights = None
         if need_weights:
             a, weights = a
@@ -143,7 +215,12 @@ class Block(nn.Module):
 
 
 class LayerCache:
-    """Preallocated keys and values of one layer: (B, nh, seq_len, hs), filled up to `length`."""
+    """Preallocated keys and values of one layer: (B, nh, seq_len, hs), filled up to `length`.
+
+    With an absolute encoding the cache holds a window from its start (generate_tokens rebuilds
+    it when the window slides). With a relative one it rolls: once full, each new token pushes
+    the oldest out, so it always holds the last seq_len tokens. next_position is the position
+    of the next token, in the text."""
 
     def __init__(self, B, cfg, device, dtype):
         shape = (B, cfg.n_heads, cfg.seq_len, cfg.d_model // cfg.n_heads)
@@ -152,9 +229,28 @@ class LayerCache:
         self.k = torch.zeros(shape, device=device, dtype=dtype)
         self.v = torch.zeros(shape, device=device, dtype=dtype)
         self.length = 0
+        self.next_position = 0
+
+    def make_room(self, T):
+        """Drop the oldest entries so that T more fit (a rolling cache)."""
+        overflow = self.length + T - self.k.size(2)
+        if overflow > 0:
+            keep = self.length - overflow
+            self.k[:, :, :keep] = self.k[:, :, overflow:self.length].clone()
+            self.v[:, :, :keep] = self.v[:, :, overflow:self.length].clone()
+            self.length = keep
 
     def append(self, k, v):
-        T = k.size(2)
+        """Store T new keys/values; returns every key/value the new queries attend to: those
+        cached before and the new ones (all T of a prefill, even past the capacity, of which
+        only the last seq_len are kept)."""
+        T, capacity = k.size(2), self.k.size(2)
+        self.next_position += T
+        if T > capacity:   # a long prefill (relative encodings): attend to all, keep the newest
+            self.k[:], self.v[:] = k[:, :, -capacity:], v[:, :, -capacity:]
+            self.length = capacity
+            return k, v
+        self.make_room(T)
         self.k[:, :, self.length:self.length + T] = k
         self.v[:, :, self.length:self.length + T] = v
         self.length += T
@@ -171,6 +267,8 @@ class CharTransformer(nn.Module):
         elif cfg.pos_encoding == "sinusoidal":
             # a buffer, not a parameter, and not saved: it is a fixed function of the config
             self.register_buffer("pos_table", sinusoidal_table(cfg.seq_len, cfg.d_model), persistent=False)
+        elif cfg.pos_encoding == "alibi":
+            self.register_buffer("slopes", alibi_slopes(cfg.n_heads), persistent=False)
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         self.ln_f = nn.LayerNorm(cfg.d_model)
@@ -183,6 +281,9 @@ class CharTransformer(nn.Module):
         for name, p in self.named_parameters():
             if name.endswith("attn.proj.weight") or name.endswith("ff.down.weight"):
                 nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * cfg.n_layers))
+        if cfg.pos_encoding == "learned" and cfg.learned_init == "sinusoidal":
+            with torch.no_grad():   # the amplitude the sqrt(d_model)-scaled tokens were scaled to meet
+                self.pos_emb.weight.copy_(sinusoidal_table(cfg.seq_len, cfg.d_model))
 
     @staticmethod
     def _init_weights(module):
@@ -191,35 +292,61 @@ class CharTransformer(nn.Module):
         if isinstance(module, nn.Linear) and module.bias is not None:
             nn.init.zeros_(module.bias)
 
-    def embed(self, idx, start_pos=0):
+    def embed(self, idx, positions=None, n_positions=None):
         """Token embedding (scaled by sqrt(d_model) as in Vaswani et al., so that it is not drowned
-        by the unit-amplitude sinusoids) plus the position of each token in the window."""
-        T = idx.size(1)
+        by the unit-amplitude sinusoids) plus, for an absolute encoding, each token's position.
+        idx: (B, T) or (B,); positions: (T,) or (1,), default 0..T-1; n_positions: one past the
+        largest position (default seq_len): past seq_len the sinusoids are computed, though never
+        trained there."""
+        if positions is None:
+            positions = torch.arange(idx.size(-1), device=idx.device)
         x = self.tok_emb(idx) * math.sqrt(self.cfg.d_model)                # (B, T, d)
         if self.cfg.pos_encoding == "sinusoidal":
-            x = x + self.pos_table[start_pos:start_pos + T]
+            table = self.pos_table
+            if n_positions is not None and n_positions > self.cfg.seq_len:
+                table = sinusoidal_table(n_positions, self.cfg.d_model).to(x.device)
+            x = x + table[positions]
         elif self.cfg.pos_encoding == "learned":
-            x = x + self.pos_emb.weight[start_pos:start_pos + T]
+            x = x + self.pos_emb(positions)
         return self.drop(x)
 
-    def forward(self, idx, targets=None, need_weights=False, caches=None):
-        """idx: (B, T) with T <= seq_len. Returns (logits (B, T, V), loss or None), and with
-        need_weights a list of per-layer attention weights (B, nh, T, T) as a third item."""
+    def forward(self, idx, targets=None, need_weights=False, caches=None, positions=None, window=None):
+        """idx: (B, T). Returns (logits (B, T, V), loss or None), and with need_weights a list of
+        per-layer attention weights (B, nh, T, keys) as a third item.
+
+        positions: (T,) the tokens' positions; default 0..T-1, or after what the caches hold.
+        T may exceed seq_len (eval.py --context) except with learned positions, which have no
+        table rows there. window: each query sees at most this many keys, itself included
+        (sliding-window attention: the uncached reference of rolling generation)."""
         T = idx.size(1)
-        start_pos = caches[0].length if caches else 0
-        if start_pos > 0 and T > 1:
+        start = caches[0].next_position if caches else 0
+        if caches and caches[0].length > 0 and T > 1:
             raise ValueError("a non-empty cache takes one token at a time")
-        if start_pos + T > self.cfg.seq_len:
-            raise ValueError(f"sequence of {start_pos + T} exceeds seq_len {self.cfg.seq_len}")
-        x = self.embed(idx, start_pos)
+        if positions is None:
+            positions, n_positions = torch.arange(start, start + T, device=idx.device), start + T
+        else:
+            n_positions = int(positions.max()) + 1
+        if self.cfg.pos_encoding == "learned" and n_positions > self.cfg.seq_len:
+            raise ValueError(f"learned positions stop at seq_len {self.cfg.seq_len}: no position {n_positions - 1}")
+        x = self.embed(idx, positions, n_positions)
+        rope = rope_angles(positions, self.cfg.d_model // self.cfg.n_heads) if self.cfg.pos_encoding == "rope" else None
+        mask = None
+        if self.cfg.pos_encoding == "alibi" or window is not None:
+            if caches:   # the keys attended to: those the caches will hold after this step, or a whole prefill
+                capacity = caches[0].k.size(2)
+                n_keys = T if T > capacity else min(capacity, caches[0].length + T)
+                key_positions = torch.arange(start + T - n_keys, start + T, device=idx.device)
+            else:
+                key_positions = positions
+            mask = attention_mask(positions, key_positions, getattr(self, "slopes", None), window)
         all_weights = []
         for i, block in enumerate(self.blocks):
             cache = caches[i] if caches else None
             if need_weights:
-                x, w = block(x, need_weights=True, cache=cache)
+                x, w = block(x, need_weights=True, cache=cache, mask=mask, rope=rope)
                 all_weights.append(w)
             else:
-                x = block(x, cache=cache)
+                x = block(x, cache=cache, mask=mask, rope=rope)
         logits = self.head(self.ln_f(x))                                    # (B, T, V)
         loss = None
         if targets is not None:
@@ -230,17 +357,28 @@ class CharTransformer(nn.Module):
     def generate_tokens(self, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None,
                         seed=None, use_cache=True, decoder=None):
         """Yield the next token of every row, (B,), one step at a time. idx: (B, T0) prompt.
+        decoder: compile_decoder(self, B)'s result, used for the one-token steps (a prefill still
+        goes through forward). temperature 0 means greedy (argmax). use_cache=False recomputes
+        everything each step: the slow reference the cached path must match exactly.
 
-        The context is a window over the text. While the text fits in seq_len the window is all of
-        it. When it is full, the window jumps forward by seq_len // 2, keeping the newest half:
-        with absolute positions every cached key/value is tied to its place in the window, so a
-        slide invalidates the cache, and it is rebuilt once (one prefill of seq_len // 2 tokens)
-        instead of every step. Every prediction therefore sees at least seq_len // 2 characters,
-        as in eval.py's scoring. use_cache=False recomputes the same window from scratch each
-        step: the slow reference the cached path must match exactly.
-        decoder: compile_decoder(self, B)'s result, used for the one-token steps (the prompt and
-        each rebuild of the cache still go through forward). temperature 0 means greedy (argmax).
+        Absolute encodings (sinusoidal, learned): the context is a window over the text. While
+        the text fits in seq_len the window is all of it. When it is full, the window jumps
+        forward by seq_len // 2, keeping the newest half: every cached key/value is tied to its
+        place in the window, so a slide invalidates the cache, and it is rebuilt once (one
+        prefill of seq_len // 2 tokens) instead of every step. Every prediction therefore sees at
+        least seq_len // 2 characters, as in eval.py's scoring. The reference recomputes the
+        same window each step.
+
+        Relative encodings (rope, alibi, none): nothing ties a key to a slot, so the cache rolls
+        by one token per step and every prediction sees the seq_len - 1 characters before it
+        (sliding-window attention; in deeper layers each of those carries its own seq_len window,
+        so information reaches n_layers * (seq_len - 1) characters back). The reference
+        recomputes that each step: a forward pass over the last n_layers * (seq_len - 1) + 1
+        characters with each query seeing seq_len keys.
         """
+        if self.cfg.pos_encoding in RELATIVE_ENCODINGS:
+            yield from self._generate_rolling(idx, max_new_tokens, temperature, top_k, top_p, seed, use_cache, decoder)
+            return
         seq_len = self.cfg.seq_len
         keep = max(1, seq_len // 2)
         generator = None
@@ -252,8 +390,7 @@ class CharTransformer(nn.Module):
         for _ in range(max_new_tokens):
             if use_cache:
                 if caches is None:
-                    dtype = next(self.parameters()).dtype
-                    caches = [LayerCache(idx.size(0), self.cfg, idx.device, dtype) for _ in self.blocks]
+                    caches = self.new_caches(idx.size(0), idx.device)
                 if decoder is not None and new_tokens.size(1) == 1 and caches[0].length > 0:
                     logits = decode_step(decoder, new_tokens[:, 0], caches)[:, None, :]
                 else:
@@ -268,6 +405,41 @@ class CharTransformer(nn.Module):
                 window = window[:, -keep:]
                 caches, new_tokens = None, window
 
+    def _generate_rolling(self, idx, max_new_tokens, temperature, top_k, top_p, seed, use_cache, decoder):
+        """generate_tokens for the relative encodings: a rolling cache (see there)."""
+        seq_len = self.cfg.seq_len
+        reach = self.cfg.n_layers * (seq_len - 1) + 1   # how far back the last prediction's inputs go
+        generator = None
+        if seed is not None:
+            generator = torch.Generator(device=idx.device).manual_seed(seed)
+        text = idx[:, -reach:]
+        first = idx.size(1) - text.size(1)               # the position of text[:, 0]
+        caches = None
+        for _ in range(max_new_tokens):
+            if not use_cache:
+                positions = torch.arange(first, first + text.size(1), device=idx.device)
+                logits, _ = self(text, positions=positions, window=seq_len)
+            elif caches is None:                          # the prompt, in one prefill
+                caches = self.new_caches(idx.size(0), idx.device, next_position=first)
+                logits, _ = self(text, caches=caches, window=seq_len)
+            elif decoder is not None:
+                logits = decode_step(decoder, text[:, -1], caches)[:, None, :]
+            else:
+                logits, _ = self(text[:, -1:], caches=caches)
+            next_token = sample_next(logits[:, -1, :], temperature, top_k, top_p, generator)
+            yield next_token
+            text = torch.cat([text, next_token[:, None]], dim=1)
+            if text.size(1) > reach:
+                text, first = text[:, 1:], first + 1
+
+    def new_caches(self, batch_size, device, next_position=0):
+        """One empty LayerCache per block, in the model's dtype."""
+        dtype = next(self.parameters()).dtype
+        caches = [LayerCache(batch_size, self.cfg, device, dtype) for _ in self.blocks]
+        for cache in caches:
+            cache.next_position = next_position
+        return caches
+
     def generate(self, idx, max_new_tokens, **kwargs):
         """Return idx with max_new_tokens sampled tokens appended; kwargs as generate_tokens."""
         out = [idx] + [t[:, None] for t in self.generate_tokens(idx, max_new_tokens, **kwargs)]
@@ -279,7 +451,8 @@ class StaticDecoder(nn.Module):
 
     The new token of each row attends over the whole preallocated cache (seq_len slots) with the
     slots not yet written masked out, so every step has the same shapes and compiles once; the
-    arithmetic is forward()'s with a cache. Compiled by compile_decoder with inductor's weight
+    arithmetic is forward()'s with a cache (the same embed, rope_angles, attention_mask and
+    explicit_attention). Compiled by compile_decoder with inductor's weight
     freezing and its own CPU matrix kernels (max_autotune): at batch 1 each layer is a handful of
     matrix-vector products, which those kernels run several times faster than the eager ones
     (experiments/levers/decode_static_compiled.py).
@@ -289,37 +462,44 @@ class StaticDecoder(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, tok, pos, *keys_values):
-        """tok: (B,) new tokens at position pos ((1,) int64); keys_values: each layer's cache k, v
-        (B, nh, seq_len, hs), written in place at pos. Returns the logits (B, V)."""
+    def forward(self, tok, slot, position, *keys_values):
+        """tok: (B,) new tokens; slot: (1,) int64, the cache slot they are written to; position:
+        (1,) their position in the text (= slot for absolute encodings; a rolling cache's slot
+        stays at the end while the position grows); keys_values: each layer's cache k, v
+        (B, nh, seq_len, hs), written in place at slot. Returns the logits (B, V)."""
         m, cfg = self.model, self.model.cfg
         B, nh = tok.size(0), cfg.n_heads
         hs = cfg.d_model // nh
-        x = m.tok_emb(tok) * math.sqrt(cfg.d_model)                                 # (B, d)
-        if cfg.pos_encoding == "sinusoidal":
-            x = x + m.pos_table[pos]
-        elif cfg.pos_encoding == "learned":
-            x = x + m.pos_emb.weight[pos]
-        written = torch.arange(cfg.seq_len, device=tok.device) <= pos               # (seq_len,)
+        x = m.embed(tok, position)                                                   # (B, d)
+        rope = rope_angles(position, hs) if cfg.pos_encoding == "rope" else None
+        # the slots' distances to the new token's are those of their positions: slot j <= slot holds
+        # position - (slot - j)
+        mask = attention_mask(slot, torch.arange(cfg.seq_len, device=tok.device), getattr(m, "slopes", None))
         for i, block in enumerate(m.blocks):
             k_cache, v_cache = keys_values[2 * i], keys_values[2 * i + 1]
             q, k, v = block.attn.qkv(block.ln1(x)).view(B, 3, nh, 1, hs).unbind(1)  # (B, nh, 1, hs)
-            k_cache.index_copy_(2, pos, k)
-            v_cache.index_copy_(2, pos, v)
-            scores = (q @ k_cache.transpose(-2, -1)) / math.sqrt(hs)                 # (B, nh, 1, seq_len)
-            weights = scores.masked_fill(~written, float("-inf")).softmax(dim=-1)
-            x = x + block.attn.proj((weights @ v_cache).reshape(B, cfg.d_model))
+            if rope is not None:
+                q, k = apply_rope(q, rope), apply_rope(k, rope)
+            k_cache.index_copy_(2, slot, k)
+            v_cache.index_copy_(2, slot, v)
+            y, _ = explicit_attention(q, k_cache, v_cache, causal=False, mask=mask)   # (B, nh, 1, hs)
+            x = x + block.attn.proj(y.reshape(B, cfg.d_model))
             x = x + block.ff(block.ln2(x))
         return m.head(m.ln_f(x))
 
 
 def decode_step(decoder, tok, caches):
     """One step of a (compiled) StaticDecoder against LayerCaches, advancing them: tok (B,) ->
-    logits (B, V). What generate_tokens calls for each new token when given a decoder."""
-    pos = torch.tensor([caches[0].length], device=tok.device)
-    logits = decoder(tok, pos, *[t for c in caches for t in (c.k, c.v)])
+    logits (B, V). What generate_tokens calls for each new token when given a decoder. A full
+    cache (only a rolling one gets full) first drops its oldest entry, outside the compiled code."""
+    for cache in caches:
+        cache.make_room(1)
+    slot = torch.tensor([caches[0].length], device=tok.device)
+    position = torch.tensor([caches[0].next_position], device=tok.device)
+    logits = decoder(tok, slot, position, *[t for c in caches for t in (c.k, c.v)])
     for c in caches:
         c.length += 1
+        c.next_position += 1
     return logits
 
 
@@ -338,7 +518,7 @@ def compile_decoder(model, batch_size=1):
         # reach it), and the trial runs on inference tensors like generate_tokens', or the first
         # real step would recompile without it.
         with torch.inference_mode(), inductor_config.patch(freezing=True):
-            caches = [LayerCache(batch_size, model.cfg, param.device, param.dtype) for _ in model.blocks]
+            caches = model.new_caches(batch_size, param.device)
             decode_step(decoder, torch.zeros(batch_size, dtype=torch.long, device=param.device), caches)
     except Exception as e:  # no C++ compiler, unsupported backend, ...
         return None, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"

@@ -2,11 +2,16 @@
 
     python report.py
 
-Reads checkpoints/study/<config>_s<seed>/{metrics.csv,eval.json} (written by
-experiments/study.sh), rewrites the tables between the <!-- generated:NAME --> markers of
-REPORT.md, and writes the figures: figures/curves_all.png, figures/final_bpc.png,
-figures/memorisation.png, checkpoints/loss_curve_baseline.png, checkpoints/loss_curve_nopos.png.
+Reads checkpoints/study/<config>_s<seed>/{metrics.csv,eval.json,extrapolation.json} (written by
+experiments/study.sh; extrapolation.json also from checkpoints/study/rerun/), rewrites the tables
+between the <!-- generated:NAME --> markers of REPORT.md, and writes the figures:
+figures/curves_all.png, figures/final_bpc.png, figures/memorisation.png,
+figures/extrapolation.png, checkpoints/loss_curve_baseline.png, checkpoints/loss_curve_nopos.png.
 A configuration with no finished run is listed as not run, never estimated.
+
+Effects are differences of means with a 95% Welch confidence interval (unequal variances,
+Welch-Satterthwaite degrees of freedom, Student's t quantile): the verdict is "better" or
+"worse" only when the interval excludes 0.
 """
 import json
 import math
@@ -22,8 +27,26 @@ CONFIGS = {  # name: (heads, positional encoding, description)
     "ablation": (1, "none", "classic ablation"),
     "heads4_nopos": (4, "none", "heads kept, positions removed"),
     "heads1_sinusoidal": (1, "sinusoidal", "positions kept, heads removed"),
-    "heads4_learned": (4, "learned", "learned positions"),
+    "heads4_learned": (4, "learned", "learned positions, N(0, 0.02) init"),
+    "heads4_learnedsin": (4, "learned", "learned positions, sinusoidal init"),
+    "heads4_rope": (4, "rope", "rotary positions"),
+    "heads4_alibi": (4, "alibi", "ALiBi"),
 }
+EFFECTS = [   # (label, configuration a, configuration b): the difference is a - b
+    ("4 heads instead of 1, with sinusoidal positions", "baseline", "heads1_sinusoidal"),
+    ("4 heads instead of 1, without positions", "heads4_nopos", "ablation"),
+    ("sinusoidal positions instead of none, 4 heads", "baseline", "heads4_nopos"),
+    ("sinusoidal positions instead of none, 1 head", "heads1_sinusoidal", "ablation"),
+    ("learned positions (N(0, 0.02) init) instead of sinusoidal, 4 heads", "heads4_learned", "baseline"),
+    ("learned positions (sinusoidal init) instead of sinusoidal, 4 heads", "heads4_learnedsin", "baseline"),
+    ("learned positions: sinusoidal init instead of N(0, 0.02)", "heads4_learnedsin", "heads4_learned"),
+    ("RoPE instead of sinusoidal, 4 heads", "heads4_rope", "baseline"),
+    ("ALiBi instead of sinusoidal, 4 heads", "heads4_alibi", "baseline"),
+    ("RoPE instead of ALiBi, 4 heads", "heads4_rope", "heads4_alibi"),
+    ("RoPE instead of none, 4 heads", "heads4_rope", "heads4_nopos"),
+    ("ALiBi instead of none, 4 heads", "heads4_alibi", "heads4_nopos"),
+    ("both (baseline vs classic ablation)", "baseline", "ablation"),
+]
 NANOGPT_VAL_LOSS = 1.4697   # nats: nanoGPT's shakespeare_char (6 layers, 384 wide, 10.7M params), 5000 iterations
 
 
@@ -74,33 +97,146 @@ def results_table(runs):
     return "\n".join(lines)
 
 
-def effects_table(runs):
-    """Each factor's own effect: the difference between two configurations that differ in it alone."""
-    means = {name: mean_std([r["val_bpc"] for r in done])[0] for name, done in runs.items() if done}
-    spreads = [mean_std([r["val_bpc"] for r in done])[1] for done in runs.values() if len(done) > 1]
-    noise = max(spreads) if spreads else None
-    pairs = [
-        ("4 heads instead of 1, with sinusoidal positions", "baseline", "heads1_sinusoidal"),
-        ("4 heads instead of 1, without positions", "heads4_nopos", "ablation"),
-        ("sinusoidal positions instead of none, 4 heads", "baseline", "heads4_nopos"),
-        ("sinusoidal positions instead of none, 1 head", "heads1_sinusoidal", "ablation"),
-        ("learned positions instead of sinusoidal, 4 heads", "heads4_learned", "baseline"),
-        ("both (baseline vs classic ablation)", "baseline", "ablation"),
-    ]
-    lines = ["| change | BPC difference | verdict |", "|---|---|---|"]
-    for label, a, b in pairs:
-        if a not in means or b not in means:
-            lines.append(f"| {label} | not run yet | - |")
-            continue
-        diff = means[a] - means[b]
-        if noise is None:
-            verdict = "no seed spread measured yet"
-        elif abs(diff) <= noise:
-            verdict = f"no difference (within the largest seed std, {noise:.4f})"
+def student_t_cdf(t, df):
+    """P(T <= t) for Student's t with df (real) degrees of freedom, through the regularised
+    incomplete beta function: P(|T| > t) = I_{df / (df + t^2)}(df / 2, 1 / 2)."""
+    x = df / (df + t * t)
+    tail = 0.5 * incomplete_beta(x, df / 2, 0.5)
+    return 1 - tail if t >= 0 else tail
+
+
+def incomplete_beta(x, a, b):
+    """The regularised incomplete beta function I_x(a, b), by its continued fraction (modified
+    Lentz's method), on the side where it converges fast."""
+    if x <= 0 or x >= 1:
+        return 0.0 if x <= 0 else 1.0
+    if x > (a + 1) / (a + b + 2):
+        return 1 - incomplete_beta(1 - x, b, a)
+    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log(1 - x)) / a
+    tiny = 1e-300
+    c, d, f = 1.0, 0.0, 1.0
+    for i in range(400):
+        m = i // 2
+        if i == 0:
+            numerator = 1.0
+        elif i % 2 == 0:
+            numerator = m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m))
         else:
-            verdict = "better" if diff < 0 else "worse"
-        lines.append(f"| {label} | {diff:+.4f} | {verdict} |")
+            numerator = -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))
+        d = 1 + numerator * d
+        d = 1 / (d if abs(d) > tiny else tiny)
+        c = 1 + numerator / c
+        c = c if abs(c) > tiny else tiny
+        f *= c * d
+        if abs(1 - c * d) < 1e-12:
+            break
+    return front * (f - 1)
+
+
+def student_t_quantile(p, df):
+    """The t with P(T <= t) = p (p > 0.5), by bisection."""
+    lo, hi = 0.0, 1e4
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if student_t_cdf(mid, df) < p else (lo, mid)
+    return (lo + hi) / 2
+
+
+def welch_interval(a, b, level=0.95):
+    """Difference of means a - b with its Welch standard error, degrees of freedom and confidence
+    interval: dict(diff, se, df, low, high). Needs two or more values on each side."""
+    var_a, var_b = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
+    se = math.sqrt(var_a + var_b)
+    df = (var_a + var_b) ** 2 / (var_a ** 2 / (len(a) - 1) + var_b ** 2 / (len(b) - 1))
+    diff = statistics.mean(a) - statistics.mean(b)
+    half = student_t_quantile(1 - (1 - level) / 2, df) * se
+    return dict(diff=diff, se=se, df=df, low=diff - half, high=diff + half)
+
+
+def effects_table(runs):
+    """Each factor's own effect: the difference between two configurations that differ in it
+    alone, with a 95% Welch interval; the verdict follows the interval."""
+    lines = ["| change | n (a, b) | BPC difference a - b | std. error | 95% interval (Welch) | verdict |",
+             "|---|---|---|---|---|---|"]
+    for label, a, b in EFFECTS:
+        values_a, values_b = [r["val_bpc"] for r in runs[a]], [r["val_bpc"] for r in runs[b]]
+        if not values_a or not values_b:
+            lines.append(f"| {label} | {len(values_a)}, {len(values_b)} | not run yet | - | - | - |")
+            continue
+        diff = statistics.mean(values_a) - statistics.mean(values_b)
+        few = " (fewer than 3 seeds)" if min(len(values_a), len(values_b)) < 3 else ""
+        if min(len(values_a), len(values_b)) < 2:
+            lines.append(f"| {label} | {len(values_a)}, {len(values_b)} | {diff:+.4f} | - | - "
+                         f"| no interval: one seed on a side (a hint, not a verdict) |")
+            continue
+        w = welch_interval(values_a, values_b)
+        if w["low"] > 0 or w["high"] < 0:
+            verdict = ("better" if w["diff"] < 0 else "worse") + few
+        else:
+            verdict = "no difference shown (the interval holds 0)" + few
+        lines.append(f"| {label} | {len(values_a)}, {len(values_b)} | {w['diff']:+.4f} | {w['se']:.4f} "
+                     f"| [{w['low']:+.4f}, {w['high']:+.4f}] (df {w['df']:.1f}) | {verdict} |")
     return "\n".join(lines)
+
+
+def load_extrapolation(study):
+    """{config: {context: [val_bpc per seed]}} from every extrapolation.json in the study folder
+    and its rerun/ folder (a seed counted once, the study's own run first)."""
+    found, seen = {}, set()
+    for folder in (study, os.path.join(study, "rerun")):
+        if not os.path.isdir(folder):
+            continue
+        for entry in sorted(os.listdir(folder)):
+            match = re.fullmatch(r"(.+)_s(\d+)", entry)
+            path = os.path.join(folder, entry, "extrapolation.json")
+            if not match or match.group(1) not in CONFIGS or entry in seen or not os.path.exists(path):
+                continue
+            seen.add(entry)
+            with open(path) as f:
+                for row in json.load(f)["runs"]:
+                    found.setdefault(match.group(1), {}).setdefault(row["context"], []).append(row["val_bpc"])
+    return found
+
+
+def extrapolation_table(extrapolation):
+    contexts = sorted({c for by_context in extrapolation.values() for c in by_context})
+    if not contexts:
+        return "(no extrapolation.json yet: bash experiments/study.sh writes one per run)"
+    lines = ["| configuration | positions | " + " | ".join(f"context {c}" for c in contexts) + " |",
+             "|---|---|" + "---|" * len(contexts)]
+    for name, by_context in extrapolation.items():
+        cells = []
+        for c in contexts:
+            values = by_context.get(c)
+            cells.append("-" if not values else f"{fmt_mean_std(values)} (n={len(values)})")
+        lines.append(f"| {name} | {CONFIGS[name][1]} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot_extrapolation(extrapolation, path):
+    """Validation BPC against the evaluation context, one line per configuration (the mean over
+    seeds), the band from the lowest to the highest seed."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.8))
+    for i, (name, by_context) in enumerate(extrapolation.items()):
+        contexts = sorted(by_context)
+        means = [statistics.mean(by_context[c]) for c in contexts]
+        n = min(len(by_context[c]) for c in contexts)
+        ax.plot(contexts, means, color=f"C{i}", marker="o", label=f"{name} (n={n})")
+        ax.fill_between(contexts, [min(by_context[c]) for c in contexts], [max(by_context[c]) for c in contexts],
+                        color=f"C{i}", alpha=0.2)
+    ax.axvline(128, color="gray", linestyle=":", label="trained context (128)")
+    ax.set_xscale("log", base=2)
+    ax.set(xlabel="evaluation context (characters)", ylabel="validation BPC, full pass",
+           title="length extrapolation: trained at 128, scored at other lengths")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def reference_table(study):
@@ -210,9 +346,14 @@ def main(root=ROOT):
     report = fill(report, "results", results_table(runs))
     report = fill(report, "effects", effects_table(runs))
     report = fill(report, "references", reference_table(study))
+    extrapolation = load_extrapolation(study)
+    if "<!-- generated:extrapolation -->" in report:
+        report = fill(report, "extrapolation", extrapolation_table(extrapolation))
     with open(path, "w", encoding="utf-8") as f:
         f.write(report)
     plot_figures(runs, root)
+    if extrapolation:
+        plot_extrapolation(extrapolation, os.path.join(root, "figures", "extrapolation.png"))
     print(f"REPORT.md tables and figures/ regenerated from {sum(len(v) for v in runs.values())} finished runs")
 
 

@@ -27,8 +27,8 @@ from tqdm import tqdm
 
 from checkpoint import (FORMAT_VERSION, checkpoint_path, list_checkpoints, load_checkpoint,
                         save_checkpoint)
-from corpus import UserError, get_batch, load_corpus
-from model import CharTransformer, ModelConfig, count_params
+from corpus import ArgumentParser, UserError, get_batch, load_corpus
+from model import LEARNED_INITS, POS_ENCODINGS, CharTransformer, ModelConfig, count_params
 
 DEFAULT_DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "lm_primer.txt")
 METRICS_FIELDS = ["step", "train_loss", "train_bpc", "val_loss", "val_bpc", "lr", "tokens_per_s", "elapsed_s"]
@@ -82,7 +82,9 @@ MODEL_FLAGS = {
     "--n-layers": ("n_layers", int, "number of transformer blocks (default 2)"),
     "--n-heads": ("n_heads", int, "attention heads per block; must divide --d-model (default 4)"),
     "--d-ff": ("d_ff", int, "feed-forward hidden width (default 4 x --d-model)"),
-    "--pos": ("pos_encoding", str, "positional encoding: sinusoidal, learned or none (default sinusoidal)"),
+    "--pos": ("pos_encoding", str, "positional encoding: sinusoidal, learned, rope, alibi or none (default sinusoidal)"),
+    "--learned-init": ("learned_init", str, "how --pos learned starts: sinusoidal (the sinusoids) or normal "
+                                            "(N(0, 0.02), the first study's runs) (default sinusoidal)"),
     "--dropout": ("dropout", float, "dropout on embeddings, attention weights and residual branches (default 0.0)"),
 }
 TRAIN_FLAGS = {
@@ -108,10 +110,11 @@ COMPILE_HELP = "torch.compile the training step (default: on for CUDA, off on CP
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     for flag, (field, kind, help_text) in {**TRAIN_FLAGS, **MODEL_FLAGS}.items():
-        choices = {"--pos": ["sinusoidal", "learned", "none"], "--device": ["auto", "cpu", "cuda", "mps"]}.get(flag)
+        choices = {"--pos": list(POS_ENCODINGS), "--learned-init": list(LEARNED_INITS),
+                   "--device": ["auto", "cpu", "cuda", "mps"]}.get(flag)
         parser.add_argument(flag, dest=field, type=kind, default=None, choices=choices, help=help_text)
     parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], default=None, help=PRECISION_HELP)
     parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None, help=COMPILE_HELP)

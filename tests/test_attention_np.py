@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import attention_np as ref
-from model import CharTransformer, ModelConfig, MultiHeadAttention
+from model import CharTransformer, ModelConfig, MultiHeadAttention, alibi_slopes, attention_mask, rope_angles
 
 D_MODEL = 24  # divisible by 1, 2, 3, 4, 6 and 8
 
@@ -32,15 +32,20 @@ def random_attention(n_heads, dtype):
 
 
 @pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-10), (torch.float32, 1e-5)])
-@pytest.mark.parametrize("causal", [True, False])
+@pytest.mark.parametrize("causal,pos_encoding", [(True, None), (False, None), (True, "rope"), (True, "alibi")])
 @pytest.mark.parametrize("n_heads", [h for h in range(1, 9) if D_MODEL % h == 0])
-def test_torch_attention_matches_numpy_reference(n_heads, causal, dtype, tol):
+def test_torch_attention_matches_numpy_reference(n_heads, causal, pos_encoding, dtype, tol):
+    if pos_encoding == "rope" and (D_MODEL // n_heads) % 2:
+        pytest.skip("rope needs an even head size")
     module, x = random_attention(n_heads, dtype)
     expected, expected_weights = ref.multi_head_attention(
-        x.numpy(), **numpy_weights(module), n_heads=n_heads, causal=causal)
+        x.numpy(), **numpy_weights(module), n_heads=n_heads, causal=causal, pos_encoding=pos_encoding)
+    positions = torch.arange(x.size(1))
+    rope = rope_angles(positions, D_MODEL // n_heads) if pos_encoding == "rope" else None
+    mask = attention_mask(positions, positions, alibi_slopes(n_heads)).to(dtype) if pos_encoding == "alibi" else None
     for need_weights in (False, True):  # the fused and the explicit path
         with torch.no_grad():
-            out = module(x, causal=causal, need_weights=need_weights)
+            out = module(x, causal=causal, need_weights=need_weights, mask=mask, rope=rope)
         if need_weights:
             out, weights = out
             weight_diff = np.abs(weights.numpy() - expected_weights).max()
@@ -101,7 +106,7 @@ def test_softmax_is_stable_for_huge_scores():
     assert np.all(np.isfinite(out)) and np.all(np.isfinite(weights))
 
 
-@pytest.mark.parametrize("pos_encoding", ["sinusoidal", "learned", "none"])
+@pytest.mark.parametrize("pos_encoding", ["sinusoidal", "learned", "none", "rope", "alibi"])
 @pytest.mark.parametrize("tie_weights", [True, False])
 def test_whole_model_matches_numpy_forward_from_state_dict(pos_encoding, tie_weights):
     torch.manual_seed(0)
@@ -118,3 +123,23 @@ def test_whole_model_matches_numpy_forward_from_state_dict(pos_encoding, tie_wei
     expected = ref.model_logits(state, vars(cfg), idx.numpy())
     diff = np.abs(logits.numpy() - expected).max()
     assert diff <= 1e-4, f"logits max abs diff {diff:.3e} > 1e-4"
+
+
+@pytest.mark.parametrize("n_heads", range(1, 17))
+def test_alibi_slopes_match_the_papers_geometric_sequence_for_any_head_count(n_heads):
+    assert np.allclose(alibi_slopes(n_heads).numpy(), ref.alibi_slopes(n_heads), rtol=1e-6)
+
+
+def test_alibi_slopes_written_out_for_powers_of_two_and_not():
+    assert np.allclose(ref.alibi_slopes(8), [2.0 ** -i for i in range(1, 9)])             # the paper's example
+    assert np.allclose(ref.alibi_slopes(16), [2.0 ** (-i / 2) for i in range(1, 17)])
+    assert np.allclose(ref.alibi_slopes(6), [2.0 ** -2, 2.0 ** -4, 2.0 ** -6, 2.0 ** -8, 2.0 ** -1, 2.0 ** -3])
+    assert np.allclose(ref.alibi_slopes(1), [2.0 ** -8])
+
+
+def test_numpy_rope_is_a_rotation_whose_scores_depend_only_on_the_distance():
+    rng = np.random.default_rng(0)
+    q, k = rng.normal(size=(1, 8)), rng.normal(size=(1, 8))
+    score = lambda m, n: (ref.rope_rotate(q, [m]) @ ref.rope_rotate(k, [n]).T).item()   # noqa: E731
+    assert score(3, 1) == pytest.approx(score(103, 101)) and score(3, 1) != pytest.approx(score(3, 2))
+    assert np.linalg.norm(ref.rope_rotate(q, [7])) == pytest.approx(np.linalg.norm(q))

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import eval as evaluation
-from conftest import PRIMER, assert_one_line_error, run_script
+from conftest import PRIMER, TINY_FLAGS, assert_one_line_error, run_script
 from corpus import load_corpus
 from model import CharTransformer, ModelConfig
 
@@ -92,3 +92,60 @@ def test_attention_maps_are_plotted_for_every_head_of_every_layer(tiny_run, tmp_
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "attention_tiny.png").read_bytes()[:4] == b"\x89PNG"
     assert_one_line_error(run_script("eval.py", tiny_run, "--attention", "naïve"), "'ï'")
+
+
+def brute_force_bpc(model, train_ids, val_ids, window):
+    """Each validation character scored alone, from its own forward pass over the window that the
+    protocol assigns it: windows of `window` characters start every window // 2 (at least 1)
+    characters, the first so that its last target is the first validation character, the last
+    one clamped to the end; a character is scored by the first window that reaches it."""
+    n_context = min(max(1, window // 2), len(train_ids))
+    stream = torch.cat([train_ids[len(train_ids) - n_context:], val_ids])
+    stride, first_start = max(1, window // 2), max(0, n_context - 1 - (window - max(1, window // 2)))
+    total_bits = 0.0
+    for p in range(n_context, len(stream)):                        # p: the stream index of a target
+        k = max(0, -(-(p - window - first_start) // stride))       # the first window with start + window >= p
+        start = min(first_start + k * stride, len(stream) - 1 - window)
+        with torch.no_grad():
+            logits, _ = model(stream[None, start:start + window])
+        log_probs = torch.log_softmax(logits[0, p - start - 1].double(), dim=-1)
+        total_bits -= log_probs[stream[p]].item() / math.log(2)
+    return total_bits / len(val_ids)
+
+
+@pytest.mark.parametrize("pos_encoding,window", [("sinusoidal", 16), ("rope", 16), ("rope", 24), ("none", 7),
+                                                 ("alibi", 3), ("sinusoidal", 2), ("rope", 1)])
+def test_full_pass_equals_scoring_each_character_alone_from_its_own_window(pos_encoding, window):
+    torch.manual_seed(0)
+    model = CharTransformer(ModelConfig(vocab_size=11, seq_len=16, d_model=32, n_heads=4, pos_encoding=pos_encoding))
+    with torch.no_grad():   # random, context-dependent predictions: a wrong window or target shows
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.2)
+    model.eval()
+    train_ids, val_ids = torch.randint(0, 11, (300,)), torch.randint(0, 11, (157,))
+    bpc, n = evaluation.full_pass_bpc(model, train_ids, val_ids, batch_size=5, context=window)
+    assert n == 157
+    assert bpc == pytest.approx(brute_force_bpc(model, train_ids, val_ids, window), abs=1e-5)
+
+
+def test_context_gives_one_row_per_length_and_says_where_sinusoids_were_never_trained(tiny_run):
+    result = run_script("eval.py", tiny_run, "--context", "8", "16", "64", "--json", "--no-references")
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)["runs"]
+    assert [r["context"] for r in rows] == [8, 16, 64]
+    default = json.loads(run_script("eval.py", tiny_run, "--json", "--no-references").stdout)["runs"][0]
+    assert rows[1]["val_bpc"] == pytest.approx(default["val_bpc"], abs=1e-9) and rows[1]["note"] == ""
+    assert "never trained" in rows[2]["note"] and rows[0]["note"] == ""
+    table = run_script("eval.py", tiny_run, "--context", "8", "64", "--no-references").stdout
+    assert "never trained" in table and "windows of --context N" in table
+
+
+def test_context_mistakes_are_one_line_errors(tiny_run, tmp_path):
+    for value in ("0", "-4"):
+        assert_one_line_error(run_script("eval.py", tiny_run, "--context", value), "--context must be positive")
+    assert_one_line_error(run_script("eval.py", tiny_run, "--context", "4000"), "longer than the validation split")
+    from train import main
+    learned = str(tmp_path / "learned")
+    main(["--out", learned, "--steps", "2", "--pos", "learned", *TINY_FLAGS])
+    assert_one_line_error(run_script("eval.py", learned, "--context", "17"), "learned positions")
+    assert run_script("eval.py", learned, "--context", "16", "--no-references").returncode == 0

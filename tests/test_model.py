@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from model import (CharTransformer, LayerCache, ModelConfig, StaticDecoder, compile_decoder, count_params, decode_step,
-                   flops_per_token, sample_next, sinusoidal_table)
+from model import (POS_ENCODINGS, CharTransformer, LayerCache, ModelConfig, StaticDecoder, apply_rope, compile_decoder,
+                   count_params, decode_step, flops_per_token, rope_angles, sample_next, sinusoidal_table)
 
 
 def tiny_model(seed=0, **overrides):
@@ -36,7 +36,7 @@ def test_initial_loss_is_close_to_uniform_guessing():
     assert abs(loss.item() - math.log(13)) < 0.3
 
 
-@pytest.mark.parametrize("pos_encoding", ["sinusoidal", "learned", "none"])
+@pytest.mark.parametrize("pos_encoding", POS_ENCODINGS)
 def test_future_tokens_do_not_change_past_logits(pos_encoding):
     model = tiny_model(pos_encoding=pos_encoding)
     idx = torch.randint(0, 13, (2, 16))
@@ -90,7 +90,7 @@ def test_learned_positional_encoding_is_a_trainable_table_of_seq_len_rows():
     assert model.pos_emb.weight.shape == (16, 32) and model.pos_emb.weight.requires_grad
 
 
-@pytest.mark.parametrize("pos_encoding", ["sinusoidal", "learned", "none"])
+@pytest.mark.parametrize("pos_encoding", POS_ENCODINGS)
 def test_explicit_and_fused_attention_paths_give_the_same_logits(pos_encoding):
     model = tiny_model(pos_encoding=pos_encoding)
     idx = torch.randint(0, 13, (2, 16))
@@ -123,11 +123,12 @@ def trained_on_a_cycle(pos_encoding):
     return model.eval(), cycle
 
 
-@pytest.mark.parametrize("pos_encoding", ["sinusoidal", "learned", "none"])
-@pytest.mark.parametrize("prompt_len,new_tokens", [(1, 10), (5, 40), (20, 50)])
+@pytest.mark.parametrize("pos_encoding", POS_ENCODINGS)
+@pytest.mark.parametrize("prompt_len,new_tokens", [(1, 10), (5, 40), (20, 50), (40, 20)])
 def test_cached_greedy_decoding_equals_recomputing_the_context_each_step(pos_encoding, prompt_len, new_tokens):
-    # 40 and 50 new tokens run well past seq_len = 16, through several window slides;
-    # a 20-token prompt is itself longer than the context
+    # 40 and 50 new tokens run well past seq_len = 16, through several window slides (or, for the
+    # relative encodings, many steps of the rolling cache); a 20-token prompt is itself longer than
+    # the context, a 40-token one longer than the rolling reference's reach (2 * 15 + 1 = 31)
     model, cycle = trained_on_a_cycle(pos_encoding)
     prompt = torch.stack([cycle[:prompt_len], cycle[3:3 + prompt_len]])
     cached = model.generate(prompt, new_tokens, temperature=0, use_cache=True)
@@ -137,7 +138,7 @@ def test_cached_greedy_decoding_equals_recomputing_the_context_each_step(pos_enc
     assert torch.equal(cached, recomputed)
 
 
-@pytest.mark.parametrize("pos_encoding", ["sinusoidal", "learned", "none"])
+@pytest.mark.parametrize("pos_encoding", POS_ENCODINGS)
 def test_logits_from_the_cache_equal_a_full_forward_pass(pos_encoding):
     model = tiny_model(pos_encoding=pos_encoding)
     idx = torch.randint(0, 13, (2, 16))
@@ -150,7 +151,7 @@ def test_logits_from_the_cache_equal_a_full_forward_pass(pos_encoding):
     assert diff <= 1e-5, f"max abs diff {diff:.3e}"
 
 
-@pytest.mark.parametrize("pos_encoding", ["sinusoidal", "learned", "none"])
+@pytest.mark.parametrize("pos_encoding", POS_ENCODINGS)
 def test_static_decoding_step_gives_the_logits_of_a_full_forward_pass(pos_encoding):
     # the arithmetic of generate.py --compile, checked uncompiled: a prefill, then one token at a
     # time against the whole (masked) cache
@@ -166,8 +167,9 @@ def test_static_decoding_step_gives_the_logits_of_a_full_forward_pass(pos_encodi
     assert diff <= 1e-5, f"max abs diff {diff:.3e}"
 
 
-def test_compiled_decoding_step_samples_what_the_eager_cache_samples():
-    model, cycle = trained_on_a_cycle("sinusoidal")
+@pytest.mark.parametrize("pos_encoding", ["sinusoidal", "rope", "alibi"])
+def test_compiled_decoding_step_samples_what_the_eager_cache_samples(pos_encoding):
+    model, cycle = trained_on_a_cycle(pos_encoding)
     decoder, why_not = compile_decoder(model, batch_size=2)
     assert decoder is not None, why_not
     prompt = torch.stack([cycle[:5], cycle[3:8]])
@@ -222,13 +224,18 @@ def test_temperature_zero_is_greedy():
 
 @pytest.mark.parametrize("field,value", [
     ("d_model", 30), ("n_heads", 0), ("d_model", -8), ("seq_len", 0), ("vocab_size", 0),
-    ("n_layers", 0), ("d_ff", -1), ("dropout", 1.0), ("pos_encoding", "rotary"),
+    ("n_layers", 0), ("d_ff", -1), ("dropout", 1.0), ("pos_encoding", "rotary"), ("learned_init", "zeros"),
 ])
 def test_invalid_config_raises_value_error_naming_the_field(field, value):
     fields = dict(d_model=32, n_heads=4)
     fields[field] = value
     with pytest.raises(ValueError, match=field):
         ModelConfig(**fields)
+
+
+def test_rope_needs_an_even_head_size():
+    with pytest.raises(ValueError, match="even"):
+        ModelConfig(d_model=36, n_heads=4, pos_encoding="rope")   # head size 9
 
 
 def test_feed_forward_width_defaults_to_four_times_d_model():
@@ -294,3 +301,64 @@ def test_bf16_autocast_on_cpu_takes_the_explicit_path_and_stays_close_to_fp32(mo
     assert bf16.dtype == torch.bfloat16
     assert (bf16.float() - fp32).abs().max().item() < 0.1
     assert abs(loss16.item() - loss32.item()) < 0.02
+
+
+@pytest.mark.parametrize("shift", [1, 37, 5000])
+def test_rope_scores_depend_only_on_the_distance_between_query_and_key(shift):
+    torch.manual_seed(0)
+    q, k = torch.randn(2, 10, 8), torch.randn(2, 10, 8)     # (heads, positions, head size)
+    positions = torch.arange(10)
+
+    def scores(pos):
+        angles = rope_angles(pos, 8)
+        return apply_rope(q, angles) @ apply_rope(k, angles).transpose(-2, -1)
+
+    assert torch.allclose(scores(positions), scores(positions + shift), atol=1e-5)
+    assert not torch.allclose(scores(positions), q @ k.transpose(-2, -1), atol=1e-2)   # it does rotate
+
+
+@pytest.mark.parametrize("pos_encoding", ["rope", "alibi", "none"])
+def test_the_rolling_cache_gives_the_logits_of_sliding_window_attention_over_the_whole_text(pos_encoding):
+    # past seq_len each new token attends to itself and the seq_len - 1 before it, in every layer
+    model = tiny_model(pos_encoding=pos_encoding)
+    idx = torch.randint(0, 13, (2, 45))                   # seq_len 16: the cache rolls 29 times
+    with torch.no_grad():
+        full, _ = model(idx, window=16)
+        caches = model.new_caches(2, "cpu")
+        stepwise = [model(idx[:, :6], caches=caches)[0]]
+        stepwise += [model(idx[:, t:t + 1], caches=caches)[0] for t in range(6, 45)]
+    assert caches[0].length == 16 and caches[0].next_position == 45
+    diff = (torch.cat(stepwise, dim=1) - full).abs().max().item()
+    assert diff <= 1e-5, f"max abs diff {diff:.3e}"
+    with torch.no_grad():   # and the window matters: without it the last logits differ
+        assert not torch.allclose(model(idx)[0][:, -1], full[:, -1], atol=1e-3)
+
+
+@pytest.mark.parametrize("pos_encoding,prefills", [("sinusoidal", [1, 8, 8, 8]), ("rope", [1])])
+def test_absolute_encodings_rebuild_the_cache_when_the_window_slides_relative_ones_never(pos_encoding, prefills):
+    model = tiny_model(pos_encoding=pos_encoding)
+    calls = []
+    forward = model.forward
+    model.forward = lambda idx, caches=None, **kw: calls.append((idx.size(1), caches[0].length)) or forward(
+        idx, caches=caches, **kw)
+    list(model.generate_tokens(torch.zeros(1, 1, dtype=torch.long), 40, temperature=0))
+    # a prefill is a forward pass into an empty cache: the 1-token prompt, then (sinusoidal) the
+    # newest half of the window, 8 tokens, at each of the slides after 16, 25 and 34 tokens
+    assert [n for n, cached in calls if cached == 0] == prefills
+
+
+def test_learned_positions_start_as_the_sinusoids_unless_asked_for_the_old_normal_init():
+    model = tiny_model(pos_encoding="learned")   # tiny_model perturbs weights by 0.05
+    assert (model.pos_emb.weight - sinusoidal_table(16, 32)).abs().max() < 0.3
+    torch.manual_seed(0)
+    old = CharTransformer(ModelConfig(vocab_size=13, seq_len=16, d_model=32, pos_encoding="learned",
+                                      learned_init="normal"))
+    assert abs(old.pos_emb.weight.std().item() - 0.02) < 0.005
+
+
+def test_long_contexts_run_for_every_encoding_but_learned():
+    for pos_encoding in ("sinusoidal", "rope", "alibi", "none"):
+        logits, _ = tiny_model(pos_encoding=pos_encoding)(torch.randint(0, 13, (1, 40)))
+        assert logits.shape == (1, 40, 13) and torch.isfinite(logits).all()
+    with pytest.raises(ValueError, match="learned positions stop at seq_len 16"):
+        tiny_model(pos_encoding="learned")(torch.randint(0, 13, (1, 17)))

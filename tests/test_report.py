@@ -1,14 +1,18 @@
 """report.py turns the committed study metrics into REPORT.md's tables and figures: means and
-standard deviations over seeds, each factor's effect judged against the seed spread, and
-'not run yet' for what has not been run."""
+standard deviations over seeds, each factor's effect with a 95% Welch interval that decides the
+verdict, the length-extrapolation table and figure, and 'not run yet' for what has not been run."""
 import json
+import math
 import re
 import statistics
+
+import pytest
 
 import report
 from train import METRICS_FIELDS, write_metrics
 
-MARKERS = "".join(f"<!-- generated:{n} -->\nold\n<!-- end:{n} -->\n" for n in ("results", "effects", "references"))
+MARKERS = "".join(f"<!-- generated:{n} -->\nold\n<!-- end:{n} -->\n"
+                  for n in ("results", "effects", "references", "extrapolation"))
 
 
 def fake_run(root, name, val_bpc):
@@ -21,7 +25,14 @@ def fake_run(root, name, val_bpc):
     (run_dir / "eval.json").write_text(json.dumps({"runs": [result], "references": {}}))
 
 
-def test_tables_give_mean_and_std_over_seeds_and_judge_effects_against_the_spread(tmp_path):
+def fake_extrapolation(root, name, bpc_by_context, folder="study"):
+    run_dir = root / "checkpoints" / "study" / name if folder == "study" else root / "checkpoints" / "study" / folder / name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    rows = [dict(context=c, val_bpc=b) for c, b in bpc_by_context.items()]
+    (run_dir / "extrapolation.json").write_text(json.dumps({"runs": rows, "references": {}}))
+
+
+def test_tables_give_mean_and_std_over_seeds_and_effects_with_welch_intervals(tmp_path):
     (tmp_path / "REPORT.md").write_text("intro\n" + MARKERS + "outro\n")
     for seed, bpc in ((1, 2.20), (2, 2.22), (3, 2.24)):
         fake_run(tmp_path, f"baseline_s{seed}", bpc)
@@ -35,20 +46,25 @@ def test_tables_give_mean_and_std_over_seeds_and_judge_effects_against_the_sprea
         json.dumps({"runs": [], "references": {"uniform (log2 V)": 6.0224, "bz2 -9 | train": 2.3979}}))
     report.main(str(tmp_path))
     text = (tmp_path / "REPORT.md").read_text()
-    assert text.startswith("intro\n") and text.endswith("outro\n") and "old" not in text
+    assert text.startswith("intro\n") and text.endswith("outro\n") and "\nold\n" not in text
     assert f"2.2200 ± {statistics.stdev([2.20, 2.22, 2.24]):.4f}" in text
     assert f"2.4500 ± {statistics.stdev([2.40, 2.50]):.4f}" in text
     assert "4.1M" in text and "| 6.0224 |" in text and "| 2.3979 |" in text
     cells = lambda line: len(re.split(r"(?<!\\)\|", line))   # a pipe escaped as \| stays inside its cell
     tables = re.findall(r"(?m)(?:^\|.*\n)+", text)
-    assert len(tables) == 3
+    assert len(tables) == 3   # no extrapolation.json: a sentence, not a table
     for table in tables:
         rows = table.splitlines()
         assert all(cells(row) == cells(rows[0]) for row in rows), table
     lines = {line.split(" | ")[0]: line for line in text.splitlines()}
     assert "not run yet" in lines["| heads1_sinusoidal (positions kept, heads removed)"]
-    assert "no difference" in lines["| sinusoidal positions instead of none, 4 heads"]   # -0.03 vs std 0.07
-    assert "-0.2300 | better" in lines["| both (baseline vs classic ablation)"]
+    assert "no interval: one seed" in lines["| sinusoidal positions instead of none, 4 heads"]
+    both = welch = report.welch_interval([2.20, 2.22, 2.24], [2.40, 2.50])
+    assert (f"| 3, 2 | -0.2300 | {both['se']:.4f} | [{welch['low']:+.4f}, {welch['high']:+.4f}]"
+            in lines["| both (baseline vs classic ablation)"])
+    # se = sqrt(0.0004/3 + 0.005/2) = 0.0513, df ~ 1.1: t_0.975 ~ 11, so the interval holds 0
+    assert "no difference shown" in lines["| both (baseline vs classic ablation)"]
+    assert "fewer than 3 seeds" in lines["| both (baseline vs classic ablation)"]
     assert "not run yet" in lines["| 4 heads instead of 1, with sinusoidal positions"]
     for figure in ("figures/curves_all.png", "figures/final_bpc.png", "figures/memorisation.png",
                    "checkpoints/loss_curve_baseline.png", "checkpoints/loss_curve_nopos.png"):
@@ -62,3 +78,42 @@ def test_regenerating_twice_changes_nothing(tmp_path):
     first = (tmp_path / "REPORT.md").read_text()
     report.main(str(tmp_path))
     assert (tmp_path / "REPORT.md").read_text() == first
+
+
+@pytest.mark.parametrize("df,quantile", [(1, 12.7062), (4, 2.7764), (10, 2.2281), (30, 2.0423), (1000, 1.9623)])
+def test_student_t_quantiles_match_the_tables(df, quantile):
+    assert report.student_t_quantile(0.975, df) == pytest.approx(quantile, abs=1e-4)
+
+
+def test_welch_interval_of_the_heads_effect_holds_zero():
+    # the first study's 4 vs 1 heads: -0.0174, which its table had called "better"
+    w = report.welch_interval([2.1646, 2.1580, 2.1461], [2.1837, 2.1717, 2.1655])
+    assert w["diff"] == pytest.approx(-0.0174)
+    assert w["se"] == pytest.approx(math.sqrt(statistics.variance([2.1646, 2.1580, 2.1461]) / 3
+                                              + statistics.variance([2.1837, 2.1717, 2.1655]) / 3))
+    assert w["df"] == pytest.approx(4.0, abs=0.01) and w["low"] < 0 < w["high"]
+    w = report.welch_interval([2.1646, 2.1580, 2.1461], [2.5516, 2.5383, 2.5330])   # positions: far from 0
+    assert w["high"] < -0.3
+
+
+def test_a_clear_effect_with_three_seeds_a_side_is_a_verdict(tmp_path):
+    (tmp_path / "REPORT.md").write_text(MARKERS)
+    for seed, (a, b) in enumerate(((2.150, 2.200), (2.152, 2.204), (2.148, 2.199)), start=1):
+        fake_run(tmp_path, f"heads4_rope_s{seed}", a)
+        fake_run(tmp_path, f"baseline_s{seed}", b)
+    report.main(str(tmp_path))
+    line = next(l for l in (tmp_path / "REPORT.md").read_text().splitlines() if l.startswith("| RoPE instead of sinusoidal"))
+    assert line.endswith("| better |") and "| 3, 3 |" in line
+
+
+def test_extrapolation_table_and_figure_pool_the_study_and_its_reruns(tmp_path):
+    (tmp_path / "REPORT.md").write_text(MARKERS)
+    fake_run(tmp_path, "baseline_s1", 2.2)
+    fake_extrapolation(tmp_path, "heads4_rope_s1", {64: 2.4, 128: 2.2, 1024: 2.25})
+    fake_extrapolation(tmp_path, "heads4_rope_s2", {64: 2.42, 128: 2.22, 1024: 2.27})
+    fake_extrapolation(tmp_path, "baseline_s1", {64: 2.4, 128: 2.2, 1024: 3.9}, folder="rerun")
+    report.main(str(tmp_path))
+    lines = {l.split(" | ")[0]: l for l in (tmp_path / "REPORT.md").read_text().splitlines()}
+    assert lines["| configuration"].startswith("| configuration | positions | context 64 | context 128 | context 1024")
+    assert "2.2600 ± 0.0141 (n=2)" in lines["| heads4_rope"] and "3.9000 (n=1)" in lines["| baseline"]
+    assert (tmp_path / "figures" / "extrapolation.png").read_bytes()[:4] == b"\x89PNG"

@@ -46,14 +46,16 @@ CYCLE = "the cat sat on a mat; a dog dug up a log. "   # 42 characters; "a", "t"
                                                       # different characters, so context matters
 
 
-@pytest.fixture(scope="session")
-def cycle_run(tmp_path_factory):
+@pytest.fixture(scope="session", params=["sinusoidal", "rope"])
+def cycle_run(tmp_path_factory, request):
     """A tiny run fitted to CYCLE repeated (150 steps, ~2 s): its greedy text is the cycle, varied
-    characters, so a comparison of two decoding paths cannot pass on one repeated character."""
+    characters, so a comparison of two decoding paths cannot pass on one repeated character.
+    Once with absolute positions (the cache is rebuilt as the window slides) and once with RoPE
+    (the cache rolls)."""
     from train import main
     root = tmp_path_factory.mktemp("cycle")
     (root / "cycle.txt").write_text(CYCLE * 60, encoding="utf-8")
-    out = str(root / "run")
+    out = str(root / request.param)
     main(["--data", str(root / "cycle.txt"), "--out", out, "--steps", "150", "--eval-every", "50",
-          "--ckpt-every", "150", *TINY_FLAGS, "--lr", "1e-2"])
+          "--ckpt-every", "150", *TINY_FLAGS, "--lr", "1e-2", "--pos", request.param])
     return out

@@ -2,7 +2,7 @@
 
 A checkpoint is a plain dict of tensors, numbers and strings, so it loads with
 torch.load(weights_only=True): format_version, step, model_config and train_config (dicts),
-vocab (a string), data_fingerprint, model (state_dict of the uncompiled module), optimizer,
+vocab (a string: the characters, or for unit "bytes" the bytes as chr(b)), data_fingerprint, model (state_dict of the uncompiled module), optimizer,
 rng states, and the training bookkeeping that makes --resume exact.
 """
 import os
@@ -78,4 +78,4 @@ def model_from_checkpoint(ckpt, device="cpu"):
     """(model in eval mode, vocab) rebuilt from a loaded checkpoint."""
     model = CharTransformer(ModelConfig(**ckpt["model_config"]))
     model.load_state_dict(ckpt["model"])
-    return model.to(device).eval(), Vocab(ckpt["vocab"])
+    return model.to(device).eval(), Vocab(ckpt["vocab"], ckpt.get("train_config", {}).get("unit", "chars"))

@@ -1,16 +1,32 @@
-"""Text corpora: reading a UTF-8 file, its character vocabulary, the 90/10 split, batches.
+"""Corpora: a file's vocabulary, its token ids in a memory-mapped cache, the splits, batches.
 
-Shared by train.py, eval.py and generate.py. UserError marks mistakes in what the user gave
-us (a missing file, a bad flag): the scripts print it as one line and exit with status 2.
+Shared by train.py, eval.py and generate.py. A corpus is read in two streaming passes of a few
+MB at a time, never whole: the first finds the vocabulary (the sorted set of its characters,
+or of its bytes with unit="bytes") and the sha256, the second encodes it with NumPy into the
+smallest integer type that holds the vocabulary. The ids go to a cache file next to the corpus
+(`<corpus>.tinychar-<unit>.ids`; in the run directory or ~/.cache/tinychar where that folder is
+not writable), written atomically and memory-mapped: later runs, eval.py and every torchrun rank
+share one copy in the page cache, and batches become int64 only when drawn. A cache whose
+header names another sha256, or whose size is wrong, is rebuilt.
+
+UserError marks mistakes in what the user gave us (a missing file, a bad flag): the scripts
+print it as one line and exit with status 2.
 """
 import argparse
+import codecs
 import hashlib
+import json
 import os
 import sys
 
+import numpy as np
 import torch
 
-TRAIN_FRACTION = 0.9   # first 90% train, last 10% validation, as nanoGPT and most Tiny Shakespeare results
+DEFAULT_SPLIT = "0.9,0.1"   # first 90% train, last 10% validation, as nanoGPT and most Tiny Shakespeare results
+UNITS = ("chars", "bytes")
+CHUNK = 1 << 24             # bytes read at a time: memory stays flat whatever the corpus's size
+CACHE_MAGIC = b"TINYCHAR-IDS\n"
+CACHE_VERSION = 1
 
 
 class UserError(Exception):
@@ -26,28 +42,15 @@ class ArgumentParser(argparse.ArgumentParser):
         sys.exit(2)
 
 
-def read_text(path):
-    """Return (text, sha256 hex of the file's bytes)."""
-    if not os.path.exists(path):
-        raise UserError(f"data file not found: {path}")
-    if os.path.isdir(path):
-        raise UserError(f"data path is a directory, not a text file: {path}")
-    with open(path, "rb") as f:
-        raw = f.read()
-    if not raw:
-        raise UserError(f"data file is empty: {path}")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise UserError(f"data file is not UTF-8 text: {path} (invalid byte at offset {e.start})") from None
-    return text, hashlib.sha256(raw).hexdigest()
-
-
 class Vocab:
-    """The sorted set of a corpus's characters; id = position in that string."""
+    """The sorted symbols of a corpus; id = position. unit "chars": symbols are characters (a str);
+    unit "bytes": byte values, kept as the str of chr(b) so that a checkpoint stores a plain string."""
 
-    def __init__(self, chars):
-        self.chars = "".join(chars)
+    def __init__(self, symbols, unit="chars"):
+        if unit not in UNITS:
+            raise ValueError(f"unit must be one of {UNITS}, got {unit!r}")
+        self.chars = "".join(symbols)
+        self.unit = unit
         self.index = {c: i for i, c in enumerate(self.chars)}
 
     @classmethod
@@ -57,40 +60,221 @@ class Vocab:
     def __len__(self):
         return len(self.chars)
 
+    def codes(self):
+        """The symbols as code points (chars) or byte values (bytes), ascending."""
+        return np.array([ord(c) for c in self.chars], dtype=np.int64)
+
     def encode(self, text):
-        unknown = sorted(set(text) - self.index.keys())
+        """A prompt (str) as int64 ids; a byte model takes its UTF-8 bytes."""
+        symbols = text if self.unit == "chars" else text.encode("utf-8").decode("latin-1")
+        unknown = sorted(set(symbols) - self.index.keys())
         if unknown:
-            raise UserError(f"characters not in the model's vocabulary: {' '.join(repr(c) for c in unknown)}")
-        return torch.tensor([self.index[c] for c in text], dtype=torch.long)
+            what = (" ".join(repr(c) for c in unknown) if self.unit == "chars"
+                    else " ".join(f"0x{ord(c):02x}" for c in unknown))
+            raise UserError(f"{'characters' if self.unit == 'chars' else 'bytes'} not in the model's vocabulary: {what}")
+        return torch.tensor([self.index[c] for c in symbols], dtype=torch.long)
 
     def decode(self, ids):
-        return "".join(self.chars[i] for i in ids)
+        """ids -> str (chars) or bytes (bytes)."""
+        symbols = "".join(self.chars[i] for i in ids)
+        return symbols if self.unit == "chars" else symbols.encode("latin-1")
 
 
-def split(ids):
-    """(train, validation): the first 90% and the last 10%."""
-    n_train = int(len(ids) * TRAIN_FRACTION)
-    return ids[:n_train], ids[n_train:]
+def check_file(path):
+    if not os.path.exists(path):
+        raise UserError(f"data file not found: {path}")
+    if os.path.isdir(path):
+        raise UserError(f"data path is a directory, not a text file: {path}")
+    if os.path.getsize(path) == 0:
+        raise UserError(f"data file is empty: {path}")
 
 
-def load_corpus(path, seq_len, vocab=None, expected_fingerprint=None):
-    """Read, encode and split a corpus. Returns (vocab, train_ids, val_ids, fingerprint).
-    Each split must hold at least one full window (seq_len + 1 characters). With
-    expected_fingerprint (a checkpoint's), the file must be the very text the run was trained on."""
-    text, fingerprint = read_text(path)
-    if expected_fingerprint and fingerprint != expected_fingerprint:
+def code_chunks(path, unit):
+    """Yield the corpus as arrays of code points (chars: UTF-8 decoded incrementally, so a chunk
+    may end mid-character) or byte values (bytes), CHUNK bytes at a time, with the sha256 object
+    updated as it goes (yielded first)."""
+    sha = hashlib.sha256()
+    yield sha
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = 0
+    with open(path, "rb") as f:
+        while True:
+            raw = f.read(CHUNK)
+            sha.update(raw)
+            if unit == "bytes":
+                if not raw:
+                    return
+                yield np.frombuffer(raw, dtype=np.uint8)
+                continue
+            try:
+                text = decoder.decode(raw, final=not raw)
+            except UnicodeDecodeError as e:
+                pending = len(decoder.getstate()[0]) if e.start >= 0 else 0
+                raise UserError(f"data file is not UTF-8 text: {path} (invalid byte at offset "
+                                f"{offset - pending + e.start}; --bytes trains on any file's bytes)") from None
+            offset += len(raw)
+            if text:
+                yield np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+            if not raw:
+                return
+
+
+def scan(path, unit):
+    """(sorted codes present, count, sha256 hex): the first pass, counting with bincount."""
+    chunks = code_chunks(path, unit)
+    sha = next(chunks)
+    counts = np.zeros(256 if unit == "bytes" else 0x110000, dtype=np.int64)
+    for codes in chunks:
+        counts += np.bincount(codes, minlength=len(counts))
+    return np.flatnonzero(counts), int(counts.sum()), sha.hexdigest()
+
+
+def file_sha256(path):
+    sha = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(CHUNK), b""):
+            sha.update(block)
+    return sha.hexdigest()
+
+
+def ids_dtype(vocab_size):
+    return np.uint8 if vocab_size <= 256 else np.uint16 if vocab_size <= 65536 else np.int32
+
+
+def cache_paths(path, unit, run_dir=None):
+    """Where a corpus's id cache may live, in order of preference."""
+    name = os.path.basename(path) + f".tinychar-{unit}.ids"
+    places = [os.path.dirname(os.path.abspath(path))]
+    if run_dir:
+        places.append(os.path.abspath(run_dir))
+    places.append(os.path.join(os.path.expanduser("~"), ".cache", "tinychar"))
+    return [os.path.join(p, name) for p in places]
+
+
+def read_cache(cache, sha256):
+    """(header, ids memmap) of a valid cache for this sha256, else None (absent, stale, truncated,
+    or not a cache at all)."""
+    try:
+        with open(cache, "rb") as f:
+            if f.read(len(CACHE_MAGIC)) != CACHE_MAGIC:
+                return None
+            header_len = int.from_bytes(f.read(8), "little")
+            header = json.loads(f.read(header_len))
+        if header.get("version") != CACHE_VERSION or header.get("sha256") != sha256:
+            return None
+        offset = len(CACHE_MAGIC) + 8 + header_len
+        dtype = np.dtype(header["dtype"])
+        if os.path.getsize(cache) != offset + header["count"] * dtype.itemsize:
+            return None
+        return header, np.memmap(cache, dtype=dtype, mode="r", offset=offset, shape=(header["count"],))
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def write_cache(path, unit, cache_candidates, codes, count, sha256, log):
+    """The second pass: encode the corpus into the first writable cache path, atomically."""
+    lookup = np.zeros(codes.max() + 1, dtype=np.int64)
+    lookup[codes] = np.arange(len(codes))
+    dtype = ids_dtype(len(codes))
+    header = json.dumps(dict(version=CACHE_VERSION, sha256=sha256, unit=unit, count=count,
+                             dtype=np.dtype(dtype).name, vocab=codes.tolist())).encode()
+    for cache in cache_candidates:
+        tmp = f"{cache}.{os.getpid()}.tmp"
+        try:
+            os.makedirs(os.path.dirname(cache), exist_ok=True)
+            f = open(tmp, "wb")
+        except OSError:
+            continue   # a read-only folder: try the next place
+        with f:
+            f.write(CACHE_MAGIC + len(header).to_bytes(8, "little") + header)
+            chunks = code_chunks(path, unit)
+            next(chunks)
+            for chunk in chunks:
+                f.write(lookup[chunk].astype(dtype).tobytes())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, cache)
+        log(f"token cache written: {cache}")
+        return cache
+    raise UserError(f"cannot write a token cache for {path} anywhere (tried {', '.join(cache_candidates)})")
+
+
+def encoded_corpus(path, unit="chars", run_dir=None, log=None, expected_sha256=None):
+    """(Vocab, ids memmap, sha256 hex) of a corpus, through its cache (built if missing or stale).
+    With expected_sha256 (a checkpoint's fingerprint), any other file is refused before encoding."""
+    log = log or (lambda message: print(message, file=sys.stderr))
+    check_file(path)
+    candidates = cache_paths(path, unit, run_dir)
+    sha256 = file_sha256(path)
+    if expected_sha256 and sha256 != expected_sha256:
         raise UserError(f"{path} is not the text this run was trained on (its sha256 differs)")
-    vocab = vocab or Vocab.from_text(text)
-    train_ids, val_ids = split(vocab.encode(text))
-    for name, part in (("training", train_ids), ("validation", val_ids)):
-        if len(part) < seq_len + 1:
-            raise UserError(f"{path} is too short: its {name} split has {len(part)} characters, "
+    for cache in candidates:
+        found = read_cache(cache, sha256)
+        if found and found[0]["unit"] == unit:
+            header, ids = found
+            return Vocab([chr(c) for c in header["vocab"]], unit), ids, sha256
+    codes, count, sha256 = scan(path, unit)
+    write_cache(path, unit, candidates, codes, count, sha256, log)
+    for cache in candidates:
+        found = read_cache(cache, sha256)
+        if found:
+            return Vocab([chr(c) for c in codes], unit), found[1], sha256
+    raise UserError(f"the token cache of {path} could not be read back")
+
+
+def parse_split(spec):
+    """'0.9,0.1' (fractions) or '90000000,5000000,5000000' (counts): train, validation[, test]."""
+    try:
+        parts = [float(p) if "." in p else int(p) for p in spec.split(",")]
+    except ValueError:
+        parts = []
+    if len(parts) not in (2, 3) or any(p <= 0 for p in parts) or len({type(p) for p in parts}) != 1:
+        raise UserError(f"--split must be 2 or 3 positive fractions (0.9,0.1) or counts (90000000,5000000,5000000), got {spec!r}")
+    if isinstance(parts[0], float) and sum(parts) > 1 + 1e-9:
+        raise UserError(f"--split fractions add up to more than 1: {spec}")
+    return parts
+
+
+def split(ids, spec=DEFAULT_SPLIT):
+    """{"train", "val"[, "test"]}: consecutive slices of ids in that order. Fractions that add up to
+    1 give the last part the remainder (so 0.9,0.1 is the first int(0.9 n) and the rest)."""
+    parts, n = parse_split(spec), len(ids)
+    if isinstance(parts[0], float):
+        sizes = [int(n * p) for p in parts]
+        if abs(sum(parts) - 1) < 1e-9:
+            sizes[-1] = n - sum(sizes[:-1])
+    else:
+        sizes = parts
+        if sum(sizes) > n:
+            raise UserError(f"--split {spec} asks for {sum(sizes):,} units but the corpus has {n:,}")
+    bounds = np.cumsum([0] + sizes)
+    return {name: ids[bounds[i]:bounds[i + 1]] for i, name in enumerate(("train", "val", "test")[:len(sizes)])}
+
+
+def load_corpus(path, seq_len, vocab=None, expected_fingerprint=None, unit="chars", split_spec=DEFAULT_SPLIT,
+                part="val", run_dir=None, log=None):
+    """Read (through the cache), split and check a corpus. Returns (vocab, train_ids, ids of `part`
+    ("val" or "test"), fingerprint); the ids are read-only NumPy arrays. Each of those splits must
+    hold at least one full window (seq_len + 1 units). With expected_fingerprint (a checkpoint's),
+    the file must be the very data the run was trained on; with vocab, the same vocabulary."""
+    corpus_vocab, ids, fingerprint = encoded_corpus(path, unit, run_dir, log, expected_fingerprint)
+    if vocab is not None and vocab.chars != corpus_vocab.chars:
+        raise UserError(f"{path} does not have the vocabulary of the model")
+    splits = split(ids, split_spec)
+    if part not in splits:
+        raise UserError(f"--split {part}: the run was trained with --split {split_spec}, which has no {part} part")
+    unit_name = "characters" if unit == "chars" else "bytes"
+    for name, ids_part in (("training", splits["train"]), ({"val": "validation"}.get(part, part), splits[part])):
+        if len(ids_part) < seq_len + 1:
+            raise UserError(f"{path} is too short: its {name} split has {len(ids_part)} {unit_name}, "
                             f"needs at least seq_len + 1 = {seq_len + 1} (use a longer text or a smaller --seq-len)")
-    return vocab, train_ids, val_ids, fingerprint
+    return vocab or corpus_vocab, splits["train"], splits[part], fingerprint
 
 
 def get_batch(ids, batch_size, seq_len, generator):
-    """Random windows: inputs x and next-character targets y, both (batch_size, seq_len)."""
+    """Random windows: inputs x and next-symbol targets y, both (batch_size, seq_len) int64.
+    ids: a 1-D NumPy array (or memmap) of any integer type."""
     starts = torch.randint(len(ids) - seq_len, (batch_size,), generator=generator)
-    windows = ids[starts[:, None] + torch.arange(seq_len + 1)]               # (B, T + 1)
+    windows = ids[starts.numpy()[:, None] + np.arange(seq_len + 1)]               # (B, T + 1)
+    windows = torch.from_numpy(windows.astype(np.int64))
     return windows[:, :-1], windows[:, 1:]

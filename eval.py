@@ -26,11 +26,16 @@ import math
 import os
 import sys
 
+from contextlib import nullcontext
+
+import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
 from checkpoint import load_checkpoint, model_from_checkpoint
-from corpus import ArgumentParser, UserError, load_corpus, read_text, split
+from metrics import plot_curves, read_metrics
+from corpus import DEFAULT_SPLIT, ArgumentParser, UserError, load_corpus
 
 
 def scoring_windows(n_context, n_scored, seq_len):
@@ -53,45 +58,74 @@ def scoring_windows(n_context, n_scored, seq_len):
 
 
 @torch.no_grad()
-def full_pass_bpc(model, train_ids, val_ids, batch_size=64, device="cpu", context=None):
-    """(BPC, characters scored) over the whole validation split; see the module docstring.
-    context: the window length (default the model's seq_len)."""
-    seq_len = context or model.cfg.seq_len
-    # at least one character before the first scored one: with seq_len 1 that is all there is
-    n_context = min(max(1, seq_len // 2), len(train_ids))
-    stream = torch.cat([train_ids[len(train_ids) - n_context:], val_ids])
-    windows = scoring_windows(n_context, len(val_ids), seq_len)
-    total_nats, n_scored = 0.0, 0
+def stream_nats(model, stream, n_context, window, batch_size=64, device="cpu", autocast=nullcontext(),
+                progress=False):
+    """Cross-entropy in nats of every target stream[n_context:], each once, by the scoring windows
+    of `window` units: a float64 NumPy array. stream: 1-D integer ids (NumPy or torch)."""
+    stream = np.asarray(stream)
+    n_scored = len(stream) - n_context
+    windows = np.array(scoring_windows(n_context, n_scored, window))             # (n_windows, 2)
+    nats = np.empty(n_scored)
+    offsets = np.arange(window + 1)
+    bar = tqdm(total=n_scored, unit="char", unit_scale=True, file=sys.stderr, delay=3, leave=False,
+               disable=not progress, dynamic_ncols=True)
     for i in range(0, len(windows), batch_size):
-        chunk = windows[i:i + batch_size]
-        starts = torch.tensor([s for s, _ in chunk])
-        rows = stream[starts[:, None] + torch.arange(seq_len + 1)]              # (b, T + 1)
-        x, y = rows[:, :-1].to(device), rows[:, 1:].to(device)
-        logits, _ = model(x)
-        nats = F.cross_entropy(logits.float().transpose(1, 2), y, reduction="none")   # (b, T)
-        keep = torch.arange(seq_len, device=device)[None, :] >= torch.tensor([f for _, f in chunk], device=device)[:, None]
-        total_nats += nats[keep].double().sum().item()
-        n_scored += int(keep.sum())
-    assert n_scored == len(val_ids), f"scored {n_scored} of {len(val_ids)} characters"
-    return total_nats / n_scored / math.log(2), n_scored
+        starts, firsts = windows[i:i + batch_size, 0], windows[i:i + batch_size, 1]
+        rows = torch.from_numpy(stream[starts[:, None] + offsets].astype(np.int64)).to(device)   # (b, T + 1)
+        with autocast:
+            logits, _ = model(rows[:, :-1])
+        step_nats = F.cross_entropy(logits.float().transpose(1, 2), rows[:, 1:], reduction="none").double().cpu()
+        for start, first, row in zip(starts, firsts, step_nats.numpy()):   # a window at a time: O(windows)
+            target = start + 1 + first - n_context                           # index of its first new target
+            nats[target:target + window - first] = row[first:]
+        bar.update(int((window - firsts).sum()))
+    bar.close()
+    return nats
 
 
-def reference_bpcs(text):
-    """Uniform, unigram, bz2 and lzma BPC of the validation split of text."""
-    train_text, val_text = split(text)
-    vocab = sorted(set(text))
-    counts = {c: 1 for c in vocab}                                            # add-one smoothing
-    for c in train_text:
-        counts[c] += 1
-    total = sum(counts.values())
-    unigram = -sum(math.log2(counts[c] / total) for c in val_text) / len(val_text)
+def full_pass_bpc(model, train_ids, val_ids, batch_size=64, device="cpu", context=None, autocast=nullcontext(),
+                  progress=False):
+    """(BPC, units scored) over the whole validation (or test) split; see the module docstring.
+    context: the window length (default the model's seq_len)."""
+    window = context or model.cfg.seq_len
+    # at least one unit before the first scored one: with a window of 1 that is all there is
+    n_context = min(max(1, window // 2), len(train_ids))
+    stream = np.concatenate([np.asarray(train_ids[len(train_ids) - n_context:]), np.asarray(val_ids)])
+    nats = stream_nats(model, stream, n_context, window, batch_size, device, autocast, progress)
+    return float(nats.sum()) / len(nats) / math.log(2), len(nats)
+
+
+REFERENCE_CONTEXT = 4_000_000   # the compressors see at most this much of the training split's end ...
+REFERENCE_SCORED = 1_000_000    # ... and score at most this much of the validation split's start
+
+
+def reference_bpcs(vocab, train_ids, val_ids):
+    """Uniform, unigram and the bz2 / lzma conditional costs of the validation (or test) split.
+    Unigram: add-one smoothed counts of the training split (bincount: any size). The compressors:
+    (size(A + B) - size(A)) * 8 / len(B), with A the last REFERENCE_CONTEXT units of the training
+    split and B the first REFERENCE_SCORED of the scored split (both whole for Tiny Shakespeare);
+    bz2 compresses 900 kB blocks, so it sees only the last < 900 kB of A in any case."""
+    V = len(vocab)
+    counts = np.bincount(np.asarray(train_ids), minlength=V) + 1                  # add-one smoothing
+    val_counts = np.bincount(np.asarray(val_ids), minlength=V)
+    unigram = -float((val_counts * np.log2(counts / counts.sum())).sum()) / len(val_ids)
+    codes = vocab.codes()
+
+    def as_bytes(ids):   # ids -> the corpus's own bytes (UTF-8 text for a character model)
+        ids = np.asarray(ids)
+        if vocab.unit == "bytes":
+            return codes[ids].astype(np.uint8).tobytes()
+        return codes[ids].astype(np.uint32).tobytes().decode("utf-32-le").encode("utf-8")
+
+    context = as_bytes(train_ids[max(0, len(train_ids) - REFERENCE_CONTEXT):])
+    scored_ids = val_ids[:REFERENCE_SCORED]
+    scored = as_bytes(scored_ids)
 
     def conditional(compress):
-        both, alone = compress((train_text + val_text).encode()), compress(train_text.encode())
-        return (len(both) - len(alone)) * 8 / len(val_text)
+        return (len(compress(context + scored)) - len(compress(context))) * 8 / len(scored_ids)
 
     return {
-        "uniform (log2 V)": math.log2(len(vocab)),
+        "uniform (log2 V)": math.log2(V),
         "unigram (train counts)": unigram,
         "bz2 -9 | train": conditional(lambda b: bz2.compress(b, 9)),
         "lzma -9e | train": conditional(lambda b: lzma.compress(b, preset=9 | lzma.PRESET_EXTREME)),
@@ -110,64 +144,42 @@ def context_note(cfg, context):
     return f"past the trained seq_len {cfg.seq_len}"
 
 
-def evaluate_run(path, data=None, batch_size=64, device="cpu", contexts=(None,)):
-    """One result dict per context length (None: the model's own seq_len)."""
+def run_autocast(ckpt, precision, device):
+    """bf16 autocast where asked, or (auto) where the run trained in bf16; else none."""
+    if precision == "auto":
+        precision = ckpt["train_config"].get("precision", "fp32")
+    if precision == "bf16":
+        return torch.autocast(torch.device(device).type, dtype=torch.bfloat16), "bf16"
+    return nullcontext(), "fp32"
+
+
+def evaluate_run(path, data=None, batch_size=64, device="cpu", contexts=(None,), part="val", precision="auto",
+                 progress=False):
+    """(one result dict per context length (None: the model's own seq_len), (vocab, train ids,
+    scored ids) for the reference rows)."""
     ckpt = load_checkpoint(path)
     model, vocab = model_from_checkpoint(ckpt, device)
     data = data or ckpt["train_config"]["data"]
-    _, train_ids, val_ids, _ = load_corpus(data, model.cfg.seq_len, vocab, ckpt["data_fingerprint"])
+    unit = ckpt["train_config"].get("unit", "chars")
+    split_spec = ckpt["train_config"].get("split", DEFAULT_SPLIT)
     run_dir = path if os.path.isdir(path) else os.path.dirname(path)
+    _, train_ids, scored_ids, _ = load_corpus(data, model.cfg.seq_len, vocab, ckpt["data_fingerprint"], unit=unit,
+                                              split_spec=split_spec, part=part, run_dir=run_dir)
+    autocast, precision = run_autocast(ckpt, precision, device)
     results = []
     for context in contexts:
         note = "" if context is None else context_note(model.cfg, context)
-        if context is not None and context + 1 > len(val_ids):
-            raise UserError(f"--context {context} is longer than the validation split ({len(val_ids)} characters)")
-        bpc, n_chars = full_pass_bpc(model, train_ids, val_ids, batch_size, device, context)
+        if context is not None and context + 1 > len(scored_ids):
+            raise UserError(f"--context {context} is longer than the {'validation' if part == 'val' else part} split "
+                            f"({len(scored_ids)} {'characters' if unit == 'chars' else 'bytes'})")
+        bpc, n_scored = full_pass_bpc(model, train_ids, scored_ids, batch_size, device, context, autocast, progress)
         results.append(dict(name=os.path.basename(os.path.normpath(run_dir)), checkpoint=ckpt["path"], data=data,
                             params=sum(p.numel() for p in model.parameters()), steps=ckpt["step"],
                             tokens_seen=ckpt["step"] * ckpt["train_config"]["batch_size"] * model.cfg.seq_len,
                             pos_encoding=model.cfg.pos_encoding, seq_len=model.cfg.seq_len,
-                            context=context or model.cfg.seq_len, note=note,
-                            val_bpc=bpc, val_chars=n_chars, run_dir=run_dir))
-    return results
-
-
-def plot_curves(named_rows, path, final_bpc=None):
-    """Training and validation BPC against step for each run; with final_bpc ({name: (mean, std)}),
-    a bar chart of the full-pass BPC beside it."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    n_panels = 2 if final_bpc else 1
-    fig, axes = plt.subplots(1, n_panels, figsize=(7 * n_panels, 4.5), squeeze=False)
-    ax = axes[0][0]
-    for i, (name, rows) in enumerate(named_rows.items()):
-        color = f"C{i % 10}"
-        steps = [r["step"] for r in rows]
-        ax.plot(steps, [r["train_bpc"] for r in rows], color=color, linestyle="--", alpha=0.7, label=f"{name} train")
-        ax.plot(steps, [r["val_bpc"] for r in rows], color=color, marker="o", markersize=3, label=f"{name} val")
-    ax.set_xlabel("step")
-    ax.set_ylabel("bits per character")
-    ax.set_title("train (mean since last validation) and validation (fixed batches) BPC")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    if final_bpc:
-        ax = axes[0][1]
-        names = list(final_bpc)
-        means = [final_bpc[n][0] for n in names]
-        stds = [final_bpc[n][1] for n in names]
-        ax.bar(range(len(names)), means, yerr=stds, capsize=4, color=[f"C{i % 10}" for i in range(len(names))])
-        ax.set_xticks(range(len(names)), names, rotation=20, ha="right")
-        ax.set_ylabel("validation BPC (full pass)")
-        ax.set_title("final validation BPC")
-        for i, m in enumerate(means):
-            ax.text(i, m, f"{m:.3f}", ha="center", va="bottom", fontsize=8)
-    fig.tight_layout()
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
+                            context=context or model.cfg.seq_len, note=note, unit=unit, split=part,
+                            precision=precision, val_bpc=bpc, val_chars=n_scored, run_dir=run_dir))
+    return results, (vocab, train_ids, scored_ids)
 
 
 @torch.no_grad()
@@ -202,35 +214,105 @@ def plot_attention(model, vocab, prompt, path, title):
 
 
 def format_table(results, references, with_context=False):
-    if with_context:
-        lines = [f"{'run':<28} {'params':>10} {'steps':>7} {'context':>8} {'val BPC':>8}  note", "-" * 72]
-        for r in results:
-            lines.append(f"{r['name']:<28} {r['params']:>10,} {r['steps']:>7} {r['context']:>8} {r['val_bpc']:>8.4f}"
-                         f"  {r['note']}".rstrip())
-        for name, bpc in references.items():
-            lines.append(f"{name:<28} {'-':>10} {'-':>7} {'-':>8} {bpc:>8.4f}")
-        return "\n".join(lines)
-    lines = [f"{'run':<28} {'params':>10} {'steps':>7} {'val BPC':>8}", "-" * 56]
+    """The results table: one row per run (and context length), then the reference rows."""
+    scored = f"{results[0]['split']} BPC"
+    context = f" {'context':>8}" if with_context else ""
+    lines = [f"{'run':<28} {'params':>10} {'steps':>7}{context} {scored:>9}  {'unit':<5} note".rstrip(), "-" * 78]
     for r in results:
-        lines.append(f"{r['name']:<28} {r['params']:>10,} {r['steps']:>7} {r['val_bpc']:>8.4f}")
+        context = f" {r['context']:>8}" if with_context else ""
+        lines.append(f"{r['name']:<28} {r['params']:>10,} {r['steps']:>7}{context} {r['val_bpc']:>9.4f}  "
+                     f"{r['unit'][:-1]:<5} {r['note']}".rstrip())
     for name, bpc in references.items():
-        lines.append(f"{name:<28} {'-':>10} {'-':>7} {bpc:>8.4f}")
+        context = f" {'-':>8}" if with_context else ""
+        lines.append(f"{name:<28} {'-':>10} {'-':>7}{context} {bpc:>9.4f}  {results[0]['unit'][:-1]}")
     return "\n".join(lines)
+
+
+@torch.no_grad()
+def surprisal(model, vocab, text, autocast=nullcontext()):
+    """Bits the model spends on each character of text after the first, each predicted from up to
+    seq_len - 1 characters before it (the scoring windows of the full pass). For a byte model a
+    character's bits are the sum over its UTF-8 bytes. Returns (characters, bits per character;
+    None for the first, which has no context)."""
+    ids = vocab.encode(text).numpy()
+    if len(ids) < 2:
+        raise UserError("--surprisal needs a text of at least two characters")
+    window = min(model.cfg.seq_len, len(ids) - 1)
+    bits = stream_nats(model, ids, 1, window, autocast=autocast) / math.log(2)   # targets 1..n-1
+    if vocab.unit == "chars":
+        return list(text), [None] + bits.tolist()
+    per_char, position = [None], len(text[0].encode("utf-8"))
+    for c in text[1:]:
+        n = len(c.encode("utf-8"))
+        per_char.append(float(bits[position - 1:position - 1 + n].sum()))
+        position += n
+    return list(text), per_char
+
+
+def plot_surprisal(chars, bits, path, title, columns=80):
+    """The text on a grid, each character on a background coloured by its bits (colour bar beside)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    cells, row, col = [], 0, 0
+    for c, b in zip(chars, bits):
+        if c == "\n":
+            cells.append((row, col, "\u21b5", b))
+            row, col = row + 1, 0
+            continue
+        if col == columns:
+            row, col = row + 1, 0
+        cells.append((row, col, c, b))
+        col += 1
+    rows = row + 1
+    scored = [b for b in bits if b is not None]
+    top = max(8.0, max(scored))
+    cmap = plt.get_cmap("magma_r")
+    fig, ax = plt.subplots(figsize=(0.13 * columns + 1.5, 0.28 * rows + 1.2))
+    for r, c, char, b in cells:
+        color = "#dddddd" if b is None else cmap(b / top)
+        ax.add_patch(Rectangle((c, -r - 1), 1, 1, color=color))
+        ink = "white" if b is not None and b / top > 0.55 else "black"
+        ax.text(c + 0.5, -r - 0.5, char, ha="center", va="center", fontsize=7, family="monospace", color=ink)
+    ax.set_xlim(0, columns)
+    ax.set_ylim(-rows, 0)
+    ax.axis("off")
+    mappable = matplotlib.cm.ScalarMappable(norm=matplotlib.colors.Normalize(0, top), cmap=cmap)
+    fig.colorbar(mappable, ax=ax, fraction=0.02, pad=0.01, label="bits")
+    ax.set_title(f"{title}: {sum(scored) / len(scored):.3f} bits per character over {len(scored)} characters "
+                 f"(the first, grey, has no context)", fontsize=9)
+    fig.tight_layout()
+    tmp = path + ".tmp.png"
+    fig.savefig(tmp, dpi=130)
+    plt.close(fig)
+    os.replace(tmp, path)
 
 
 def main(argv=None):
     parser = ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
+                            formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
     parser.add_argument("runs", nargs="+", help="run directories (their latest checkpoint) or checkpoint files")
     parser.add_argument("--data", help="the corpus, if it is no longer at the path saved in the checkpoint")
+    parser.add_argument("--split", choices=["val", "test"], default="val",
+                        help="score the validation split or the test split (runs trained with a 3-part --split) (default val)")
     parser.add_argument("--batch-size", type=int, default=64, help="windows per forward pass (default 64)")
     parser.add_argument("--device", choices=["cpu", "cuda", "mps"], default="cpu", help="default cpu")
+    parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
+                        help="bf16 autocast or fp32; auto = the precision the run trained in (default auto)")
     parser.add_argument("--plot", metavar="PATH", help="write a PNG: every run's BPC curves and a bar chart of final BPC")
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
     parser.add_argument("--attention", metavar="PROMPT",
                         help="also plot every head of every layer's attention weights for this prompt")
     parser.add_argument("--attention-dir", metavar="DIR",
                         help="write the attention plots as DIR/attention_<run>.png (default: <run dir>/attention.png)")
+    parser.add_argument("--surprisal", metavar="TEXT_OR_FILE",
+                        help="also draw this text (or the text of this file) with each character coloured by the bits "
+                             "the model spent on it, titled with its BPC")
+    parser.add_argument("--surprisal-out", metavar="PATH",
+                        help="where to write the surprisal picture (default: <run dir>/surprisal.png; with several "
+                             "runs, <run dir>/surprisal.png each)")
     parser.add_argument("--no-references", action="store_true", help="skip the uniform/unigram/bz2/lzma rows")
     parser.add_argument("--context", type=int, nargs="+", metavar="N",
                         help="score with windows of N characters instead of the trained seq_len (stride N/2); "
@@ -244,35 +326,59 @@ def main(argv=None):
                 raise UserError(f"--context must be positive, got {n}")
         if args.device == "cuda" and not torch.cuda.is_available():
             raise UserError("--device cuda: no CUDA GPU is available here")
-        results = [r for run in args.runs
-                   for r in evaluate_run(run, args.data, args.batch_size, args.device, args.context or (None,))]
-        references = {} if args.no_references else reference_bpcs(read_text(results[0]["data"])[0])
+        surprisal_text = None
+        if args.surprisal is not None:
+            surprisal_text = args.surprisal
+            if os.path.isfile(args.surprisal):
+                with open(args.surprisal, encoding="utf-8", errors="replace") as f:
+                    surprisal_text = f.read()
+        progress = sys.stderr.isatty() and not args.json
+        results, corpus = [], None
+        for run in args.runs:
+            rows, run_corpus = evaluate_run(run, args.data, args.batch_size, args.device, args.context or (None,),
+                                            args.split, args.precision, progress)
+            results += rows
+            corpus = corpus or run_corpus
+        references = {} if args.no_references else reference_bpcs(*corpus)
         if args.plot:
-            from train import read_metrics
             curves = {r["name"]: read_metrics(os.path.join(r["run_dir"], "metrics.csv")) for r in results
                       if os.path.exists(os.path.join(r["run_dir"], "metrics.csv"))}
             plot_curves(curves, args.plot, {r["name"]: (r["val_bpc"], 0.0) for r in results})
-        for r in results if args.attention else []:
+        first_rows = list({r["checkpoint"]: r for r in reversed(results)}.values())[::-1]   # one per run
+        for r in first_rows if args.attention else []:
             model, vocab = model_from_checkpoint(load_checkpoint(r["checkpoint"]))
             if args.attention_dir:
                 os.makedirs(args.attention_dir, exist_ok=True)
             r["attention_plot"] = (os.path.join(args.attention_dir, f"attention_{r['name']}.png") if args.attention_dir
                                    else os.path.join(r["run_dir"], "attention.png"))
             plot_attention(model, vocab, args.attention, r["attention_plot"], r["name"])
+        for r in first_rows if surprisal_text is not None else []:
+            ckpt = load_checkpoint(r["checkpoint"])
+            model, vocab = model_from_checkpoint(ckpt, args.device)
+            chars, bits = surprisal(model, vocab, surprisal_text, run_autocast(ckpt, args.precision, args.device)[0])
+            scored = [b for b in bits if b is not None]
+            r["surprisal_bpc"] = sum(scored) / len(scored)
+            r["surprisal_plot"] = (args.surprisal_out if args.surprisal_out and len(first_rows) == 1
+                                   else os.path.join(r["run_dir"], "surprisal.png"))
+            plot_surprisal(chars, bits, r["surprisal_plot"], r["name"])
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     if args.json:
         print(json.dumps({"runs": results, "references": references}, indent=2))
-    else:
-        print(format_table(results, references, with_context=bool(args.context)))
-        window = "windows of --context N, stride N/2" if args.context else "windows of seq_len, stride seq_len/2"
-        print(f"\nfull pass over {results[0]['val_chars']:,} validation characters, {window}; "
-              f"references on the same split")
-        if args.plot:
-            print(f"plot written to {args.plot}")
-        for r in results if args.attention else []:
-            print(f"attention of {r['name']} written to {r['attention_plot']}")
+        return
+    print(format_table(results, references, with_context=bool(args.context)))
+    window = "windows of --context N, stride N/2" if args.context else "windows of seq_len, stride seq_len/2"
+    unit = "characters" if results[0]["unit"] == "chars" else "bytes"
+    print(f"\nfull pass over {results[0]['val_chars']:,} {results[0]['split']} {unit}, {window}"
+          + ("" if args.no_references else "; references on the same split")
+          + ". BPC: bits per character; for unit 'byte', bits per byte")
+    if args.plot:
+        print(f"plot written to {args.plot}")
+    for r in first_rows if args.attention else []:
+        print(f"attention of {r['name']} written to {r['attention_plot']}")
+    for r in first_rows if surprisal_text is not None else []:
+        print(f"surprisal of {r['name']}: {r['surprisal_bpc']:.4f} bits per character, drawn in {r['surprisal_plot']}")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ batch and printed one after another. Generation uses the key/value cache; past s
 context window slides (see CharTransformer.generate_tokens).
 """
 import argparse
+import codecs
 import sys
 
 import torch
@@ -22,8 +23,9 @@ def parse_args(argv=None):
     parser = ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ckpt", required=True, help="run directory (its latest checkpoint) or checkpoint file")
-    parser.add_argument("--prompt", default="\n", help="text to continue; every character must be in the vocabulary (default: a newline)")
-    parser.add_argument("--max-new-tokens", type=int, default=500, help="characters to generate per sample (default 500)")
+    parser.add_argument("--prompt", default="\n", help="text to continue; every character (a byte model: every byte "
+                                                        "of its UTF-8) must be in the vocabulary (default: a newline)")
+    parser.add_argument("--max-new-tokens", type=int, default=500, help="characters (bytes for a byte model) to generate per sample (default 500)")
     parser.add_argument("--temperature", type=float, default=0.8, help="divide logits by this; 0 = greedy (default 0.8)")
     parser.add_argument("--top-k", type=int, default=None, help="sample only among the k most likely characters (default: all)")
     parser.add_argument("--top-p", type=float, default=None, help="sample from the smallest set with this much probability (default: all)")
@@ -74,17 +76,22 @@ def main(argv=None):
                   file=sys.stderr)
     tokens = model.generate_tokens(idx, args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
                                    top_p=args.top_p, seed=args.seed, use_cache=not args.no_cache, decoder=decoder)
+    # a byte model's sample is decoded as UTF-8 for display: a character cut across two steps is
+    # held back until its last byte, and invalid bytes (or a sample cut mid-character) print as U+FFFD
+    text = (lambda ids: vocab.decode(ids)) if vocab.unit == "chars" else None
     if args.num_samples == 1:
         sys.stdout.write(args.prompt)
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         for token in tokens:
-            sys.stdout.write(vocab.chars[token.item()])
+            piece = vocab.decode([token.item()])
+            sys.stdout.write(piece if text else decoder.decode(piece))
             sys.stdout.flush()
-        sys.stdout.write("\n")
+        sys.stdout.write(("" if text else decoder.decode(b"", final=True)) + "\n")
         return
     samples = torch.stack(list(tokens), dim=1).tolist() if args.max_new_tokens else [[]] * args.num_samples
     for i, sample in enumerate(samples):
         print(f"--- sample {i + 1} ---")
-        print(args.prompt + vocab.decode(sample))
+        print(args.prompt + (text(sample) if text else vocab.decode(sample).decode("utf-8", errors="replace")))
 
 
 if __name__ == "__main__":

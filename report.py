@@ -19,7 +19,7 @@ import os
 import re
 import statistics
 
-from train import read_metrics
+from metrics import plot_curves, read_metrics
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 CONFIGS = {  # name: (heads, positional encoding, description)
@@ -293,7 +293,6 @@ def plot_figures(runs, root):
         fig.savefig(os.path.join(figures, "final_bpc.png"), dpi=110)
         plt.close(fig)
 
-    from eval import plot_curves
     for name, filename in (("baseline", "loss_curve_baseline.png"), ("ablation", "loss_curve_nopos.png")):
         if runs[name]:
             plot_curves({f"{name} s{r['seed']}": r["rows"] for r in runs[name]},

@@ -13,7 +13,6 @@ Ctrl-C saves a checkpoint and exits; --resume continues it exactly (same losses 
 that was never interrupted).
 """
 import argparse
-import csv
 import math
 import os
 import signal
@@ -27,11 +26,11 @@ from tqdm import tqdm
 
 from checkpoint import (FORMAT_VERSION, checkpoint_path, list_checkpoints, load_checkpoint,
                         save_checkpoint)
-from corpus import ArgumentParser, UserError, get_batch, load_corpus
+from corpus import DEFAULT_SPLIT, ArgumentParser, UserError, get_batch, load_corpus, parse_split
+from metrics import METRICS_FIELDS, plot_curves, read_metrics, write_metrics  # noqa: F401 (re-exported)
 from model import LEARNED_INITS, POS_ENCODINGS, CharTransformer, ModelConfig, count_params
 
 DEFAULT_DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "lm_primer.txt")
-METRICS_FIELDS = ["step", "train_loss", "train_bpc", "val_loss", "val_bpc", "lr", "tokens_per_s", "elapsed_s"]
 VAL_BATCH_SEED = 1234   # the same validation batches for every run and seed, so curves compare
 SYNC_EVERY_GPU = 16     # see host_sync_interval
 
@@ -54,6 +53,8 @@ class TrainConfig:
     device: str = "auto"
     compile: bool = None        # None: on for CUDA, off on CPU (where it measured no gain)
     precision: str = "auto"     # auto, fp32 or bf16 (autocast); a run saves the one it resolved to
+    unit: str = "chars"         # what a token is: a Unicode character of UTF-8 text, or a byte of any file
+    split: str = DEFAULT_SPLIT  # train,validation[,test]: fractions or counts of units
 
     def __post_init__(self):
         for name in ("steps", "batch_size", "eval_every", "eval_batches", "ckpt_every"):
@@ -66,6 +67,7 @@ class TrainConfig:
         for name in ("warmup_steps", "weight_decay", "grad_clip"):
             if getattr(self, name) < 0:
                 raise ValueError(f"--{name.replace('_', '-')} must not be negative, got {getattr(self, name)}")
+        parse_split(self.split)   # a UserError, with its own message
 
 
 # The report's two configurations. Explicit flags override a preset.
@@ -101,6 +103,8 @@ TRAIN_FLAGS = {
     "--eval-batches": ("eval_batches", int, "fixed validation batches per validation (default 20)"),
     "--ckpt-every": ("ckpt_every", int, "write a checkpoint every N steps, and always at the end (default 1000)"),
     "--seed": ("seed", int, "seed for initialisation, batches and dropout (default 1337)"),
+    "--split": ("split", str, "train,validation[,test] parts of the corpus, in order: fractions (0.9,0.1) or counts "
+                              "of characters/bytes (enwik8: 90000000,5000000,5000000) (default 0.9,0.1)"),
     "--device": ("device", str, "auto, cpu, cuda or mps (default auto: cuda, then mps, then cpu)"),
 }
 PRECISION_HELP = ("matmul precision of training: bf16 (autocast; weights and optimizer stay fp32) or fp32; "
@@ -117,6 +121,9 @@ def parse_args(argv=None):
                    "--device": ["auto", "cpu", "cuda", "mps"]}.get(flag)
         parser.add_argument(flag, dest=field, type=kind, default=None, choices=choices, help=help_text)
     parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], default=None, help=PRECISION_HELP)
+    parser.add_argument("--bytes", action=argparse.BooleanOptionalAction, default=None,
+                        help="a byte-level model: the vocabulary is the file's bytes (any file, UTF-8 or not) "
+                             "and BPC means bits per byte (default --no-bytes: Unicode characters of a UTF-8 file)")
     parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None, help=COMPILE_HELP)
     parser.add_argument("--preset", choices=sorted(PRESETS), default=None,
                         help="baseline = 4 heads + sinusoidal; ablation = 1 head + no positional encoding")
@@ -131,6 +138,8 @@ def resolve_configs(args):
     model_fields = {f.name: f.default for f in fields(ModelConfig)}
     train_fields = {f.name: f.default for f in fields(TrainConfig)}
     explicit = {k: v for k, v in vars(args).items() if v is not None and k not in ("preset", "resume")}
+    if "bytes" in explicit:
+        explicit["unit"] = "bytes" if explicit.pop("bytes") else "chars"
     resumed = None
     if args.resume:
         out = explicit.get("out", train_fields["out"])
@@ -148,6 +157,13 @@ def resolve_configs(args):
             if field != "vocab_size" and model_fields[field] != saved:
                 raise UserError(f"--resume: the checkpoint has {field}={saved!r} but the flags give "
                                 f"{model_fields[field]!r}; a resumed run keeps its model shape")
+        saved_unit = resumed["train_config"].get("unit", "chars")
+        if train_fields["unit"] != saved_unit:
+            raise UserError(f"--resume: this run was trained on {saved_unit} ({'--no-bytes' if saved_unit == 'chars' else '--bytes'}), "
+                            f"and a resumed run keeps its unit")
+        if train_fields["split"] != resumed["train_config"].get("split", DEFAULT_SPLIT):
+            raise UserError(f"--resume: this run was trained with --split {resumed['train_config'].get('split', DEFAULT_SPLIT)}, "
+                            f"and a resumed run keeps its split")
     model_fields["vocab_size"] = 1  # a placeholder until the corpus is read
     try:
         return ModelConfig(**model_fields), TrainConfig(**train_fields), resumed
@@ -249,21 +265,6 @@ def validation_loss(model, batches, autocast):
     return total / len(batches)
 
 
-def read_metrics(path):
-    """Rows of a metrics.csv as dicts of floats (step as int)."""
-    with open(path, newline="") as f:
-        return [{k: (int(v) if k == "step" else float(v)) for k, v in row.items()} for row in csv.DictReader(f)]
-
-
-def write_metrics(path, rows):
-    tmp = path + ".tmp"
-    with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=METRICS_FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
-
-
 def host_sync_interval(device):
     """Steps between reads of the loss back to the host (where the NaN guard and Ctrl-C are
     checked). On a CPU reading a loss costs nothing, so every step. On a GPU each read waits for
@@ -347,15 +348,27 @@ def train(model_cfg, cfg, resumed=None, progress=True):
     if device.type == "cuda" and "LOCAL_RANK" in os.environ:
         device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
         torch.cuda.set_device(device)
-    vocab, train_ids, val_ids, fingerprint = load_corpus(
-        cfg.data, model_cfg.seq_len, expected_fingerprint=resumed and resumed["data_fingerprint"])
-    model_cfg.vocab_size = len(vocab)
-    os.makedirs(cfg.out, exist_ok=True)
-    if not resumed and list_checkpoints(cfg.out):
+    if not resumed and os.path.isdir(cfg.out) and list_checkpoints(cfg.out):
         raise UserError(f"{cfg.out} already holds checkpoints: pass --resume to continue it, or a new --out")
     rank, world_size = setup_distributed(device)
     if cfg.batch_size % world_size:
         raise UserError(f"--batch-size {cfg.batch_size} must be divisible by the number of processes ({world_size})")
+
+    def read_corpus():
+        return load_corpus(cfg.data, model_cfg.seq_len, expected_fingerprint=resumed and resumed["data_fingerprint"],
+                           unit=cfg.unit, split_spec=cfg.split, run_dir=cfg.out,
+                           log=print)   # the cache's path, on stdout with the rest of the run's log
+
+    # rank 0 encodes the corpus into its cache (if it is not there yet) while the others wait;
+    # then every rank memory-maps the same file
+    if rank == 0:
+        vocab, train_ids, val_ids, fingerprint = read_corpus()
+    if world_size > 1:
+        torch.distributed.barrier()
+    if rank != 0:
+        vocab, train_ids, val_ids, fingerprint = read_corpus()
+    model_cfg.vocab_size = len(vocab)
+    os.makedirs(cfg.out, exist_ok=True)
     main_process = rank == 0
     local_batch = slice(rank * cfg.batch_size // world_size, (rank + 1) * cfg.batch_size // world_size)
 
@@ -410,7 +423,7 @@ def train(model_cfg, cfg, resumed=None, progress=True):
     def save(at_step, rank_states):
         payload = {
             "format_version": FORMAT_VERSION, "step": at_step, "model_config": asdict(model_cfg),
-            "train_config": asdict(cfg), "vocab": vocab.chars, "data_fingerprint": fingerprint,
+            "train_config": asdict(cfg), "vocab": vocab.chars, "data_fingerprint": fingerprint,   # vocab: see corpus.Vocab
             "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             # "torch" is rank 0's CPU generator; "ranks" holds every rank's dropout generators
             "rng": {"torch": rank_states[0]["torch"], "batches": batch_rng.get_state(), "ranks": rank_states},
@@ -421,8 +434,8 @@ def train(model_cfg, cfg, resumed=None, progress=True):
         return path
 
     if main_process and not resumed:
-        print(f"{count_params(model):,} parameters, vocabulary {len(vocab)}, "
-              f"{len(train_ids):,} training / {len(val_ids):,} validation characters, device {device}, {cfg.precision}"
+        print(f"{count_params(model):,} parameters, vocabulary {len(vocab)}, {len(train_ids):,} training / "
+              f"{len(val_ids):,} validation {'characters' if cfg.unit == 'chars' else 'bytes'}, device {device}, {cfg.precision}"
               + (f", {world_size} processes" if world_size > 1 else "") + (", compiled" if compiled else ""))
     tokens_per_step = cfg.batch_size * model_cfg.seq_len
     bar = tqdm(total=cfg.steps, initial=step, disable=not (progress and main_process), dynamic_ncols=True, file=sys.stderr)
@@ -472,7 +485,7 @@ def train(model_cfg, cfg, resumed=None, progress=True):
                                  val_loss=val_loss, val_bpc=val_loss / math.log(2), lr=lr,
                                  tokens_per_s=tokens_per_s, elapsed_s=elapsed()))
                 write_metrics(metrics_path, rows)
-                plot_run(rows, os.path.join(cfg.out, "loss_curve.png"), os.path.basename(os.path.normpath(cfg.out)))
+                plot_curves({os.path.basename(os.path.normpath(cfg.out)): rows}, os.path.join(cfg.out, "loss_curve.png"))
                 bar.set_postfix(loss=f"{train_loss:.3f}", val_bpc=f"{val_loss / math.log(2):.3f}",
                                 tok_s=f"{tokens_per_s:,.0f}")
                 tqdm.write(f"step {step}: train loss {train_loss:.4f}, val loss {val_loss:.4f} "
@@ -497,12 +510,6 @@ def train(model_cfg, cfg, resumed=None, progress=True):
     if main_process:
         print(f"done: {step} steps, checkpoint {last_good}; full-pass BPC: python eval.py {cfg.out}")
     return rows
-
-
-def plot_run(rows, path, title):
-    # imported here so that `import train` (tests, eval.py) stays light
-    from eval import plot_curves
-    plot_curves({title: rows}, path)
 
 
 def main(argv=None):

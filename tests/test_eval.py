@@ -3,12 +3,13 @@ seq_len / 2 characters of context; BPC is the mean in bits; the table, JSON and 
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 
 import eval as evaluation
 from conftest import PRIMER, TINY_FLAGS, assert_one_line_error, run_script
-from corpus import load_corpus
+from corpus import Vocab, load_corpus
 from model import CharTransformer, ModelConfig
 
 
@@ -46,7 +47,8 @@ def test_full_pass_does_not_depend_on_the_batch_size(tiny_run):
 
 def test_reference_rows_are_uniform_unigram_and_conditional_compression():
     text = "aab" * 400                 # training split: 720 a, 360 b; validation: 80 a, 40 b
-    refs = evaluation.reference_bpcs(text)
+    ids = np.array([0 if c == "a" else 1 for c in text], dtype=np.uint8)
+    refs = evaluation.reference_bpcs(Vocab("ab"), ids[:1080], ids[1080:])
     assert refs["uniform (log2 V)"] == 1.0
     p_a, p_b = 721 / 1082, 361 / 1082  # add-one smoothed training counts
     assert refs["unigram (train counts)"] == pytest.approx(-(80 * math.log2(p_a) + 40 * math.log2(p_b)) / 120)
@@ -57,9 +59,9 @@ def test_eval_prints_a_table_with_the_run_and_the_reference_rows(tiny_run):
     result = run_script("eval.py", tiny_run)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["run", "params", "steps", "val", "BPC"]
+    assert lines[0].split() == ["run", "params", "steps", "val", "BPC", "unit", "note"]
     row = lines[2].split()
-    assert row[0] == "tiny" and row[2] == "12" and 0 < float(row[3]) < math.log2(69)
+    assert row[0] == "tiny" and row[2] == "12" and 0 < float(row[3]) < math.log2(69) and row[4] == "char"
     for name in ("uniform", "unigram", "bz2", "lzma"):
         assert any(line.startswith(name) for line in lines)
     assert "stride seq_len/2" in result.stdout
@@ -149,3 +151,30 @@ def test_context_mistakes_are_one_line_errors(tiny_run, tmp_path):
     main(["--out", learned, "--steps", "2", "--pos", "learned", *TINY_FLAGS])
     assert_one_line_error(run_script("eval.py", learned, "--context", "17"), "learned positions")
     assert run_script("eval.py", learned, "--context", "16", "--no-references").returncode == 0
+
+
+def test_a_run_trained_in_bf16_is_scored_in_bf16_close_to_fp32(tmp_path):
+    from train import main
+    out = str(tmp_path / "bf16")
+    main(["--out", out, "--steps", "20", *TINY_FLAGS[2:], "--precision", "bf16"])
+    rows = {p: json.loads(run_script("eval.py", out, "--json", "--no-references", *extra).stdout)["runs"][0]
+            for p, extra in (("auto", []), ("fp32", ["--precision", "fp32"]))}
+    assert rows["auto"]["precision"] == "bf16" and rows["fp32"]["precision"] == "fp32"
+    assert rows["auto"]["val_bpc"] != rows["fp32"]["val_bpc"]                  # it did run in bf16
+    assert abs(rows["auto"]["val_bpc"] - rows["fp32"]["val_bpc"]) < 0.01
+
+
+def test_surprisal_draws_the_text_coloured_by_bits_and_gives_its_bpc(tiny_run, tmp_path):
+    picture = tmp_path / "s.png"
+    result = run_script("eval.py", tiny_run, "--no-references", "--surprisal", "the model predicts the next",
+                        "--surprisal-out", str(picture))
+    assert result.returncode == 0, result.stderr
+    assert picture.read_bytes()[:4] == b"\x89PNG" and "bits per character" in result.stdout
+    model, vocab = evaluation.model_from_checkpoint(evaluation.load_checkpoint(tiny_run))
+    chars, bits = evaluation.surprisal(model, vocab, "the model predicts the next")
+    assert bits[0] is None and len(bits) == len(chars) == 27 and all(b > 0 for b in bits[1:])
+    # the same bits as the full-pass machinery gives that text as a stream scored after its first character
+    ids = vocab.encode("the model predicts the next").numpy()
+    nats = evaluation.stream_nats(model, ids, 1, 16)
+    assert bits[1:] == pytest.approx((nats / math.log(2)).tolist())
+    assert_one_line_error(run_script("eval.py", tiny_run, "--surprisal", "naïve"), "'ï'")

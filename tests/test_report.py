@@ -9,7 +9,7 @@ import statistics
 import pytest
 
 import report
-from train import METRICS_FIELDS, write_metrics
+from metrics import write_metrics
 
 MARKERS = "".join(f"<!-- generated:{n} -->\nold\n<!-- end:{n} -->\n"
                   for n in ("results", "effects", "references", "extrapolation"))

@@ -1,0 +1,137 @@
+"""corpus.py: a corpus is encoded with NumPy in streaming chunks into a memory-mapped cache of the
+smallest integer type, written once and re-used, rebuilt when stale or truncated; splits by
+fraction or count; character and byte units; batches become int64 only when drawn."""
+import os
+
+import numpy as np
+import pytest
+import torch
+
+import corpus
+from corpus import UserError, encoded_corpus, get_batch, load_corpus, split
+
+TEXT = "naïve café — ☃ snow, übung!\n" * 40 + "the end.\n"
+
+
+def python_reference(text):
+    """The obvious slow encoding, to hold the streaming one to."""
+    chars = sorted(set(text))
+    return "".join(chars), [chars.index(c) for c in text]
+
+
+@pytest.mark.parametrize("chunk", [3, 7, 1 << 24])   # tiny chunks cut multi-byte characters in two
+def test_streaming_numpy_encoding_equals_the_obvious_python_one(tmp_path, monkeypatch, chunk):
+    monkeypatch.setattr(corpus, "CHUNK", chunk)
+    path = tmp_path / "t.txt"
+    path.write_text(TEXT, encoding="utf-8")
+    vocab, ids, sha = encoded_corpus(str(path), log=lambda m: None)
+    chars, expected = python_reference(TEXT)
+    assert vocab.chars == chars and ids.tolist() == expected
+    assert ids.dtype == np.uint8 and isinstance(ids, np.memmap)
+    assert len(sha) == 64
+
+
+def test_ids_take_the_smallest_integer_type_that_holds_the_vocabulary(tmp_path):
+    path = tmp_path / "wide.txt"
+    path.write_text("".join(chr(0x4E00 + i) for i in range(300)) * 3, encoding="utf-8")   # 300 symbols
+    vocab, ids, _ = encoded_corpus(str(path), log=lambda m: None)
+    assert len(vocab) == 300 and ids.dtype == np.uint16 and ids[:300].tolist() == list(range(300))
+
+
+def test_the_cache_is_written_once_next_to_the_corpus_and_reused(tmp_path):
+    path = tmp_path / "t.txt"
+    path.write_text(TEXT, encoding="utf-8")
+    messages = []
+    encoded_corpus(str(path), log=messages.append)
+    cache = tmp_path / "t.txt.tinychar-chars.ids"
+    assert messages == [f"token cache written: {cache}"] and cache.exists()
+    before = cache.stat().st_mtime_ns
+    _, ids, _ = encoded_corpus(str(path), log=messages.append)
+    assert len(messages) == 1 and cache.stat().st_mtime_ns == before and len(ids) == len(TEXT)
+    assert not [n for n in os.listdir(tmp_path) if n.endswith(".tmp")]
+
+
+@pytest.mark.parametrize("damage", ["stale", "truncated", "garbage"])
+def test_a_stale_or_damaged_cache_is_rebuilt_not_trusted(tmp_path, damage):
+    path = tmp_path / "t.txt"
+    path.write_text(TEXT, encoding="utf-8")
+    encoded_corpus(str(path), log=lambda m: None)
+    cache = tmp_path / "t.txt.tinychar-chars.ids"
+    if damage == "stale":         # the corpus changed after the cache was written
+        path.write_text(TEXT.replace("snow", "rain"), encoding="utf-8")
+    elif damage == "truncated":
+        cache.write_bytes(cache.read_bytes()[:-10])
+    else:
+        cache.write_bytes(b"not a cache at all")
+    messages = []
+    vocab, ids, _ = encoded_corpus(str(path), log=messages.append)
+    chars, expected = python_reference(path.read_text(encoding="utf-8"))
+    assert messages and vocab.chars == chars and ids.tolist() == expected
+
+
+def test_where_the_corpus_folder_is_not_writable_the_cache_goes_to_the_run_directory(tmp_path):
+    data, run = tmp_path / "data", tmp_path / "run"
+    data.mkdir()
+    path = data / "t.txt"
+    path.write_text(TEXT, encoding="utf-8")
+    # the temporary file's name, taken by a folder: opening it fails as in a read-only folder
+    (data / f"t.txt.tinychar-chars.ids.{os.getpid()}.tmp").mkdir()
+    messages = []
+    _, ids, _ = encoded_corpus(str(path), run_dir=str(run), log=messages.append)
+    assert messages == [f"token cache written: {run / 't.txt.tinychar-chars.ids'}"] and len(ids) == len(TEXT)
+
+
+def test_invalid_utf8_is_named_with_its_offset_even_across_chunks(tmp_path, monkeypatch):
+    monkeypatch.setattr(corpus, "CHUNK", 5)
+    path = tmp_path / "bad.txt"
+    path.write_bytes("abcdefgh".encode() + b"\xff" + b"more text here")
+    with pytest.raises(UserError, match=r"not UTF-8 text.*offset 8.*--bytes"):
+        encoded_corpus(str(path), log=lambda m: None)
+
+
+def test_bytes_unit_takes_any_file_and_keeps_its_bytes(tmp_path):
+    path = tmp_path / "bin"
+    raw = bytes([0, 255, 128, 10, 65]) * 50
+    path.write_bytes(raw)
+    vocab, ids, _ = encoded_corpus(str(path), unit="bytes", log=lambda m: None)
+    assert vocab.unit == "bytes" and [ord(c) for c in vocab.chars] == [0, 10, 65, 128, 255]
+    assert vocab.decode(ids.tolist()) == raw
+    assert vocab.encode("A\n").tolist() == [2, 1]
+    with pytest.raises(UserError, match="bytes not in the model's vocabulary: 0x42"):
+        vocab.encode("B")
+
+
+def test_splits_by_fraction_or_count_in_order():
+    ids = np.arange(1000)
+    parts = split(ids, "0.9,0.1")
+    assert len(parts["train"]) == 900 and parts["val"].tolist() == list(range(900, 1000))
+    parts = split(ids, "0.8,0.1,0.1")
+    assert [len(parts[k]) for k in ("train", "val", "test")] == [800, 100, 100] and parts["test"][0] == 900
+    parts = split(ids, "600,300,100")
+    assert parts["val"][0] == 600 and parts["test"][-1] == 999
+    parts = split(ids, "500,100")
+    assert len(parts["train"]) == 500 and parts["val"][-1] == 599   # the rest unused
+    for bad in ("0.9", "0.9,0.2", "a,b", "600,300,200", "0.5,100", "0.9,0.1,0.1,0.1", "0,1"):
+        with pytest.raises(UserError, match="--split"):
+            split(ids, bad)
+
+
+def test_a_test_split_must_exist_to_be_asked_for(tmp_path):
+    path = tmp_path / "t.txt"
+    path.write_text(TEXT, encoding="utf-8")
+    with pytest.raises(UserError, match="no test part"):
+        load_corpus(str(path), 8, part="test", log=lambda m: None)
+    _, train_ids, test_ids, _ = load_corpus(str(path), 8, split_spec="0.8,0.1,0.1", part="test", log=lambda m: None)
+    assert len(test_ids) == len(TEXT) - int(0.8 * len(TEXT)) - int(0.1 * len(TEXT))
+
+
+def test_batches_are_int64_windows_of_the_memory_mapped_ids(tmp_path):
+    path = tmp_path / "t.txt"
+    path.write_text(TEXT, encoding="utf-8")
+    _, train_ids, _, _ = load_corpus(str(path), 8, log=lambda m: None)
+    x, y = get_batch(train_ids, 5, 8, torch.Generator().manual_seed(0))
+    assert x.dtype == torch.int64 and x.shape == y.shape == (5, 8)
+    assert torch.equal(x[:, 1:], y[:, :-1])
+    _, ids = python_reference(TEXT)
+    starts = torch.randint(len(train_ids) - 8, (5,), generator=torch.Generator().manual_seed(0))
+    assert x.tolist() == [ids[s:s + 8] for s in starts.tolist()]

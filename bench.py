@@ -13,7 +13,7 @@ with the variants interleaved so that a noisy neighbour slows them all alike:
 - a breakdown of tinychar's step by operation (torch.profiler, self CPU time);
 - generation: characters/s for one 1000-character sample with the KV cache (eager and, with
   --compile, through the compiled decoding step) and without;
-- evaluation: eval.py's full-pass characters/s;
+- evaluation: eval.py's full-pass characters/s, in fp32 and in bf16 autocast;
 - peak memory (RSS) of the process after the training measurements.
 Only ratios measured in the same run are worth comparing: these machines are noisy.
 """
@@ -236,8 +236,10 @@ def main(argv=None):
                                                           / generation["recomputed, last seq_len"])
     val_ids = torch.randint(0, cfg.vocab_size, (20_000,))
     train_ids = torch.randint(0, cfg.vocab_size, (cfg.seq_len,))
-    ev = interleaved({"eval": lambda: full_pass_bpc(ours, train_ids, val_ids)}, max(1, args.repeats // 2), 1)
-    eval_chars_s = len(val_ids) / statistics.median(ev["eval"])
+    ev = interleaved({"fp32": lambda: full_pass_bpc(ours, train_ids, val_ids),
+                      "bf16": lambda: full_pass_bpc(ours, train_ids, val_ids, autocast=bf16)},
+                     max(1, args.repeats // 2), 1)
+    eval_chars_s = {precision: len(val_ids) / statistics.median(t) for precision, t in ev.items()}
 
     results = dict(
         config=dict(vars(args), params=count_params(ours), flops_per_token=flops_per_token(cfg),
@@ -272,7 +274,8 @@ def main(argv=None):
               f"to compile): {generation['cached, compiled decoder']:,.0f} chars/s, "
               f"{generation['compiled_speedup']:.1f}x recomputing the same windows, "
               f"{generation['compiled_speedup_vs_last_seq_len']:.1f}x nanoGPT's loop")
-    print(f"evaluation (full pass): {eval_chars_s:,.0f} chars/s")
+    print(f"evaluation (full pass, eval.py): {eval_chars_s['fp32']:,.0f} chars/s in fp32, "
+          f"{eval_chars_s['bf16']:,.0f} chars/s in bf16 autocast (what eval.py uses for a run trained in bf16)")
     print(f"peak RSS after the training measurements: {peak_rss_mb:,.0f} MB")
 
 

@@ -57,7 +57,7 @@ def scoring_windows(n_context, n_scored, seq_len):
     return windows
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def stream_nats(model, stream, n_context, window, batch_size=64, device="cpu", autocast=nullcontext(),
                 progress=False):
     """Cross-entropy in nats of every target stream[n_context:], each once, by the scoring windows

@@ -19,5 +19,6 @@ def test_bench_reports_training_breakdown_generation_eval_and_memory():
     assert report["breakdown"]["matmuls"] > 0 and report["breakdown"]["optimizer"] > 0
     gen = report["generation_chars_per_s"]
     assert gen["cached"] > 0 and gen["recomputed"] > 0 and gen["cached, 8 samples"] > 0
-    assert report["eval_chars_per_s"] > 0 and report["peak_rss_mb"] > 0
+    assert report["eval_chars_per_s"]["fp32"] > 0 and report["eval_chars_per_s"]["bf16"] > 0
+    assert report["peak_rss_mb"] > 0
     assert report["matmul_gflops"]["fp32"] > 0 and report["matmul_gflops"]["bf16"] > 0

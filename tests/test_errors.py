@@ -99,3 +99,38 @@ def test_prepare_copies_and_verifies_tiny_shakespeare(tmp_path):
     assert result.returncode == 0, result.stderr
     text = (tmp_path / "ts.txt").read_text(encoding="utf-8")
     assert len(text) == 1_115_394 and text.startswith("First Citizen:")
+
+
+def small_zip(tmp_path, member, payload):
+    import hashlib
+    import zipfile
+    path = tmp_path / f"{member}.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr(member, payload)
+    return path, hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("corpus", ["enwik8", "text8"])
+def test_prepare_unzips_a_verified_zip_and_prints_the_standard_split_command(tmp_path, corpus):
+    payload = b"<page> some wiki text \xc3\xa9 </page>\n" * 50
+    zipped, sha = small_zip(tmp_path, corpus, payload)
+    out = tmp_path / corpus
+    result = run_script("data/prepare.py", corpus, "--from", str(zipped), "--sha256", sha, "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert out.read_bytes() == payload
+    assert "--split 90000000,5000000,5000000" in result.stdout and ("--bytes" in result.stdout) == (corpus == "enwik8")
+    assert "--split test" in result.stdout
+
+
+def test_prepare_refuses_a_zip_with_another_checksum_and_writes_nothing(tmp_path):
+    zipped, _ = small_zip(tmp_path, "enwik8", b"x" * 100)
+    result = run_script("data/prepare.py", "enwik8", "--from", str(zipped), "--out", str(tmp_path / "enwik8"))
+    assert_one_line_error(result, "not the expected enwik8 zip", "547994d9980e")
+    assert not (tmp_path / "enwik8").exists() and not [n for n in os.listdir(tmp_path) if n.startswith("tmp")]
+    not_a_zip = tmp_path / "fake.zip"
+    not_a_zip.write_bytes(b"plain bytes")
+    import hashlib
+    result = run_script("data/prepare.py", "text8", "--from", str(not_a_zip), "--sha256",
+                        hashlib.sha256(b"plain bytes").hexdigest(), "--out", str(tmp_path / "text8"))
+    assert_one_line_error(result, "not a zip holding text8")
+    assert_one_line_error(run_script("data/prepare.py", "enwik9"), "invalid choice")

@@ -1,6 +1,7 @@
 """Scaling out and speeding up must not change the numbers: DDP with 2 ranks x batch B/2 gives
 the losses of 1 process x batch B, and a compiled step the losses of an eager one."""
 import os
+import shutil
 import subprocess
 import sys
 
@@ -8,7 +9,7 @@ import pytest
 import torch
 
 import train
-from conftest import ROOT, TINY_FLAGS
+from conftest import PRIMER, ROOT, TINY_FLAGS
 
 
 def losses(rows):
@@ -44,13 +45,18 @@ def test_two_gloo_ranks_with_half_batches_match_one_process_with_the_whole_batch
 
 
 def test_with_dropout_each_rank_draws_its_own_masks_and_an_interrupted_ddp_run_resumes_exactly(tmp_path):
-    flags = ["--steps", "12", "--eval-every", "2", "--ckpt-every", "4", "--device", "cpu", "--dropout", "0.2",
-             *TINY_FLAGS, "--batch-size", "8"]
-    torchrun(tmp_path / "whole", *flags)
+    data = tmp_path / "corpus.txt"   # a fresh corpus: no token cache yet
+    shutil.copy(PRIMER, data)
+    flags = ["--data", str(data), "--steps", "12", "--eval-every", "2", "--ckpt-every", "4", "--device", "cpu",
+             "--dropout", "0.2", *TINY_FLAGS, "--batch-size", "8"]
+    first = torchrun(tmp_path / "whole", *flags)
+    # rank 0 encodes the corpus once while rank 1 waits; then both map the one cache file
+    assert first.stdout.count("token cache written") + first.stderr.count("token cache written") == 1
     states = torch.load(tmp_path / "whole" / "step_000012.pt", weights_only=True)["rng"]["ranks"]
     assert len(states) == 2 and not torch.equal(states[0]["torch"], states[1]["torch"])
     crashed = tmp_path / "crashed"
-    torchrun(crashed, *flags)
+    again = torchrun(crashed, *flags)
+    assert "token cache written" not in again.stdout + again.stderr   # reused by a later run and both ranks
     os.remove(crashed / "step_000012.pt")   # as if both ranks died after step 11: resume from step 8
     torchrun(crashed, "--resume")
     resumed = losses(train.read_metrics(crashed / "metrics.csv"))

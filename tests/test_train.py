@@ -147,7 +147,8 @@ def test_a_run_directory_with_checkpoints_is_never_overwritten_without_resume(tm
     assert (tmp_path / "r" / "step_000004.pt").read_bytes() == before
 
 
-def test_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+def poison_step(monkeypatch, bad_step):
+    """Make the training loss of step bad_step (counted from 1) NaN."""
     forward = CharTransformer.forward
     calls = {"train": 0}
 
@@ -155,11 +156,15 @@ def test_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_p
         logits, loss = forward(self, idx, targets, **kwargs)
         if self.training:
             calls["train"] += 1
-            if calls["train"] == 6:  # step 6: after the checkpoint at step 4
+            if calls["train"] == bad_step:
                 loss = loss * float("nan")
         return logits, loss
 
     monkeypatch.setattr(CharTransformer, "forward", poisoned)
+
+
+def test_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    poison_step(monkeypatch, 6)   # step 6: after the checkpoint at step 4
     with pytest.raises(UserError, match=r"nan at step 6.*step_000004\.pt"):
         run(tmp_path / "r", steps=8)
     assert [s for s, _ in list_checkpoints(tmp_path / "r")] == [4]
@@ -247,18 +252,7 @@ def test_reading_the_loss_every_k_steps_as_on_a_gpu_gives_the_same_metrics(tmp_p
 
 def test_reading_the_loss_every_k_steps_still_stops_on_nan_before_saving_it(tmp_path, monkeypatch):
     monkeypatch.setattr(train, "host_sync_interval", lambda device: 4)   # reads at steps 3, 4, 6, 8
-    forward = CharTransformer.forward
-    calls = {"train": 0}
-
-    def poisoned(self, idx, targets=None, **kwargs):
-        logits, loss = forward(self, idx, targets, **kwargs)
-        if self.training:
-            calls["train"] += 1
-            if calls["train"] == 5:   # step 5, read back at step 6 with step 6's loss
-                loss = loss * float("nan")
-        return logits, loss
-
-    monkeypatch.setattr(CharTransformer, "forward", poisoned)
+    poison_step(monkeypatch, 5)   # step 5, read back at step 6 with step 6's loss
     with pytest.raises(UserError, match=r"nan at step 5.*step_000004\.pt"):
         run(tmp_path / "r", "--eval-every", "3", steps=8)
     assert [s for s, _ in list_checkpoints(tmp_path / "r")] == [4]

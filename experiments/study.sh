@@ -43,12 +43,13 @@ for run in ${@:-$FIRST $MODERN}; do
     mkdir -p "$(dirname "$out")"
     [ -f "$out/$(printf 'step_%06d.pt' "$steps")" ] || python train.py --data "$DATA" --out "$out" --steps 5000 \
         --seed "$seed" $flags $resume >> "$out.log" 2>&1
-    python eval.py "$out" --json --no-references > "$out/eval.json.tmp" && mv "$out/eval.json.tmp" "$out/eval.json"
+    # fp32 scoring, as the first study's (eval.py's default for a bf16 run is bf16, 0.0001 BPC away)
+    python eval.py "$out" --precision fp32 --json --no-references > "$out/eval.json.tmp" && mv "$out/eval.json.tmp" "$out/eval.json"
   fi
   # length extrapolation, where the checkpoint is here (learned positions stop at the trained 128)
   if [ ! -f "$out/extrapolation.json" ] && ls "$out"/step_*.pt >/dev/null 2>&1 && [ "$config" != memorise_primer ]; then
     contexts=$CONTEXTS; [[ $flags == *"--pos learned"* ]] && contexts="64 128"
-    python eval.py "$out" --context $contexts --batch-size 8 --json --no-references > "$out/extrapolation.json.tmp" \
+    python eval.py "$out" --context $contexts --batch-size 8 --precision fp32 --json --no-references > "$out/extrapolation.json.tmp" \
       && mv "$out/extrapolation.json.tmp" "$out/extrapolation.json"
   fi
   echo "$run: done"

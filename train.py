@@ -17,6 +17,7 @@ import math
 import os
 import signal
 import sys
+import tempfile
 import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, fields
@@ -53,6 +54,9 @@ class TrainConfig:
     device: str = "auto"
     compile: bool = None        # None: on for CUDA, off on CPU (where it measured no gain)
     precision: str = "auto"     # auto, fp32 or bf16 (autocast); a run saves the one it resolved to
+    schedule: str = "cosine"    # after warmup: cosine decay, or wsd (warmup-stable-decay: constant, then linear)
+    decay_fraction: float = 0.2  # wsd: the last fraction of the steps decays to min_lr
+    time_budget: float = 0.0    # minutes; > 0: the number of steps is chosen to fit them (see fit_steps_to_budget)
     unit: str = "chars"         # what a token is: a Unicode character of UTF-8 text, or a byte of any file
     split: str = DEFAULT_SPLIT  # train,validation[,test]: fractions or counts of units
 
@@ -68,6 +72,12 @@ class TrainConfig:
             if getattr(self, name) < 0:
                 raise ValueError(f"--{name.replace('_', '-')} must not be negative, got {getattr(self, name)}")
         parse_split(self.split)   # a UserError, with its own message
+        if self.schedule not in ("cosine", "wsd"):
+            raise ValueError(f"--schedule must be cosine or wsd, got {self.schedule!r}")
+        if not 0 < self.decay_fraction <= 1:
+            raise ValueError(f"--decay-fraction must be in (0, 1], got {self.decay_fraction}")
+        if self.time_budget < 0:
+            raise ValueError(f"--time-budget must not be negative, got {self.time_budget}")
 
 
 # The report's two configurations. Explicit flags override a preset.
@@ -97,6 +107,12 @@ TRAIN_FLAGS = {
     "--lr": ("lr", float, "peak learning rate (default 1e-3)"),
     "--min-lr": ("min_lr", float, "learning rate at the end of the cosine decay (default 1e-4)"),
     "--warmup-steps": ("warmup_steps", int, "steps of linear warmup from 0 to --lr (default 100)"),
+    "--schedule": ("schedule", str, "after warmup: cosine (decay to --min-lr over the rest) or wsd (warmup-stable-decay: "
+                                    "--lr until the last --decay-fraction of the steps, then linear to --min-lr) (default cosine)"),
+    "--decay-fraction": ("decay_fraction", float, "wsd: the fraction of the steps spent decaying (default 0.2)"),
+    "--time-budget": ("time_budget", float, "minutes of training (validations and checkpoints included): the number of "
+                                           "steps is chosen from the measured step time to fit them, then fixed and "
+                                           "saved, so the run is reproducible and --resume exact; replaces --steps"),
     "--weight-decay": ("weight_decay", float, "AdamW weight decay on matrices; none on LayerNorm, biases, embeddings (default 0.1)"),
     "--grad-clip": ("grad_clip", float, "clip the gradients' global norm to this; 0 disables (default 1.0)"),
     "--eval-every": ("eval_every", int, "validate every N steps (default 500)"),
@@ -117,7 +133,7 @@ def parse_args(argv=None):
     parser = ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     for flag, (field, kind, help_text) in {**TRAIN_FLAGS, **MODEL_FLAGS}.items():
-        choices = {"--pos": list(POS_ENCODINGS), "--learned-init": list(LEARNED_INITS),
+        choices = {"--pos": list(POS_ENCODINGS), "--learned-init": list(LEARNED_INITS), "--schedule": ["cosine", "wsd"],
                    "--device": ["auto", "cpu", "cuda", "mps"]}.get(flag)
         parser.add_argument(flag, dest=field, type=kind, default=None, choices=choices, help=help_text)
     parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], default=None, help=PRECISION_HELP)
@@ -138,6 +154,8 @@ def resolve_configs(args):
     model_fields = {f.name: f.default for f in fields(ModelConfig)}
     train_fields = {f.name: f.default for f in fields(TrainConfig)}
     explicit = {k: v for k, v in vars(args).items() if v is not None and k not in ("preset", "resume")}
+    if explicit.get("time_budget") and "steps" in explicit and not args.resume:
+        raise UserError("--time-budget chooses the number of steps: drop --steps")
     if "bytes" in explicit:
         explicit["unit"] = "bytes" if explicit.pop("bytes") else "chars"
     resumed = None
@@ -201,9 +219,16 @@ def resolve_device(name):
 
 
 def lr_at(step, cfg):
-    """Linear warmup over warmup_steps, then cosine decay from lr to min_lr at the last step."""
+    """Linear warmup over warmup_steps, then cosine decay from lr to min_lr at the last step; or
+    (wsd) lr held until the last decay_fraction of the steps, then a linear decay to min_lr."""
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
+    if cfg.schedule == "wsd":
+        decay_steps = max(1, round(cfg.decay_fraction * cfg.steps))
+        into_decay = step - (cfg.steps - decay_steps)
+        if into_decay <= 0:
+            return cfg.lr
+        return cfg.lr + (cfg.min_lr - cfg.lr) * min(1.0, into_decay / decay_steps)
     progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
     return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * min(1.0, progress)))
 
@@ -303,6 +328,46 @@ def gather_rng_states(device, world_size):
     states = [None] * world_size
     torch.distributed.all_gather_object(states, rng_state(device))
     return states
+
+
+def fit_steps_to_budget(model, optimizer, cfg, batches, val_batches, autocast, probe_steps=8):
+    """The number of steps whose training, validations and checkpoints fit cfg.time_budget minutes.
+
+    Times a few steps (after one untimed), a validation and a checkpoint's serialisation on copies
+    of the model and optimizer, under a forked RNG, so the real run is exactly a run with
+    --steps N: the budget decides N once, and N is saved. The probe's own time counts against
+    the budget. batches: a function giving a fresh (x, y) on the device. (A compiled run is timed
+    eager: its estimate errs on the short side.)"""
+    import copy
+    import io
+    start = time.perf_counter()
+    shadow = copy.deepcopy(model)
+    shadow_optimizer = make_optimizer(shadow, cfg)
+    shadow_optimizer.load_state_dict(optimizer.state_dict())
+    device = next(model.parameters()).device
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        times = []
+        for _ in range(probe_steps + 1):
+            x, y = batches()
+            t = time.perf_counter()
+            train_step(shadow, shadow_optimizer, x, y, cfg.grad_clip, autocast).item()
+            times.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        val_loss = validation_loss(shadow, val_batches, autocast)
+        with tempfile.TemporaryDirectory() as scratch:   # a validation also rewrites the curve
+            row = dict(step=1, train_loss=val_loss, train_bpc=val_loss, val_loss=val_loss, val_bpc=val_loss, lr=cfg.lr,
+                       tokens_per_s=1.0, elapsed_s=1.0)
+            write_metrics(os.path.join(scratch, "metrics.csv"), [row, {**row, "step": 2}])
+            plot_curves({"probe": [row, {**row, "step": 2}]}, os.path.join(scratch, "curve.png"))
+        validation_s = time.perf_counter() - t
+        t = time.perf_counter()
+        torch.save({"model": shadow.state_dict(), "optimizer": shadow_optimizer.state_dict()}, io.BytesIO())
+        checkpoint_s = time.perf_counter() - t
+    step_s = sorted(times[1:])[len(times[1:]) // 2]   # the median, the first (warm-up) step left out
+    probe_s = time.perf_counter() - start
+    per_step = step_s + validation_s / cfg.eval_every + checkpoint_s / cfg.ckpt_every
+    steps = max(1, int((cfg.time_budget * 60 - probe_s) / per_step))
+    return steps, dict(step_s=step_s, validation_s=validation_s, checkpoint_s=checkpoint_s, probe_s=probe_s)
 
 
 class StopRequest:
@@ -415,6 +480,21 @@ def train(model_cfg, cfg, resumed=None, progress=True):
     if world_size > 1:
         runner = torch.nn.parallel.DistributedDataParallel(runner)
 
+    if cfg.time_budget and not resumed:
+        probe_start = time.perf_counter()
+        probe_rng = torch.Generator().manual_seed(cfg.seed + 1)   # not the run's batch stream
+        local = cfg.batch_size // world_size
+        cfg.steps, timing = fit_steps_to_budget(
+            model, optimizer, cfg, lambda: tuple(to_device(t, device) for t in get_batch(
+                train_ids, local, model_cfg.seq_len, probe_rng)), val_batches, autocast)
+        if world_size > 1:   # every rank must run the same number of steps: the slowest rank's
+            agreed = torch.tensor([cfg.steps], device=device)
+            torch.distributed.all_reduce(agreed, op=torch.distributed.ReduceOp.MIN)
+            cfg.steps = int(agreed.item())
+        elapsed_before = time.perf_counter() - probe_start   # the probe's time is part of the budget
+        if main_process:
+            print(f"time budget {cfg.time_budget:g} min: a step takes {1000 * timing['step_s']:.1f} ms, a validation "
+                  f"{timing['validation_s']:.2f} s, a checkpoint {timing['checkpoint_s']:.2f} s: {cfg.steps:,} steps")
     run_start = time.perf_counter()
 
     def elapsed():  # wall-clock seconds of training, summed over resumed sessions

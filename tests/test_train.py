@@ -1,5 +1,6 @@
 """train.py: settings, schedule, optimizer groups, checkpoints, metrics, exact resume,
 Ctrl-C, divergence, and reproducibility."""
+import contextlib
 import math
 import os
 import signal
@@ -275,3 +276,53 @@ def test_on_cuda_the_devices_generator_is_saved_and_restored(monkeypatch):
     train.set_rng_state(state, cuda)
     assert torch.equal(restored["state"], saved) and restored["device"] == cuda
     assert "cuda" not in train.rng_state(torch.device("cpu"))
+
+
+def test_wsd_holds_the_learning_rate_then_decays_linearly_over_the_last_fraction():
+    _, cfg, _ = configs("--lr", "1e-3", "--min-lr", "1e-4", "--warmup-steps", "10", "--steps", "110",
+                        "--schedule", "wsd", "--decay-fraction", "0.2")
+    assert train.lr_at(4, cfg) == pytest.approx(5e-4)                 # the same warmup
+    assert all(train.lr_at(s, cfg) == 1e-3 for s in range(10, 89))   # stable until the last 22 steps
+    assert train.lr_at(89, cfg) == pytest.approx(1e-3 - 0.9e-3 / 22)  # the first step of the decay
+    assert train.lr_at(99, cfg) == pytest.approx(1e-3 - 0.9e-3 * 11 / 22)
+    assert train.lr_at(110, cfg) == pytest.approx(1e-4)
+    assert all(train.lr_at(s, cfg) >= train.lr_at(s + 1, cfg) for s in range(10, 110))
+
+
+def test_a_time_budget_fixes_the_steps_from_the_measured_step_time_and_saves_them(tmp_path, monkeypatch):
+    # the probe's clock is replaced: a step "takes" 10 ms, everything else nothing
+    monkeypatch.setattr(train, "fit_steps_to_budget", lambda *args, **kwargs: (9, dict(step_s=0.01, validation_s=0.0,
+                                                                                       checkpoint_s=0.0)))
+    model_cfg, cfg, _ = configs("--out", str(tmp_path / "r"), "--time-budget", "0.5", "--eval-every", "3",
+                                "--ckpt-every", "3", *TINY_FLAGS)
+    rows = train.train(model_cfg, cfg, progress=False)
+    assert [r["step"] for r in rows] == [3, 6, 9]
+    ckpt = load_checkpoint(str(tmp_path / "r"))
+    assert ckpt["train_config"]["steps"] == 9 and ckpt["train_config"]["time_budget"] == 0.5
+    # resuming does not measure again: the saved number of steps stands, and the losses repeat
+    os.remove(tmp_path / "r" / "step_000009.pt")
+    monkeypatch.setattr(train, "fit_steps_to_budget", lambda *args, **kwargs: pytest.fail("measured again"))
+    model_cfg, cfg, resumed = configs("--out", str(tmp_path / "r"), "--resume")
+    assert losses(train.train(model_cfg, cfg, resumed, progress=False)) == losses(rows)
+
+
+def test_fit_steps_to_budget_divides_what_is_left_of_the_budget_by_the_cost_of_a_step():
+    model = CharTransformer(ModelConfig(vocab_size=10, seq_len=8, d_model=16, n_heads=2))
+    _, cfg, _ = configs("--time-budget", "0.1", "--eval-every", "1", "--ckpt-every", "1")   # 6 s
+    batch = (torch.randint(0, 10, (2, 8)), torch.randint(0, 10, (2, 8)))
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    rng = torch.get_rng_state()
+    steps, timing = train.fit_steps_to_budget(model, train.make_optimizer(model, cfg), cfg, lambda: batch, [batch],
+                                              contextlib.nullcontext())
+    per_step = timing["step_s"] + timing["validation_s"] + timing["checkpoint_s"]   # each step validates and saves
+    assert steps == max(1, int((6 - timing["probe_s"]) / per_step)) and steps > 1
+    assert 0 < timing["step_s"] < timing["probe_s"] < 6 and timing["validation_s"] > timing["step_s"]
+    assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())   # the probe ran on a copy
+    assert torch.equal(torch.get_rng_state(), rng)                                 # and left the RNG alone
+
+
+def test_time_budget_and_steps_together_are_a_user_error():
+    with pytest.raises(UserError, match="drop --steps"):
+        configs("--time-budget", "5", "--steps", "100")
+    with pytest.raises(UserError, match="--time-budget"):
+        configs("--time-budget", "-1")

@@ -28,7 +28,7 @@ from tqdm import tqdm
 from checkpoint import (FORMAT_VERSION, checkpoint_path, list_checkpoints, load_checkpoint,
                         save_checkpoint)
 from corpus import DEFAULT_SPLIT, ArgumentParser, UserError, get_batch, load_corpus, parse_split
-from metrics import METRICS_FIELDS, plot_curves, read_metrics, write_metrics  # noqa: F401 (re-exported)
+from metrics import plot_curves, read_metrics, write_metrics
 from model import LEARNED_INITS, POS_ENCODINGS, CharTransformer, ModelConfig, count_params
 
 DEFAULT_DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "lm_primer.txt")

@@ -168,7 +168,6 @@ def test_a_byte_model_on_a_file_that_is_not_utf8_trains_evaluates_on_test_and_ge
 def test_generate_decodes_a_byte_sample_as_utf8_with_replacement(tmp_path):
     # a model that always predicts the first byte of "é" (0xc3) and never its second: the sample is
     # cut mid-character, printed as U+FFFD, not a crash
-    from checkpoint import model_from_checkpoint   # noqa: F401  (the CLI path is covered above)
     from corpus import Vocab
     vocab = Vocab([chr(b) for b in (0x61, 0xa9, 0xc3)], "bytes")
     assert vocab.decode([2, 1, 0]).decode("utf-8") == "éa"

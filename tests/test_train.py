@@ -15,6 +15,7 @@ import train
 from checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from conftest import PRIMER, ROOT, TINY_FLAGS
 from corpus import UserError
+from metrics import METRICS_FIELDS
 from model import CharTransformer, ModelConfig
 
 
@@ -84,7 +85,7 @@ def test_weight_decay_applies_to_linear_matrices_only():
 def test_a_run_writes_metrics_plot_and_self_contained_checkpoints(tiny_run):
     rows = train.read_metrics(os.path.join(tiny_run, "metrics.csv"))
     assert [r["step"] for r in rows] == [3, 6, 9, 12]
-    assert set(rows[0]) == set(train.METRICS_FIELDS)
+    assert set(rows[0]) == set(METRICS_FIELDS)
     assert all(math.isclose(r["val_bpc"], r["val_loss"] / math.log(2)) for r in rows)
     assert rows[-1]["train_loss"] < rows[0]["train_loss"]
     with open(os.path.join(tiny_run, "loss_curve.png"), "rb") as f:
@@ -326,3 +327,12 @@ def test_time_budget_and_steps_together_are_a_user_error():
         configs("--time-budget", "5", "--steps", "100")
     with pytest.raises(UserError, match="--time-budget"):
         configs("--time-budget", "-1")
+
+
+@pytest.mark.parametrize("pos", ["rope", "alibi"])
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_rope_and_alibi_train_end_to_end_in_both_precisions(tmp_path, pos, precision):
+    rows = run(tmp_path / "r", "--pos", pos, "--precision", precision, "--dropout", "0.1", steps=8)
+    assert rows[-1]["train_loss"] < rows[0]["train_loss"] and all(math.isfinite(r["val_loss"]) for r in rows)
+    ckpt = load_checkpoint(str(tmp_path / "r"))
+    assert ckpt["model_config"]["pos_encoding"] == pos and ckpt["train_config"]["precision"] == precision

@@ -1,4 +1,4 @@
-"""Train bench.py's plain nanoGPT-style model (fp32) for 5000 steps on Tiny Shakespeare, to compare
+"""Train plain_gpt.py's nanoGPT-style model (fp32) for 5000 steps on Tiny Shakespeare, to compare
 quality for the time with tinychar's baseline on the same split and protocol.
 
     python experiments/plain_baseline/run.py > experiments/plain_baseline/log.txt
@@ -19,7 +19,7 @@ import time
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", ".."))
-from bench import PlainGPT, plain_optimizer  # noqa: E402
+from plain_gpt import PlainGPT, plain_optimizer  # noqa: E402
 from corpus import get_batch, load_corpus  # noqa: E402
 from eval import full_pass_bpc  # noqa: E402
 from model import ModelConfig, count_params  # noqa: E402

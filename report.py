@@ -230,6 +230,8 @@ def plot_extrapolation(extrapolation, path):
                         color=f"C{i}", alpha=0.2)
     ax.axvline(128, color="gray", linestyle=":", label="trained context (128)")
     ax.set_xscale("log", base=2)
+    every_context = sorted({c for by_context in extrapolation.values() for c in by_context})
+    ax.set_xticks(every_context, [str(c) for c in every_context])
     ax.set(xlabel="evaluation context (characters)", ylabel="validation BPC, full pass",
            title="length extrapolation: trained at 128, scored at other lengths")
     ax.grid(alpha=0.3)

@@ -59,7 +59,7 @@ def scoring_windows(n_context, n_scored, seq_len):
 
 @torch.inference_mode()
 def stream_nats(model, stream, n_context, window, batch_size=64, device="cpu", autocast=nullcontext(),
-                progress=False):
+                progress=False, unit="char"):
     """Cross-entropy in nats of every target stream[n_context:], each once, by the scoring windows
     of `window` units: a float64 NumPy array. stream: 1-D integer ids (NumPy or torch)."""
     stream = np.asarray(stream)
@@ -67,7 +67,7 @@ def stream_nats(model, stream, n_context, window, batch_size=64, device="cpu", a
     windows = np.array(scoring_windows(n_context, n_scored, window))             # (n_windows, 2)
     nats = np.empty(n_scored)
     offsets = np.arange(window + 1)
-    bar = tqdm(total=n_scored, unit="char", unit_scale=True, file=sys.stderr, delay=3, leave=False,
+    bar = tqdm(total=n_scored, unit=unit, unit_scale=True, file=sys.stderr, delay=3, leave=False,
                disable=not progress, dynamic_ncols=True)
     for i in range(0, len(windows), batch_size):
         starts, firsts = windows[i:i + batch_size, 0], windows[i:i + batch_size, 1]
@@ -84,14 +84,14 @@ def stream_nats(model, stream, n_context, window, batch_size=64, device="cpu", a
 
 
 def full_pass_bpc(model, train_ids, val_ids, batch_size=64, device="cpu", context=None, autocast=nullcontext(),
-                  progress=False):
+                  progress=False, unit="char"):
     """(BPC, units scored) over the whole validation (or test) split; see the module docstring.
     context: the window length (default the model's seq_len)."""
     window = context or model.cfg.seq_len
     # at least one unit before the first scored one: with a window of 1 that is all there is
     n_context = min(max(1, window // 2), len(train_ids))
     stream = np.concatenate([np.asarray(train_ids[len(train_ids) - n_context:]), np.asarray(val_ids)])
-    nats = stream_nats(model, stream, n_context, window, batch_size, device, autocast, progress)
+    nats = stream_nats(model, stream, n_context, window, batch_size, device, autocast, progress, unit)
     return float(nats.sum()) / len(nats) / math.log(2), len(nats)
 
 
@@ -172,7 +172,8 @@ def evaluate_run(path, data=None, batch_size=64, device="cpu", contexts=(None,),
         if context is not None and context + 1 > len(scored_ids):
             raise UserError(f"--context {context} is longer than the {'validation' if part == 'val' else part} split "
                             f"({len(scored_ids)} {'characters' if unit == 'chars' else 'bytes'})")
-        bpc, n_scored = full_pass_bpc(model, train_ids, scored_ids, batch_size, device, context, autocast, progress)
+        bpc, n_scored = full_pass_bpc(model, train_ids, scored_ids, batch_size, device, context, autocast, progress,
+                                      unit[:-1])
         results.append(dict(name=os.path.basename(os.path.normpath(run_dir)), checkpoint=ckpt["path"], data=data,
                             params=sum(p.numel() for p in model.parameters()), steps=ckpt["step"],
                             tokens_seen=ckpt["step"] * ckpt["train_config"]["batch_size"] * model.cfg.seq_len,

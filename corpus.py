@@ -1,9 +1,9 @@
 """Corpora: a file's vocabulary, its token ids in a memory-mapped cache, the splits, batches.
 
-Shared by train.py, eval.py and generate.py. A corpus is read in two streaming passes of a few
-MB at a time, never whole: the first finds the vocabulary (the sorted set of its characters,
-or of its bytes with unit="bytes") and the sha256, the second encodes it with NumPy into the
-smallest integer type that holds the vocabulary. The ids go to a cache file next to the corpus
+Shared by train.py, eval.py and generate.py. A corpus is read a few MB at a time, never whole:
+one pass for its sha256 (which names a valid cache); without a cache, one more for the vocabulary
+(the sorted set of its characters, or of its bytes with unit="bytes") and one that encodes it with
+NumPy into the smallest integer type that holds the vocabulary. The ids go to a cache file next to the corpus
 (`<corpus>.tinychar-<unit>.ids`; in the run directory or ~/.cache/tinychar where that folder is
 not writable), written atomically and memory-mapped: later runs, eval.py and every torchrun rank
 share one copy in the page cache, and batches become int64 only when drawn. A cache whose
@@ -53,10 +53,6 @@ class Vocab:
         self.unit = unit
         self.index = {c: i for i, c in enumerate(self.chars)}
 
-    @classmethod
-    def from_text(cls, text):
-        return cls(sorted(set(text)))
-
     def __len__(self):
         return len(self.chars)
 
@@ -91,16 +87,12 @@ def check_file(path):
 
 def code_chunks(path, unit):
     """Yield the corpus as arrays of code points (chars: UTF-8 decoded incrementally, so a chunk
-    may end mid-character) or byte values (bytes), CHUNK bytes at a time, with the sha256 object
-    updated as it goes (yielded first)."""
-    sha = hashlib.sha256()
-    yield sha
+    may end mid-character) or byte values (bytes), CHUNK bytes at a time."""
     decoder = codecs.getincrementaldecoder("utf-8")()
     offset = 0
     with open(path, "rb") as f:
         while True:
             raw = f.read(CHUNK)
-            sha.update(raw)
             if unit == "bytes":
                 if not raw:
                     return
@@ -120,16 +112,15 @@ def code_chunks(path, unit):
 
 
 def scan(path, unit):
-    """(sorted codes present, count, sha256 hex): the first pass, counting with bincount."""
-    chunks = code_chunks(path, unit)
-    sha = next(chunks)
+    """(sorted codes present, count): the vocabulary pass, counting with bincount."""
     counts = np.zeros(256 if unit == "bytes" else 0x110000, dtype=np.int64)
-    for codes in chunks:
+    for codes in code_chunks(path, unit):
         counts += np.bincount(codes, minlength=len(counts))
-    return np.flatnonzero(counts), int(counts.sum()), sha.hexdigest()
+    return np.flatnonzero(counts), int(counts.sum())
 
 
 def file_sha256(path):
+    """The corpus's fingerprint, in one streaming pass (done first: it names a valid cache)."""
     sha = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(CHUNK), b""):
@@ -187,9 +178,7 @@ def write_cache(path, unit, cache_candidates, codes, count, sha256, log):
             continue   # a read-only folder: try the next place
         with f:
             f.write(CACHE_MAGIC + len(header).to_bytes(8, "little") + header)
-            chunks = code_chunks(path, unit)
-            next(chunks)
-            for chunk in chunks:
+            for chunk in code_chunks(path, unit):
                 f.write(lookup[chunk].astype(dtype).tobytes())
             f.flush()
             os.fsync(f.fileno())
@@ -213,13 +202,11 @@ def encoded_corpus(path, unit="chars", run_dir=None, log=None, expected_sha256=N
         if found and found[0]["unit"] == unit:
             header, ids = found
             return Vocab([chr(c) for c in header["vocab"]], unit), ids, sha256
-    codes, count, sha256 = scan(path, unit)
-    write_cache(path, unit, candidates, codes, count, sha256, log)
-    for cache in candidates:
-        found = read_cache(cache, sha256)
-        if found:
-            return Vocab([chr(c) for c in codes], unit), found[1], sha256
-    raise UserError(f"the token cache of {path} could not be read back")
+    codes, count = scan(path, unit)
+    found = read_cache(write_cache(path, unit, candidates, codes, count, sha256, log), sha256)
+    if not found:
+        raise UserError(f"the token cache of {path} could not be read back")
+    return Vocab([chr(c) for c in codes], unit), found[1], sha256
 
 
 def parse_split(spec):

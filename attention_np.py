@@ -91,10 +91,16 @@ def alibi_bias(n_heads, q_positions, k_positions):
     return -alibi_slopes(n_heads)[:, None, None] * distance[None]
 
 
+def rms_normalise(x, eps):
+    """x / sqrt(mean(x^2) + eps) over the last axis: every row gets root-mean-square 1."""
+    return x / np.sqrt((x ** 2).mean(axis=-1, keepdims=True) + eps)
+
+
 def multi_head_attention(x, w_q, w_k, w_v, w_o, b_q, b_k, b_v, b_o, n_heads, causal=True, pos_encoding=None,
-                         positions=None):
+                         positions=None, qk_norm=False):
     """x: (B, T, d); w_*: (d, d); b_*: (d,). pos_encoding "rope" or "alibi" (relative encodings act
-    here) at positions (T,), default 0..T-1. Returns (out (B, T, d), weights (B, nh, T, T))."""
+    here) at positions (T,), default 0..T-1. qk_norm: each head's queries and keys RMS-normalised
+    before the rotation. Returns (out (B, T, d), weights (B, nh, T, T))."""
     B, T, d = x.shape
     hs = d // n_heads
     positions = np.arange(T) if positions is None else np.asarray(positions)
@@ -103,6 +109,8 @@ def multi_head_attention(x, w_q, w_k, w_v, w_o, b_q, b_k, b_v, b_o, n_heads, cau
         return t.reshape(B, T, n_heads, hs).transpose(0, 2, 1, 3)
 
     q, k, v = (split_heads(x @ w + b) for w, b in ((w_q, b_q), (w_k, b_k), (w_v, b_v)))
+    if qk_norm:
+        q, k = rms_normalise(q, 1e-6), rms_normalise(k, 1e-6)
     if pos_encoding == "rope":
         q, k = rope_rotate(q, positions).astype(x.dtype), rope_rotate(k, positions).astype(x.dtype)
     bias = alibi_bias(n_heads, positions, positions).astype(x.dtype) if pos_encoding == "alibi" else None
@@ -126,6 +134,10 @@ def gelu(x):
     return (0.5 * x * (1.0 + _erf(x / math.sqrt(2.0)))).astype(x.dtype)
 
 
+def relu_squared(x):
+    return np.maximum(x, 0) ** 2
+
+
 def sinusoidal_table(n_positions, d_model):
     """PE[p, 2i] = sin(p / 10000^(2i/d)), PE[p, 2i+1] = cos(p / 10000^(2i/d))."""
     table = np.zeros((n_positions, d_model))
@@ -142,8 +154,11 @@ def model_logits(state, cfg, idx):
     """Logits (B, T, V) of the character model for token ids idx (B, T).
 
     state: the model's state_dict as NumPy arrays (torch layout); cfg: ModelConfig fields as a
-    dict. Recomputes everything from the formulas: nothing is taken from model.py.
+    dict. Recomputes everything from the formulas: nothing is taken from model.py. The levers
+    (qk_norm, activation, logit_softcap) default to off where cfg does not name them.
     """
+    activation = gelu if cfg.get("activation", "gelu") == "gelu" else relu_squared
+    softcap = cfg.get("logit_softcap", 0.0)
     d, n_heads = cfg["d_model"], cfg["n_heads"]
     dtype = state["tok_emb.weight"].dtype
     T = idx.shape[1]
@@ -158,10 +173,12 @@ def model_logits(state, cfg, idx):
         w_q, w_k, w_v = np.split(p("attn.qkv.weight").T, 3, axis=1)          # (d, d) each
         b_q, b_k, b_v = np.split(p("attn.qkv.bias"), 3)
         a, _ = multi_head_attention(h, w_q, w_k, w_v, p("attn.proj.weight").T, b_q, b_k, b_v,
-                                    p("attn.proj.bias"), n_heads, causal=True, pos_encoding=cfg["pos_encoding"])
+                                    p("attn.proj.bias"), n_heads, causal=True, pos_encoding=cfg["pos_encoding"],
+                                    qk_norm=cfg.get("qk_norm", False))
         x = x + a
         h = layer_norm(x, p("ln2.weight"), p("ln2.bias"))
-        x = x + gelu(h @ p("ff.up.weight").T + p("ff.up.bias")) @ p("ff.down.weight").T + p("ff.down.bias")
+        x = x + activation(h @ p("ff.up.weight").T + p("ff.up.bias")) @ p("ff.down.weight").T + p("ff.down.bias")
     x = layer_norm(x, state["ln_f.weight"], state["ln_f.bias"])
     head = state["tok_emb.weight"] if cfg["tie_weights"] else state["head.weight"]
-    return x @ head.T
+    logits = x @ head.T
+    return softcap * np.tanh(logits / softcap) if softcap > 0 else logits

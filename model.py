@@ -27,7 +27,9 @@ import torch.nn.functional as F
 POS_ENCODINGS = ("sinusoidal", "learned", "none", "rope", "alibi")
 RELATIVE_ENCODINGS = ("rope", "alibi", "none")   # nothing ties a key to a slot of the window
 LEARNED_INITS = ("sinusoidal", "normal")
+ACTIVATIONS = ("gelu", "relu2")
 ROPE_BASE = 10000.0
+RMS_EPS = 1e-6   # fixed: the default, the dtype's epsilon, would be 0.008 in bf16
 
 
 @dataclass
@@ -45,6 +47,11 @@ class ModelConfig:
     # other weight, 16x weaker than the sqrt(d_model)-scaled tokens (the first study's runs)
     learned_init: str = "sinusoidal"
     tie_weights: bool = True    # the output head reuses the token embedding matrix
+    # levers from fast-training work (modded-nanogpt), all off in the study's configurations
+    activation: str = "gelu"    # feed-forward nonlinearity: gelu, or relu2 = relu(x)^2
+    qk_norm: bool = False       # RMS-normalise each head's queries and keys before their dot product
+    zero_init: bool = False     # residual branches' output projections start at zero
+    logit_softcap: float = 0.0  # > 0: logits = c * tanh(logits / c), bounded by c
 
     def __post_init__(self):
         if self.d_ff == 0:
@@ -64,6 +71,10 @@ class ModelConfig:
                              f"({self.d_model // self.n_heads}) must be even")
         if self.learned_init not in LEARNED_INITS:
             raise ValueError(f"learned_init must be one of {', '.join(LEARNED_INITS)}, got {self.learned_init!r}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}")
+        if not self.logit_softcap >= 0:
+            raise ValueError(f"logit_softcap must be 0 (off) or positive, got {self.logit_softcap!r}")
 
 
 def sinusoidal_table(n_positions, d_model):
@@ -145,6 +156,7 @@ class MultiHeadAttention(nn.Module):
         super().__init__()
         self.n_heads = cfg.n_heads
         self.dropout = cfg.dropout
+        self.qk_norm = cfg.qk_norm
         self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model)   # q, k, v projections in one matmul
         self.proj = nn.Linear(cfg.d_model, cfg.d_model)
         self.resid_drop = nn.Dropout(cfg.dropout)
@@ -158,11 +170,7 @@ class MultiHeadAttention(nn.Module):
         rope: rope_angles of the new tokens' positions, applied to their queries and keys.
         """
         B, T, d = x.shape
-        q, k, v = self.qkv(x).split(d, dim=2)
-        # (B, T, d) -> (B, nh, T, hs): each head works on its own slice of d
-        q, k, v = (t.view(B, T, self.n_heads, d // self.n_heads).transpose(1, 2) for t in (q, k, v))
-        if rope is not None:   # keys are cached rotated: a key's position never changes
-            q, k = apply_rope(q, rope), apply_rope(k, rope)
+        q, k, v = self.queries_keys_values(x, rope)
         if cache is not None:
             k, v = cache.append(k, v)
         dropout_p = self.dropout if self.training else 0.0
@@ -182,6 +190,19 @@ class MultiHeadAttention(nn.Module):
         y = self.resid_drop(self.proj(y))
         return (y, weights) if need_weights else y
 
+    def queries_keys_values(self, x, rope=None):
+        """x: (B, T, d) -> q, k, v: (B, nh, T, hs), each head on its own slice of d; with qk_norm the
+        queries and keys RMS-normalised (no gain), then with rope rotated by their positions. The
+        one place both forward and StaticDecoder make them."""
+        B, T, d = x.shape
+        q, k, v = (t.view(B, T, self.n_heads, d // self.n_heads).transpose(1, 2)
+                   for t in self.qkv(x).split(d, dim=2))
+        if self.qk_norm:   # bounds every score by sqrt(hs): no head's softmax can saturate early
+            q, k = F.rms_norm(q, (q.size(-1),), eps=RMS_EPS), F.rms_norm(k, (k.size(-1),), eps=RMS_EPS)
+        if rope is not None:   # keys are cached rotated: a key's position never changes
+            q, k = apply_rope(q, rope), apply_rope(k, rope)
+        return q, k, v
+
 
 class FeedForward(nn.Module):
     def __init__(self, cfg):
@@ -189,9 +210,12 @@ class FeedForward(nn.Module):
         self.up = nn.Linear(cfg.d_model, cfg.d_ff)
         self.down = nn.Linear(cfg.d_ff, cfg.d_model)
         self.drop = nn.Dropout(cfg.dropout)
+        self.activation = cfg.activation
 
     def forward(self, x):
-        return self.drop(self.down(F.gelu(self.up(x))))
+        h = self.up(x)                                                      # (B, T, d_ff)
+        h = F.gelu(h) if self.activation == "gelu" else F.relu(h).square()
+        return self.drop(self.down(h))
 
 
 class Block(nn.Module):
@@ -278,10 +302,14 @@ class CharTransformer(nn.Module):
             self.head.weight = self.tok_emb.weight
         self.apply(self._init_weights)
         # GPT-2: scale each residual branch's output projection so the residual stream's
-        # variance does not grow with depth
+        # variance does not grow with depth; or (zero_init) start each branch at exactly zero, so
+        # that every block begins as the identity and learns what to add
         for name, p in self.named_parameters():
             if name.endswith("attn.proj.weight") or name.endswith("ff.down.weight"):
-                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * cfg.n_layers))
+                if cfg.zero_init:
+                    nn.init.zeros_(p)
+                else:
+                    nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * cfg.n_layers))
         if cfg.pos_encoding == "learned" and cfg.learned_init == "sinusoidal":
             with torch.no_grad():   # the amplitude the sqrt(d_model)-scaled tokens were scaled to meet
                 self.pos_emb.weight.copy_(sinusoidal_table(cfg.seq_len, cfg.d_model))
@@ -348,11 +376,19 @@ class CharTransformer(nn.Module):
                 all_weights.append(w)
             else:
                 x = block(x, cache=cache, mask=mask, rope=rope)
-        logits = self.head(self.ln_f(x))                                    # (B, T, V)
+        logits = self.output(x)                                             # (B, T, V)
         loss = None
         if targets is not None:
             loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1))
         return (logits, loss, all_weights) if need_weights else (logits, loss)
+
+    def output(self, x):
+        """The residual stream (..., d) -> logits (..., V): final LayerNorm, head, and with
+        logit_softcap c the soft cap c * tanh(logits / c), which keeps every logit within (-c, c)."""
+        logits = self.head(self.ln_f(x))
+        if self.cfg.logit_softcap > 0:
+            logits = self.cfg.logit_softcap * torch.tanh(logits / self.cfg.logit_softcap)
+        return logits
 
     @torch.inference_mode()  # cheaper than no_grad: no version counters on the cache writes
     def generate_tokens(self, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None,
@@ -478,15 +514,13 @@ class StaticDecoder(nn.Module):
         mask = attention_mask(slot, torch.arange(cfg.seq_len, device=tok.device), getattr(m, "slopes", None))
         for i, block in enumerate(m.blocks):
             k_cache, v_cache = keys_values[2 * i], keys_values[2 * i + 1]
-            q, k, v = block.attn.qkv(block.ln1(x)).view(B, 3, nh, 1, hs).unbind(1)  # (B, nh, 1, hs)
-            if rope is not None:
-                q, k = apply_rope(q, rope), apply_rope(k, rope)
+            q, k, v = block.attn.queries_keys_values(block.ln1(x)[:, None, :], rope)  # (B, nh, 1, hs)
             k_cache.index_copy_(2, slot, k)
             v_cache.index_copy_(2, slot, v)
             y, _ = explicit_attention(q, k_cache, v_cache, causal=False, mask=mask)   # (B, nh, 1, hs)
             x = x + block.attn.proj(y.reshape(B, cfg.d_model))
             x = x + block.ff(block.ln2(x))
-        return m.head(m.ln_f(x))
+        return m.output(x)
 
 
 def decode_step(decoder, tok, caches):

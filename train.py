@@ -29,11 +29,12 @@ from checkpoint import (FORMAT_VERSION, checkpoint_path, list_checkpoints, load_
                         save_checkpoint)
 from corpus import DEFAULT_SPLIT, ArgumentParser, UserError, get_batch, load_corpus, parse_split
 from metrics import plot_curves, read_metrics, write_metrics
-from model import LEARNED_INITS, POS_ENCODINGS, CharTransformer, ModelConfig, count_params
+from model import ACTIVATIONS, LEARNED_INITS, POS_ENCODINGS, CharTransformer, ModelConfig, count_params
 
 DEFAULT_DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "lm_primer.txt")
 VAL_BATCH_SEED = 1234   # the same validation batches for every run and seed, so curves compare
 SYNC_EVERY_GPU = 16     # see host_sync_interval
+OPTIMIZERS = ("adamw", "muon")
 
 
 @dataclass
@@ -59,6 +60,7 @@ class TrainConfig:
     time_budget: float = 0.0    # minutes; > 0: the number of steps is chosen to fit them (see fit_steps_to_budget)
     unit: str = "chars"         # what a token is: a Unicode character of UTF-8 text, or a byte of any file
     split: str = DEFAULT_SPLIT  # train,validation[,test]: fractions or counts of units
+    optimizer: str = "adamw"    # adamw, or muon: Muon for the blocks' matrices, AdamW for the rest
 
     def __post_init__(self):
         for name in ("steps", "batch_size", "eval_every", "eval_batches", "ckpt_every"):
@@ -78,6 +80,8 @@ class TrainConfig:
             raise ValueError(f"--decay-fraction must be in (0, 1], got {self.decay_fraction}")
         if self.time_budget < 0:
             raise ValueError(f"--time-budget must not be negative, got {self.time_budget}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
 
 
 # The report's two configurations. Explicit flags override a preset.
@@ -98,6 +102,16 @@ MODEL_FLAGS = {
     "--learned-init": ("learned_init", str, "how --pos learned starts: sinusoidal (the sinusoids) or normal "
                                             "(N(0, 0.02), the first study's runs) (default sinusoidal)"),
     "--dropout": ("dropout", float, "dropout on embeddings, attention weights and residual branches (default 0.0)"),
+    "--activation": ("activation", str, "feed-forward nonlinearity: gelu, or relu2 = relu(x)^2 (default gelu)"),
+    "--logit-softcap": ("logit_softcap", float, "> 0: logits = C * tanh(logits / C), bounded by C; 0 = off (default 0)"),
+}
+# on/off model settings: --flag / --no-flag
+MODEL_SWITCHES = {
+    "--qk-norm": ("qk_norm", "RMS-normalise each head's queries and keys before their dot product (default off)"),
+    "--zero-init": ("zero_init", "the residual branches' output projections start at zero, each block as the identity "
+                                 "(default off: normal, std 0.02 / sqrt(2 x layers))"),
+    "--tie-weights": ("tie_weights", "the output head reuses the token embedding matrix (default on; --no-tie-weights: "
+                                     "a head of its own)"),
 }
 TRAIN_FLAGS = {
     "--data": ("data", str, "UTF-8 text file to train on (default: the bundled data/lm_primer.txt)"),
@@ -113,7 +127,10 @@ TRAIN_FLAGS = {
     "--time-budget": ("time_budget", float, "minutes of training (validations and checkpoints included): the number of "
                                            "steps is chosen from the measured step time to fit them, then fixed and "
                                            "saved, so the run is reproducible and --resume exact; replaces --steps"),
-    "--weight-decay": ("weight_decay", float, "AdamW weight decay on matrices; none on LayerNorm, biases, embeddings (default 0.1)"),
+    "--optimizer": ("optimizer", str, "adamw, or muon: torch.optim.Muon for the blocks' matrices (its learning rate "
+                                      "matched to AdamW's update size, so --lr and --weight-decay carry over), AdamW "
+                                      "for embeddings, head, LayerNorms and biases (default adamw)"),
+    "--weight-decay": ("weight_decay", float, "weight decay on matrices; none on LayerNorm, biases, embeddings (default 0.1)"),
     "--grad-clip": ("grad_clip", float, "clip the gradients' global norm to this; 0 disables (default 1.0)"),
     "--eval-every": ("eval_every", int, "validate every N steps (default 500)"),
     "--eval-batches": ("eval_batches", int, "fixed validation batches per validation (default 20)"),
@@ -134,8 +151,11 @@ def parse_args(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     for flag, (field, kind, help_text) in {**TRAIN_FLAGS, **MODEL_FLAGS}.items():
         choices = {"--pos": list(POS_ENCODINGS), "--learned-init": list(LEARNED_INITS), "--schedule": ["cosine", "wsd"],
-                   "--device": ["auto", "cpu", "cuda", "mps"]}.get(flag)
+                   "--device": ["auto", "cpu", "cuda", "mps"], "--activation": list(ACTIVATIONS),
+                   "--optimizer": list(OPTIMIZERS)}.get(flag)
         parser.add_argument(flag, dest=field, type=kind, default=None, choices=choices, help=help_text)
+    for flag, (field, help_text) in MODEL_SWITCHES.items():
+        parser.add_argument(flag, dest=field, action=argparse.BooleanOptionalAction, default=None, help=help_text)
     parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], default=None, help=PRECISION_HELP)
     parser.add_argument("--bytes", action=argparse.BooleanOptionalAction, default=None,
                         help="a byte-level model: the vocabulary is the file's bytes (any file, UTF-8 or not) "
@@ -235,12 +255,52 @@ def lr_at(step, cfg):
 
 def make_optimizer(model, cfg):
     """AdamW; weight decay only on the matrices of linear layers. Decaying LayerNorm gains, biases
-    or the (tied) embedding would pull them towards zero for no benefit."""
+    or the (tied) embedding would pull them towards zero for no benefit.
+
+    cfg.optimizer "muon": the matrices inside the blocks (attention and feed-forward weights) go to
+    torch.optim.Muon instead, which orthogonalises each matrix's momentum before the step (Jordan
+    et al. 2024; Muon is for 2-D hidden weights only). Its "match_rms_adamw" learning-rate
+    adjustment (Liu et al. 2025) scales the update to AdamW's typical size, so one --lr and one
+    --weight-decay serve both."""
     embeddings = {id(p) for m in model.modules() if isinstance(m, torch.nn.Embedding) for p in m.parameters()}
-    decay = [p for p in model.parameters() if p.dim() >= 2 and id(p) not in embeddings]
-    no_decay = [p for p in model.parameters() if p.dim() < 2 or id(p) in embeddings]
+    hidden = [p for name, p in model.named_parameters() if cfg.optimizer == "muon" and name.startswith("blocks.") and p.dim() == 2]
+    in_muon = {id(p) for p in hidden}
+    rest = [p for p in model.parameters() if id(p) not in in_muon]
+    decay = [p for p in rest if p.dim() >= 2 and id(p) not in embeddings]
+    no_decay = [p for p in rest if p.dim() < 2 or id(p) in embeddings]
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.99))
+    adamw = torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.99))
+    if not hidden:
+        return adamw
+    muon = torch.optim.Muon(hidden, lr=cfg.lr, weight_decay=cfg.weight_decay, adjust_lr_fn="match_rms_adamw")
+    return MuonWithAdamW(muon, adamw)
+
+
+class MuonWithAdamW:
+    """Two optimizers stepped as one: what the training loop, the checkpoint and the time-budget
+    probe need of an optimizer (param_groups for the learning rate, step, zero_grad, state_dict)."""
+
+    def __init__(self, muon, adamw):
+        self.muon, self.adamw = muon, adamw
+
+    @property
+    def param_groups(self):
+        return self.muon.param_groups + self.adamw.param_groups
+
+    def step(self):
+        self.muon.step()
+        self.adamw.step()
+
+    def zero_grad(self, set_to_none=True):
+        self.muon.zero_grad(set_to_none=set_to_none)
+        self.adamw.zero_grad(set_to_none=set_to_none)
+
+    def state_dict(self):
+        return {"muon": self.muon.state_dict(), "adamw": self.adamw.state_dict()}
+
+    def load_state_dict(self, state):
+        self.muon.load_state_dict(state["muon"])
+        self.adamw.load_state_dict(state["adamw"])
 
 
 def train_step(model, optimizer, x, y, grad_clip, autocast=nullcontext()):

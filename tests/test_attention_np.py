@@ -125,6 +125,29 @@ def test_whole_model_matches_numpy_forward_from_state_dict(pos_encoding, tie_wei
     assert diff <= 1e-4, f"logits max abs diff {diff:.3e} > 1e-4"
 
 
+@pytest.mark.parametrize("levers", [
+    dict(qk_norm=True), dict(activation="relu2"), dict(logit_softcap=2.0),
+    dict(qk_norm=True, activation="relu2", logit_softcap=3.0, tie_weights=False, pos_encoding="rope"),
+])
+def test_whole_model_with_the_recipe_levers_matches_numpy_forward(levers):
+    torch.manual_seed(0)
+    fields = dict(vocab_size=11, seq_len=16, d_model=32, n_layers=2, n_heads=4, pos_encoding="sinusoidal")
+    cfg = ModelConfig(**{**fields, **levers})
+    model = CharTransformer(cfg).eval()
+    with torch.no_grad():  # large enough weights that the soft cap and the norms bite
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.3)
+    idx = torch.randint(0, 11, (3, 16))
+    with torch.no_grad():
+        logits, _ = model(idx)
+    state = {k: v.numpy() for k, v in model.state_dict().items()}
+    expected = ref.model_logits(state, vars(cfg), idx.numpy())
+    if cfg.logit_softcap:
+        assert np.abs(expected).max() > 0.9 * cfg.logit_softcap   # the cap is reached, so it is tested
+    diff = np.abs(logits.numpy() - expected).max()
+    assert diff <= 1e-4, f"logits max abs diff {diff:.3e} > 1e-4"
+
+
 @pytest.mark.parametrize("n_heads", range(1, 17))
 def test_alibi_slopes_match_the_papers_geometric_sequence_for_any_head_count(n_heads):
     assert np.allclose(alibi_slopes(n_heads).numpy(), ref.alibi_slopes(n_heads), rtol=1e-6)

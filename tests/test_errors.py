@@ -37,7 +37,8 @@ def test_corpus_too_short_for_a_window_in_each_split(tmp_path):
     ("--lr", "-0.1", "--lr"), ("--steps", "0", "--steps"), ("--seq-len", "-5", "seq_len"),
     ("--batch-size", "0", "--batch-size"), ("--eval-every", "0", "--eval-every"),
     ("--pos", "rotary", "--pos"), ("--learned-init", "zeros", "--learned-init"), ("--steps", "many", "--steps"),
-    ("--n-heads", "3", "divisible"),
+    ("--n-heads", "3", "divisible"), ("--optimizer", "sgd", "--optimizer"), ("--activation", "swiglu", "--activation"),
+    ("--logit-softcap", "-1", "logit_softcap"),
 ])
 def test_invalid_flag_values(tmp_path, flag, value, fragment):
     assert_one_line_error(train_cli(tmp_path, flag, value), fragment)

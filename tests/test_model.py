@@ -151,11 +151,14 @@ def test_logits_from_the_cache_equal_a_full_forward_pass(pos_encoding):
     assert diff <= 1e-5, f"max abs diff {diff:.3e}"
 
 
-@pytest.mark.parametrize("pos_encoding", POS_ENCODINGS)
-def test_static_decoding_step_gives_the_logits_of_a_full_forward_pass(pos_encoding):
+LEVERS = dict(qk_norm=True, activation="relu2", logit_softcap=3.0, tie_weights=False)
+
+
+@pytest.mark.parametrize("pos_encoding,levers", [(p, {}) for p in POS_ENCODINGS] + [("rope", LEVERS), ("sinusoidal", LEVERS)])
+def test_static_decoding_step_gives_the_logits_of_a_full_forward_pass(pos_encoding, levers):
     # the arithmetic of generate.py --compile, checked uncompiled: a prefill, then one token at a
     # time against the whole (masked) cache
-    model = tiny_model(pos_encoding=pos_encoding)
+    model = tiny_model(pos_encoding=pos_encoding, **levers)
     idx = torch.randint(0, 13, (2, 16))
     caches = [LayerCache(2, model.cfg, "cpu", torch.float32) for _ in model.blocks]
     decoder = StaticDecoder(model).eval()
@@ -225,6 +228,7 @@ def test_temperature_zero_is_greedy():
 @pytest.mark.parametrize("field,value", [
     ("d_model", 30), ("n_heads", 0), ("d_model", -8), ("seq_len", 0), ("vocab_size", 0),
     ("n_layers", 0), ("d_ff", -1), ("dropout", 1.0), ("pos_encoding", "rotary"), ("learned_init", "zeros"),
+    ("activation", "swiglu"), ("logit_softcap", -1.0),
 ])
 def test_invalid_config_raises_value_error_naming_the_field(field, value):
     fields = dict(d_model=32, n_heads=4)
@@ -369,3 +373,47 @@ def test_long_contexts_run_for_every_encoding_but_learned():
         assert logits.shape == (1, 40, 13) and torch.isfinite(logits).all()
     with pytest.raises(ValueError, match="learned positions stop at seq_len 16"):
         tiny_model(pos_encoding="learned")(torch.randint(0, 13, (1, 17)))
+
+
+def test_zero_init_starts_every_block_as_the_identity():
+    torch.manual_seed(0)
+    model = CharTransformer(ModelConfig(vocab_size=13, seq_len=16, d_model=32, n_layers=2, n_heads=4, zero_init=True))
+    for block in model.blocks:
+        assert not block.attn.proj.weight.any() and not block.ff.down.weight.any()
+    idx = torch.randint(0, 13, (2, 16))
+    with torch.no_grad():   # the blocks add nothing yet: the logits are those of the embeddings alone
+        assert torch.equal(model(idx)[0], model.output(model.embed(idx)))
+    default = CharTransformer(ModelConfig(vocab_size=13, seq_len=16, d_model=32, n_layers=2, n_heads=4))
+    assert default.blocks[0].attn.proj.weight.std() > 0.001
+
+
+def test_the_logit_soft_cap_bounds_every_logit_and_leaves_small_ones_almost_unchanged():
+    capped, plain = tiny_model(logit_softcap=5.0), tiny_model()
+    idx = torch.randint(0, 13, (2, 16))
+    with torch.no_grad():
+        plain.head.weight.mul_(100)   # tied: the token embedding grows too, so logits are far past the cap
+        capped.load_state_dict(plain.state_dict())
+        big, small = capped(idx)[0], plain(idx)[0]
+    assert small.abs().max() > 50 and big.abs().max() <= 5.0   # tanh rounds to 1 in float32 far out
+    assert torch.allclose(big, 5.0 * torch.tanh(small / 5.0), atol=1e-5)
+
+
+def test_qk_norm_makes_attention_blind_to_the_scale_of_queries_and_keys():
+    model = tiny_model(qk_norm=True)
+    idx = torch.randint(0, 13, (2, 16))
+    with torch.no_grad():
+        before = model(idx)[0]
+        d = model.cfg.d_model
+        for block in model.blocks:   # scale the query and key projections (not the values)
+            block.attn.qkv.weight[:2 * d].mul_(7.0)
+            block.attn.qkv.bias[:2 * d].mul_(7.0)
+        after = model(idx)[0]
+    assert torch.allclose(before, after, atol=1e-5)
+
+
+def test_relu2_feed_forward_is_the_square_of_relu():
+    model = tiny_model(activation="relu2")
+    ff = model.blocks[0].ff
+    x = torch.randn(2, 5, 32)
+    with torch.no_grad():
+        assert torch.allclose(ff(x), ff.down(torch.relu(ff.up(x)) ** 2))

@@ -53,7 +53,7 @@ def test_ablation_preset_is_one_head_without_positions_and_explicit_flags_overri
 @pytest.mark.parametrize("argv,fragment", [
     (["--d-model", "30"], "divisible"), (["--lr", "0"], "--lr"), (["--steps", "0"], "--steps"),
     (["--batch-size", "-1"], "--batch-size"), (["--min-lr", "1"], "--min-lr"), (["--n-layers", "0"], "n_layers"),
-    (["--dropout", "1.5"], "dropout"), (["--grad-clip", "-1"], "--grad-clip"),
+    (["--dropout", "1.5"], "dropout"), (["--grad-clip", "-1"], "--grad-clip"), (["--logit-softcap", "-2"], "logit_softcap"),
 ])
 def test_invalid_settings_are_user_errors(argv, fragment):
     with pytest.raises(UserError, match=fragment):
@@ -336,3 +336,42 @@ def test_rope_and_alibi_train_end_to_end_in_both_precisions(tmp_path, pos, preci
     assert rows[-1]["train_loss"] < rows[0]["train_loss"] and all(math.isfinite(r["val_loss"]) for r in rows)
     ckpt = load_checkpoint(str(tmp_path / "r"))
     assert ckpt["model_config"]["pos_encoding"] == pos and ckpt["train_config"]["precision"] == precision
+
+
+def test_muon_takes_the_blocks_matrices_and_adamw_everything_else():
+    model = CharTransformer(ModelConfig(vocab_size=10, d_model=32, n_heads=4, tie_weights=False))
+    _, cfg, _ = configs("--optimizer", "muon", "--weight-decay", "0.05", "--lr", "2e-3")
+    optimizer = train.make_optimizer(model, cfg)
+    names = {id(p): n for n, p in model.named_parameters()}
+    in_muon = {names[id(p)] for g in optimizer.muon.param_groups for p in g["params"]}
+    in_adamw = {names[id(p)] for g in optimizer.adamw.param_groups for p in g["params"]}
+    assert in_muon == {f"blocks.{i}.{m}.weight" for i in range(2) for m in ("attn.qkv", "attn.proj", "ff.up", "ff.down")}
+    assert in_muon.isdisjoint(in_adamw) and in_muon | in_adamw == set(names.values())
+    assert "head.weight" in in_adamw and "tok_emb.weight" in in_adamw   # 2-D, but not hidden: AdamW
+    muon_group = optimizer.muon.param_groups[0]
+    assert muon_group["adjust_lr_fn"] == "match_rms_adamw" and muon_group["weight_decay"] == 0.05
+    assert all(g["lr"] == 2e-3 for g in optimizer.param_groups) and len(optimizer.param_groups) == 3
+
+
+def test_the_recipe_flags_reach_the_model_and_train_configs():
+    model_cfg, cfg, _ = configs("--activation", "relu2", "--qk-norm", "--zero-init", "--no-tie-weights",
+                                "--logit-softcap", "15", "--optimizer", "muon")
+    assert (model_cfg.activation, model_cfg.qk_norm, model_cfg.zero_init, model_cfg.tie_weights,
+            model_cfg.logit_softcap, cfg.optimizer) == ("relu2", True, True, False, 15.0, "muon")
+    model_cfg, cfg, _ = configs()
+    assert (model_cfg.activation, model_cfg.qk_norm, model_cfg.zero_init, model_cfg.tie_weights,
+            model_cfg.logit_softcap, cfg.optimizer) == ("gelu", False, False, True, 0.0, "adamw")
+
+
+def test_a_muon_run_with_every_lever_resumes_exactly(tmp_path):
+    levers = ("--optimizer", "muon", "--activation", "relu2", "--qk-norm", "--zero-init", "--no-tie-weights",
+              "--logit-softcap", "15", "--pos", "rope", "--precision", "bf16")
+    uninterrupted = run(tmp_path / "whole", *levers, steps=12)
+    assert uninterrupted[-1]["train_loss"] < uninterrupted[0]["train_loss"]
+    crashed = tmp_path / "crashed"
+    run(crashed, *levers, steps=12)
+    os.remove(crashed / "step_000012.pt")   # the momentum buffers of both optimizers come back from step 8's
+    # the other flags come back from the checkpoint; run() repeats TINY_FLAGS' --precision fp32, so bf16 is restated
+    assert losses(run(crashed, "--resume", "--precision", "bf16", steps=12)) == losses(uninterrupted)
+    saved = load_checkpoint(str(crashed))
+    assert set(saved["optimizer"]) == {"muon", "adamw"} and saved["train_config"]["optimizer"] == "muon"

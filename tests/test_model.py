@@ -417,3 +417,20 @@ def test_relu2_feed_forward_is_the_square_of_relu():
     x = torch.randn(2, 5, 32)
     with torch.no_grad():
         assert torch.allclose(ff(x), ff.down(torch.relu(ff.up(x)) ** 2))
+
+
+def test_dropout_zeroes_a_fraction_p_and_scales_the_rest_like_f_dropout():
+    from model import Dropout, dropout
+    torch.manual_seed(0)
+    x = torch.randn(1000, 1000).abs() + 0.5   # no zeros of its own
+    y = dropout(x, 0.2)
+    kept = y != 0
+    # 1e6 Bernoulli draws: the kept fraction within 5 standard deviations (0.0002) of 0.8
+    assert abs(kept.float().mean().item() - 0.8) < 0.002
+    assert torch.allclose(y[kept], x[kept] / 0.8)
+    x.requires_grad_(True)
+    dropout(x, 0.2).sum().backward()   # the gradient flows through the kept elements only, scaled
+    assert set(x.grad.unique().tolist()) == {0.0, 1.25}
+    layer = Dropout(0.2)
+    assert torch.equal(layer.eval()(x), x) and dropout(x, 0.0) is x
+    assert (layer.train()(x) == 0).any()

@@ -1,0 +1,28 @@
+"""The recipe's arms: name -> train.py flags (on top of train.py's defaults, which are the study's
+baseline: 2 layers x 256, 4 heads, sinusoidal positions, batch 32 x 128, AdamW lr 1e-3 cosine to
+1e-4, weight decay 0.1, no dropout). Stage A changes one thing at a time against the baseline.
+Arms are only ever added, never edited once run: a run directory is named after its arm."""
+
+BASELINE = "--n-heads 4 --pos sinusoidal"
+
+ARMS = {
+    "baseline": BASELINE,
+    # stage A: one lever at a time, against the baseline
+    "rope": BASELINE + " --pos rope",
+    "relu2": BASELINE + " --activation relu2",
+    "qk_norm": BASELINE + " --qk-norm",
+    "zero_init": BASELINE + " --zero-init",
+    "untied": BASELINE + " --no-tie-weights",
+    "softcap15": BASELINE + " --logit-softcap 15",
+    "muon": BASELINE + " --optimizer muon",
+    "lr2e-3": BASELINE + " --lr 2e-3",
+    "wsd": BASELINE + " --schedule wsd",
+    "dropout0.1": BASELINE + " --dropout 0.1",
+    "dropout0.2": BASELINE + " --dropout 0.2",
+    "wd0.3": BASELINE + " --weight-decay 0.3",
+    "d384": BASELINE + " --d-model 384 --n-heads 6",
+    "layers4": BASELINE + " --n-layers 4",
+    "seq256": BASELINE + " --seq-len 256",
+    "batch64": BASELINE + " --batch-size 64",
+    "batch16": BASELINE + " --batch-size 16",
+}

@@ -1,0 +1,58 @@
+"""What dropout costs a CPU training step, with F.dropout's mask and with model.dropout's (fp32
+uniforms compared with p), at the baseline shape, bf16 autocast and fp32, arms interleaved in one
+process (median of 7 rounds of 3 steps).
+
+    python experiments/recipe/dropout_cost.py > experiments/recipe/dropout_cost.txt   # alone on the machine
+"""
+import os
+import statistics
+import sys
+import time
+from contextlib import nullcontext
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+import model as model_module  # noqa: E402
+from model import CharTransformer, ModelConfig  # noqa: E402
+from train import TrainConfig, make_optimizer, train_step  # noqa: E402
+
+OURS = model_module.dropout
+
+
+def torch_dropout(x, p):
+    return F.dropout(x, p) if p > 0 else x
+
+
+def main():
+    rng = torch.Generator().manual_seed(0)
+    batches = [(torch.randint(0, 65, (32, 128), generator=rng), torch.randint(0, 65, (32, 128), generator=rng))
+               for _ in range(3)]
+    arms = {}
+    for precision in ("bf16", "fp32"):
+        autocast = torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
+        for label, p, mask in (("no dropout", 0.0, OURS), ("dropout 0.1, F.dropout", 0.1, torch_dropout),
+                               ("dropout 0.1, model.dropout", 0.1, OURS)):
+            torch.manual_seed(0)
+            m = CharTransformer(ModelConfig(vocab_size=65, dropout=p)).train()
+            arms[f"{precision}, {label}"] = (m, make_optimizer(m, TrainConfig()), autocast, mask)
+    times = {name: [] for name in arms}
+    for round_ in range(8):   # the first round warms up and is not counted
+        for name, (m, optimizer, autocast, mask) in arms.items():
+            model_module.dropout = mask
+            start = time.perf_counter()
+            for x, y in batches:
+                train_step(m, optimizer, x, y, 1.0, autocast).item()
+            if round_:
+                times[name].append((time.perf_counter() - start) / len(batches))
+    model_module.dropout = OURS
+    print(f"baseline shape, batch 32 x 128, {torch.get_num_threads()} threads, torch {torch.__version__}")
+    for name, t in times.items():
+        base = statistics.median(times[name.split(",")[0] + ", no dropout"])
+        print(f"{name:<32} {1000 * statistics.median(t):6.1f} ms/step (min {1000 * min(t):.1f}, max {1000 * max(t):.1f})"
+              f"  {statistics.median(t) / base:.2f}x no dropout")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""Train and score recipe arms at equal wall-clock, resumably (a finished run is skipped, an
+interrupted one continues with --resume).
+
+    python experiments/recipe/run.py --base-steps 5000 --seeds 1 rope relu2 ...
+    python experiments/recipe/run.py --base-steps 5000 --seeds 1 2 3 baseline
+
+Equal wall-clock: an arm gets round(base_steps / ratio) steps, where ratio is its step time over
+the baseline's measured in one interleaved run (step_cost.json, from step_cost.py), so that each
+arm spends about what the baseline's base_steps cost; the runs themselves can then share the
+machine without changing their result. The baseline's 5000 steps are 5000 x 81 ms = ~7 minutes
+of steps on this machine's two idle cores (step_cost.txt). The preset rows of README are timed for
+real (train.py --time-budget).
+
+Runs: checkpoints/recipe/b{BASE_STEPS}/{ARM}_s{SEED}/ with its log beside it; each gets
+eval.json (eval.py's full pass over the validation split, fp32 scoring, as the study's).
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+from arms import ARMS
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.join(HERE, "..", "..")
+
+
+def arm_steps(arm, base_steps, costs):
+    if arm not in costs:
+        sys.exit(f"error: no step cost for {arm}: run python experiments/recipe/step_cost.py {arm} (with the others)")
+    return max(1, round(base_steps / costs[arm]["ratio"]))
+
+
+def run_arm(arm, seed, base_steps, costs):
+    out = os.path.join("checkpoints", "recipe", f"b{base_steps}", f"{arm}_s{seed}")
+    if os.path.exists(os.path.join(out, "eval.json")):
+        return out
+    steps = arm_steps(arm, base_steps, costs)
+    resume = os.path.isdir(out) and any(n.endswith(".pt") for n in os.listdir(out))
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    print(f"{out}: {steps} steps{' (resumed)' if resume else ''}", flush=True)
+    command = [sys.executable, "train.py", "--data", "data/tinyshakespeare.txt", "--out", out, "--seed", str(seed),
+               "--steps", str(steps), *ARMS[arm].split()] + (["--resume"] if resume else [])
+    final = os.path.join(out, f"step_{steps:06d}.pt")
+    with open(out + ".log", "a") as log:
+        if not os.path.exists(final):
+            log.write("$ " + " ".join(command) + "\n")
+            log.flush()
+            subprocess.run(command, cwd=ROOT, stdout=log, stderr=log, check=True)
+        scored = subprocess.run([sys.executable, "eval.py", out, "--precision", "fp32", "--json", "--no-references"],
+                                cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    with open(os.path.join(ROOT, out, "eval.json.tmp"), "w") as f:
+        f.write(scored)
+    os.replace(os.path.join(ROOT, out, "eval.json.tmp"), os.path.join(ROOT, out, "eval.json"))
+    return out
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("arms", nargs="+", choices=sorted(ARMS), help="arms to run, in order")
+    parser.add_argument("--base-steps", type=int, required=True, help="the baseline's steps; other arms get equal time")
+    parser.add_argument("--seeds", type=int, nargs="+", required=True, help="seeds, fixed before any run")
+    args = parser.parse_args()
+    with open(os.path.join(HERE, "step_cost.json")) as f:
+        costs = json.load(f)
+    os.chdir(ROOT)
+    for arm in args.arms:
+        for seed in args.seeds:
+            print(run_arm(arm, seed, args.base_steps, costs), "done", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+"""Training-step time of each recipe arm, relative to the baseline's, measured in one process with
+the arms interleaved (so that a machine slowing down slows all of them alike): a lever is judged
+at equal wall-clock by giving each arm the steps the baseline's budget buys at its own step cost.
+
+    python experiments/recipe/step_cost.py > experiments/recipe/step_cost.txt   # alone on the machine
+
+Each arm: the model and optimizer train.py builds from its flags (bf16 autocast, the training
+split's batches), 3 untimed steps, then REPEATS rounds of STEPS timed steps; median per step.
+A validation (20 batches) every 500 steps and a checkpoint every 1000 add the same ~1-2% to
+every arm and are left out. Writes step_cost.json beside this file.
+"""
+import json
+import os
+import statistics
+import sys
+import time
+
+import torch
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+sys.path.insert(0, ROOT)
+from corpus import get_batch, load_corpus  # noqa: E402
+from model import CharTransformer  # noqa: E402
+from train import make_optimizer, parse_args, resolve_configs, train_step  # noqa: E402
+
+from arms import ARMS  # noqa: E402
+
+STEPS, REPEATS = 3, 7
+
+
+def build(flags, train_ids):
+    model_cfg, cfg, _ = resolve_configs(parse_args(flags.split() + ["--precision", "bf16"]))
+    model_cfg.vocab_size = 65
+    torch.manual_seed(0)
+    model = CharTransformer(model_cfg)
+    optimizer = make_optimizer(model, cfg)
+    rng = torch.Generator().manual_seed(0)
+    batches = [get_batch(train_ids, cfg.batch_size, model_cfg.seq_len, rng) for _ in range(STEPS)]
+    return model, optimizer, batches, cfg.grad_clip
+
+
+def main():
+    names = sys.argv[1:] or list(ARMS)
+    _, train_ids, _, _ = load_corpus(os.path.join(ROOT, "data", "tinyshakespeare.txt"), 512)
+    bf16 = torch.autocast("cpu", dtype=torch.bfloat16)
+    arms = {name: build(ARMS[name], train_ids) for name in names}
+    for model, optimizer, batches, clip in arms.values():
+        for x, y in batches:
+            train_step(model, optimizer, x, y, clip, bf16)
+    times = {name: [] for name in arms}
+    for _ in range(REPEATS):
+        for name, (model, optimizer, batches, clip) in arms.items():
+            start = time.perf_counter()
+            for x, y in batches:
+                train_step(model, optimizer, x, y, clip, bf16).item()
+            times[name].append((time.perf_counter() - start) / STEPS)
+    base = statistics.median(times["baseline"]) if "baseline" in times else None
+    print(f"bf16 autocast, {torch.get_num_threads()} threads, torch {torch.__version__}, median of {REPEATS} rounds "
+          f"of {STEPS} steps, arms interleaved")
+    result = {}
+    for name, t in times.items():
+        ms = 1000 * statistics.median(t)
+        result[name] = dict(ms_per_step=ms, ratio=ms / (1000 * base) if base else None, flags=ARMS[name])
+        print(f"{name:<16} {ms:7.1f} ms/step (min {1000 * min(t):.1f}, max {1000 * max(t):.1f})"
+              + (f"  {ms / (1000 * base):.2f}x baseline" if base else "") + f"   {ARMS[name]}")
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "step_cost.json")
+    with open(path + ".tmp", "w") as f:
+        json.dump(result, f, indent=1)
+    os.replace(path + ".tmp", path)
+
+
+if __name__ == "__main__":
+    main()

@@ -9,7 +9,8 @@ with the variants interleaved so that a noisy neighbour slows them all alike:
   (and bf16) matmul measured in this run: not MFU, whose denominator is the hardware's peak
   (which no CPU reports): a bf16 step can exceed 100% of the fp32 matmul rate; tinychar's step (train.train_step) in fp32, in bf16 autocast, and
   compiled, beside a plain nanoGPT-style implementation of the same shape (nn.Linear, exact
-  GELU, fused SDPA, learned positions, foreach AdamW, fp32), whose tokens/s gives the speed-up;
+  GELU, fused SDPA, learned positions, foreach AdamW), in fp32 and in the same bf16 autocast, whose
+  tokens/s give the speed-ups (over plain fp32, and over the plain step in the same precision);
 - a breakdown of tinychar's step by operation (torch.profiler, self CPU time);
 - generation: characters/s for one 1000-character sample with the KV cache (eager and, with
   --compile, through the compiled decoding step) and without;
@@ -122,6 +123,7 @@ def main(argv=None):
     default_precision = resolve_precision("auto", torch.device("cpu"))   # what train.py picks here
     steps = {
         "plain nanoGPT-style": variant(PlainGPT),
+        "plain nanoGPT-style bf16": variant(PlainGPT, bf16),   # so that a speed-up is not only bf16's
         "tinychar fp32": variant(CharTransformer),
         "tinychar bf16": variant(CharTransformer, bf16),
     }
@@ -144,8 +146,11 @@ def main(argv=None):
                               vs_fp32_matmul=flops_s / peak["fp32"],
                               vs_own_matmul=flops_s / peak["bf16" if "bf16" in name else "fp32"])
     reference = training["plain nanoGPT-style"]["tokens_per_s"]
-    for row in training.values():
+    for name, row in training.items():
         row["speedup_vs_plain"] = row["tokens_per_s"] / reference
+        # against the plain step in the same precision (the compiled step: its own precision)
+        plain_same = training["plain nanoGPT-style bf16" if "bf16" in name else "plain nanoGPT-style"]
+        row["speedup_vs_plain_same_precision"] = row["tokens_per_s"] / plain_same["tokens_per_s"]
     best = f"tinychar {default_precision}"   # the step train.py runs here by default (eager)
     breakdown = step_breakdown(steps[best])
 
@@ -202,13 +207,15 @@ def main(argv=None):
     print(f"matmul 2048^3 (this run): fp32 {peak['fp32'] / 1e9:.1f} GFLOP/s, bf16 {peak['bf16'] / 1e9:.1f} GFLOP/s; "
           f"train.py's default precision here: {default_precision}\n")
     print(f"{'training step':<26} {'ms/step (min-max)':>22} {'tokens/s':>9} {'GFLOP/s':>8} {'/fp32 mm':>9} "
-          f"{'/own mm':>8} {'vs plain':>9}")
+          f"{'/own mm':>8} {'vs plain':>9} {'same prec.':>10}")
     for name, r in training.items():
         spread = f"{r['ms_per_step']:.1f} ({r['ms_min']:.1f}-{r['ms_max']:.1f})"
         print(f"{name:<26} {spread:>22} {r['tokens_per_s']:>9,.0f} {r['model_flops_per_s'] / 1e9:>8.1f} "
-              f"{r['vs_fp32_matmul']:>9.1%} {r['vs_own_matmul']:>8.1%} {r['speedup_vs_plain']:>8.2f}x")
+              f"{r['vs_fp32_matmul']:>9.1%} {r['vs_own_matmul']:>8.1%} {r['speedup_vs_plain']:>8.2f}x "
+              f"{r['speedup_vs_plain_same_precision']:>9.2f}x")
     print("/fp32 mm = model FLOPs/s over this run's fp32 2048^3 matmul rate; /own mm = over the matmul rate of the "
-          "step's own precision (not MFU: neither is the hardware's peak)")
+          "step's own precision (not MFU: neither is the hardware's peak); vs plain = over the plain fp32 step; "
+          "same prec. = over the plain step in the same precision")
     print(f"\nbreakdown of {best} (self CPU time): " +
           ", ".join(f"{c} {share:.1%}" for c, share in breakdown.items()))
     print(f"generation, {args.gen_chars} characters: {generation['cached']:,.0f} chars/s with the KV cache; "

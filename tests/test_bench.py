@@ -11,9 +11,10 @@ def test_bench_reports_training_breakdown_generation_eval_and_memory():
                         "--repeats", "1", "--steps", "1", "--no-compile", "--gen-chars", "40", "--json")
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(result.stdout)
-    assert set(report["training"]) == {"plain nanoGPT-style", "tinychar fp32", "tinychar bf16"}
+    assert set(report["training"]) == {"plain nanoGPT-style", "plain nanoGPT-style bf16", "tinychar fp32", "tinychar bf16"}
     for row in report["training"].values():
         assert row["tokens_per_s"] > 0 and row["vs_fp32_matmul"] > 0 and row["speedup_vs_plain"] > 0
+        assert row["speedup_vs_plain_same_precision"] > 0
         assert row["ms_min"] <= row["ms_per_step"] <= row["ms_max"]
     assert set(report["breakdown"]) == {"matmuls", "attention", "GELU", "LayerNorm", "optimizer", "other"}
     assert report["breakdown"]["matmuls"] > 0 and report["breakdown"]["optimizer"] > 0

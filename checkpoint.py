@@ -7,6 +7,7 @@ rng states, and the training bookkeeping that makes --resume exact.
 """
 import os
 import re
+from dataclasses import fields
 
 import torch
 
@@ -70,6 +71,8 @@ def load_checkpoint(path):
     if "learned_init" not in ckpt["model_config"]:
         # written before the field existed, when a learned table started as N(0, 0.02)
         ckpt["model_config"]["learned_init"] = "normal" if ckpt["model_config"]["pos_encoding"] == "learned" else "sinusoidal"
+    for field in fields(ModelConfig):   # the other fields added since: their defaults are what the code did then
+        ckpt["model_config"].setdefault(field.name, field.default)
     ckpt["path"] = path
     return ckpt
 

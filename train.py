@@ -199,6 +199,10 @@ def resolve_configs(args):
         if train_fields["unit"] != saved_unit:
             raise UserError(f"--resume: this run was trained on {saved_unit} ({'--no-bytes' if saved_unit == 'chars' else '--bytes'}), "
                             f"and a resumed run keeps its unit")
+        saved_optimizer = resumed["train_config"].get("optimizer", "adamw")
+        if train_fields["optimizer"] != saved_optimizer:
+            raise UserError(f"--resume: this run was trained with --optimizer {saved_optimizer}, and a resumed run "
+                            f"keeps its optimizer (its state is that optimizer's)")
         if train_fields["split"] != resumed["train_config"].get("split", DEFAULT_SPLIT):
             raise UserError(f"--resume: this run was trained with --split {resumed['train_config'].get('split', DEFAULT_SPLIT)}, "
                             f"and a resumed run keeps its split")

@@ -132,6 +132,22 @@ def test_resume_refuses_a_different_model_shape(tmp_path):
         configs("--out", str(tmp_path / "r"), "--resume", "--d-model", "64")
 
 
+def test_resume_refuses_levers_a_checkpoint_from_before_them_did_not_have(tmp_path):
+    run(tmp_path / "r", steps=4)
+    path = tmp_path / "r" / "step_000004.pt"
+    old = torch.load(path, weights_only=True)
+    for field in ("qk_norm", "activation", "zero_init", "logit_softcap"):   # as saved before these fields existed
+        del old["model_config"][field]
+    del old["train_config"]["optimizer"]
+    save_checkpoint(old, str(path))
+    model_cfg, cfg, _ = configs("--out", str(tmp_path / "r"), "--resume")
+    assert (model_cfg.qk_norm, model_cfg.activation, cfg.optimizer) == (False, "gelu", "adamw")
+    for flags, fragment in ((["--qk-norm"], "qk_norm"), (["--activation", "relu2"], "activation"),
+                            (["--logit-softcap", "30"], "logit_softcap"), (["--optimizer", "muon"], "keeps its optimizer")):
+        with pytest.raises(UserError, match=fragment):
+            configs("--out", str(tmp_path / "r"), "--resume", *flags)
+
+
 def test_resume_refuses_different_data(tmp_path):
     run(tmp_path / "r", steps=4)
     other = tmp_path / "other.txt"

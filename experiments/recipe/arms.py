@@ -1,7 +1,8 @@
 """The recipe's arms: name -> train.py flags (on top of train.py's defaults, which are the study's
 baseline: 2 layers x 256, 4 heads, sinusoidal positions, batch 32 x 128, AdamW lr 1e-3 cosine to
 1e-4, weight decay 0.1, no dropout). Stage A changes one thing at a time against the baseline.
-Arms are only ever added, never edited once run: a run directory is named after its arm."""
+Arms are only ever added, never edited once run: a run directory is named after its arm.
+A stack of levers is an arm too, and needs its own step cost (step_cost.py ARM ...)."""
 
 BASELINE = "--n-heads 4 --pos sinusoidal"
 
@@ -26,3 +27,8 @@ ARMS = {
     "batch64": BASELINE + " --batch-size 64",
     "batch16": BASELINE + " --batch-size 16",
 }
+
+# arms whose step does the baseline's arithmetic (a schedule, a learning rate, a decay, an
+# initialisation, a head matrix of the same shape): they get the baseline's steps, not a ratio
+# measured at 1.00-1.02x by a noisy clock
+SAME_COMPUTE = {"lr2e-3", "wsd", "wd0.3", "zero_init", "untied"}

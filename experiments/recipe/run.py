@@ -4,7 +4,7 @@ interrupted one continues with --resume).
     python experiments/recipe/run.py --base-steps 5000 --seeds 1 rope relu2 ...
     python experiments/recipe/run.py --base-steps 5000 --seeds 1 2 3 baseline
 
-Equal wall-clock: an arm gets round(base_steps / ratio) steps, where ratio is its step time over
+Equal wall-clock: an arm gets round(base_steps / ratio) steps (arms.SAME_COMPUTE: base_steps), where ratio is its step time over
 the baseline's measured in one interleaved run (step_cost.json, from step_cost.py), so that each
 arm spends about what the baseline's base_steps cost; the runs themselves can then share the
 machine without changing their result. The baseline's 5000 steps are 5000 x 81 ms = ~7 minutes
@@ -20,13 +20,15 @@ import os
 import subprocess
 import sys
 
-from arms import ARMS
+from arms import ARMS, SAME_COMPUTE
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..", "..")
 
 
 def arm_steps(arm, base_steps, costs):
+    if arm == "baseline" or arm in SAME_COMPUTE:
+        return base_steps
     if arm not in costs:
         sys.exit(f"error: no step cost for {arm}: run python experiments/recipe/step_cost.py {arm} (with the others)")
     return max(1, round(base_steps / costs[arm]["ratio"]))
@@ -49,7 +51,7 @@ def run_arm(arm, seed, base_steps, costs):
             log.flush()
             subprocess.run(command, cwd=ROOT, stdout=log, stderr=log, check=True)
         scored = subprocess.run([sys.executable, "eval.py", out, "--precision", "fp32", "--json", "--no-references"],
-                                cwd=ROOT, capture_output=True, text=True, check=True).stdout
+                                cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True, check=True).stdout
     with open(os.path.join(ROOT, out, "eval.json.tmp"), "w") as f:
         f.write(scored)
     os.replace(os.path.join(ROOT, out, "eval.json.tmp"), os.path.join(ROOT, out, "eval.json"))

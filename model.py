@@ -41,6 +41,7 @@ class ModelConfig:
     n_heads: int = 4
     d_ff: int = 0               # feed-forward width; 0 means 4 * d_model
     dropout: float = 0.0
+    dropout_attention: bool = True   # dropout also on the attention weights (off: embeddings and residual branches only)
     pos_encoding: str = "sinusoidal"
     # how a learned position table starts: "sinusoidal" = the sinusoids, so that at step 0 the
     # model is the sinusoidal one and only trainability differs; "normal" = N(0, 0.02) like every
@@ -180,7 +181,8 @@ class MultiHeadAttention(nn.Module):
     def __init__(self, cfg):
         super().__init__()
         self.n_heads = cfg.n_heads
-        self.dropout = cfg.dropout
+        # on a CPU the attention weights' masks are almost half of dropout's cost (B x nh x T x T draws)
+        self.dropout = cfg.dropout if cfg.dropout_attention else 0.0
         self.qk_norm = cfg.qk_norm
         self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model)   # q, k, v projections in one matmul
         self.proj = nn.Linear(cfg.d_model, cfg.d_model)

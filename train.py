@@ -110,6 +110,8 @@ MODEL_SWITCHES = {
     "--qk-norm": ("qk_norm", "RMS-normalise each head's queries and keys before their dot product (default off)"),
     "--zero-init": ("zero_init", "the residual branches' output projections start at zero, each block as the identity "
                                  "(default off: normal, std 0.02 / sqrt(2 x layers))"),
+    "--dropout-attention": ("dropout_attention", "--dropout applies to the attention weights too (default on; "
+                                                 "--no-dropout-attention: embeddings and residual branches only)"),
     "--tie-weights": ("tie_weights", "the output head reuses the token embedding matrix (default on; --no-tie-weights: "
                                      "a head of its own)"),
 }

@@ -434,3 +434,15 @@ def test_dropout_zeroes_a_fraction_p_and_scales_the_rest_like_f_dropout():
     layer = Dropout(0.2)
     assert torch.equal(layer.eval()(x), x) and dropout(x, 0.0) is x
     assert (layer.train()(x) == 0).any()
+
+
+def test_without_attention_dropout_the_attention_weights_are_never_dropped():
+    torch.manual_seed(0)
+    cfg = dict(vocab_size=13, seq_len=16, d_model=32, n_layers=1, n_heads=4, dropout=0.5)
+    x = torch.randn(2, 16, 32)
+    for dropout_attention, expect_dropped in ((True, True), (False, False)):
+        attn = CharTransformer(ModelConfig(**cfg, dropout_attention=dropout_attention)).blocks[0].attn.train()
+        attn.resid_drop.p = 0.0   # leave only the attention weights' dropout
+        with torch.no_grad():
+            outs = [attn(x) for _ in range(2)]
+        assert (not torch.equal(*outs)) == expect_dropped

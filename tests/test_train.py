@@ -371,12 +371,14 @@ def test_muon_takes_the_blocks_matrices_and_adamw_everything_else():
 
 def test_the_recipe_flags_reach_the_model_and_train_configs():
     model_cfg, cfg, _ = configs("--activation", "relu2", "--qk-norm", "--zero-init", "--no-tie-weights",
-                                "--logit-softcap", "15", "--optimizer", "muon")
+                                "--logit-softcap", "15", "--optimizer", "muon", "--no-dropout-attention")
     assert (model_cfg.activation, model_cfg.qk_norm, model_cfg.zero_init, model_cfg.tie_weights,
-            model_cfg.logit_softcap, cfg.optimizer) == ("relu2", True, True, False, 15.0, "muon")
+            model_cfg.logit_softcap, cfg.optimizer, model_cfg.dropout_attention) == (
+        "relu2", True, True, False, 15.0, "muon", False)
     model_cfg, cfg, _ = configs()
     assert (model_cfg.activation, model_cfg.qk_norm, model_cfg.zero_init, model_cfg.tie_weights,
-            model_cfg.logit_softcap, cfg.optimizer) == ("gelu", False, False, True, 0.0, "adamw")
+            model_cfg.logit_softcap, cfg.optimizer, model_cfg.dropout_attention) == (
+        "gelu", False, False, True, 0.0, "adamw", True)
 
 
 def test_a_muon_run_with_every_lever_resumes_exactly(tmp_path):

@@ -20,6 +20,8 @@ ARMS = {
     "wsd": BASELINE + " --schedule wsd",
     "dropout0.1": BASELINE + " --dropout 0.1",
     "dropout0.2": BASELINE + " --dropout 0.2",
+    "dropout0.1_resid": BASELINE + " --dropout 0.1 --no-dropout-attention",   # residual dropout only: ~half the masks
+    "dropout0.2_resid": BASELINE + " --dropout 0.2 --no-dropout-attention",
     "wd0.3": BASELINE + " --weight-decay 0.3",
     "d384": BASELINE + " --d-model 384 --n-heads 6",
     "layers4": BASELINE + " --n-layers 4",

@@ -3,11 +3,13 @@ the arms interleaved (so that a machine slowing down slows all of them alike): a
 at equal wall-clock by giving each arm the steps the baseline's budget buys at its own step cost.
 
     python experiments/recipe/step_cost.py > experiments/recipe/step_cost.txt   # alone on the machine
+    python experiments/recipe/step_cost.py baseline NEW_ARM ... >> experiments/recipe/step_cost.txt   # arms added later
 
 Each arm: the model and optimizer train.py builds from its flags (bf16 autocast, the training
 split's batches), 3 untimed steps, then REPEATS rounds of STEPS timed steps; median per step.
 A validation (20 batches) every 500 steps and a checkpoint every 1000 add the same ~1-2% to
-every arm and are left out. Writes step_cost.json beside this file.
+every arm and are left out. Adds the arms timed to step_cost.json beside this file (ratios to the
+baseline of the same run: name the baseline among the arms).
 """
 import json
 import os
@@ -54,16 +56,21 @@ def main():
             for x, y in batches:
                 train_step(model, optimizer, x, y, clip, bf16).item()
             times[name].append((time.perf_counter() - start) / STEPS)
-    base = statistics.median(times["baseline"]) if "baseline" in times else None
+    if "baseline" not in times:
+        sys.exit("error: time the baseline with the other arms: the ratios are to its step in the same run")
+    base = statistics.median(times["baseline"])
     print(f"bf16 autocast, {torch.get_num_threads()} threads, torch {torch.__version__}, median of {REPEATS} rounds "
           f"of {STEPS} steps, arms interleaved")
     result = {}
     for name, t in times.items():
         ms = 1000 * statistics.median(t)
-        result[name] = dict(ms_per_step=ms, ratio=ms / (1000 * base) if base else None, flags=ARMS[name])
+        result[name] = dict(ms_per_step=ms, ratio=ms / (1000 * base), flags=ARMS[name])
         print(f"{name:<16} {ms:7.1f} ms/step (min {1000 * min(t):.1f}, max {1000 * max(t):.1f})"
-              + (f"  {ms / (1000 * base):.2f}x baseline" if base else "") + f"   {ARMS[name]}")
+              f"  {ms / (1000 * base):.2f}x baseline   {ARMS[name]}")
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "step_cost.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            result = {**json.load(f), **result}
     with open(path + ".tmp", "w") as f:
         json.dump(result, f, indent=1)
     os.replace(path + ".tmp", path)

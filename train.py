@@ -188,10 +188,13 @@ def resolve_configs(args):
         resumed = load_checkpoint(out)
         model_fields.update(resumed["model_config"])
         train_fields.update(resumed["train_config"])
-    if args.preset:
-        model_fields.update(PRESETS[args.preset])
+    if args.preset:   # a preset may set model and training fields alike
+        for field, value in PRESETS[args.preset].items():
+            (model_fields if field in model_fields else train_fields)[field] = value
     for field, value in explicit.items():
         (model_fields if field in model_fields else train_fields)[field] = value
+    if "steps" in explicit and "time_budget" not in explicit and not args.resume:
+        train_fields["time_budget"] = 0.0   # --steps given: a preset's time budget gives way
     if resumed:
         for field, saved in resumed["model_config"].items():
             if field != "vocab_size" and model_fields[field] != saved:

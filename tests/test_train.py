@@ -256,6 +256,14 @@ def test_a_resumed_run_keeps_the_precision_it_resolved(tmp_path, monkeypatch):
     assert cfg.precision == "bf16"
 
 
+def test_a_preset_sets_training_fields_too_and_explicit_steps_replace_its_time_budget(monkeypatch):
+    monkeypatch.setitem(train.PRESETS, "fast", dict(d_model=128, lr=3e-3, dropout=0.1, time_budget=5.0))
+    model_cfg, cfg, _ = configs("--preset", "fast")
+    assert (model_cfg.d_model, model_cfg.dropout, cfg.lr, cfg.time_budget) == (128, 0.1, 3e-3, 5.0)
+    model_cfg, cfg, _ = configs("--preset", "fast", "--lr", "1e-3", "--steps", "100")
+    assert (model_cfg.d_model, cfg.lr, cfg.steps, cfg.time_budget) == (128, 1e-3, 100, 0.0)
+
+
 def test_resume_refuses_a_preset_that_would_change_the_model(tmp_path):
     run(tmp_path / "r", steps=4)   # 4 heads, sinusoidal
     with pytest.raises(UserError, match="n_heads"):

@@ -106,22 +106,27 @@ def test_softmax_is_stable_for_huge_scores():
     assert np.all(np.isfinite(out)) and np.all(np.isfinite(weights))
 
 
-@pytest.mark.parametrize("pos_encoding", ["sinusoidal", "learned", "none", "rope", "alibi"])
-@pytest.mark.parametrize("tie_weights", [True, False])
-def test_whole_model_matches_numpy_forward_from_state_dict(pos_encoding, tie_weights):
+def model_and_oracle_logits(noise, **fields):
+    """The model's logits and attention_np.model_logits' from its state_dict, on random tokens;
+    the weights perturbed by noise (zero biases and unit LayerNorm gains would hide layout mistakes)."""
     torch.manual_seed(0)
-    cfg = ModelConfig(vocab_size=11, seq_len=16, d_model=32, n_layers=2, n_heads=4,
-                      pos_encoding=pos_encoding, tie_weights=tie_weights)
+    cfg = ModelConfig(**{**dict(vocab_size=11, seq_len=16, d_model=32, n_layers=2, n_heads=4), **fields})
     model = CharTransformer(cfg).eval()
-    with torch.no_grad():  # zero biases and unit LayerNorm gains would hide layout mistakes
+    with torch.no_grad():
         for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.1)
+            p.add_(torch.randn_like(p) * noise)
     idx = torch.randint(0, 11, (3, 16))
     with torch.no_grad():
         logits, _ = model(idx)
     state = {k: v.numpy() for k, v in model.state_dict().items()}
-    expected = ref.model_logits(state, vars(cfg), idx.numpy())
-    diff = np.abs(logits.numpy() - expected).max()
+    return logits.numpy(), ref.model_logits(state, vars(cfg), idx.numpy())
+
+
+@pytest.mark.parametrize("pos_encoding", ["sinusoidal", "learned", "none", "rope", "alibi"])
+@pytest.mark.parametrize("tie_weights", [True, False])
+def test_whole_model_matches_numpy_forward_from_state_dict(pos_encoding, tie_weights):
+    logits, expected = model_and_oracle_logits(0.1, pos_encoding=pos_encoding, tie_weights=tie_weights)
+    diff = np.abs(logits - expected).max()
     assert diff <= 1e-4, f"logits max abs diff {diff:.3e} > 1e-4"
 
 
@@ -130,21 +135,11 @@ def test_whole_model_matches_numpy_forward_from_state_dict(pos_encoding, tie_wei
     dict(qk_norm=True, activation="relu2", logit_softcap=3.0, tie_weights=False, pos_encoding="rope"),
 ])
 def test_whole_model_with_the_recipe_levers_matches_numpy_forward(levers):
-    torch.manual_seed(0)
-    fields = dict(vocab_size=11, seq_len=16, d_model=32, n_layers=2, n_heads=4, pos_encoding="sinusoidal")
-    cfg = ModelConfig(**{**fields, **levers})
-    model = CharTransformer(cfg).eval()
-    with torch.no_grad():  # large enough weights that the soft cap and the norms bite
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.3)
-    idx = torch.randint(0, 11, (3, 16))
-    with torch.no_grad():
-        logits, _ = model(idx)
-    state = {k: v.numpy() for k, v in model.state_dict().items()}
-    expected = ref.model_logits(state, vars(cfg), idx.numpy())
-    if cfg.logit_softcap:
-        assert np.abs(expected).max() > 0.9 * cfg.logit_softcap   # the cap is reached, so it is tested
-    diff = np.abs(logits.numpy() - expected).max()
+    # weights large enough that the soft cap and the norms bite
+    logits, expected = model_and_oracle_logits(0.3, **{"pos_encoding": "sinusoidal", **levers})
+    if levers.get("logit_softcap"):
+        assert np.abs(expected).max() > 0.9 * levers["logit_softcap"]   # the cap is reached, so it is tested
+    diff = np.abs(logits - expected).max()
     assert diff <= 1e-4, f"logits max abs diff {diff:.3e} > 1e-4"
 
 

@@ -31,6 +31,9 @@ CONFIGS = {  # name: (heads, positional encoding, description)
     "heads4_learnedsin": (4, "learned", "learned positions, sinusoidal init"),
     "heads4_rope": (4, "rope", "rotary positions"),
     "heads4_alibi": (4, "alibi", "ALiBi"),
+    "long_baseline": (4, "sinusoidal", "baseline, 15,000 steps"),
+    "long_heads4_nopos": (4, "none", "no positions, 15,000 steps"),
+    "layers4_nopos": (4, "none", "4 layers, no positions"),
 }
 EFFECTS = [   # (label, configuration a, configuration b): the difference is a - b
     ("4 heads instead of 1, with sinusoidal positions", "baseline", "heads1_sinusoidal"),
@@ -46,6 +49,10 @@ EFFECTS = [   # (label, configuration a, configuration b): the difference is a -
     ("RoPE instead of none, 4 heads", "heads4_rope", "heads4_nopos"),
     ("ALiBi instead of none, 4 heads", "heads4_alibi", "heads4_nopos"),
     ("both (baseline vs classic ablation)", "baseline", "ablation"),
+    ("15,000 steps instead of 5000, sinusoidal", "long_baseline", "baseline"),
+    ("15,000 steps instead of 5000, no positions", "long_heads4_nopos", "heads4_nopos"),
+    ("sinusoidal positions instead of none, at 15,000 steps", "long_baseline", "long_heads4_nopos"),
+    ("4 layers instead of 2, no positions", "layers4_nopos", "heads4_nopos"),
 ]
 NANOGPT_VAL_LOSS = 1.4697   # nats: nanoGPT's shakespeare_char (6 layers, 384 wide, 10.7M params), 5000 iterations
 

@@ -28,6 +28,8 @@ declare -A FLAGS=(
   [layers4_nopos]="--n-layers 4 --n-heads 4 --pos none"
   [layers4_rope]="--n-layers 4 --n-heads 4 --pos rope"
   [layers4_alibi]="--n-layers 4 --n-heads 4 --pos alibi"
+  [layers4_sinusoidal]="--n-layers 4 --n-heads 4 --pos sinusoidal"
+  [layers4_learnedsin]="--n-layers 4 --n-heads 4 --pos learned --learned-init sinusoidal"
 )
 CONTEXTS="64 128 256 512 1024"   # length extrapolation: eval.py --context (trained at 128)
 mkdir -p checkpoints/study/rerun

@@ -34,6 +34,7 @@ CONFIGS = {  # name: (heads, positional encoding, description)
     "long_baseline": (4, "sinusoidal", "baseline, 15,000 steps"),
     "long_heads4_nopos": (4, "none", "no positions, 15,000 steps"),
     "layers4_nopos": (4, "none", "4 layers, no positions"),
+    "layers4_sinusoidal": (4, "sinusoidal", "4 layers, sinusoidal"),
 }
 EFFECTS = [   # (label, configuration a, configuration b): the difference is a - b
     ("4 heads instead of 1, with sinusoidal positions", "baseline", "heads1_sinusoidal"),
@@ -53,6 +54,8 @@ EFFECTS = [   # (label, configuration a, configuration b): the difference is a -
     ("15,000 steps instead of 5000, no positions", "long_heads4_nopos", "heads4_nopos"),
     ("sinusoidal positions instead of none, at 15,000 steps", "long_baseline", "long_heads4_nopos"),
     ("4 layers instead of 2, no positions", "layers4_nopos", "heads4_nopos"),
+    ("4 layers instead of 2, sinusoidal", "layers4_sinusoidal", "baseline"),
+    ("sinusoidal positions instead of none, 4 layers", "layers4_sinusoidal", "layers4_nopos"),
 ]
 NANOGPT_VAL_LOSS = 1.4697   # nats: nanoGPT's shakespeare_char (6 layers, 384 wide, 10.7M params), 5000 iterations
 

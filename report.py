@@ -6,8 +6,9 @@ Reads checkpoints/study/<config>_s<seed>/{metrics.csv,eval.json,extrapolation.js
 experiments/study.sh; extrapolation.json also from checkpoints/study/rerun/), rewrites the tables
 between the <!-- generated:NAME --> markers of REPORT.md, and writes the figures:
 figures/curves_all.png, figures/final_bpc.png, figures/memorisation.png,
-figures/extrapolation.png, checkpoints/loss_curve_baseline.png, checkpoints/loss_curve_nopos.png.
-A configuration with no finished run is listed as not run, never estimated.
+figures/extrapolation.png, figures/training_length.png, checkpoints/loss_curve_baseline.png,
+checkpoints/loss_curve_nopos.png. The training-length table and figure read the curve.json files
+of experiments/checkpoint_curve.py (full-pass BPC at every kept checkpoint). A configuration with no finished run is listed as not run, never estimated.
 
 Effects are differences of means with a 95% Welch confidence interval (unequal variances,
 Welch-Satterthwaite degrees of freedom, Student's t quantile): the verdict is "better" or
@@ -56,6 +57,15 @@ EFFECTS = [   # (label, configuration a, configuration b): the difference is a -
     ("4 layers instead of 2, no positions", "layers4_nopos", "heads4_nopos"),
     ("4 layers instead of 2, sinusoidal", "layers4_sinusoidal", "baseline"),
     ("sinusoidal positions instead of none, 4 layers", "layers4_sinusoidal", "layers4_nopos"),
+]
+# pairs of runs (with positions, without) whose full-pass curves (curve.json) show how the
+# no-position gap moves with training: the 15,000-step pair, and 2 against 4 layers at 5000 steps
+GAP_PAIRS = [
+    ("2 layers, 15,000 steps, seed 1", "long_baseline_s1", "long_heads4_nopos_s1"),
+    ("2 layers, 5000 steps, seed 1", "rerun/baseline_s1", "rerun/heads4_nopos_s1"),
+    ("2 layers, 5000 steps, seed 2", "rerun/baseline_s2", "heads4_nopos_s2"),
+    ("4 layers, 5000 steps, seed 1", "layers4_sinusoidal_s1", "layers4_nopos_s1"),
+    ("4 layers, 5000 steps, seed 2", "layers4_sinusoidal_s2", "layers4_nopos_s2"),
 ]
 NANOGPT_VAL_LOSS = 1.4697   # nats: nanoGPT's shakespeare_char (6 layers, 384 wide, 10.7M params), 5000 iterations
 
@@ -251,6 +261,64 @@ def plot_extrapolation(extrapolation, path):
     plt.close(fig)
 
 
+def load_curves(study):
+    """{run: {step: full-pass val BPC}} from each GAP_PAIRS run's curve.json (missing ones left out)."""
+    curves = {}
+    for _, *pair in GAP_PAIRS:
+        for run in pair:
+            path = os.path.join(study, run, "curve.json")
+            if os.path.exists(path):
+                with open(path) as f:
+                    curve = json.load(f)
+                curves[run] = dict(zip(curve["steps"], curve["val_bpc"]))
+    return curves
+
+
+def gap_table(curves):
+    """Per pair and checkpoint: BPC with positions, without, and the gap (none - positions)."""
+    pairs = [(label, a, b) for label, a, b in GAP_PAIRS if a in curves and b in curves]
+    if not pairs:
+        return "(no curve.json yet: python experiments/checkpoint_curve.py <runs>)"
+    steps = sorted({s for _, a, b in pairs for s in set(curves[a]) & set(curves[b])})
+    lines = ["| step | " + " | ".join(f"{label}: sinusoidal / none / gap" for label, _, _ in pairs) + " |",
+             "|---|" + "---|" * len(pairs)]
+    for step in steps:
+        cells = []
+        for _, a, b in pairs:
+            if step in curves[a] and step in curves[b]:
+                cells.append(f"{curves[a][step]:.4f} / {curves[b][step]:.4f} / **{curves[b][step] - curves[a][step]:+.4f}**")
+            else:
+                cells.append("-")
+        lines.append(f"| {step:,} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot_gaps(curves, path):
+    """Left: full-pass BPC at each checkpoint, with positions (solid) and without (dashed);
+    right: the gap between them (none - positions)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for i, (label, a, b) in enumerate(GAP_PAIRS):
+        if a not in curves or b not in curves:
+            continue
+        steps = sorted(set(curves[a]) & set(curves[b]))
+        left.plot(steps, [curves[a][s] for s in steps], color=f"C{i}", marker="o", markersize=3, label=f"{label}: sinusoidal")
+        left.plot(steps, [curves[b][s] for s in steps], color=f"C{i}", marker="o", markersize=3, linestyle="--",
+                  label=f"{label}: none")
+        right.plot(steps, [curves[b][s] - curves[a][s] for s in steps], color=f"C{i}", marker="o", markersize=3, label=label)
+    left.set(xlabel="step", ylabel="validation BPC, full pass", title="with positions (solid) and without (dashed)")
+    right.set(xlabel="step", ylabel="BPC without positions - with", title="the no-position gap during training")
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def reference_table(study):
     path = os.path.join(study, "references.json")
     if not os.path.exists(path):
@@ -360,11 +428,16 @@ def main(root=ROOT):
     extrapolation = load_extrapolation(study)
     if "<!-- generated:extrapolation -->" in report:
         report = fill(report, "extrapolation", extrapolation_table(extrapolation))
+    curves = load_curves(study)
+    if "<!-- generated:training_length -->" in report:
+        report = fill(report, "training_length", gap_table(curves))
     with open(path, "w", encoding="utf-8") as f:
         f.write(report)
     plot_figures(runs, root)
     if extrapolation:
         plot_extrapolation(extrapolation, os.path.join(root, "figures", "extrapolation.png"))
+    if curves:
+        plot_gaps(curves, os.path.join(root, "figures", "training_length.png"))
     print(f"REPORT.md tables and figures/ regenerated from {sum(len(v) for v in runs.values())} finished runs")
 
 

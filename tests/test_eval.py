@@ -178,3 +178,20 @@ def test_surprisal_draws_the_text_coloured_by_bits_and_gives_its_bpc(tiny_run, t
     nats = evaluation.stream_nats(model, ids, 1, 16)
     assert bits[1:] == pytest.approx((nats / math.log(2)).tolist())
     assert_one_line_error(run_script("eval.py", tiny_run, "--surprisal", "naïve"), "'ï'")
+
+
+def test_checkpoint_curve_scores_every_kept_checkpoint_once_and_skips_a_complete_curve(tiny_run, tmp_path):
+    import shutil
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    first = run_script("experiments/checkpoint_curve.py", str(run))
+    assert first.returncode == 0, first.stderr
+    curve = json.loads((run / "curve.json").read_text())
+    assert curve["steps"] == [6, 12]
+    for step, bpc in zip(curve["steps"], curve["val_bpc"]):
+        alone = json.loads(run_script("eval.py", str(run / f"step_{step:06d}.pt"), "--precision", "fp32",
+                                      "--json", "--no-references").stdout)["runs"][0]
+        assert bpc == alone["val_bpc"]
+    assert curve["val_bpc"][1] < curve["val_bpc"][0]    # different checkpoints, different scores
+    again = run_script("experiments/checkpoint_curve.py", str(run))
+    assert "curve.json is complete" in again.stdout

@@ -117,3 +117,22 @@ def test_extrapolation_table_and_figure_pool_the_study_and_its_reruns(tmp_path):
     assert lines["| configuration"].startswith("| configuration | positions | context 64 | context 128 | context 1024")
     assert "2.2600 ± 0.0141 (n=2)" in lines["| heads4_rope"] and "3.9000 (n=1)" in lines["| baseline"]
     assert (tmp_path / "figures" / "extrapolation.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_gap_table_and_figure_follow_the_full_pass_curves_of_each_pair(tmp_path):
+    (tmp_path / "REPORT.md").write_text(MARKERS + "<!-- generated:training_length -->\nold\n<!-- end:training_length -->\n")
+    report.main(str(tmp_path))
+    assert "(no curve.json yet" in (tmp_path / "REPORT.md").read_text()
+    study = tmp_path / "checkpoints" / "study"
+    for run, bpc in (("long_baseline_s1", {1000: 2.50, 2000: 2.30}), ("long_heads4_nopos_s1", {1000: 2.90, 2000: 2.55}),
+                     ("layers4_sinusoidal_s1", {1000: 2.45}), ("layers4_nopos_s1", {1000: 2.60}),
+                     ("rerun/baseline_s1", {1000: 2.4})):    # its pair's other run is missing: left out
+        (study / run).mkdir(parents=True)
+        (study / run / "curve.json").write_text(json.dumps({"steps": list(bpc), "val_bpc": list(bpc.values())}))
+    report.main(str(tmp_path))
+    lines = {l.split(" | ")[0]: l for l in (tmp_path / "REPORT.md").read_text().splitlines()}
+    assert lines["| step"] == ("| step | 2 layers, 15,000 steps, seed 1: sinusoidal / none / gap "
+                               "| 4 layers, 5000 steps, seed 1: sinusoidal / none / gap |")
+    assert lines["| 1,000"] == "| 1,000 | 2.5000 / 2.9000 / **+0.4000** | 2.4500 / 2.6000 / **+0.1500** |"
+    assert lines["| 2,000"] == "| 2,000 | 2.3000 / 2.5500 / **+0.2500** | - |"
+    assert (tmp_path / "figures" / "training_length.png").read_bytes()[:4] == b"\x89PNG"

@@ -58,6 +58,10 @@ EFFECTS = [   # (label, configuration a, configuration b): the difference is a -
     ("4 layers instead of 2, sinusoidal", "layers4_sinusoidal", "baseline"),
     ("sinusoidal positions instead of none, 4 layers", "layers4_sinusoidal", "layers4_nopos"),
 ]
+INTERACTIONS = [   # (question, (positions, none) here, (positions, none) there): gap here - gap there
+    ("4 layers instead of 2", ("layers4_sinusoidal", "layers4_nopos"), ("baseline", "heads4_nopos")),
+    ("15,000 steps instead of 5000", ("long_baseline", "long_heads4_nopos"), ("baseline", "heads4_nopos")),
+]
 # pairs of runs (with positions, without) whose full-pass curves (curve.json) show how the
 # no-position gap moves with training: the 15,000-step pair, and 2 against 4 layers at 5000 steps
 GAP_PAIRS = [
@@ -165,12 +169,49 @@ def student_t_quantile(p, df):
 def welch_interval(a, b, level=0.95):
     """Difference of means a - b with its Welch standard error, degrees of freedom and confidence
     interval: dict(diff, se, df, low, high). Needs two or more values on each side."""
-    var_a, var_b = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
-    se = math.sqrt(var_a + var_b)
-    df = (var_a + var_b) ** 2 / (var_a ** 2 / (len(a) - 1) + var_b ** 2 / (len(b) - 1))
-    diff = statistics.mean(a) - statistics.mean(b)
+    return welch_contrast([(a, 1), (b, -1)], level)
+
+
+def welch_contrast(groups, level=0.95):
+    """A signed sum of group means, sum(sign * mean), e.g. a difference of two differences, with
+    its standard error sqrt(sum var_i / n_i), Welch-Satterthwaite degrees of freedom and confidence
+    interval: dict(diff, se, df, low, high). Each group needs two or more values."""
+    parts = [statistics.variance(values) / len(values) for values, _ in groups]
+    se = math.sqrt(sum(parts))
+    df = sum(parts) ** 2 / sum(part ** 2 / (len(values) - 1) for part, (values, _) in zip(parts, groups))
+    diff = sum(sign * statistics.mean(values) for values, sign in groups)
     half = student_t_quantile(1 - (1 - level) / 2, df) * se
     return dict(diff=diff, se=se, df=df, low=diff - half, high=diff + half)
+
+
+def interactions_table(runs):
+    """Does a change move the no-position gap? The gap (positions - none) in one setting minus
+    the gap in another, with a 95% Welch-Satterthwaite interval over the four groups."""
+    lines = ["| change | n (with it: positions, none; without: positions, none) | gap (positions - none) without it "
+             "| gap with it | change of the gap | std. error | 95% interval | verdict |",
+             "|---|---|---|---|---|---|---|---|"]
+    for label, (a, b), (c, d) in INTERACTIONS:
+        values = [[r["val_bpc"] for r in runs[name]] for name in (a, b, c, d)]
+        counts = ", ".join(str(len(v)) for v in values)
+        if not all(values):
+            lines.append(f"| {label} | {counts} | not run yet | - | - | - | - | - |")
+            continue
+        gap_here = statistics.mean(values[0]) - statistics.mean(values[1])
+        gap_there = statistics.mean(values[2]) - statistics.mean(values[3])
+        change = gap_here - gap_there
+        cells = f"| {label} | {counts} | {gap_there:+.4f} | {gap_here:+.4f} | {change:+.4f}"
+        if min(len(v) for v in values) < 2:
+            lines.append(cells + " | - | - | no interval: one seed in a group (a hint, not a verdict) |")
+            continue
+        w = welch_contrast(list(zip(values, (1, -1, -1, 1))))
+        if w["low"] > 0 or w["high"] < 0:
+            verdict = "the gap is smaller" if w["diff"] > 0 else "the gap is larger"
+        else:
+            verdict = "no change shown (the interval holds 0)"
+        if min(len(v) for v in values) < 3:
+            verdict += " (fewer than 3 seeds)"
+        lines.append(cells + f" | {w['se']:.4f} | [{w['low']:+.4f}, {w['high']:+.4f}] (df {w['df']:.1f}) | {verdict} |")
+    return "\n".join(lines)
 
 
 def effects_table(runs):
@@ -424,6 +465,8 @@ def main(root=ROOT):
         report = f.read()
     report = fill(report, "results", results_table(runs))
     report = fill(report, "effects", effects_table(runs))
+    if "<!-- generated:interactions -->" in report:
+        report = fill(report, "interactions", interactions_table(runs))
     report = fill(report, "references", reference_table(study))
     extrapolation = load_extrapolation(study)
     if "<!-- generated:extrapolation -->" in report:

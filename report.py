@@ -58,7 +58,7 @@ EFFECTS = [   # (label, configuration a, configuration b): the difference is a -
     ("4 layers instead of 2, sinusoidal", "layers4_sinusoidal", "baseline"),
     ("sinusoidal positions instead of none, 4 layers", "layers4_sinusoidal", "layers4_nopos"),
 ]
-INTERACTIONS = [   # (question, (positions, none) here, (positions, none) there): gap here - gap there
+INTERACTIONS = [   # (change, (positions, none) with it, (positions, none) without it): the gap is none - positions
     ("4 layers instead of 2", ("layers4_sinusoidal", "layers4_nopos"), ("baseline", "heads4_nopos")),
     ("15,000 steps instead of 5000", ("long_baseline", "long_heads4_nopos"), ("baseline", "heads4_nopos")),
 ]
@@ -185,9 +185,9 @@ def welch_contrast(groups, level=0.95):
 
 
 def interactions_table(runs):
-    """Does a change move the no-position gap? The gap (positions - none) in one setting minus
-    the gap in another, with a 95% Welch-Satterthwaite interval over the four groups."""
-    lines = ["| change | n (with it: positions, none; without: positions, none) | gap (positions - none) without it "
+    """Does a change move the no-position gap? The gap (BPC without positions - with them) with the
+    change minus the gap without it, with a 95% Welch-Satterthwaite interval over the four groups."""
+    lines = ["| change | n (with it: positions, none; without: positions, none) | gap (none - positions) without it "
              "| gap with it | change of the gap | std. error | 95% interval | verdict |",
              "|---|---|---|---|---|---|---|---|"]
     for label, (a, b), (c, d) in INTERACTIONS:
@@ -196,16 +196,16 @@ def interactions_table(runs):
         if not all(values):
             lines.append(f"| {label} | {counts} | not run yet | - | - | - | - | - |")
             continue
-        gap_here = statistics.mean(values[0]) - statistics.mean(values[1])
-        gap_there = statistics.mean(values[2]) - statistics.mean(values[3])
+        gap_here = statistics.mean(values[1]) - statistics.mean(values[0])
+        gap_there = statistics.mean(values[3]) - statistics.mean(values[2])
         change = gap_here - gap_there
         cells = f"| {label} | {counts} | {gap_there:+.4f} | {gap_here:+.4f} | {change:+.4f}"
         if min(len(v) for v in values) < 2:
             lines.append(cells + " | - | - | no interval: one seed in a group (a hint, not a verdict) |")
             continue
-        w = welch_contrast(list(zip(values, (1, -1, -1, 1))))
+        w = welch_contrast(list(zip(values, (-1, 1, 1, -1))))
         if w["low"] > 0 or w["high"] < 0:
-            verdict = "the gap is smaller" if w["diff"] > 0 else "the gap is larger"
+            verdict = "the gap is smaller" if w["diff"] < 0 else "the gap is larger"
         else:
             verdict = "no change shown (the interval holds 0)"
         if min(len(v) for v in values) < 3:

@@ -140,8 +140,8 @@ def test_gap_table_and_figure_follow_the_full_pass_curves_of_each_pair(tmp_path)
 
 def test_interactions_ask_whether_a_change_moves_the_no_position_gap_with_a_four_group_interval(tmp_path):
     (tmp_path / "REPORT.md").write_text(MARKERS + "<!-- generated:interactions -->\nold\n<!-- end:interactions -->\n")
-    groups = {"layers4_sinusoidal": (2.10, 2.12), "layers4_nopos": (2.30, 2.33),              # gap -0.205
-              "baseline": (2.15, 2.16, 2.17), "heads4_nopos": (2.50, 2.52, 2.53),           # gap -0.3567
+    groups = {"layers4_sinusoidal": (2.10, 2.12), "layers4_nopos": (2.30, 2.33),              # gap 0.205
+              "baseline": (2.15, 2.16, 2.17), "heads4_nopos": (2.50, 2.52, 2.53),           # gap 0.3567
               "long_baseline": (2.08,), "long_heads4_nopos": (2.40,)}
     for name, values in groups.items():
         for seed, bpc in enumerate(values, start=1):
@@ -151,10 +151,10 @@ def test_interactions_ask_whether_a_change_moves_the_no_position_gap_with_a_four
     variances = [statistics.variance(v) / len(v) for v in list(groups.values())[:4]]
     se = math.sqrt(sum(variances))
     df = sum(variances) ** 2 / sum(v ** 2 / (len(values) - 1) for v, values in zip(variances, list(groups.values())[:4]))
-    change = (2.11 - 2.315) - (2.16 - statistics.mean((2.50, 2.52, 2.53)))
+    change = (2.315 - 2.11) - (statistics.mean((2.50, 2.52, 2.53)) - 2.16)
     half = report.student_t_quantile(0.975, df) * se
     assert lines["| 4 layers instead of 2"] == (
-        f"| 4 layers instead of 2 | 2, 2, 3, 3 | {2.16 - statistics.mean((2.50, 2.52, 2.53)):+.4f} | -0.2050 | {change:+.4f} "
+        f"| 4 layers instead of 2 | 2, 2, 3, 3 | {statistics.mean((2.50, 2.52, 2.53)) - 2.16:+.4f} | +0.2050 | {change:+.4f} "
         f"| {se:.4f} | [{change - half:+.4f}, {change + half:+.4f}] (df {df:.1f}) | the gap is smaller (fewer than 3 seeds) |")
     assert "no interval: one seed" in lines["| 15,000 steps instead of 5000"]
-    assert "| -0.3200 |" in lines["| 15,000 steps instead of 5000"]
+    assert "| +0.3200 |" in lines["| 15,000 steps instead of 5000"]

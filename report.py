@@ -63,7 +63,10 @@ INTERACTIONS = [   # (change, (positions, none) with it, (positions, none) witho
     ("15,000 steps instead of 5000", ("long_baseline", "long_heads4_nopos"), ("baseline", "heads4_nopos")),
 ]
 # pairs of runs (with positions, without) whose full-pass curves (curve.json) show how the
-# no-position gap moves with training: the 15,000-step pair, and 2 against 4 layers at 5000 steps
+# no-position gap moves with training: the 15,000-step pair, and 2 against 4 layers at 5000 steps.
+# The first study's 2-layer runs kept no checkpoints: their pairs are the reruns on the machine the
+# later runs used (rerun/, within the seed spread of the study's own: baseline s1 2.1521 vs 2.1646),
+# and heads4_nopos_s2, first trained there.
 GAP_PAIRS = [
     ("2 layers, 15,000 steps, seed 1", "long_baseline_s1", "long_heads4_nopos_s1"),
     ("2 layers, 5000 steps, seed 1", "rerun/baseline_s1", "rerun/heads4_nopos_s1"),
@@ -173,13 +176,14 @@ def welch_interval(a, b, level=0.95):
 
 
 def welch_contrast(groups, level=0.95):
-    """A signed sum of group means, sum(sign * mean), e.g. a difference of two differences, with
-    its standard error sqrt(sum var_i / n_i), Welch-Satterthwaite degrees of freedom and confidence
-    interval: dict(diff, se, df, low, high). Each group needs two or more values."""
-    parts = [statistics.variance(values) / len(values) for values, _ in groups]
+    """A weighted sum of group means, sum(w_i * mean_i), e.g. a difference of two differences
+    (weights +1 and -1), with its standard error sqrt(sum w_i^2 var_i / n_i), Welch-Satterthwaite
+    degrees of freedom and confidence interval: dict(diff, se, df, low, high). Each group needs two
+    or more values; the groups are taken as independent (separate runs)."""
+    parts = [weight ** 2 * statistics.variance(values) / len(values) for values, weight in groups]
     se = math.sqrt(sum(parts))
     df = sum(parts) ** 2 / sum(part ** 2 / (len(values) - 1) for part, (values, _) in zip(parts, groups))
-    diff = sum(sign * statistics.mean(values) for values, sign in groups)
+    diff = sum(weight * statistics.mean(values) for values, weight in groups)
     half = student_t_quantile(1 - (1 - level) / 2, df) * se
     return dict(diff=diff, se=se, df=df, low=diff - half, high=diff + half)
 
@@ -192,14 +196,16 @@ def interactions_table(runs):
              "|---|---|---|---|---|---|---|---|"]
     for label, (a, b), (c, d) in INTERACTIONS:
         values = [[r["val_bpc"] for r in runs[name]] for name in (a, b, c, d)]
+        positions_with, none_with, positions_without, none_without = values
         counts = ", ".join(str(len(v)) for v in values)
+        gap_without = statistics.mean(none_without) - statistics.mean(positions_without) if positions_without and none_without else None
         if not all(values):
-            lines.append(f"| {label} | {counts} | not run yet | - | - | - | - | - |")
+            known = "-" if gap_without is None else f"{gap_without:+.4f}"
+            lines.append(f"| {label} | {counts} | {known} | not run yet | - | - | - | - |")
             continue
-        gap_here = statistics.mean(values[1]) - statistics.mean(values[0])
-        gap_there = statistics.mean(values[3]) - statistics.mean(values[2])
-        change = gap_here - gap_there
-        cells = f"| {label} | {counts} | {gap_there:+.4f} | {gap_here:+.4f} | {change:+.4f}"
+        gap_with = statistics.mean(none_with) - statistics.mean(positions_with)
+        change = gap_with - gap_without
+        cells = f"| {label} | {counts} | {gap_without:+.4f} | {gap_with:+.4f} | {change:+.4f}"
         if min(len(v) for v in values) < 2:
             lines.append(cells + " | - | - | no interval: one seed in a group (a hint, not a verdict) |")
             continue
@@ -479,7 +485,7 @@ def main(root=ROOT):
     plot_figures(runs, root)
     if extrapolation:
         plot_extrapolation(extrapolation, os.path.join(root, "figures", "extrapolation.png"))
-    if curves:
+    if any(a in curves and b in curves for _, a, b in GAP_PAIRS):
         plot_gaps(curves, os.path.join(root, "figures", "training_length.png"))
     print(f"REPORT.md tables and figures/ regenerated from {sum(len(v) for v in runs.values())} finished runs")
 

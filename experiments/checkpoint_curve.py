@@ -1,6 +1,6 @@
 """Full-pass validation BPC at every checkpoint a run kept: the curve train.py's 20-batch estimate
-only approximates. Writes RUN/curve.json ({"steps": [...], "val_bpc": [...]}); a run whose
-curve.json already covers all its checkpoints is skipped.
+only approximates. Writes RUN/curve.json ({"steps": [...], "val_bpc": [...]}); checkpoints it
+already holds are not scored again (a run still training can be brought up to date).
 
     python experiments/checkpoint_curve.py checkpoints/study/long_baseline_s1 checkpoints/study/long_heads4_nopos_s1
 
@@ -12,36 +12,39 @@ import subprocess
 import sys
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-
-
-def checkpoints(run_dir):
-    return sorted(name for name in os.listdir(run_dir) if name.startswith("step_") and name.endswith(".pt"))
+sys.path.insert(0, ROOT)
+from checkpoint import list_checkpoints  # noqa: E402
 
 
 def main(run_dirs):
     for run_dir in run_dirs:
-        names = checkpoints(run_dir)
-        if not names:
-            sys.exit(f"error: no checkpoint in {run_dir}")
+        kept = list_checkpoints(run_dir) if os.path.isdir(run_dir) else []
+        if not kept:
+            print(f"error: no checkpoint in {run_dir}", file=sys.stderr)
+            sys.exit(2)
         path = os.path.join(run_dir, "curve.json")
-        steps = [int(name[5:-3]) for name in names]
+        scored = {}
         if os.path.exists(path):
             with open(path) as f:
-                if json.load(f)["steps"] == steps:
-                    print(f"{run_dir}: curve.json is complete")
-                    continue
-        scored = subprocess.run([sys.executable, os.path.join(ROOT, "eval.py"), *[os.path.join(run_dir, n) for n in names],
-                                 "--precision", "fp32", "--json", "--no-references"],
-                                stdout=subprocess.PIPE, text=True, check=True).stdout
-        runs = json.loads(scored)["runs"]
-        curve = {"steps": [r["steps"] for r in runs], "val_bpc": [r["val_bpc"] for r in runs]}
-        assert curve["steps"] == steps, (curve["steps"], steps)
+                curve = json.load(f)
+            scored = dict(zip(curve["steps"], curve["val_bpc"]))
+        missing = [(step, ckpt) for step, ckpt in kept if step not in scored]
+        if not missing:
+            print(f"{run_dir}: curve.json is complete")
+            continue
+        out = subprocess.run([sys.executable, os.path.join(ROOT, "eval.py"), *[ckpt for _, ckpt in missing],
+                              "--precision", "fp32", "--json", "--no-references"],
+                             stdout=subprocess.PIPE, text=True, check=True).stdout
+        runs = json.loads(out)["runs"]
+        assert [r["steps"] for r in runs] == [step for step, _ in missing]
+        scored.update((r["steps"], r["val_bpc"]) for r in runs)
+        steps = sorted(scored)
         with open(path + ".tmp", "w") as f:
-            json.dump(curve, f, indent=1)
+            json.dump({"steps": steps, "val_bpc": [scored[s] for s in steps]}, f, indent=1)
             f.flush()
             os.fsync(f.fileno())
         os.replace(path + ".tmp", path)
-        print(f"{run_dir}: " + ", ".join(f"{s}: {b:.4f}" for s, b in zip(curve["steps"], curve["val_bpc"])))
+        print(f"{run_dir}: " + ", ".join(f"{s}: {scored[s]:.4f}" for s in steps))
 
 
 if __name__ == "__main__":

@@ -180,18 +180,22 @@ def test_surprisal_draws_the_text_coloured_by_bits_and_gives_its_bpc(tiny_run, t
     assert_one_line_error(run_script("eval.py", tiny_run, "--surprisal", "naïve"), "'ï'")
 
 
-def test_checkpoint_curve_scores_every_kept_checkpoint_once_and_skips_a_complete_curve(tiny_run, tmp_path):
+def test_checkpoint_curve_scores_every_kept_checkpoint_once_and_only_the_new_ones_again(tiny_run, tmp_path):
     import shutil
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
     first = run_script("experiments/checkpoint_curve.py", str(run))
     assert first.returncode == 0, first.stderr
     curve = json.loads((run / "curve.json").read_text())
-    assert curve["steps"] == [6, 12]
+    assert curve["steps"] == [6, 12] and not list(run.glob("*.tmp"))
     for step, bpc in zip(curve["steps"], curve["val_bpc"]):
         alone = json.loads(run_script("eval.py", str(run / f"step_{step:06d}.pt"), "--precision", "fp32",
                                       "--json", "--no-references").stdout)["runs"][0]
         assert bpc == alone["val_bpc"]
     assert curve["val_bpc"][1] < curve["val_bpc"][0]    # different checkpoints, different scores
-    again = run_script("experiments/checkpoint_curve.py", str(run))
-    assert "curve.json is complete" in again.stdout
+    assert "curve.json is complete" in run_script("experiments/checkpoint_curve.py", str(run)).stdout
+    # a curve written while the run had only its first checkpoint: the second is scored, the first kept
+    (run / "curve.json").write_text(json.dumps({"steps": [6], "val_bpc": [9.0]}))
+    assert run_script("experiments/checkpoint_curve.py", str(run)).returncode == 0
+    assert json.loads((run / "curve.json").read_text()) == {"steps": [6, 12], "val_bpc": [9.0, curve["val_bpc"][1]]}
+    assert_one_line_error(run_script("experiments/checkpoint_curve.py", str(tmp_path / "nothing")), "no checkpoint")

@@ -94,6 +94,9 @@ def test_welch_interval_of_the_heads_effect_holds_zero():
     assert w["df"] == pytest.approx(4.0, abs=0.01) and w["low"] < 0 < w["high"]
     w = report.welch_interval([2.1646, 2.1580, 2.1461], [2.5516, 2.5383, 2.5330])   # positions: far from 0
     assert w["high"] < -0.3
+    w = report.welch_contrast([([1.0, 2.0, 3.0], 2), ([5.0, 5.5], -0.5)])   # weights scale mean and spread alike
+    assert w["diff"] == pytest.approx(4.0 - 2.625)
+    assert w["se"] == pytest.approx(math.sqrt(4 * 1.0 / 3 + 0.25 * 0.125 / 2))
 
 
 def test_a_clear_effect_with_three_seeds_a_side_is_a_verdict(tmp_path):
@@ -148,13 +151,21 @@ def test_interactions_ask_whether_a_change_moves_the_no_position_gap_with_a_four
             fake_run(tmp_path, f"{name}_s{seed}", bpc)
     report.main(str(tmp_path))
     lines = {l.split(" | ")[0]: l for l in (tmp_path / "REPORT.md").read_text().splitlines()}
-    variances = [statistics.variance(v) / len(v) for v in list(groups.values())[:4]]
-    se = math.sqrt(sum(variances))
-    df = sum(variances) ** 2 / sum(v ** 2 / (len(values) - 1) for v, values in zip(variances, list(groups.values())[:4]))
-    change = (2.315 - 2.11) - (statistics.mean((2.50, 2.52, 2.53)) - 2.16)
-    half = report.student_t_quantile(0.975, df) * se
-    assert lines["| 4 layers instead of 2"] == (
-        f"| 4 layers instead of 2 | 2, 2, 3, 3 | {statistics.mean((2.50, 2.52, 2.53)) - 2.16:+.4f} | +0.2050 | {change:+.4f} "
-        f"| {se:.4f} | [{change - half:+.4f}, {change + half:+.4f}] (df {df:.1f}) | the gap is smaller (fewer than 3 seeds) |")
+    # by hand: change (2.315 - 2.11) - (2.5167 - 2.16) = -0.1517; se sqrt(1e-4 + 2.25e-4 + 3.33e-5 + 7.78e-5)
+    # = 0.0209; df 2.96 (Welch-Satterthwaite), t_0.975 = 3.2055: [-0.2186, -0.0847]
+    assert lines["| 4 layers instead of 2"] == ("| 4 layers instead of 2 | 2, 2, 3, 3 | +0.3567 | +0.2050 | -0.1517 "
+                                                "| 0.0209 | [-0.2186, -0.0847] (df 3.0) | the gap is smaller (fewer than 3 seeds) |")
     assert "no interval: one seed" in lines["| 15,000 steps instead of 5000"]
     assert "| +0.3200 |" in lines["| 15,000 steps instead of 5000"]
+
+
+def test_an_interaction_inside_the_noise_is_no_change_and_a_missing_side_is_not_run(tmp_path):
+    (tmp_path / "REPORT.md").write_text(MARKERS + "<!-- generated:interactions -->\nold\n<!-- end:interactions -->\n")
+    for name, values in {"layers4_sinusoidal": (2.10, 2.16), "layers4_nopos": (2.40, 2.50),
+                         "baseline": (2.15, 2.16, 2.17), "heads4_nopos": (2.50, 2.52, 2.53)}.items():
+        for seed, bpc in enumerate(values, start=1):
+            fake_run(tmp_path, f"{name}_s{seed}", bpc)
+    report.main(str(tmp_path))
+    lines = {l.split(" | ")[0]: l for l in (tmp_path / "REPORT.md").read_text().splitlines()}
+    assert "no change shown (the interval holds 0)" in lines["| 4 layers instead of 2"]
+    assert lines["| 15,000 steps instead of 5000"] == "| 15,000 steps instead of 5000 | 0, 0, 3, 3 | +0.3567 | not run yet | - | - | - | - |"

@@ -8,11 +8,14 @@ between the <!-- generated:NAME --> markers of REPORT.md, and writes the figures
 figures/curves_all.png, figures/final_bpc.png, figures/memorisation.png,
 figures/extrapolation.png, figures/training_length.png, checkpoints/loss_curve_baseline.png,
 checkpoints/loss_curve_nopos.png. The training-length table and figure read the curve.json files
-of experiments/checkpoint_curve.py (full-pass BPC at every kept checkpoint). A configuration with no finished run is listed as not run, never estimated.
+of experiments/checkpoint_curve.py (full-pass BPC at every kept checkpoint). A configuration with
+no finished run is listed as not run, never estimated.
 
 Effects are differences of means with a 95% Welch confidence interval (unequal variances,
 Welch-Satterthwaite degrees of freedom, Student's t quantile): the verdict is "better" or
-"worse" only when the interval excludes 0.
+"worse" only when the interval excludes 0. The interactions table asks whether a change (4
+layers, 15,000 steps) moves the no-position gap: a difference of two differences, its interval by
+Welch-Satterthwaite over the four groups.
 """
 import json
 import math

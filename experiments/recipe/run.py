@@ -2,7 +2,7 @@
 interrupted one continues with --resume).
 
     python experiments/recipe/run.py --base-steps 5000 --seeds 1 rope relu2 ...
-    python experiments/recipe/run.py --base-steps 5000 --seeds 1 2 3 baseline
+    python experiments/recipe/run.py --base-steps 5000 --seeds 1,2,3 baseline
 
 Equal wall-clock: an arm gets round(base_steps / ratio) steps (arms.SAME_COMPUTE: base_steps), where ratio is its step time over
 the baseline's measured in one interleaved run (step_cost.json, from step_cost.py), so that each
@@ -58,11 +58,19 @@ def run_arm(arm, seed, base_steps, costs):
     return out
 
 
+def seed_list(text):
+    try:
+        return [int(seed) for seed in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seeds are integers separated by commas, got {text!r}") from None
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("arms", nargs="+", choices=sorted(ARMS), help="arms to run, in order")
     parser.add_argument("--base-steps", type=int, required=True, help="the baseline's steps; other arms get equal time")
-    parser.add_argument("--seeds", type=int, nargs="+", required=True, help="seeds, fixed before any run")
+    # one comma-separated value, so that the arms can follow it: with nargs="+" they would be read as seeds
+    parser.add_argument("--seeds", type=seed_list, required=True, help="seeds, fixed before any run: 1 or 2,3,4")
     args = parser.parse_args()
     with open(os.path.join(HERE, "step_cost.json")) as f:
         costs = json.load(f)

@@ -201,7 +201,9 @@ def interactions_table(runs):
         values = [[r["val_bpc"] for r in runs[name]] for name in (a, b, c, d)]
         positions_with, none_with, positions_without, none_without = values
         counts = ", ".join(str(len(v)) for v in values)
-        gap_without = statistics.mean(none_without) - statistics.mean(positions_without) if positions_without and none_without else None
+        gap_without = None
+        if positions_without and none_without:
+            gap_without = statistics.mean(none_without) - statistics.mean(positions_without)
         if not all(values):
             known = "-" if gap_without is None else f"{gap_without:+.4f}"
             lines.append(f"| {label} | {counts} | {known} | not run yet | - | - | - | - |")

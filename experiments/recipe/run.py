@@ -3,16 +3,19 @@ interrupted one continues with --resume).
 
     python experiments/recipe/run.py --base-steps 5000 --seeds 1 rope relu2 ...
     python experiments/recipe/run.py --base-steps 5000 --seeds 1,2,3 baseline
+    python experiments/recipe/run.py --minutes 30 --seeds 11,12,13 cpu30     # timed for real
+
 
 Equal wall-clock: an arm gets round(base_steps / ratio) steps (arms.SAME_COMPUTE: base_steps), where ratio is its step time over
 the baseline's measured in one interleaved run (step_cost.json, from step_cost.py), so that each
 arm spends about what the baseline's base_steps cost; the runs themselves can then share the
 machine without changing their result. The baseline's 5000 steps are 5000 x 81 ms = ~7 minutes
 of steps on this machine's two idle cores (step_cost.txt). The preset rows of README are timed for
-real (train.py --time-budget).
+real: --minutes M runs train.py --time-budget M instead (alone on the machine: its steps are
+fitted to the pace measured at its start), into checkpoints/recipe/m{M}/.
 
-Runs: checkpoints/recipe/b{BASE_STEPS}/{ARM}_s{SEED}/ with its log beside it; each gets
-eval.json (eval.py's full pass over the validation split, fp32 scoring, as the study's).
+Runs: checkpoints/recipe/b{BASE_STEPS}/{ARM}_s{SEED}/ (or m{M}/) with its log beside it; each
+gets eval.json (eval.py's full pass over the validation split, fp32 scoring, as the study's).
 """
 import argparse
 import json
@@ -34,19 +37,25 @@ def arm_steps(arm, base_steps, costs):
     return max(1, round(base_steps / costs[arm]["ratio"]))
 
 
-def run_arm(arm, seed, base_steps, costs):
-    out = os.path.join("checkpoints", "recipe", f"b{base_steps}", f"{arm}_s{seed}")
+def run_arm(arm, seed, base_steps, costs, minutes=None):
+    """base_steps: the arm's steps from its step cost; minutes: train.py --time-budget instead."""
+    budget = f"m{minutes:g}" if minutes else f"b{base_steps}"
+    out = os.path.join("checkpoints", "recipe", budget, f"{arm}_s{seed}")
     if os.path.exists(os.path.join(out, "eval.json")):
         return out
-    steps = arm_steps(arm, base_steps, costs)
     resume = os.path.isdir(out) and any(n.endswith(".pt") for n in os.listdir(out))
     os.makedirs(os.path.dirname(out), exist_ok=True)
-    print(f"{out}: {steps} steps{' (resumed)' if resume else ''}", flush=True)
+    if minutes:
+        length, final = ["--time-budget", f"{minutes:g}"], None   # the run fixes its steps: resume to find out
+        print(f"{out}: {minutes:g} minutes{' (resumed)' if resume else ''}", flush=True)
+    else:
+        steps = arm_steps(arm, base_steps, costs)
+        length, final = ["--steps", str(steps)], os.path.join(out, f"step_{steps:06d}.pt")
+        print(f"{out}: {steps} steps{' (resumed)' if resume else ''}", flush=True)
     command = [sys.executable, "train.py", "--data", "data/tinyshakespeare.txt", "--out", out, "--seed", str(seed),
-               "--steps", str(steps), *ARMS[arm].split()] + (["--resume"] if resume else [])
-    final = os.path.join(out, f"step_{steps:06d}.pt")
+               *length, *ARMS[arm].split()] + (["--resume"] if resume else [])
     with open(out + ".log", "a") as log:
-        if not os.path.exists(final):
+        if final is None or not os.path.exists(final):   # a finished time-budget run resumes and stops at once
             log.write("$ " + " ".join(command) + "\n")
             log.flush()
             subprocess.run(command, cwd=ROOT, stdout=log, stderr=log, check=True)
@@ -68,7 +77,9 @@ def seed_list(text):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("arms", nargs="+", choices=sorted(ARMS), help="arms to run, in order")
-    parser.add_argument("--base-steps", type=int, required=True, help="the baseline's steps; other arms get equal time")
+    length = parser.add_mutually_exclusive_group(required=True)
+    length.add_argument("--base-steps", type=int, help="the baseline's steps; other arms get equal time")
+    length.add_argument("--minutes", type=float, help="train.py --time-budget MINUTES (timed for real)")
     # one comma-separated value, so that the arms can follow it: with nargs="+" they would be read as seeds
     parser.add_argument("--seeds", type=seed_list, required=True, help="seeds, fixed before any run: 1 or 2,3,4")
     args = parser.parse_args()
@@ -77,7 +88,7 @@ def main():
     os.chdir(ROOT)
     for arm in args.arms:
         for seed in args.seeds:
-            print(run_arm(arm, seed, args.base_steps, costs), "done", flush=True)
+            print(run_arm(arm, seed, args.base_steps, costs, args.minutes), "done", flush=True)
 
 
 if __name__ == "__main__":

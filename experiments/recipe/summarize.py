@@ -1,9 +1,13 @@
-"""The recipe's results table, from the committed runs: every arm of every budget against the
-baseline of the same budget, full-pass validation BPC. Stage A (seed 1) is a hint; stage B (seeds
-2-4, arm and baseline) gives the verdict by report.py's rule: a 95% Welch interval that excludes 0.
+"""The recipe's results, from the committed runs, full-pass validation BPC. Stage A (seed 1) is a
+hint; stage B (seeds 2-4, arm and baseline) gives the verdict by report.py's rule: a 95% Welch
+interval that excludes 0. Stage C (the 30-minute budget, b18000) shows seed-1 hints against the
+stack. The timed rows (checkpoints/recipe/m<MINUTES>/, train.py --time-budget) give README's
+table "The best model in N minutes": seeds 11-13 of each preset, mean, std and the 95% t interval
+of the mean, against the targets; and figures/recipe_minutes.png, BPC against minutes of training.
 
-    python experiments/recipe/summarize.py     # rewrites the generated block of experiments/recipe/README.md
+    python experiments/recipe/summarize.py     # rewrites the generated blocks of both READMEs
 """
+import csv
 import json
 import math
 import os
@@ -20,6 +24,10 @@ from arms import ARMS  # noqa: E402
 
 STAGE_A_BASELINE = (1, 2, 3)   # the baseline seeds an arm's stage-A seed 1 is compared with (their mean)
 STAGE_B = (2, 3, 4)            # the seeds of stage B, for the arm and the baseline alike
+STAGE_A_BUDGET = 5000          # b5000: stages A and B; any other b<N> is a stage C budget
+STACK = "stack"                # the stage C arm the others are read against (C1: the kept levers)
+FINAL_SEEDS = (11, 12, 13)     # the timed rows' seeds, never used in a choice
+TARGETS = {7: 2.156, 30: 2.10}  # the issue's targets: full-pass BPC within that many minutes
 
 
 def load(budget_dir):
@@ -88,16 +96,139 @@ def table(budget, runs):
     return "\n".join(lines)
 
 
+def stage_c_table(budget, runs):
+    """Seed 1 of every stage C arm, against the stack's seed 1: hints, one seed each."""
+    lines = [f"Stage C, budget: the baseline's {budget:,} steps (~30 minutes here); seed 1 only: hints.", "",
+             f"| arm | flags | steps | seed 1 | vs {STACK} |", "|---|---|---|---|---|"]
+    first = {arm: next(((bpc, n) for seed, bpc, n in found if seed == 1), None) for arm, found in runs.items()}
+    ref = first.get(STACK)
+    for arm in [a for a in ARMS if first.get(a)]:
+        bpc, steps = first[arm]
+        versus = f"{bpc - ref[0]:+.4f}" if ref and arm != STACK else "-"
+        lines.append(f"| {arm} | `{ARMS[arm]}` | {steps:,} | {bpc:.4f} | {versus} |")
+    return "\n".join(lines)
+
+
+def mean_interval(values, level=0.95):
+    """(mean, std, low, high): the values' mean with its t interval (n >= 2)."""
+    mean, std = statistics.mean(values), statistics.stdev(values)
+    half = student_t_quantile(1 - (1 - level) / 2, len(values) - 1) * std / math.sqrt(len(values))
+    return mean, std, mean - half, mean + half
+
+
+def target_verdict(values, target):
+    """The rule fixed before the runs: met when the mean is at or below the target, met with
+    confidence when the upper end of the mean's 95% t interval is too."""
+    mean, _, _, high = mean_interval(values)
+    if high <= target:
+        return f"met with confidence (<= {target})"
+    return f"met (mean <= {target}; the interval reaches {high:.4f})" if mean <= target else f"not met (> {target})"
+
+
+def elapsed_minutes(run_dir):
+    """Minutes of training (metrics.csv's last elapsed_s: validations and checkpoints included)."""
+    with open(os.path.join(run_dir, "metrics.csv")) as f:
+        rows = list(csv.DictReader(f))
+    return float(rows[-1]["elapsed_s"]) / 60
+
+
+def timed_rows(root):
+    """{minutes: {arm: [(seed, val_bpc, steps, elapsed minutes)]}} of checkpoints/recipe/m<M>/."""
+    found = {}
+    for name in os.listdir(root) if os.path.isdir(root) else []:
+        if re.fullmatch(r"m\d+(\.\d+)?", name):
+            runs = load(os.path.join(root, name))
+            found[float(name[1:])] = {arm: [(seed, bpc, steps, elapsed_minutes(os.path.join(root, name, f"{arm}_s{seed}")))
+                                            for seed, bpc, steps in values] for arm, values in runs.items()}
+    return dict(sorted(found.items()))
+
+
+def minutes_table(timed):
+    """README's table: each budget's preset at the final seeds; the candidates' seed-1 hints below."""
+    lines = ["| minutes | preset | full-pass val BPC, seeds 11-13 | 95% interval of the mean | target | "
+             "training minutes (elapsed_s) | steps | command |", "|---|---|---|---|---|---|---|---|"]
+    hints = []
+    for minutes, arms in timed.items():
+        for arm, values in arms.items():
+            by_seed = {seed: rest for seed, *rest in values}
+            if all(s in by_seed for s in FINAL_SEEDS):
+                bpcs = [by_seed[s][0] for s in FINAL_SEEDS]
+                mean, std, low, high = mean_interval(bpcs)
+                target = target_verdict(bpcs, TARGETS[minutes]) if minutes in TARGETS else "-"
+                spent = [by_seed[s][2] for s in FINAL_SEEDS]
+                steps = sorted({by_seed[s][1] for s in FINAL_SEEDS})
+                command = f"`python train.py --data data/tinyshakespeare.txt {ARMS[arm]} --out checkpoints/{arm}`"
+                lines.append(f"| {minutes:g} | {arm} | **{mean:.4f}** ± {std:.4f} ({', '.join(f'{b:.4f}' for b in bpcs)}) "
+                             f"| [{low:.4f}, {high:.4f}] | {target} | {min(spent):.1f}-{max(spent):.1f} "
+                             f"| {steps[0]:,}-{steps[-1]:,} | {command} |")
+            if 1 in by_seed:
+                bpc, steps, spent = by_seed[1]
+                hints.append(f"{minutes:g} min, {arm} (`{ARMS[arm]}`): {bpc:.4f} ({steps:,} steps, {spent:.1f} min)")
+    if hints:
+        lines += ["", "Candidates, seed 1 (hints, the choice of each preset): " + "; ".join(hints) + "."]
+    return "\n".join(lines)
+
+
+def plot_minutes(timed, path):
+    """Full-pass BPC against minutes of training, every checkpoint of every timed run that has a
+    curve.json (experiments/checkpoint_curve.py), one colour per budget and preset."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    drawn = 0
+    pairs = [(minutes, arm) for minutes, arms in timed.items() for arm in arms]
+    for i, (minutes, arm) in enumerate(pairs):
+        for seed, *_ in timed[minutes][arm]:
+            run_dir = os.path.join(ROOT, "checkpoints", "recipe", f"m{minutes:g}", f"{arm}_s{seed}")
+            if seed not in FINAL_SEEDS or not os.path.exists(os.path.join(run_dir, "curve.json")):
+                continue
+            with open(os.path.join(run_dir, "curve.json")) as f:
+                curve = json.load(f)
+            with open(os.path.join(run_dir, "metrics.csv")) as f:
+                at = {int(r["step"]): float(r["elapsed_s"]) / 60 for r in csv.DictReader(f)}
+            ax.plot([at[s] for s in curve["steps"]], curve["val_bpc"], marker="o", markersize=3, color=f"C{i % 10}",
+                    label=f"{arm}, {minutes:g} min" if seed == FINAL_SEEDS[0] else None)
+            drawn += 1
+    if not drawn:
+        plt.close(fig)
+        return False
+    for minutes, target in TARGETS.items():
+        ax.axhline(target, color="grey", linestyle=":", linewidth=1)
+        ax.text(0, target, f"target for {minutes} min: {target}", fontsize=7, va="bottom", color="grey")
+    ax.set_xlabel("minutes of training (elapsed_s)")
+    ax.set_ylabel("validation BPC (full pass)")
+    ax.set_title("Tiny Shakespeare, 2-core CPU: BPC against minutes (seeds 11-13)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path + ".tmp.png", dpi=110)
+    plt.close(fig)
+    os.replace(path + ".tmp.png", path)
+    return True
+
+
+def rewrite(path, name, content):
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        f.write(fill(text, name, content))
+    os.replace(path + ".tmp", path)
+
+
 def main():
     root = os.path.join(ROOT, "checkpoints", "recipe")
     budgets = sorted(int(d[1:]) for d in os.listdir(root) if re.fullmatch(r"b\d+", d)) if os.path.isdir(root) else []
-    content = "\n\n".join(table(b, load(os.path.join(root, f"b{b}"))) for b in budgets) or "No finished runs yet."
-    path = os.path.join(HERE, "README.md")
-    with open(path, encoding="utf-8") as f:
-        readme = f.read()
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(fill(readme, "levers", content))
+    content = "\n\n".join((table if b == STAGE_A_BUDGET else stage_c_table)(b, load(os.path.join(root, f"b{b}")))
+                           for b in budgets) or "No finished runs yet."
+    rewrite(os.path.join(HERE, "README.md"), "levers", content)
     print(content)
+    timed = timed_rows(root)
+    if timed:
+        rows = minutes_table(timed)
+        rewrite(os.path.join(ROOT, "README.md"), "minutes", rows)
+        plot_minutes(timed, os.path.join(ROOT, "figures", "recipe_minutes.png"))
+        print(rows)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,57 @@
+"""experiments/recipe/summarize.py turns the timed runs (train.py --time-budget, seeds 11-13)
+into README's "best model in N minutes" table: mean, std and the 95% t interval of the mean, and
+the target verdict by the rule fixed before the runs (met: the mean at or below the target; met
+with confidence: the interval's upper end too)."""
+import json
+import os
+import sys
+
+import pytest
+
+from metrics import write_metrics
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "experiments", "recipe"))
+import summarize  # noqa: E402
+
+
+def fake_timed_run(root, minutes, arm, seed, val_bpc, steps=1000, elapsed_s=1500.0):
+    run_dir = root / f"m{minutes}" / f"{arm}_s{seed}"
+    run_dir.mkdir(parents=True)
+    rows = [dict(step=s, train_loss=1.5, train_bpc=2.2, val_loss=1.6, val_bpc=2.3, lr=1e-3,
+                 tokens_per_s=20000.0, elapsed_s=elapsed_s * s / steps) for s in (steps // 2, steps)]
+    write_metrics(str(run_dir / "metrics.csv"), rows)
+    result = dict(name=f"{arm}_s{seed}", steps=steps, val_bpc=val_bpc)
+    (run_dir / "eval.json").write_text(json.dumps({"runs": [result], "references": {}}))
+
+
+def test_the_interval_is_the_t_interval_of_the_mean():
+    mean, std, low, high = summarize.mean_interval([2.0, 2.1, 2.2])
+    # t(2, 0.975) = 4.3027; std 0.1; half width 4.3027 * 0.1 / sqrt(3) = 0.2484
+    assert (mean, std) == pytest.approx((2.1, 0.1))
+    assert (low, high) == pytest.approx((2.1 - 0.24841, 2.1 + 0.24841), abs=1e-4)
+
+
+@pytest.mark.parametrize("values, verdict", [
+    ([2.090, 2.091, 2.092], "met with confidence"),   # the whole interval below 2.10
+    ([2.07, 2.10, 2.12], "met (mean"),                 # mean 2.0967, interval reaching above
+    ([2.09, 2.11, 2.12], "not met"),                   # mean 2.1067
+])
+def test_the_target_rule(values, verdict):
+    assert summarize.target_verdict(values, 2.10).startswith(verdict)
+
+
+def test_the_table_shows_each_budgets_final_seeds_and_the_candidates_hints(tmp_path):
+    for seed, bpc in zip((11, 12, 13), (2.08, 2.10, 2.11)):
+        fake_timed_run(tmp_path, 30, "baseline", seed, bpc, steps=18000, elapsed_s=1740.0 + 5 * seed)
+    fake_timed_run(tmp_path, 30, "baseline", 1, 2.3, steps=17000, elapsed_s=1700.0)
+    fake_timed_run(tmp_path, 5, "baseline", 11, 2.4)   # one final seed of three: no row yet
+    table = summarize.minutes_table(summarize.timed_rows(str(tmp_path)))
+    rows = [line for line in table.splitlines() if line.startswith("| 30 |")]
+    assert len(rows) == 1 and "| 5 |" not in table
+    cells = [c.strip() for c in rows[0].split("|")[1:-1]]
+    assert cells[1] == "baseline"
+    assert cells[2] == "**2.0967** ± 0.0153 (2.0800, 2.1000, 2.1100)"
+    assert cells[3] == "[2.0587, 2.1346]"
+    assert cells[4].startswith("met (mean <= 2.1")
+    assert cells[5] == "29.9-30.1" and cells[6] == "18,000-18,000"
+    assert "30 min, baseline" in table and "2.3000 (17,000 steps, 28.3 min)" in table

@@ -12,6 +12,7 @@ from dataclasses import fields
 import torch
 
 from corpus import UserError, Vocab
+from metrics import AtomicFile
 from model import CharTransformer, ModelConfig
 
 FORMAT_VERSION = 1
@@ -24,14 +25,9 @@ def checkpoint_path(run_dir, step):
 
 
 def save_checkpoint(payload, path):
-    """Write to a temporary file, flush it to disk, then rename: a crash leaves either the old
-    file or the new one, never half of one."""
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
+    """Atomically: a crash leaves either the old file or the new one, never half of one."""
+    with AtomicFile(path, "wb") as f:
         torch.save(payload, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def list_checkpoints(run_dir):

@@ -22,6 +22,8 @@ import sys
 import numpy as np
 import torch
 
+from metrics import AtomicFile
+
 DEFAULT_SPLIT = "0.9,0.1"   # first 90% train, last 10% validation, as nanoGPT and most Tiny Shakespeare results
 UNITS = ("chars", "bytes")
 CHUNK = 1 << 24             # bytes read at a time: memory stays flat whatever the corpus's size
@@ -170,19 +172,15 @@ def write_cache(path, unit, cache_candidates, codes, count, sha256, log):
     header = json.dumps(dict(version=CACHE_VERSION, sha256=sha256, unit=unit, count=count,
                              dtype=np.dtype(dtype).name, vocab=codes.tolist())).encode()
     for cache in cache_candidates:
-        tmp = f"{cache}.{os.getpid()}.tmp"
         try:
             os.makedirs(os.path.dirname(cache), exist_ok=True)
-            f = open(tmp, "wb")
+            out = AtomicFile(cache, "wb")
         except OSError:
             continue   # a read-only folder: try the next place
-        with f:
+        with out as f:
             f.write(CACHE_MAGIC + len(header).to_bytes(8, "little") + header)
             for chunk in code_chunks(path, unit):
                 f.write(lookup[chunk].astype(dtype).tobytes())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, cache)
         log(f"token cache written: {cache}")
         return cache
     raise UserError(f"cannot write a token cache for {path} anywhere (tried {', '.join(cache_candidates)})")

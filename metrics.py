@@ -4,11 +4,38 @@ report.py read and plot (so that none of the scripts imports another).
 metrics.csv has one row per validation: step, mean training loss since the last one (nats and
 bits), the fixed-batch validation estimate (nats and bits), learning rate, training tokens/s,
 and wall-clock seconds of training so far (elapsed_s, summed over resumed sessions).
+
+AtomicFile is how every file the project writes is written (checkpoints, caches, metrics, figures).
 """
 import csv
 import os
 
 METRICS_FIELDS = ["step", "train_loss", "train_bpc", "val_loss", "val_bpc", "lr", "tokens_per_s", "elapsed_s"]
+
+
+class AtomicFile:
+    """`with AtomicFile(path, "wb") as f:` writes go to a temporary file beside path, flushed to
+    disk and renamed over path when the block ends, or removed if it raises: a crash leaves the old
+    file or the new one, never half of one. The temporary file is opened here, when the object is
+    made, so a folder that cannot be written fails before any work is done."""
+
+    def __init__(self, path, mode="w"):
+        self.path, self.tmp = path, f"{path}.{os.getpid()}.tmp"
+        self.file = open(self.tmp, mode, **({} if "b" in mode else dict(newline="", encoding="utf-8")))
+
+    def __enter__(self):
+        return self.file
+
+    def __exit__(self, error_type, error, traceback):
+        with self.file:
+            if error_type is None:
+                self.file.flush()
+                os.fsync(self.file.fileno())
+        if error_type is None:
+            os.replace(self.tmp, self.path)
+        elif os.path.exists(self.tmp):
+            os.remove(self.tmp)
+        return False
 
 
 def read_metrics(path):
@@ -18,15 +45,10 @@ def read_metrics(path):
 
 
 def write_metrics(path, rows):
-    """Atomically: a temporary file, flushed to disk, then renamed over the old one."""
-    tmp = path + ".tmp"
-    with open(tmp, "w", newline="") as f:
+    with AtomicFile(path) as f:
         writer = csv.DictWriter(f, fieldnames=METRICS_FIELDS)
         writer.writeheader()
         writer.writerows(rows)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def plot_curves(named_rows, path, final_bpc=None):
@@ -61,7 +83,6 @@ def plot_curves(named_rows, path, final_bpc=None):
         for i, m in enumerate(means):
             ax.text(i, m, f"{m:.3f}", ha="center", va="bottom", fontsize=8)
     fig.tight_layout()
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp, dpi=110)
+    with AtomicFile(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=110)
     plt.close(fig)
-    os.replace(tmp, path)

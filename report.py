@@ -23,7 +23,7 @@ import os
 import re
 import statistics
 
-from metrics import plot_curves, read_metrics
+from metrics import AtomicFile, plot_curves, read_metrics
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 CONFIGS = {  # name: (heads, positional encoding, description)
@@ -309,7 +309,8 @@ def plot_extrapolation(extrapolation, path):
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with AtomicFile(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=110)
     plt.close(fig)
 
 
@@ -367,7 +368,8 @@ def plot_gaps(curves, path):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with AtomicFile(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=110)
     plt.close(fig)
 
 
@@ -406,7 +408,8 @@ def plot_figures(runs, root):
     if any(runs.values()):
         ax.legend()
     fig.tight_layout()
-    fig.savefig(os.path.join(figures, "curves_all.png"), dpi=110)
+    with AtomicFile(os.path.join(figures, "curves_all.png"), "wb") as f:
+        fig.savefig(f, format="png", dpi=110)
     plt.close(fig)
 
     finished = {name: [r["val_bpc"] for r in done] for name, done in runs.items() if done}
@@ -422,7 +425,8 @@ def plot_figures(runs, root):
         ax.set(ylabel="validation BPC, full pass", ylim=(min(means) - 0.15, max(means) + 0.1),
                title="final validation BPC: mean, std over seeds (bars), each seed (dots)")
         fig.tight_layout()
-        fig.savefig(os.path.join(figures, "final_bpc.png"), dpi=110)
+        with AtomicFile(os.path.join(figures, "final_bpc.png"), "wb") as f:
+            fig.savefig(f, format="png", dpi=110)
         plt.close(fig)
 
     for name, filename in (("baseline", "loss_curve_baseline.png"), ("ablation", "loss_curve_nopos.png")):
@@ -457,7 +461,8 @@ def plot_memorisation(run_dir, path):
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with AtomicFile(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=110)
     plt.close(fig)
 
 
@@ -485,7 +490,7 @@ def main(root=ROOT):
     curves = load_curves(study)
     if "<!-- generated:training_length -->" in report:
         report = fill(report, "training_length", gap_table(curves))
-    with open(path, "w", encoding="utf-8") as f:
+    with AtomicFile(path) as f:
         f.write(report)
     plot_figures(runs, root)
     if extrapolation:

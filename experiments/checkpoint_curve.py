@@ -14,6 +14,7 @@ import sys
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path.insert(0, ROOT)
 from checkpoint import list_checkpoints  # noqa: E402
+from metrics import AtomicFile  # noqa: E402
 
 
 def main(run_dirs):
@@ -39,11 +40,8 @@ def main(run_dirs):
         assert [r["steps"] for r in runs] == [step for step, _ in missing]
         scored.update((r["steps"], r["val_bpc"]) for r in runs)
         steps = sorted(scored)
-        with open(path + ".tmp", "w") as f:
+        with AtomicFile(path) as f:
             json.dump({"steps": steps, "val_bpc": [scored[s] for s in steps]}, f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(path + ".tmp", path)
         print(f"{run_dir}: " + ", ".join(f"{s}: {scored[s]:.4f}" for s in steps))
 
 

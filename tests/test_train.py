@@ -202,6 +202,7 @@ def test_a_crash_while_saving_leaves_the_previous_checkpoint_intact(tmp_path, mo
     with pytest.raises(OSError):
         save_checkpoint({"value": torch.zeros(3)}, path)
     assert torch.equal(torch.load(path, weights_only=True)["value"], torch.ones(3))
+    assert os.listdir(tmp_path) == ["step_000001.pt"]   # the half-written temporary file is gone
 
 
 def test_ctrl_c_saves_a_checkpoint_and_resuming_matches_an_uninterrupted_run(tmp_path):

@@ -27,6 +27,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", ".."))
 from checkpoint import save_checkpoint  # noqa: E402
 from corpus import get_batch, load_corpus  # noqa: E402
 from eval import full_pass_bpc  # noqa: E402
+from metrics import AtomicFile  # noqa: E402
 from model import ModelConfig, count_params  # noqa: E402
 from plain_gpt import PlainGPT, plain_optimizer  # noqa: E402
 from train import TrainConfig, lr_at, train_step  # noqa: E402
@@ -44,14 +45,10 @@ def nanogpt_init(model, n_layers):
 
 
 def write_rows(path, rows):
-    tmp = path + ".tmp"
-    with open(tmp, "w", newline="") as f:
+    with AtomicFile(path) as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def main(argv=None):

@@ -27,6 +27,8 @@ from arms import ARMS, SAME_COMPUTE
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..", "..")
+sys.path.insert(0, ROOT)
+from metrics import AtomicFile  # noqa: E402
 
 
 def arm_steps(arm, base_steps, costs):
@@ -61,9 +63,8 @@ def run_arm(arm, seed, base_steps, costs, minutes=None):
             subprocess.run(command, cwd=ROOT, stdout=log, stderr=log, check=True)
         scored = subprocess.run([sys.executable, "eval.py", out, "--precision", "fp32", "--json", "--no-references"],
                                 cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True, check=True).stdout
-    with open(os.path.join(ROOT, out, "eval.json.tmp"), "w") as f:
+    with AtomicFile(os.path.join(ROOT, out, "eval.json")) as f:
         f.write(scored)
-    os.replace(os.path.join(ROOT, out, "eval.json.tmp"), os.path.join(ROOT, out, "eval.json"))
     return out
 
 

@@ -22,6 +22,7 @@ import torch
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 sys.path.insert(0, ROOT)
 from corpus import get_batch, load_corpus  # noqa: E402
+from metrics import AtomicFile  # noqa: E402
 from model import CharTransformer  # noqa: E402
 from train import make_optimizer, parse_args, resolve_configs, train_step  # noqa: E402
 
@@ -71,9 +72,8 @@ def main():
     if os.path.exists(path):
         with open(path) as f:
             result = {**json.load(f), **result}
-    with open(path + ".tmp", "w") as f:
+    with AtomicFile(path) as f:
         json.dump(result, f, indent=1)
-    os.replace(path + ".tmp", path)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..", "..")
 sys.path.insert(0, ROOT)
+from metrics import AtomicFile  # noqa: E402
 from report import fill, student_t_quantile, welch_interval  # noqa: E402
 
 from arms import ARMS  # noqa: E402
@@ -202,18 +203,17 @@ def plot_minutes(timed, path):
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path + ".tmp.png", dpi=110)
+    with AtomicFile(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=110)
     plt.close(fig)
-    os.replace(path + ".tmp.png", path)
     return True
 
 
 def rewrite(path, name, content):
     with open(path, encoding="utf-8") as f:
         text = f.read()
-    with open(path + ".tmp", "w", encoding="utf-8") as f:
+    with AtomicFile(path) as f:
         f.write(fill(text, name, content))
-    os.replace(path + ".tmp", path)
 
 
 def main():

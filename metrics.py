@@ -27,15 +27,23 @@ class AtomicFile:
         return self.file
 
     def __exit__(self, error_type, error, traceback):
-        with self.file:
+        try:
+            with self.file:
+                if error_type is None:
+                    self.file.flush()
+                    os.fsync(self.file.fileno())   # a full disk often shows only here
             if error_type is None:
-                self.file.flush()
-                os.fsync(self.file.fileno())
-        if error_type is None:
-            os.replace(self.tmp, self.path)
-        elif os.path.exists(self.tmp):
-            os.remove(self.tmp)
+                os.replace(self.tmp, self.path)
+                return False
+        except BaseException:
+            self.discard()
+            raise
+        self.discard()
         return False
+
+    def discard(self):
+        if os.path.exists(self.tmp):
+            os.remove(self.tmp)
 
 
 def read_metrics(path):

@@ -55,3 +55,15 @@ def test_the_table_shows_each_budgets_final_seeds_and_the_candidates_hints(tmp_p
     assert cells[4].startswith("met (mean <= 2.1")
     assert cells[5] == "29.9-30.1" and cells[6] == "18,000-18,000"
     assert "30 min, baseline" in table and "2.3000 (17,000 steps, 28.3 min)" in table
+    assert "--time-budget 30 " in cells[7]   # the command that made the row
+
+
+def test_the_minutes_figure_skips_a_checkpoint_with_no_metrics_row(tmp_path):
+    for seed in (11, 12, 13):
+        fake_timed_run(tmp_path, 5, "baseline", seed, 2.4, steps=1000, elapsed_s=300.0)
+    # a Ctrl-C checkpoint at step 731 was scored too; metrics.csv has rows at 500 and 1000 only
+    curve = {"steps": [500, 731, 1000], "val_bpc": [2.6, 2.5, 2.4]}
+    (tmp_path / "m5" / "baseline_s11" / "curve.json").write_text(json.dumps(curve))
+    figure = tmp_path / "minutes.png"
+    assert summarize.plot_minutes(summarize.timed_rows(str(tmp_path)), str(tmp_path), str(figure))
+    assert figure.read_bytes()[:4] == b"\x89PNG"

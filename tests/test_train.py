@@ -190,7 +190,8 @@ def test_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_p
     assert all(torch.isfinite(t).all() for t in ckpt["model"].values())
 
 
-def test_a_crash_while_saving_leaves_the_previous_checkpoint_intact(tmp_path, monkeypatch):
+@pytest.mark.parametrize("failure", ["while writing", "at the final flush to disk"])
+def test_a_crash_while_saving_leaves_the_previous_checkpoint_intact(tmp_path, monkeypatch, failure):
     path = str(tmp_path / "step_000001.pt")
     save_checkpoint({"value": torch.ones(3)}, path)
 
@@ -198,7 +199,13 @@ def test_a_crash_while_saving_leaves_the_previous_checkpoint_intact(tmp_path, mo
         f.write(b"PK\x03\x04 half a zip file")
         raise OSError("disk full")
 
-    monkeypatch.setattr(torch, "save", dies_half_way)
+    def full_disk(fd):
+        raise OSError(28, "No space left on device")
+
+    if failure == "while writing":
+        monkeypatch.setattr(torch, "save", dies_half_way)
+    else:
+        monkeypatch.setattr(os, "fsync", full_disk)
     with pytest.raises(OSError):
         save_checkpoint({"value": torch.zeros(3)}, path)
     assert torch.equal(torch.load(path, weights_only=True)["value"], torch.ones(3))

@@ -3,7 +3,7 @@ interrupted one continues with --resume).
 
     python experiments/recipe/run.py --base-steps 5000 --seeds 1 rope relu2 ...
     python experiments/recipe/run.py --base-steps 5000 --seeds 1,2,3 baseline
-    python experiments/recipe/run.py --minutes 30 --seeds 11,12,13 cpu30     # timed for real
+    python experiments/recipe/run.py --minutes 30 --seeds 11,12,13 baseline     # timed for real
 
 
 Equal wall-clock: an arm gets round(base_steps / ratio) steps (arms.SAME_COMPUTE: base_steps), where ratio is its step time over
@@ -68,6 +68,13 @@ def run_arm(arm, seed, base_steps, costs, minutes=None):
     return out
 
 
+def minutes(text):
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"minutes must be positive, got {text!r}")
+    return value
+
+
 def seed_list(text):
     try:
         return [int(seed) for seed in text.split(",")]
@@ -80,7 +87,7 @@ def main():
     parser.add_argument("arms", nargs="+", choices=sorted(ARMS), help="arms to run, in order")
     length = parser.add_mutually_exclusive_group(required=True)
     length.add_argument("--base-steps", type=int, help="the baseline's steps; other arms get equal time")
-    length.add_argument("--minutes", type=float, help="train.py --time-budget MINUTES (timed for real)")
+    length.add_argument("--minutes", type=minutes, help="train.py --time-budget MINUTES (timed for real)")
     # one comma-separated value, so that the arms can follow it: with nargs="+" they would be read as seeds
     parser.add_argument("--seeds", type=seed_list, required=True, help="seeds, fixed before any run: 1 or 2,3,4")
     args = parser.parse_args()

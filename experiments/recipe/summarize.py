@@ -99,7 +99,8 @@ def table(budget, runs):
 
 def stage_c_table(budget, runs):
     """Seed 1 of every stage C arm, against the stack's seed 1: hints, one seed each."""
-    lines = [f"Stage C, budget: the baseline's {budget:,} steps (~30 minutes here); seed 1 only: hints.", "",
+    lines = [f"Stage C, budget: the baseline's {budget:,} steps ({budget * 0.1 / 60:.0f} minutes here at ~0.1 s a "
+             f"step); seed 1 only: hints.", "",
              f"| arm | flags | steps | seed 1 | vs {STACK} |", "|---|---|---|---|---|"]
     first = {arm: next(((bpc, n) for seed, bpc, n in found if seed == 1), None) for arm, found in runs.items()}
     ref = first.get(STACK)
@@ -158,7 +159,8 @@ def minutes_table(timed):
                 target = target_verdict(bpcs, TARGETS[minutes]) if minutes in TARGETS else "-"
                 spent = [by_seed[s][2] for s in FINAL_SEEDS]
                 steps = sorted({by_seed[s][1] for s in FINAL_SEEDS})
-                command = f"`python train.py --data data/tinyshakespeare.txt {ARMS[arm]} --out checkpoints/{arm}`"
+                command = (f"`python train.py --data data/tinyshakespeare.txt {ARMS[arm]} --time-budget {minutes:g} "
+                           f"--out checkpoints/{arm}`")
                 lines.append(f"| {minutes:g} | {arm} | **{mean:.4f}** ± {std:.4f} ({', '.join(f'{b:.4f}' for b in bpcs)}) "
                              f"| [{low:.4f}, {high:.4f}] | {target} | {min(spent):.1f}-{max(spent):.1f} "
                              f"| {steps[0]:,}-{steps[-1]:,} | {command} |")
@@ -170,7 +172,7 @@ def minutes_table(timed):
     return "\n".join(lines)
 
 
-def plot_minutes(timed, path):
+def plot_minutes(timed, root, path):
     """Full-pass BPC against minutes of training, every checkpoint of every timed run that has a
     curve.json (experiments/checkpoint_curve.py), one colour per budget and preset."""
     import matplotlib
@@ -181,14 +183,16 @@ def plot_minutes(timed, path):
     pairs = [(minutes, arm) for minutes, arms in timed.items() for arm in arms]
     for i, (minutes, arm) in enumerate(pairs):
         for seed, *_ in timed[minutes][arm]:
-            run_dir = os.path.join(ROOT, "checkpoints", "recipe", f"m{minutes:g}", f"{arm}_s{seed}")
+            run_dir = os.path.join(root, f"m{minutes:g}", f"{arm}_s{seed}")
             if seed not in FINAL_SEEDS or not os.path.exists(os.path.join(run_dir, "curve.json")):
                 continue
             with open(os.path.join(run_dir, "curve.json")) as f:
                 curve = json.load(f)
             with open(os.path.join(run_dir, "metrics.csv")) as f:
                 at = {int(r["step"]): float(r["elapsed_s"]) / 60 for r in csv.DictReader(f)}
-            ax.plot([at[s] for s in curve["steps"]], curve["val_bpc"], marker="o", markersize=3, color=f"C{i % 10}",
+            # a checkpoint saved by Ctrl-C has no metrics row (no elapsed_s): it is left out
+            points = [(at[s], bpc) for s, bpc in zip(curve["steps"], curve["val_bpc"]) if s in at]
+            ax.plot(*zip(*points), marker="o", markersize=3, color=f"C{i % 10}",
                     label=f"{arm}, {minutes:g} min" if seed == FINAL_SEEDS[0] else None)
             drawn += 1
     if not drawn:
@@ -227,7 +231,7 @@ def main():
     if timed:
         rows = minutes_table(timed)
         rewrite(os.path.join(ROOT, "README.md"), "minutes", rows)
-        plot_minutes(timed, os.path.join(ROOT, "figures", "recipe_minutes.png"))
+        plot_minutes(timed, root, os.path.join(ROOT, "figures", "recipe_minutes.png"))
         print(rows)
 
 

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from checkpoint import load_checkpoint, model_from_checkpoint
-from metrics import AtomicFile, plot_curves, read_metrics
+from metrics import plot_curves, read_metrics, save_figure
 from corpus import DEFAULT_SPLIT, ArgumentParser, UserError, load_corpus
 
 
@@ -208,9 +208,7 @@ def plot_attention(model, vocab, prompt, path, title):
                 ax.set_yticks([])
     fig.suptitle(f"{title}: attention weights (rows: query, columns: key) for {prompt!r}", fontsize=9)
     fig.tight_layout()
-    with AtomicFile(path, "wb") as f:
-        fig.savefig(f, format="png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def format_table(results, references, with_context=False):
@@ -284,9 +282,7 @@ def plot_surprisal(chars, bits, path, title, columns=80):
     ax.set_title(f"{title}: {sum(scored) / len(scored):.3f} bits per character over {len(scored)} characters "
                  f"(the first, grey, has no context)", fontsize=9)
     fig.tight_layout()
-    with AtomicFile(path, "wb") as f:
-        fig.savefig(f, format="png", dpi=130)
-    plt.close(fig)
+    save_figure(fig, path, dpi=130)
 
 
 def main(argv=None):

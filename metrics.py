@@ -46,6 +46,14 @@ class AtomicFile:
             os.remove(self.tmp)
 
 
+def save_figure(fig, path, dpi=110):
+    """A matplotlib figure to a PNG file, atomically, then closed (its memory freed)."""
+    import matplotlib.pyplot as plt
+    with AtomicFile(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=dpi)
+    plt.close(fig)
+
+
 def read_metrics(path):
     """Rows of a metrics.csv as dicts of floats (step as int)."""
     with open(path, newline="") as f:
@@ -91,6 +99,4 @@ def plot_curves(named_rows, path, final_bpc=None):
         for i, m in enumerate(means):
             ax.text(i, m, f"{m:.3f}", ha="center", va="bottom", fontsize=8)
     fig.tight_layout()
-    with AtomicFile(path, "wb") as f:
-        fig.savefig(f, format="png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)

@@ -23,7 +23,7 @@ import os
 import re
 import statistics
 
-from metrics import AtomicFile, plot_curves, read_metrics
+from metrics import AtomicFile, plot_curves, read_metrics, save_figure
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 CONFIGS = {  # name: (heads, positional encoding, description)
@@ -309,9 +309,7 @@ def plot_extrapolation(extrapolation, path):
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    with AtomicFile(path, "wb") as f:
-        fig.savefig(f, format="png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def load_curves(study):
@@ -368,9 +366,7 @@ def plot_gaps(curves, path):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()
-    with AtomicFile(path, "wb") as f:
-        fig.savefig(f, format="png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def reference_table(study):
@@ -408,9 +404,7 @@ def plot_figures(runs, root):
     if any(runs.values()):
         ax.legend()
     fig.tight_layout()
-    with AtomicFile(os.path.join(figures, "curves_all.png"), "wb") as f:
-        fig.savefig(f, format="png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, os.path.join(figures, "curves_all.png"))
 
     finished = {name: [r["val_bpc"] for r in done] for name, done in runs.items() if done}
     if finished:
@@ -425,9 +419,7 @@ def plot_figures(runs, root):
         ax.set(ylabel="validation BPC, full pass", ylim=(min(means) - 0.15, max(means) + 0.1),
                title="final validation BPC: mean, std over seeds (bars), each seed (dots)")
         fig.tight_layout()
-        with AtomicFile(os.path.join(figures, "final_bpc.png"), "wb") as f:
-            fig.savefig(f, format="png", dpi=110)
-        plt.close(fig)
+        save_figure(fig, os.path.join(figures, "final_bpc.png"))
 
     for name, filename in (("baseline", "loss_curve_baseline.png"), ("ablation", "loss_curve_nopos.png")):
         if runs[name]:
@@ -461,9 +453,7 @@ def plot_memorisation(run_dir, path):
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    with AtomicFile(path, "wb") as f:
-        fig.savefig(f, format="png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def fill(report, name, content):

@@ -18,7 +18,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..", "..")
 sys.path.insert(0, ROOT)
-from metrics import AtomicFile  # noqa: E402
+from metrics import AtomicFile, save_figure  # noqa: E402
 from report import fill, student_t_quantile, welch_interval  # noqa: E402
 
 from arms import ARMS  # noqa: E402
@@ -207,9 +207,7 @@ def plot_minutes(timed, root, path):
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    with AtomicFile(path, "wb") as f:
-        fig.savefig(f, format="png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
     return True
 
 

@@ -47,9 +47,8 @@ def load(budget_dir):
 
 def paired_interval(pairs, level=0.95):
     """(mean, low, high) of the per-seed differences a - b: pairs [(a, b)] on the same seeds."""
-    diffs = [a - b for a, b in pairs]
-    half = student_t_quantile(1 - (1 - level) / 2, len(diffs) - 1) * statistics.stdev(diffs) / math.sqrt(len(diffs))
-    return statistics.mean(diffs), statistics.mean(diffs) - half, statistics.mean(diffs) + half
+    mean, _, low, high = mean_interval([a - b for a, b in pairs], level)
+    return mean, low, high
 
 
 def table(budget, runs):

@@ -25,7 +25,7 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", ".."))
 from checkpoint import save_checkpoint  # noqa: E402
-from corpus import get_batch, load_corpus  # noqa: E402
+from corpus import ArgumentParser, get_batch, load_corpus  # noqa: E402
 from eval import full_pass_bpc  # noqa: E402
 from metrics import AtomicFile  # noqa: E402
 from model import ModelConfig, count_params  # noqa: E402
@@ -52,7 +52,7 @@ def write_rows(path, rows):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default="data/tinyshakespeare.txt", help="the corpus (default Tiny Shakespeare)")
     parser.add_argument("--steps", type=int, default=5000, help="optimizer steps (default 5000)")
     parser.add_argument("--seed", type=int, default=1, help="seed of initialisation and batches (default 1)")

@@ -28,6 +28,7 @@ from arms import ARMS, SAME_COMPUTE
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..", "..")
 sys.path.insert(0, ROOT)
+from corpus import ArgumentParser  # noqa: E402  (bad flags: one 'error:' line)
 from metrics import AtomicFile  # noqa: E402
 
 
@@ -83,7 +84,7 @@ def seed_list(text):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("arms", nargs="+", choices=sorted(ARMS), help="arms to run, in order")
     length = parser.add_mutually_exclusive_group(required=True)
     length.add_argument("--base-steps", type=int, help="the baseline's steps; other arms get equal time")

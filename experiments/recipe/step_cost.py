@@ -44,6 +44,9 @@ def build(flags, train_ids):
 
 def main():
     names = sys.argv[1:] or list(ARMS)
+    unknown = [name for name in names if name not in ARMS]
+    if unknown:
+        sys.exit(f"error: no arm named {', '.join(unknown)} in arms.py")
     _, train_ids, _, _ = load_corpus(os.path.join(ROOT, "data", "tinyshakespeare.txt"), 512)
     bf16 = torch.autocast("cpu", dtype=torch.bfloat16)
     arms = {name: build(ARMS[name], train_ids) for name in names}

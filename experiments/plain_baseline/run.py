@@ -13,7 +13,6 @@ Every 1000 steps the model is scored by eval.py's full pass (every validation ch
 fp32, that time not counted as training), metrics.csv is rewritten and a checkpoint saved
 (checkpoint.pt in --out, atomically): rerunning the same command continues from it, exactly.
 """
-import argparse
 import csv
 import math
 import os

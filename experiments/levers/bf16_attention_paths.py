@@ -4,7 +4,6 @@ sys.path.insert(0,'.')
 import model as M
 from model import CharTransformer, ModelConfig
 from train import make_optimizer, TrainConfig, train_step
-from contextlib import nullcontext
 x=torch.randint(0,65,(32,128)); y=torch.randint(0,65,(32,128))
 orig=F.scaled_dot_product_attention
 def fp32_sdpa(q,k,v,dropout_p=0.0,is_causal=False):

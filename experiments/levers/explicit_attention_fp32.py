@@ -1,4 +1,4 @@
-import time, torch, sys, statistics, ctypes, math
+import time, torch, sys, statistics, math
 import torch.nn.functional as F
 sys.path.insert(0,'.')
 import model as M

@@ -67,3 +67,11 @@ def test_the_minutes_figure_skips_a_checkpoint_with_no_metrics_row(tmp_path):
     figure = tmp_path / "minutes.png"
     assert summarize.plot_minutes(summarize.timed_rows(str(tmp_path)), str(tmp_path), str(figure))
     assert figure.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_stage_c_reads_each_arms_seed_1_against_the_baselines_stage_a_mean():
+    runs = {"wd0.3": [(2, 2.0, 18000), (1, 2.49, 18000)], "dropout0.1_resid": [(1, 2.15, 13771)]}
+    rows = summarize.stage_c_table(18000, runs, baseline=2.16).splitlines()[4:]
+    assert rows == ["| dropout0.1_resid | `--n-heads 4 --pos sinusoidal --dropout 0.1 --no-dropout-attention` | 13,771 "
+                    "| 2.1500 | -0.0100 |",   # in arms.py's order
+                    "| wd0.3 | `--n-heads 4 --pos sinusoidal --weight-decay 0.3` | 18,000 | 2.4900 | +0.3300 |"]

@@ -5,6 +5,7 @@ Arms are only ever added, never edited once run: a run directory is named after 
 A stack of levers is an arm too, and needs its own step cost (step_cost.py ARM ...)."""
 
 BASELINE = "--n-heads 4 --pos sinusoidal"
+ARMS_C2_BEST = BASELINE + " --dropout 0.1"   # stage C2's lowest at 30 minutes
 
 ARMS = {
     "baseline": BASELINE,
@@ -28,6 +29,12 @@ ARMS = {
     "seq256": BASELINE + " --seq-len 256",
     "batch64": BASELINE + " --batch-size 64",
     "batch16": BASELINE + " --batch-size 16",
+    # stage C3 (the 30-minute budget): shape on dropout0.1, the best of C1-C2 at seed 1
+    "dropout0.1+layers4": ARMS_C2_BEST + " --n-layers 4",
+    "dropout0.1+d384": ARMS_C2_BEST + " --d-model 384 --n-heads 6",
+    "dropout0.1+layers4_d384": ARMS_C2_BEST + " --n-layers 4 --d-model 384 --n-heads 6",
+    "dropout0.1+seq256": ARMS_C2_BEST + " --seq-len 256",
+    "dropout0.1+batch64": ARMS_C2_BEST + " --batch-size 64",
 }
 
 # arms whose step does the baseline's arithmetic (a schedule, a learning rate, a decay, an

@@ -9,7 +9,8 @@ Each arm: the model and optimizer train.py builds from its flags (bf16 autocast,
 split's batches), 3 untimed steps, then REPEATS rounds of STEPS timed steps; median per step.
 A validation (20 batches) every 500 steps and a checkpoint every 1000 add the same ~1-2% to
 every arm and are left out. Adds the arms timed to step_cost.json beside this file (ratios to the
-baseline of the same run: name the baseline among the arms).
+baseline of the same run: name the baseline among the arms); an arm already there keeps the ratio
+its runs were given (a second timing is printed, not stored).
 """
 import json
 import os
@@ -72,9 +73,9 @@ def main():
         print(f"{name:<16} {ms:7.1f} ms/step (min {1000 * min(t):.1f}, max {1000 * max(t):.1f})"
               f"  {ms / (1000 * base):.2f}x baseline   {ARMS[name]}")
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "step_cost.json")
-    if os.path.exists(path):
+    if os.path.exists(path):   # an arm timed before keeps its ratio: its runs' steps were counted with it
         with open(path) as f:
-            result = {**json.load(f), **result}
+            result = {**result, **json.load(f)}
     with AtomicFile(path) as f:
         json.dump(result, f, indent=1)
 

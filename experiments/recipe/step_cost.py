@@ -70,7 +70,7 @@ def main():
     for name, t in times.items():
         ms = 1000 * statistics.median(t)
         result[name] = dict(ms_per_step=ms, ratio=ms / (1000 * base), flags=ARMS[name])
-        print(f"{name:<16} {ms:7.1f} ms/step (min {1000 * min(t):.1f}, max {1000 * max(t):.1f})"
+        print(f"{name:<24} {ms:7.1f} ms/step (min {1000 * min(t):.1f}, max {1000 * max(t):.1f})"
               f"  {ms / (1000 * base):.2f}x baseline   {ARMS[name]}")
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "step_cost.json")
     if os.path.exists(path):   # an arm timed before keeps its ratio: its runs' steps were counted with it

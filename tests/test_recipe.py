@@ -75,3 +75,12 @@ def test_stage_c_reads_each_arms_seed_1_against_the_baselines_stage_a_mean():
     assert rows == ["| dropout0.1_resid | `--n-heads 4 --pos sinusoidal --dropout 0.1 --no-dropout-attention` | 13,771 "
                     "| 2.1500 | -0.0100 |",   # in arms.py's order
                     "| wd0.3 | `--n-heads 4 --pos sinusoidal --weight-decay 0.3` | 18,000 | 2.4900 | +0.3300 |"]
+
+
+def test_a_rows_command_is_the_preset_alone_when_the_preset_carries_the_minutes(monkeypatch):
+    monkeypatch.setitem(summarize.ARMS, "cpu30", "--preset cpu30")
+    assert summarize.train_command("cpu30", 30.0) == \
+        "python train.py --data data/tinyshakespeare.txt --preset cpu30 --out checkpoints/cpu30"
+    assert summarize.train_command("cpu30", 15.0).endswith("--preset cpu30 --time-budget 15 --out checkpoints/cpu30")
+    assert summarize.train_command("baseline", 7.0).endswith(
+        "--n-heads 4 --pos sinusoidal --time-budget 7 --out checkpoints/baseline")

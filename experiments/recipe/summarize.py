@@ -144,6 +144,15 @@ def timed_rows(root):
     return dict(sorted(found.items()))
 
 
+def train_command(arm, minutes):
+    """The command a row stands for. A cpu<M> preset carries its own time budget (train.py PRESETS);
+    run.py still passes --time-budget M, which gives the same run."""
+    flags = ARMS[arm]
+    if flags != f"--preset cpu{minutes:g}":
+        flags += f" --time-budget {minutes:g}"
+    return f"python train.py --data data/tinyshakespeare.txt {flags} --out checkpoints/{arm}"
+
+
 def minutes_table(timed):
     """README's table: each budget's preset at the final seeds; the candidates' seed-1 hints below."""
     lines = ["| minutes | preset | full-pass val BPC, seeds 11-13 | 95% interval of the mean | target | "
@@ -158,8 +167,7 @@ def minutes_table(timed):
                 target = target_verdict(bpcs, TARGETS[minutes]) if minutes in TARGETS else "-"
                 spent = [by_seed[s][2] for s in FINAL_SEEDS]
                 steps = sorted({by_seed[s][1] for s in FINAL_SEEDS})
-                command = (f"`python train.py --data data/tinyshakespeare.txt {ARMS[arm]} --time-budget {minutes:g} "
-                           f"--out checkpoints/{arm}`")
+                command = f"`{train_command(arm, minutes)}`"
                 lines.append(f"| {minutes:g} | {arm} | **{mean:.4f}** ± {std:.4f} ({', '.join(f'{b:.4f}' for b in bpcs)}) "
                              f"| [{low:.4f}, {high:.4f}] | {target} | {min(spent):.1f}-{max(spent):.1f} "
                              f"| {steps[0]:,}-{steps[-1]:,} | {command} |")

@@ -8,6 +8,7 @@ and wall-clock seconds of training so far (elapsed_s, summed over resumed sessio
 AtomicFile is how every file the project writes is written (checkpoints, caches, metrics, figures).
 """
 import csv
+import errno
 import os
 
 METRICS_FIELDS = ["step", "train_loss", "train_bpc", "val_loss", "val_bpc", "lr", "tokens_per_s", "elapsed_s"]
@@ -34,6 +35,7 @@ class AtomicFile:
                     os.fsync(self.file.fileno())   # a full disk often shows only here
             if error_type is None:
                 os.replace(self.tmp, self.path)
+                sync_folder(os.path.dirname(os.path.abspath(self.path)))
                 return False
         except BaseException:
             self.discard()
@@ -44,6 +46,21 @@ class AtomicFile:
     def discard(self):
         if os.path.exists(self.tmp):
             os.remove(self.tmp)
+
+
+def sync_folder(path):
+    """fsync a folder, so that a rename into it survives a power cut as well as a crash. POSIX only
+    (Windows cannot open a folder); a file system that cannot sync folders (EINVAL) is left as it is."""
+    if os.name != "posix":
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError as error:
+        if error.errno != errno.EINVAL:
+            raise
+    finally:
+        os.close(fd)
 
 
 def save_figure(fig, path, dpi=110):

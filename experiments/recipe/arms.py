@@ -41,3 +41,10 @@ ARMS = {
 # initialisation, a head matrix of the same shape): they get the baseline's steps, not a ratio
 # measured at 1.00-1.02x by a noisy clock
 SAME_COMPUTE = {"lr2e-3", "wsd", "wd0.3", "zero_init", "untied"}
+
+
+def timed_flags(arm, minutes):
+    """train.py's flags for an arm timed for real. A cpu<M> preset carries its own time budget
+    (train.py PRESETS), so its runs are README's command itself; any other arm gets --time-budget."""
+    flags = ARMS[arm].split()
+    return flags if flags == ["--preset", f"cpu{minutes:g}"] else flags + ["--time-budget", f"{minutes:g}"]

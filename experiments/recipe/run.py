@@ -12,7 +12,8 @@ arm spends about what the baseline's base_steps cost; the runs themselves can th
 machine without changing their result. The baseline's 5000 steps are 5000 x 81 ms = ~7 minutes
 of steps on this machine's two idle cores (step_cost.txt). The preset rows of README are timed for
 real: --minutes M runs train.py --time-budget M instead (alone on the machine: its steps are
-fitted to the pace measured at its start), into checkpoints/recipe/m{M}/.
+fitted to the pace measured at its start), into checkpoints/recipe/m{M}/; the cpu{M} preset carries
+its budget, so its runs are README's command with --seed.
 
 Runs: checkpoints/recipe/b{BASE_STEPS}/{ARM}_s{SEED}/ (or m{M}/) with its log beside it; each
 gets eval.json (eval.py's full pass over the validation split, fp32 scoring, as the study's).
@@ -23,7 +24,7 @@ import os
 import subprocess
 import sys
 
-from arms import ARMS, SAME_COMPUTE
+from arms import ARMS, SAME_COMPUTE, timed_flags
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..", "..")
@@ -49,14 +50,14 @@ def run_arm(arm, seed, base_steps, costs, minutes=None):
     resume = os.path.isdir(out) and any(n.endswith(".pt") for n in os.listdir(out))
     os.makedirs(os.path.dirname(out), exist_ok=True)
     if minutes:
-        length, final = ["--time-budget", f"{minutes:g}"], None   # the run fixes its steps: resume to find out
+        length, final = [], None   # the run fixes its steps: resume to find out
         print(f"{out}: {minutes:g} minutes{' (resumed)' if resume else ''}", flush=True)
     else:
         steps = arm_steps(arm, base_steps, costs)
         length, final = ["--steps", str(steps)], os.path.join(out, f"step_{steps:06d}.pt")
         print(f"{out}: {steps} steps{' (resumed)' if resume else ''}", flush=True)
     command = [sys.executable, "train.py", "--data", "data/tinyshakespeare.txt", "--out", out, "--seed", str(seed),
-               *length, *ARMS[arm].split()] + (["--resume"] if resume else [])
+               *length, *(timed_flags(arm, minutes) if minutes else ARMS[arm].split())] + (["--resume"] if resume else [])
     with open(out + ".log", "a") as log:
         if final is None or not os.path.exists(final):   # a finished time-budget run resumes and stops at once
             log.write("$ " + " ".join(command) + "\n")

@@ -21,7 +21,7 @@ sys.path.insert(0, ROOT)
 from metrics import AtomicFile, save_figure  # noqa: E402
 from report import fill, student_t_quantile, welch_interval  # noqa: E402
 
-from arms import ARMS  # noqa: E402
+from arms import ARMS, timed_flags  # noqa: E402
 
 STAGE_A_BASELINE = (1, 2, 3)   # the baseline seeds an arm's stage-A seed 1 is compared with (their mean)
 STAGE_B = (2, 3, 4)            # the seeds of stage B, for the arm and the baseline alike
@@ -145,12 +145,8 @@ def timed_rows(root):
 
 
 def train_command(arm, minutes):
-    """The command a row stands for. A cpu<M> preset carries its own time budget (train.py PRESETS);
-    run.py still passes --time-budget M, which gives the same run."""
-    flags = ARMS[arm]
-    if flags != f"--preset cpu{minutes:g}":
-        flags += f" --time-budget {minutes:g}"
-    return f"python train.py --data data/tinyshakespeare.txt {flags} --out checkpoints/{arm}"
+    """The command a row stands for: the flags its runs were given, less run.py's --seed."""
+    return f"python train.py --data data/tinyshakespeare.txt {' '.join(timed_flags(arm, minutes))} --out checkpoints/{arm}"
 
 
 def minutes_table(timed):

@@ -11,7 +11,9 @@ import pytest
 from metrics import write_metrics
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "experiments", "recipe"))
+import arms  # noqa: E402
 import summarize  # noqa: E402
+import train  # noqa: E402
 
 
 def fake_timed_run(root, minutes, arm, seed, val_bpc, steps=1000, elapsed_s=1500.0):
@@ -84,3 +86,19 @@ def test_a_rows_command_is_the_preset_alone_when_the_preset_carries_the_minutes(
     assert summarize.train_command("cpu30", 15.0).endswith("--preset cpu30 --time-budget 15 --out checkpoints/cpu30")
     assert summarize.train_command("baseline", 7.0).endswith(
         "--n-heads 4 --pos sinusoidal --time-budget 7 --out checkpoints/baseline")
+
+
+def test_each_cpu_preset_is_an_arm_that_trains_for_the_minutes_its_name_says():
+    cpu_presets = [name for name in train.PRESETS if name.startswith("cpu")]
+    assert "cpu30" in cpu_presets
+    for name in cpu_presets:
+        minutes = float(name[3:])
+        assert train.PRESETS[name]["time_budget"] == minutes
+        assert arms.ARMS[name] == f"--preset {name}" and arms.timed_flags(name, minutes) == ["--preset", name]
+        _, cfg, _ = train.resolve_configs(train.parse_args(["--preset", name]))
+        assert cfg.time_budget == minutes
+
+
+def test_the_study_presets_stay_the_configurations_the_report_compares():
+    assert train.PRESETS["baseline"] == dict(n_heads=4, pos_encoding="sinusoidal")
+    assert train.PRESETS["ablation"] == dict(n_heads=1, pos_encoding="none")

@@ -35,6 +35,8 @@ ARMS = {
     "dropout0.1+layers4_d384": ARMS_C2_BEST + " --n-layers 4 --d-model 384 --n-heads 6",
     "dropout0.1+seq256": ARMS_C2_BEST + " --seq-len 256",
     "dropout0.1+batch64": ARMS_C2_BEST + " --batch-size 64",
+    # the presets, timed for real (run.py --minutes M): the lowest candidate at each budget
+    "cpu30": "--preset cpu30",
 }
 
 # arms whose step does the baseline's arithmetic (a schedule, a learning rate, a decay, an

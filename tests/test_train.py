@@ -213,13 +213,13 @@ def test_a_crash_while_saving_leaves_the_previous_checkpoint_intact(tmp_path, mo
     assert os.listdir(tmp_path) == ["step_000001.pt"]   # the half-written temporary file is gone
 
 
-
 def test_a_saved_checkpoint_is_synced_to_disk_and_so_is_the_rename_in_its_folder(tmp_path, monkeypatch):
     synced = []   # for each fsync, whether it was of a folder
     real_fsync = os.fsync
     monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(stat.S_ISDIR(os.fstat(fd).st_mode)), real_fsync(fd)))
     save_checkpoint({"value": torch.ones(3)}, str(tmp_path / "step_000001.pt"))
     assert synced == [False, True]   # the file's bytes, then the folder that now names it
+
 
 def test_ctrl_c_saves_a_checkpoint_and_resuming_matches_an_uninterrupted_run(tmp_path):
     flags = ["--steps", "1000", "--eval-every", "50", "--ckpt-every", "1000", "--dropout", "0.1", *TINY_FLAGS]

@@ -102,3 +102,10 @@ def test_each_cpu_preset_is_an_arm_that_trains_for_the_minutes_its_name_says():
 def test_the_study_presets_stay_the_configurations_the_report_compares():
     assert train.PRESETS["baseline"] == dict(n_heads=4, pos_encoding="sinusoidal")
     assert train.PRESETS["ablation"] == dict(n_heads=1, pos_encoding="none")
+
+
+def test_before_any_preset_has_its_three_seeds_the_table_says_so_and_lists_the_candidates(tmp_path):
+    fake_timed_run(tmp_path, 7, "baseline", 1, 2.1678, steps=3983, elapsed_s=402.6)
+    table = summarize.minutes_table(summarize.timed_rows(str(tmp_path)))
+    assert table.splitlines()[0] == "No preset has its three timed seeds yet."
+    assert "7 min, baseline (`--n-heads 4 --pos sinusoidal`): 2.1678 (3,983 steps, 6.7 min)" in table

@@ -170,6 +170,8 @@ def minutes_table(timed):
             if 1 in by_seed:
                 bpc, steps, spent = by_seed[1]
                 hints.append(f"{minutes:g} min, {arm} (`{ARMS[arm]}`): {bpc:.4f} ({steps:,} steps, {spent:.1f} min)")
+    if len(lines) == 2:   # the header alone
+        lines = ["No preset has its three timed seeds yet."]
     if hints:
         lines += ["", "Candidates, seed 1 (hints, the choice of each preset): " + "; ".join(hints) + "."]
     return "\n".join(lines)

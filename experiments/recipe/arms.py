@@ -37,6 +37,8 @@ ARMS = {
     "dropout0.1+batch64": ARMS_C2_BEST + " --batch-size 64",
     # the presets, timed for real (run.py --minutes M): the lowest candidate at each budget
     "cpu30": "--preset cpu30",
+    "cpu7": "--preset cpu7",
+    "cpu5": "--preset cpu5",
 }
 
 # arms whose step does the baseline's arithmetic (a schedule, a learning rate, a decay, an

@@ -348,7 +348,7 @@ def test_a_time_budget_fixes_the_steps_from_the_measured_step_time_and_saves_the
     assert losses(train.train(model_cfg, cfg, resumed, progress=False)) == losses(rows)
 
 
-def test_fit_steps_to_budget_divides_what_is_left_of_the_budget_by_the_cost_of_a_step():
+def test_fit_steps_to_budget_fills_97_percent_of_the_budget_with_steps_at_the_measured_cost():
     model = CharTransformer(ModelConfig(vocab_size=10, seq_len=8, d_model=16, n_heads=2))
     _, cfg, _ = configs("--time-budget", "0.5", "--eval-every", "1", "--ckpt-every", "1")   # 30 s (none of it spent)
     batch = (torch.randint(0, 10, (2, 8)), torch.randint(0, 10, (2, 8)))
@@ -357,7 +357,8 @@ def test_fit_steps_to_budget_divides_what_is_left_of_the_budget_by_the_cost_of_a
     steps, timing = train.fit_steps_to_budget(model, train.make_optimizer(model, cfg), cfg, lambda: batch, [batch],
                                               contextlib.nullcontext())
     per_step = timing["step_s"] + timing["validation_s"] + timing["checkpoint_s"]   # each step validates and saves
-    assert steps == max(1, int((30 - timing["probe_s"]) / per_step)) and steps > 1
+    planned = timing["probe_s"] + steps * per_step
+    assert 0.96 * 30 < planned <= 0.97 * 30 and steps > 1   # 3% of the budget kept for a pace the probe misjudged
     assert 0 < timing["step_s"] < timing["probe_s"] < 30 and timing["validation_s"] > 0
     assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())   # the probe ran on a copy
     assert torch.equal(torch.get_rng_state(), rng)                                 # and left the RNG alone

@@ -136,7 +136,7 @@ TRAIN_FLAGS = {
                                     "--lr until the last --decay-fraction of the steps, then linear to --min-lr) (default cosine)"),
     "--decay-fraction": ("decay_fraction", float, "wsd: the fraction of the steps spent decaying (default 0.2)"),
     "--time-budget": ("time_budget", float, "minutes of training (validations and checkpoints included): the number of "
-                                           "steps is chosen from the measured step time to fit them, then fixed and "
+                                           "steps is chosen from the measured step time to fit 97% of them, then fixed and "
                                            "saved, so the run is reproducible and --resume exact; replaces --steps"),
     "--optimizer": ("optimizer", str, "adamw, or muon: torch.optim.Muon for the blocks' matrices (its learning rate "
                                       "matched to AdamW's update size, so --lr and --weight-decay carry over), AdamW "
@@ -418,7 +418,8 @@ BUDGET_PLANNED = 0.97
 
 
 def fit_steps_to_budget(model, optimizer, cfg, batches, val_batches, autocast, probe_steps=16):
-    """The number of steps whose training, validations and checkpoints fit cfg.time_budget minutes.
+    """The number of steps whose training, validations and checkpoints fit 97% of cfg.time_budget
+    minutes (BUDGET_PLANNED).
 
     Times a few steps (after one untimed), a validation and a checkpoint's serialisation on copies
     of the model and optimizer, under a forked RNG, so the real run is exactly a run with

@@ -491,4 +491,6 @@ def main(root=ROOT):
 
 
 if __name__ == "__main__":
+    from corpus import ArgumentParser   # no flags: --help says what it does, a stray argument is an error
+    ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args()
     main()

@@ -19,6 +19,7 @@ import signal
 import sys
 import tempfile
 import time
+from collections import deque
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, fields
 
@@ -34,6 +35,11 @@ from model import ACTIVATIONS, LEARNED_INITS, POS_ENCODINGS, CharTransformer, Mo
 DEFAULT_DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "lm_primer.txt")
 VAL_BATCH_SEED = 1234   # the same validation batches for every run and seed, so curves compare
 SYNC_EVERY_GPU = 16     # see host_sync_interval
+# The probe's pace is an estimate: the first nine timed recipe runs here ended at 92-101% of their
+# budget (cpu30 seed 12: 1817 s of 1800). Planning the steps for 97% of it makes the early stop
+# that keeps the budget a ceiling (train's over_budget) rare, at the price of 3% of the steps:
+# cpu7 seed 12, planned so before that stop existed, still took 426 s of 420 (its pace fell 4.6% short).
+BUDGET_PLANNED = 0.97
 OPTIMIZERS = ("adamw", "muon")
 
 
@@ -88,15 +94,19 @@ class TrainConfig:
 # recipe's best model for N minutes of training on two CPU cores, cpuN: each chosen lever by lever
 # at equal wall-clock (experiments/recipe/README.md) and carrying its --time-budget. Explicit
 # flags override a preset.
+BASELINE_FIELDS = dict(n_heads=4, pos_encoding="sinusoidal")
 PRESETS = {
-    "baseline": dict(n_heads=4, pos_encoding="sinusoidal"),
+    "baseline": dict(BASELINE_FIELDS),
     "ablation": dict(n_heads=1, pos_encoding="none"),
     # stage C's lowest at 30 minutes (seed 1: 2.0816 against the baseline's 2.1554 in ~7)
-    "cpu30": dict(n_heads=4, pos_encoding="sinusoidal", dropout=0.1, n_layers=4, time_budget=30.0),
+    "cpu30": dict(BASELINE_FIELDS, dropout=0.1, n_layers=4, time_budget=30.0),
+    # timed candidates at seed 1, 15 minutes: cpu30's shape is the lowest (2.1721; dropout 0.1 alone
+    # 2.1869, the baseline 2.2354: 9,496 steps overfit), yet no lower than cpu7's 7 minutes
+    "cpu15": dict(BASELINE_FIELDS, dropout=0.1, n_layers=4, time_budget=15.0),
     # timed candidates at seed 1: the baseline shape is the lowest in 7 minutes (2.1678 against
     # dropout 0.1's 2.3381) and in 5 (2.2216 against 2.4493): too few steps to overfit, so no dropout
-    "cpu7": dict(n_heads=4, pos_encoding="sinusoidal", time_budget=7.0),
-    "cpu5": dict(n_heads=4, pos_encoding="sinusoidal", time_budget=5.0),
+    "cpu7": dict(BASELINE_FIELDS, time_budget=7.0),
+    "cpu5": dict(BASELINE_FIELDS, time_budget=5.0),
 }
 
 # flag -> (config field, type, help). Every flag defaults to None so that we can tell
@@ -136,8 +146,10 @@ TRAIN_FLAGS = {
                                     "--lr until the last --decay-fraction of the steps, then linear to --min-lr) (default cosine)"),
     "--decay-fraction": ("decay_fraction", float, "wsd: the fraction of the steps spent decaying (default 0.2)"),
     "--time-budget": ("time_budget", float, "minutes of training (validations and checkpoints included): the number of "
-                                           "steps is chosen from the measured step time to fit 97% of them, then fixed and "
-                                           "saved, so the run is reproducible and --resume exact; replaces --steps"),
+                                           f"steps is chosen from the measured step time to fit {BUDGET_PLANNED * 100:.0f}%% of "
+                                           "them, then fixed and saved, so the run is reproducible and --resume exact; the "
+                                           "budget is a ceiling: a run slower than planned stops early, validated and saved; "
+                                           "replaces --steps (--steps on --resume: the run goes on to --steps, untimed)"),
     "--optimizer": ("optimizer", str, "adamw, or muon: torch.optim.Muon for the blocks' matrices (its learning rate "
                                       "matched to AdamW's update size, so --lr and --weight-decay carry over), AdamW "
                                       "for embeddings, head, LayerNorms and biases (default adamw)"),
@@ -204,8 +216,8 @@ def resolve_configs(args):
             (model_fields if field in model_fields else train_fields)[field] = value
     for field, value in explicit.items():
         (model_fields if field in model_fields else train_fields)[field] = value
-    if "steps" in explicit and "time_budget" not in explicit and not args.resume:
-        train_fields["time_budget"] = 0.0   # --steps given: a preset's time budget gives way
+    if "steps" in explicit and "time_budget" not in explicit:
+        train_fields["time_budget"] = 0.0   # --steps given: a preset's (or a resumed run's) time budget gives way
     if resumed:
         for field, saved in resumed["model_config"].items():
             if field != "vocab_size" and model_fields[field] != saved:
@@ -410,16 +422,9 @@ def gather_rng_states(device, world_size):
     return states
 
 
-# The probe's pace is an estimate: the first nine timed recipe runs here ended at 92-101% of their
-# budget (cpu30 seed 12: 1817 s of 1800). Planning the steps for 97% of it makes an overrun rarer,
-# at the price of 3% of the steps, but does not rule one out: cpu7 seed 12, planned so, took 426 s
-# of 420 (its pace fell 4.6% short of the plan).
-BUDGET_PLANNED = 0.97
-
-
 def fit_steps_to_budget(model, optimizer, cfg, batches, val_batches, autocast, probe_steps=16):
-    """The number of steps whose training, validations and checkpoints fit 97% of cfg.time_budget
-    minutes (BUDGET_PLANNED).
+    """The number of steps whose training, validations and checkpoints fit BUDGET_PLANNED (97%) of
+    cfg.time_budget minutes.
 
     Times a few steps (after one untimed), a validation and a checkpoint's serialisation on copies
     of the model and optimizer, under a forked RNG, so the real run is exactly a run with
@@ -570,6 +575,9 @@ def train(model_cfg, cfg, resumed=None, progress=True):
     if world_size > 1:
         runner = torch.nn.parallel.DistributedDataParallel(runner)
 
+    # what the budget's ceiling reserves for the end (see over_budget): measured as the run goes,
+    # until then the probe's figures, or those saved by the session before
+    costs = {"step_s": 0.0, "validation_s": 0.0, "checkpoint_s": 0.0, **(resumed.get("budget_costs", {}) if resumed else {})}
     if cfg.time_budget and not resumed:
         probe_start = time.perf_counter()
         probe_rng = torch.Generator().manual_seed(cfg.seed + 1)   # not the run's batch stream
@@ -582,6 +590,7 @@ def train(model_cfg, cfg, resumed=None, progress=True):
             torch.distributed.all_reduce(agreed, op=torch.distributed.ReduceOp.MIN)
             cfg.steps = int(agreed.item())
         elapsed_before = time.perf_counter() - probe_start   # the probe's time is part of the budget
+        costs.update((k, timing[k]) for k in costs)
         if main_process:
             print(f"time budget {cfg.time_budget:g} min: a step takes {1000 * timing['step_s']:.1f} ms, a validation "
                   f"{timing['validation_s']:.2f} s, a checkpoint {timing['checkpoint_s']:.2f} s: {cfg.steps:,} steps")
@@ -590,6 +599,18 @@ def train(model_cfg, cfg, resumed=None, progress=True):
     def elapsed():  # wall-clock seconds of training, summed over resumed sessions
         return elapsed_before + time.perf_counter() - run_start
 
+    sync_every = host_sync_interval(device)
+
+    def over_budget(spent_s):
+        """The budget is a ceiling: the steps were fitted to the probe's pace, but a machine that
+        slows down would run past it, so the run stops early, validated and saved like a last step,
+        once the steps up to the next check after the coming one (two sync intervals: a GPU's clock
+        runs ahead of its queue) plus that final validation and checkpoint would pass the budget.
+        spent_s: the time spent, with what the current step will spend on its own validation and
+        checkpoint. Only rank 0 asks (it alone validates; the others wait for it)."""
+        reserve = 2 * sync_every * costs["step_s"] + costs["validation_s"] + costs["checkpoint_s"]
+        return cfg.time_budget > 0 and spent_s + reserve > cfg.time_budget * 60
+
     def save(at_step, rank_states):
         payload = {
             "format_version": FORMAT_VERSION, "step": at_step, "model_config": asdict(model_cfg),
@@ -597,7 +618,7 @@ def train(model_cfg, cfg, resumed=None, progress=True):
             "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             # "torch" is rank 0's CPU generator; "ranks" holds every rank's dropout generators
             "rng": {"torch": rank_states[0]["torch"], "batches": batch_rng.get_state(), "ranks": rank_states},
-            "elapsed_s": elapsed(), "pending_losses": list(pending_losses),
+            "elapsed_s": elapsed(), "pending_losses": list(pending_losses), "budget_costs": dict(costs),
         }
         path = checkpoint_path(cfg.out, at_step)
         save_checkpoint(payload, path)
@@ -611,11 +632,16 @@ def train(model_cfg, cfg, resumed=None, progress=True):
     bar = tqdm(total=cfg.steps, initial=step, disable=not (progress and main_process), dynamic_ncols=True, file=sys.stderr)
     last_good = list_checkpoints(cfg.out)[-1][1] if resumed else None
     interval_start, interval_steps = time.perf_counter(), 0
-    sync_every = host_sync_interval(device)
+    # the pace: the slowest of the last 16 sync windows' time per step (steps only), so that a
+    # machine that slows down is seen at once and a reserve errs on the long side
+    paced_start, recent_paces = time.perf_counter(), deque(maxlen=16)
     unread = []   # this rank's losses (device tensors) of the steps since the host last read them
     model.train()
+    # a resumed run whose budget is spent ends at once (the saved elapsed_s, which the save itself
+    # came after, and costs: every rank decides alike); a fresh run always trains its first step
+    budget_spent = resumed is not None and step < cfg.steps and over_budget(elapsed_before + costs["checkpoint_s"])
     with StopRequest() as stop:
-        while step < cfg.steps:
+        while step < cfg.steps and not budget_spent:
             lr = lr_at(step, cfg)
             for group in optimizer.param_groups:
                 group["lr"] = lr
@@ -629,15 +655,22 @@ def train(model_cfg, cfg, resumed=None, progress=True):
             at_ckpt = step % cfg.ckpt_every == 0 or step == cfg.steps
             if not (at_eval or at_ckpt or step % sync_every == 0):
                 continue
-            # One read back to the host for the unread steps: the mean loss over all ranks, and
-            # whether any rank was interrupted (every rank must take the same decision to stop, or
-            # the others would wait forever).
-            losses_and_stop = torch.cat([torch.stack(unread), torch.tensor([float(stop.requested)], device=device)])
+            # One read back to the host for the unread steps: the mean loss over all ranks, whether
+            # any rank was interrupted, and whether rank 0 finds the budget spent (every rank must
+            # take the same decision to stop, or the others would wait forever).
+            own_costs = at_eval * costs["validation_s"] + at_ckpt * costs["checkpoint_s"]
+            flags = torch.tensor([float(stop.requested), float(main_process and over_budget(elapsed() + own_costs))],
+                                 device=device)
+            losses_and_stop = torch.cat([torch.stack(unread), flags])
             if world_size > 1:
                 torch.distributed.all_reduce(losses_and_stop)
-                losses_and_stop[:-1] /= world_size
-            *losses, stop_flag = losses_and_stop.tolist()
+                losses_and_stop[:-2] /= world_size
+            *losses, stop_flag, budget_flag = losses_and_stop.tolist()
             first_unread, unread, stop_requested = step - len(losses) + 1, [], stop_flag > 0
+            recent_paces.append((time.perf_counter() - paced_start) / len(losses))
+            costs["step_s"] = max(recent_paces)
+            if budget_flag > 0 and step < cfg.steps:   # this step is the last: validate and save it
+                budget_spent = at_eval = at_ckpt = True
             bad = next((i for i, value in enumerate(losses) if not math.isfinite(value)), None)
             if bad is not None:  # the updates from that step on are discarded: we stop before saving them
                 bar.close()
@@ -663,20 +696,27 @@ def train(model_cfg, cfg, resumed=None, progress=True):
                            f"lr {lr:.2e}, {tokens_per_s:,.0f} tokens/s")
                 sys.stdout.flush()  # a log redirected to a file shows progress as it happens
                 interval_start, interval_steps = time.perf_counter(), 0
+                costs["validation_s"] = interval_start - now
             if at_eval:
                 pending_losses = []
             if at_ckpt or stop_requested:
+                save_start = time.perf_counter()
                 rank_states = gather_rng_states(device, world_size)   # every rank takes part
                 if main_process:
                     last_good = save(step, rank_states)
                 interval_start, interval_steps = time.perf_counter(), 0  # tokens/s counts training only
-            if stop_requested:
+                costs["checkpoint_s"] = interval_start - save_start
+            if stop_requested and not budget_spent:   # out of time anyway: the run is done, not paused
                 bar.close()
                 if main_process:
                     print(f"interrupted: checkpoint saved at step {step} to {last_good}; "
                           f"continue with: python train.py --out {cfg.out} --resume")
                 raise KeyboardInterrupt
+            paced_start = time.perf_counter()
     bar.close()
+    if main_process and budget_spent:
+        print(f"time budget spent: stopped at step {step:,} of the {cfg.steps:,} planned ({elapsed():.1f} s of "
+              f"{cfg.time_budget * 60:g})")
     if main_process:
         print(f"done: {step} steps, checkpoint {last_good}; full-pass BPC: python eval.py {cfg.out}")
     return rows

@@ -90,7 +90,7 @@ def test_a_rows_command_is_the_preset_alone_when_the_preset_carries_the_minutes(
 
 def test_each_cpu_preset_is_an_arm_that_trains_for_the_minutes_its_name_says():
     cpu_presets = [name for name in train.PRESETS if name.startswith("cpu")]
-    assert {"cpu30", "cpu7", "cpu5"} <= set(cpu_presets)
+    assert {"cpu30", "cpu15", "cpu7", "cpu5"} <= set(cpu_presets)
     for name in cpu_presets:
         minutes = float(name[3:])
         assert train.PRESETS[name]["time_budget"] == minutes

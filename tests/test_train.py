@@ -8,6 +8,7 @@ import stat
 import subprocess
 import sys
 import time
+import types
 
 import pytest
 import torch
@@ -346,6 +347,44 @@ def test_a_time_budget_fixes_the_steps_from_the_measured_step_time_and_saves_the
     monkeypatch.setattr(train, "fit_steps_to_budget", lambda *args, **kwargs: pytest.fail("measured again"))
     model_cfg, cfg, resumed = configs("--out", str(tmp_path / "r"), "--resume")
     assert losses(train.train(model_cfg, cfg, resumed, progress=False)) == losses(rows)
+
+
+@pytest.mark.parametrize("eval_every, last_step, saved_at_s", [(25, 46, 0.566), (20, 40, 0.506)])
+def test_the_time_budget_is_a_ceiling_a_run_slower_than_planned_stops_early_validated_and_saved(
+        tmp_path, monkeypatch, eval_every, last_step, saved_at_s):
+    # A fake clock: a step takes 10 ms, a validation 43 ms, a checkpoint 20 ms. The probe said 5 ms
+    # a step and nothing else, so its 100 steps would need over 1 s of the 0.6 s budget. The run
+    # stops at the first step S where S's own validation and checkpoint (if due), two more steps
+    # and a final validation and checkpoint, all at the measured costs, would pass 0.6 s:
+    # every 25 steps: step 46 (0.523 s + 0.083 s); every 20: step 40, itself a validation step
+    # (0.463 s + 0.063 s + 0.083 s), where not counting its own would spend them twice (0.605 s).
+    clock = [0.0]
+    monkeypatch.setattr(train, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
+
+    def taking(seconds, function):
+        def timed(*args, **kwargs):
+            clock[0] += seconds
+            return function(*args, **kwargs)
+        return timed
+    monkeypatch.setattr(train, "train_step", taking(0.010, train.train_step))
+    monkeypatch.setattr(train, "validation_loss", taking(0.043, train.validation_loss))
+    monkeypatch.setattr(train, "save_checkpoint", taking(0.020, train.save_checkpoint))
+    monkeypatch.setattr(train, "fit_steps_to_budget", lambda *args, **kwargs: (100, dict(step_s=0.005, validation_s=0.0,
+                                                                                         checkpoint_s=0.0)))
+    out = tmp_path / "r"
+    model_cfg, cfg, _ = configs("--out", str(out), "--time-budget", "0.01", "--eval-every", str(eval_every),
+                                "--ckpt-every", str(eval_every), *TINY_FLAGS)
+    rows = train.train(model_cfg, cfg, progress=False)
+    ckpt = load_checkpoint(str(out))
+    assert ckpt["step"] == last_step and [r["step"] for r in rows] == [eval_every, last_step]
+    assert ckpt["elapsed_s"] == pytest.approx(saved_at_s) and 0.6 > clock[0] == pytest.approx(saved_at_s + 0.02)
+    assert ckpt["budget_costs"] == pytest.approx(dict(step_s=0.01, validation_s=0.043, checkpoint_s=0.02))
+    assert ckpt["train_config"]["steps"] == 100                         # the schedule stays the planned one
+    # resuming a run whose budget is spent ends at once; --steps on resume lets it go on untimed
+    assert losses(train.train(*configs("--out", str(out), "--resume"), progress=False)) == losses(rows)
+    assert list_checkpoints(str(out))[-1][0] == last_step and clock[0] == pytest.approx(saved_at_s + 0.02)
+    model_cfg, cfg, resumed = configs("--out", str(out), "--resume", "--steps", "100")
+    assert cfg.time_budget == 0 and train.train(model_cfg, cfg, resumed, progress=False)[-1]["step"] == 100
 
 
 def test_fit_steps_to_budget_fills_97_percent_of_the_budget_with_steps_at_the_measured_cost():

@@ -37,6 +37,7 @@ ARMS = {
     "dropout0.1+batch64": ARMS_C2_BEST + " --batch-size 64",
     # the presets, timed for real (run.py --minutes M): the lowest candidate at each budget
     "cpu30": "--preset cpu30",
+    "cpu15": "--preset cpu15",
     "cpu7": "--preset cpu7",
     "cpu5": "--preset cpu5",
 }

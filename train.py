@@ -609,8 +609,10 @@ def train(model_cfg, cfg, resumed=None, progress=True):
         runs ahead of its queue) plus that final validation and checkpoint would pass the budget.
         spent_s: the time spent, with what the current step will spend on its own validation and
         checkpoint. Only rank 0 asks (it alone validates; the others wait for it)."""
+        if not cfg.time_budget:   # untimed: nothing to reserve (this runs at every read of the loss)
+            return False
         reserve = 2 * sync_every * costs["step_s"] + costs["validation_s"] + costs["checkpoint_s"]
-        return cfg.time_budget > 0 and spent_s + reserve > cfg.time_budget * 60
+        return spent_s + reserve > cfg.time_budget * 60
 
     def save(at_step, rank_states):
         payload = {

@@ -59,3 +59,28 @@ def cycle_run(tmp_path_factory, request):
     main(["--data", str(root / "cycle.txt"), "--out", out, "--steps", "150", "--eval-every", "50",
           "--ckpt-every", "150", *TINY_FLAGS, "--lr", "1e-2", "--pos", request.param])
     return out
+
+
+@pytest.fixture(scope="session")
+def dropout_run(tmp_path_factory):
+    """A tiny run with heavy dropout (0.5, attention weights included): evaluated in training mode by
+    mistake, its scores would change from one call to the next."""
+    from train import main
+    out = str(tmp_path_factory.mktemp("runs") / "dropout")
+    main(["--out", out, "--steps", "6", "--eval-every", "3", "--ckpt-every", "6", *TINY_FLAGS, "--dropout", "0.5"])
+    return out
+
+
+BYTE_TEXT = "café, naïve, über; à la carte. "   # é ï ü à: two UTF-8 bytes each
+
+
+@pytest.fixture(scope="session")
+def byte_run(tmp_path_factory):
+    """A tiny byte-level run (--bytes) on a text whose characters are one or two UTF-8 bytes."""
+    from train import main
+    root = tmp_path_factory.mktemp("bytes")
+    (root / "text.txt").write_text(BYTE_TEXT * 40, encoding="utf-8")
+    out = str(root / "run")
+    main(["--data", str(root / "text.txt"), "--bytes", "--out", out, "--steps", "30", "--eval-every", "30",
+          "--ckpt-every", "30", *TINY_FLAGS, "--lr", "1e-2"])
+    return out

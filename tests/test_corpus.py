@@ -38,6 +38,20 @@ def test_ids_take_the_smallest_integer_type_that_holds_the_vocabulary(tmp_path):
     assert len(vocab) == 300 and ids.dtype == np.uint16 and ids[:300].tolist() == list(range(300))
 
 
+@pytest.mark.parametrize("vocab_size,dtype", [(2, np.uint8), (256, np.uint8), (257, np.uint16), (65536, np.uint16),
+                                              (65537, np.int32), (0x110000, np.int32)])
+def test_the_id_type_is_the_smallest_that_holds_every_id(vocab_size, dtype):
+    assert corpus.ids_dtype(vocab_size) == dtype
+    assert np.iinfo(dtype).max >= vocab_size - 1
+
+
+def test_batches_draw_every_window_of_the_split_the_last_one_included():
+    ids = np.arange(11, dtype=np.uint8)   # windows of 8 inputs + 1 target: starts 0, 1 and 2
+    generator = torch.Generator().manual_seed(0)
+    starts = {x[0].item() for _ in range(100) for x in get_batch(ids, 4, 8, generator)[0]}
+    assert starts == {0, 1, 2}
+
+
 def test_the_cache_is_written_once_next_to_the_corpus_and_reused(tmp_path):
     path = tmp_path / "t.txt"
     path.write_text(TEXT, encoding="utf-8")
@@ -51,7 +65,7 @@ def test_the_cache_is_written_once_next_to_the_corpus_and_reused(tmp_path):
     assert not [n for n in os.listdir(tmp_path) if n.endswith(".tmp")]
 
 
-@pytest.mark.parametrize("damage", ["stale", "truncated", "garbage"])
+@pytest.mark.parametrize("damage", ["stale", "truncated", "padded", "garbage"])
 def test_a_stale_or_damaged_cache_is_rebuilt_not_trusted(tmp_path, damage):
     path = tmp_path / "t.txt"
     path.write_text(TEXT, encoding="utf-8")
@@ -61,6 +75,8 @@ def test_a_stale_or_damaged_cache_is_rebuilt_not_trusted(tmp_path, damage):
         path.write_text(TEXT.replace("snow", "rain"), encoding="utf-8")
     elif damage == "truncated":
         cache.write_bytes(cache.read_bytes()[:-10])
+    elif damage == "padded":      # longer than its header says: not the file that was written
+        cache.write_bytes(cache.read_bytes() + bytes(10))
     else:
         cache.write_bytes(b"not a cache at all")
     messages = []
@@ -102,6 +118,8 @@ def test_bytes_unit_takes_any_file_and_keeps_its_bytes(tmp_path):
 
 
 def test_splits_by_fraction_or_count_in_order():
+    assert [len(p) for p in split(np.arange(1009), "0.9,0.1").values()] == [908, 101]   # the rest goes to the last
+    assert [len(p) for p in split(np.arange(1009), "0.5,0.3").values()] == [504, 302]   # unless some is left out
     ids = np.arange(1000)
     parts = split(ids, "0.9,0.1")
     assert len(parts["train"]) == 900 and parts["val"].tolist() == list(range(900, 1000))

@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 import eval as evaluation
 from conftest import PRIMER, TINY_FLAGS, assert_one_line_error, run_script
@@ -53,6 +54,10 @@ def test_reference_rows_are_uniform_unigram_and_conditional_compression():
     p_a, p_b = 721 / 1082, 361 / 1082  # add-one smoothed training counts
     assert refs["unigram (train counts)"] == pytest.approx(-(80 * math.log2(p_a) + 40 * math.log2(p_b)) / 120)
     assert refs["bz2 -9 | train"] < 1.0 and refs["lzma -9e | train"] < 1.0           # a repetitive text
+    # a symbol the training split never has still costs finite bits: its count of 0 counts as 1
+    ids = np.array([0, 1] * 500 + [0, 1, 2] * 10, dtype=np.uint8)   # training: 500 a, 500 b; validation: 10 of each
+    refs = evaluation.reference_bpcs(Vocab("abc"), ids[:1000], ids[1000:])
+    assert refs["unigram (train counts)"] == pytest.approx(-(20 * math.log2(501 / 1003) + 10 * math.log2(1 / 1003)) / 30)
 
 
 def test_eval_prints_a_table_with_the_run_and_the_reference_rows(tiny_run):
@@ -199,3 +204,29 @@ def test_checkpoint_curve_scores_every_kept_checkpoint_once_and_only_the_new_one
     assert run_script("experiments/checkpoint_curve.py", str(run)).returncode == 0
     assert json.loads((run / "curve.json").read_text()) == {"steps": [6, 12], "val_bpc": [9.0, curve["val_bpc"][1]]}
     assert_one_line_error(run_script("experiments/checkpoint_curve.py", str(tmp_path / "nothing")), "no checkpoint")
+
+
+def test_a_dropout_run_scores_the_same_every_time_as_its_model_with_dropout_off(dropout_run):
+    first = evaluation.evaluate_run(dropout_run)[0][0]["val_bpc"]
+    assert evaluation.evaluate_run(dropout_run)[0][0]["val_bpc"] == first
+    ckpt = evaluation.load_checkpoint(dropout_run)
+    model = CharTransformer(ModelConfig(**ckpt["model_config"]))
+    model.load_state_dict(ckpt["model"])
+    _, train_ids, val_ids, _ = load_corpus(PRIMER, 16)
+    assert first == pytest.approx(evaluation.full_pass_bpc(model.eval(), train_ids, val_ids)[0], rel=1e-9)
+
+
+def test_byte_surprisal_gives_each_character_the_bits_of_its_own_utf8_bytes(byte_run):
+    model, vocab = evaluation.model_from_checkpoint(evaluation.load_checkpoint(byte_run))
+    text = "la café à"                                   # 9 characters, 11 bytes: one window of 16
+    chars, bits = evaluation.surprisal(model, vocab, text)
+    raw = text.encode("utf-8")
+    owner = [i for i, c in enumerate(text) for _ in c.encode("utf-8")]   # the character each byte belongs to
+    ids = torch.tensor([[vocab.chars.index(chr(b)) for b in raw]])
+    with torch.no_grad():
+        logits, _ = model(ids[:, :-1])
+    byte_bits = (F.cross_entropy(logits[0], ids[0, 1:], reduction="none") / math.log(2)).tolist()   # bytes 1..10
+    expected = [None] + [sum(b for j, b in enumerate(byte_bits, start=1) if owner[j] == i) for i in range(1, len(text))]
+    assert chars == list(text) and bits[0] is None
+    assert bits[1:] == pytest.approx(expected[1:], rel=1e-5)
+    assert sum(bits[1:]) == pytest.approx(sum(byte_bits), rel=1e-5)   # every byte after the first, once

@@ -2,7 +2,17 @@
 characters outside the vocabulary."""
 import re
 
+import torch
+
+import generate
+from checkpoint import load_checkpoint, model_from_checkpoint
 from conftest import CYCLE, assert_one_line_error, run_script
+
+
+def generated(capsys, *argv):
+    """generate.py's output, run in this process (no interpreter start: a tenth of a second)."""
+    generate.main(list(argv))
+    return capsys.readouterr().out
 
 
 def test_generates_the_prompt_then_the_requested_number_of_characters(tiny_run):
@@ -59,3 +69,23 @@ def test_a_prompt_character_outside_the_vocabulary_is_named(tiny_run):
 def test_bad_sampling_flags_are_one_line_errors(tiny_run):
     for flag, value in (("--top-k", "0"), ("--top-p", "1.5"), ("--temperature", "-1"), ("--num-samples", "0")):
         assert_one_line_error(run_script("generate.py", "--ckpt", tiny_run, flag, value), flag)
+
+
+def test_each_sampling_flag_changes_the_sample_and_top_p_or_top_k_of_one_token_is_greedy(tiny_run, capsys):
+    base = ["--ckpt", tiny_run, "--max-new-tokens", "60", "--seed", "1"]
+    sample = generated(capsys, *base)
+    for flag, value in (("--temperature", "1.5"), ("--top-k", "3"), ("--top-p", "0.5"), ("--seed", "2")):
+        assert generated(capsys, *base, flag, value) != sample, f"{flag} {value} changed nothing"
+    greedy = generated(capsys, *base, "--temperature", "0")
+    assert greedy != sample and len(set(greedy)) > 2
+    assert generated(capsys, *base, "--top-p", "1e-6") == greedy
+    assert generated(capsys, *base, "--top-k", "1", "--seed", "2") == greedy
+
+
+def test_a_byte_model_continues_a_non_ascii_prompt_from_its_utf8_bytes(byte_run, capsys):
+    text = generated(capsys, "--ckpt", byte_run, "--prompt", "café", "--temperature", "0", "--max-new-tokens", "30")
+    model, vocab = model_from_checkpoint(load_checkpoint(byte_run))
+    # the prompt as five bytes, c a f 0xc3 0xa9, looked up by hand in the byte vocabulary
+    prompt = torch.tensor([[vocab.chars.index(chr(b)) for b in "café".encode("utf-8")]])
+    continuation = model.generate(prompt, 30, temperature=0)[0, prompt.size(1):].tolist()
+    assert text == "café" + vocab.decode(continuation).decode("utf-8", errors="replace") + "\n"

@@ -28,7 +28,8 @@ def test_every_flag_is_in_a_readme_table(script):
 
 
 @pytest.mark.parametrize("script", ["train.py", "eval.py", "generate.py", "data/prepare.py", "bench.py", "report.py",
-                                    "experiments/recipe/run.py", "experiments/checkpoint_curve.py"])
+                                    "experiments/recipe/run.py", "experiments/checkpoint_curve.py",
+                                    "experiments/mutation/run.py"])
 def test_every_script_prints_its_help(script):
     # argparse reads a lone % in a help text as a format: --help then dies with a traceback
     done = subprocess.run([sys.executable, os.path.join(ROOT, script), "--help"], capture_output=True, text=True)

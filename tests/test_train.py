@@ -16,7 +16,7 @@ import torch
 import train
 from checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from conftest import PRIMER, ROOT, TINY_FLAGS
-from corpus import UserError
+from corpus import UserError, get_batch, load_corpus
 from metrics import METRICS_FIELDS
 from model import CharTransformer, ModelConfig
 
@@ -72,6 +72,57 @@ def test_learning_rate_warms_up_linearly_then_decays_by_cosine_to_min_lr():
     assert all(train.lr_at(s, cfg) >= train.lr_at(s + 1, cfg) for s in range(10, 110))
 
 
+def test_the_learning_rate_logged_for_a_step_is_the_one_that_step_trained_with(tmp_path):
+    # warmup to 1e-3 over 4 steps, then cosine towards 1e-4; metrics.csv counts steps from 1, so
+    # step s trained at lr_at(s - 1): 1e-3 * s / 4 for s <= 4, then half way down at step 6 of 6
+    rows = run(tmp_path / "r", "--warmup-steps", "4", "--lr", "1e-3", "--min-lr", "1e-4", "--eval-every", "1", steps=6)
+    assert [r["lr"] for r in rows] == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3, 5.5e-4])
+    # and the optimizer was given it: the checkpoint of step 6 holds step 6's learning rate
+    assert [g["lr"] for g in load_checkpoint(str(tmp_path / "r"))["optimizer"]["param_groups"]] == \
+        pytest.approx([5.5e-4, 5.5e-4])
+
+
+class ScaledLoss(torch.nn.Module):
+    """A model whose loss is multiplied by `scale`: a gradient as large as we like."""
+
+    def __init__(self, model, scale):
+        super().__init__()
+        self.model, self.scale = model, scale
+
+    def forward(self, x, y):
+        logits, loss = self.model(x, y)
+        return logits, loss * self.scale
+
+
+@pytest.mark.parametrize("grad_clip", [0.5, 0.0])
+def test_gradient_clipping_bounds_the_step_of_a_huge_loss(grad_clip):
+    # plain SGD at learning rate 1 moves the weights by exactly the gradient: clipped to a norm of
+    # 0.5 the step is 0.5 long however large the loss; unclipped (0) it is the huge gradient itself
+    torch.manual_seed(0)
+    model = ScaledLoss(CharTransformer(ModelConfig(vocab_size=13, seq_len=16, d_model=32, n_heads=4)), 1e6)
+    x, y = torch.randint(0, 13, (4, 16)), torch.randint(0, 13, (4, 16))
+    before = torch.nn.utils.parameters_to_vector(model.parameters()).clone()
+    train.train_step(model, torch.optim.SGD(model.parameters(), lr=1.0), x, y, grad_clip)
+    moved = (torch.nn.utils.parameters_to_vector(model.parameters()) - before).norm().item()
+    if grad_clip:
+        assert moved == pytest.approx(grad_clip, rel=1e-4)
+    else:
+        assert moved > 1e3
+
+
+def test_training_clips_at_the_norm_grad_clip_gives_and_not_at_all_with_zero(tmp_path, monkeypatch):
+    clipped_at, clip = [], torch.nn.utils.clip_grad_norm_
+
+    def recording(parameters, max_norm, **kwargs):
+        clipped_at.append(max_norm)
+        return clip(parameters, max_norm, **kwargs)
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", recording)
+    run(tmp_path / "a", "--grad-clip", "0.25", steps=3)
+    assert clipped_at == [0.25] * 3
+    run(tmp_path / "b", "--grad-clip", "0", steps=3)
+    assert clipped_at == [0.25] * 3
+
+
 def test_weight_decay_applies_to_linear_matrices_only():
     model = CharTransformer(ModelConfig(vocab_size=10, d_model=32, n_heads=4, pos_encoding="learned"))
     _, cfg, _ = configs("--weight-decay", "0.1")
@@ -102,6 +153,46 @@ def test_a_run_writes_metrics_plot_and_self_contained_checkpoints(tiny_run):
     assert len(ckpt["data_fingerprint"]) == 64
     assert not any(k.startswith("_orig_mod") for k in ckpt["model"])
     assert {"state", "param_groups"} <= set(ckpt["optimizer"]) and {"torch", "batches"} <= set(ckpt["rng"])
+
+
+def test_each_row_logs_the_mean_loss_of_its_steps_and_the_last_step_is_validated_and_saved(tmp_path, monkeypatch):
+    step_losses, train_step = [], train.train_step
+
+    def recording(*args, **kwargs):
+        loss = train_step(*args, **kwargs)
+        step_losses.append(loss.item())
+        return loss
+    monkeypatch.setattr(train, "train_step", recording)
+    rows = run(tmp_path / "r", steps=7)   # validation every 2 steps, a checkpoint every 4: 7 is on neither
+    assert [r["step"] for r in rows] == [2, 4, 6, 7]
+    assert [s for s, _ in list_checkpoints(tmp_path / "r")] == [4, 7]
+    means = [sum(step_losses[a:b]) / (b - a) for a, b in ((0, 2), (2, 4), (4, 6), (6, 7))]
+    assert [r["train_loss"] for r in rows] == pytest.approx(means, rel=1e-6)
+    assert [r["train_bpc"] for r in rows] == pytest.approx([m / math.log(2) for m in means], rel=1e-6)
+
+
+def test_validation_scores_with_dropout_off_then_leaves_the_model_training():
+    torch.manual_seed(0)
+    model = CharTransformer(ModelConfig(vocab_size=13, seq_len=16, d_model=32, n_heads=4, dropout=0.5)).train()
+    batches = [(torch.randint(0, 13, (4, 16)), torch.randint(0, 13, (4, 16))) for _ in range(2)]
+    first = train.validation_loss(model, batches, contextlib.nullcontext())
+    assert model.training   # the run trains on, with its dropout
+    assert train.validation_loss(model, batches, contextlib.nullcontext()) == first
+    with torch.no_grad():
+        assert first == pytest.approx(sum(model.eval()(x, y)[1].item() for x, y in batches) / 2, rel=1e-6)
+
+
+def test_a_dropout_runs_logged_validation_is_its_checkpoints_loss_with_dropout_off(tmp_path):
+    rows = run(tmp_path / "r", "--dropout", "0.5", steps=4)   # validated at steps 2 and 4, saved at 4
+    ckpt = load_checkpoint(str(tmp_path / "r"))
+    model = CharTransformer(ModelConfig(**ckpt["model_config"]))
+    model.load_state_dict(ckpt["model"])
+    _, _, val_ids, _ = load_corpus(PRIMER, 16)
+    val_rng = torch.Generator().manual_seed(train.VAL_BATCH_SEED)   # the run's fixed validation batches
+    batches = [get_batch(val_ids, 4, 16, val_rng) for _ in range(2)]
+    with torch.no_grad():
+        expected = sum(model.eval()(x, y)[1].item() for x, y in batches) / len(batches)
+    assert rows[-1]["val_loss"] == pytest.approx(expected, rel=1e-6)
 
 
 def test_same_seed_and_flags_give_the_same_metrics(tmp_path):
@@ -167,8 +258,8 @@ def test_a_run_directory_with_checkpoints_is_never_overwritten_without_resume(tm
     assert (tmp_path / "r" / "step_000004.pt").read_bytes() == before
 
 
-def poison_step(monkeypatch, bad_step):
-    """Make the training loss of step bad_step (counted from 1) NaN."""
+def poison_step(monkeypatch, bad_step, value="nan"):
+    """Make the training loss of step bad_step (counted from 1) NaN (or inf: value "inf")."""
     forward = CharTransformer.forward
     calls = {"train": 0}
 
@@ -177,15 +268,16 @@ def poison_step(monkeypatch, bad_step):
         if self.training:
             calls["train"] += 1
             if calls["train"] == bad_step:
-                loss = loss * float("nan")
+                loss = loss * float(value)
         return logits, loss
 
     monkeypatch.setattr(CharTransformer, "forward", poisoned)
 
 
-def test_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
-    poison_step(monkeypatch, 6)   # step 6: after the checkpoint at step 4
-    with pytest.raises(UserError, match=r"nan at step 6.*step_000004\.pt"):
+@pytest.mark.parametrize("poison", ["nan", "inf"])
+def test_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, poison):
+    poison_step(monkeypatch, 6, poison)   # step 6: after the checkpoint at step 4
+    with pytest.raises(UserError, match=rf"{poison} at step 6.*step_000004\.pt"):
         run(tmp_path / "r", steps=8)
     assert [s for s, _ in list_checkpoints(tmp_path / "r")] == [4]
     ckpt = load_checkpoint(str(tmp_path / "r"))
@@ -349,6 +441,48 @@ def test_a_time_budget_fixes_the_steps_from_the_measured_step_time_and_saves_the
     assert losses(train.train(model_cfg, cfg, resumed, progress=False)) == losses(rows)
 
 
+def fake_clock(monkeypatch, step_s, validation_s, checkpoint_s):
+    """Replace train.py's clock with one that only steps, validations and checkpoint saves move, each
+    by its seconds (step_s: a number, or a function of the step, counted from 1). Returns the clock,
+    [seconds]."""
+    clock, steps = [0.0], [0]
+    monkeypatch.setattr(train, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
+
+    def taking(seconds, function):
+        def timed(*args, **kwargs):
+            clock[0] += seconds() if callable(seconds) else seconds
+            return function(*args, **kwargs)
+        return timed
+
+    def step_seconds():
+        steps[0] += 1
+        return step_s(steps[0]) if callable(step_s) else step_s
+    monkeypatch.setattr(train, "train_step", taking(step_seconds, train.train_step))
+    monkeypatch.setattr(train, "validation_loss", taking(validation_s, train.validation_loss))
+    monkeypatch.setattr(train, "save_checkpoint", taking(checkpoint_s, train.save_checkpoint))
+    return clock
+
+
+def test_the_budget_counts_the_probes_time_and_reserves_for_the_slowest_of_the_last_16_steps(tmp_path, monkeypatch):
+    # a fake clock: steps take 10 ms but step 45 takes 100 ms; the probe itself takes 250 ms
+    clock = fake_clock(monkeypatch, step_s=lambda step: 0.100 if step == 45 else 0.010, validation_s=0.0,
+                       checkpoint_s=0.0)
+
+    def probe(*args, **kwargs):
+        clock[0] += 0.25
+        return 70, dict(step_s=0.010, validation_s=0.0, checkpoint_s=0.0)
+    monkeypatch.setattr(train, "fit_steps_to_budget", probe)
+    out = tmp_path / "r"
+    train.train(*configs("--out", str(out), "--time-budget", "1", "--eval-every", "25", "--ckpt-every", "25",
+                         *TINY_FLAGS)[:2], progress=False)
+    saved = {step: load_checkpoint(path) for step, path in list_checkpoints(str(out))}
+    assert list(saved) == [25, 50, 70]
+    assert saved[50]["elapsed_s"] == pytest.approx(0.25 + 49 * 0.010 + 0.100)   # the probe's time counts
+    # the pace the ceiling reserves for: the slowest of the last 16 steps (one read of the loss each on
+    # a CPU), so a slowdown counts at once and is forgotten 16 steps later
+    assert [saved[s]["budget_costs"]["step_s"] for s in (25, 50, 70)] == pytest.approx([0.010, 0.100, 0.010])
+
+
 @pytest.mark.parametrize("eval_every, last_step, saved_at_s", [(25, 46, 0.566), (20, 40, 0.506)])
 def test_the_time_budget_is_a_ceiling_a_run_slower_than_planned_stops_early_validated_and_saved(
         tmp_path, monkeypatch, eval_every, last_step, saved_at_s):
@@ -358,17 +492,7 @@ def test_the_time_budget_is_a_ceiling_a_run_slower_than_planned_stops_early_vali
     # and a final validation and checkpoint, all at the measured costs, would pass 0.6 s:
     # every 25 steps: step 46 (0.523 s + 0.083 s); every 20: step 40, itself a validation step
     # (0.463 s + 0.063 s + 0.083 s), where not counting its own would spend them twice (0.605 s).
-    clock = [0.0]
-    monkeypatch.setattr(train, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
-
-    def taking(seconds, function):
-        def timed(*args, **kwargs):
-            clock[0] += seconds
-            return function(*args, **kwargs)
-        return timed
-    monkeypatch.setattr(train, "train_step", taking(0.010, train.train_step))
-    monkeypatch.setattr(train, "validation_loss", taking(0.043, train.validation_loss))
-    monkeypatch.setattr(train, "save_checkpoint", taking(0.020, train.save_checkpoint))
+    clock = fake_clock(monkeypatch, step_s=0.010, validation_s=0.043, checkpoint_s=0.020)
     monkeypatch.setattr(train, "fit_steps_to_budget", lambda *args, **kwargs: (100, dict(step_s=0.005, validation_s=0.0,
                                                                                          checkpoint_s=0.0)))
     out = tmp_path / "r"

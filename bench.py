@@ -28,11 +28,12 @@ from contextlib import nullcontext
 
 import torch
 
-from corpus import ArgumentParser
+from cli import ArgumentParser
 from eval import full_pass_bpc
 from model import CharTransformer, ModelConfig, compile_decoder, count_params, flops_per_token
 from plain_gpt import PlainGPT, plain_optimizer
-from train import TrainConfig, compile_model, make_optimizer, resolve_precision, train_step
+from runtime import compile_model, resolve_precision
+from train import TrainConfig, make_optimizer, train_step
 
 
 def summary(samples):

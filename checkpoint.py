@@ -1,9 +1,9 @@
 """Self-contained, versioned checkpoints, written atomically and loaded safely.
 
 A checkpoint is a plain dict of tensors, numbers and strings, so it loads with
-torch.load(weights_only=True): format_version, step, model_config and train_config (dicts),
-vocab (a string: the characters, or for unit "bytes" the bytes as chr(b)), data_fingerprint, model (state_dict of the uncompiled module), optimizer,
-rng states, and the training bookkeeping that makes --resume exact.
+torch.load(weights_only=True); make_checkpoint says what is in it. load_checkpoint is the one
+place that reads one: it fills in what checkpoints written before a setting existed lack (with
+what the code did then), so no other file guesses a default.
 """
 import os
 import re
@@ -11,13 +11,34 @@ from dataclasses import fields
 
 import torch
 
-from corpus import UserError, Vocab
-from metrics import AtomicFile
+from cli import UserError
+from corpus import DEFAULT_SPLIT, Vocab
+from files import AtomicFile
 from model import CharTransformer, ModelConfig
 
 FORMAT_VERSION = 1
 CHECKPOINT_NAME = re.compile(r"^step_(\d+)\.pt$")
 REQUIRED_KEYS = ("format_version", "step", "model_config", "vocab", "model")
+# training settings added after format 1, as the code ran before each existed
+TRAIN_CONFIG_BEFORE = dict(unit="chars", optimizer="adamw", split=DEFAULT_SPLIT, precision="fp32")
+
+
+def make_checkpoint(step, model_config, train_config, vocab, data_fingerprint, model, optimizer, rng, elapsed_s,
+                    pending_losses, budget_costs):
+    """A training run's checkpoint at `step`: what --resume needs to continue exactly.
+
+    model_config, train_config: the configs as dicts (dataclasses.asdict); vocab: a Vocab (saved as
+    its string of symbols: for unit "bytes" the bytes as chr(b)); model: the uncompiled module, so
+    saved keys never gain a compiler's prefix; rng: {"torch": rank 0's CPU generator, "batches": the
+    batch stream's generator, "ranks": every rank's dropout generators}; elapsed_s: seconds of
+    training so far; pending_losses: the losses since the last validation; budget_costs: the time
+    budget's measured costs (budget.Budget)."""
+    return {
+        "format_version": FORMAT_VERSION, "step": step, "model_config": model_config, "train_config": train_config,
+        "vocab": vocab.chars, "data_fingerprint": data_fingerprint,
+        "model": model.state_dict(), "optimizer": optimizer.state_dict(), "rng": rng,
+        "elapsed_s": elapsed_s, "pending_losses": list(pending_losses), "budget_costs": dict(budget_costs),
+    }
 
 
 def checkpoint_path(run_dir, step):
@@ -64,11 +85,20 @@ def load_checkpoint(path):
         raise UserError(f"{path} is not a tinychar checkpoint")
     if ckpt["format_version"] != FORMAT_VERSION:
         raise UserError(f"{path} has checkpoint format {ckpt['format_version']}, this code reads {FORMAT_VERSION}")
+    unknown = sorted(set(ckpt["model_config"]) - {field.name for field in fields(ModelConfig)})
+    if unknown:
+        raise UserError(f"{path} was written by another version of tinychar: its model has settings this code "
+                        f"does not know ({', '.join(unknown)})")
     if "learned_init" not in ckpt["model_config"]:
         # written before the field existed, when a learned table started as N(0, 0.02)
         ckpt["model_config"]["learned_init"] = "normal" if ckpt["model_config"]["pos_encoding"] == "learned" else "sinusoidal"
     for field in fields(ModelConfig):   # the other fields added since: their defaults are what the code did then
         ckpt["model_config"].setdefault(field.name, field.default)
+    for name, value in TRAIN_CONFIG_BEFORE.items():
+        ckpt.setdefault("train_config", {}).setdefault(name, value)
+    if "rng" in ckpt:   # written by one process before every rank's generators were saved
+        ckpt["rng"].setdefault("ranks", [{"torch": ckpt["rng"]["torch"]}])
+    ckpt.setdefault("budget_costs", {})
     ckpt["path"] = path
     return ckpt
 
@@ -77,4 +107,4 @@ def model_from_checkpoint(ckpt, device="cpu"):
     """(model in eval mode, vocab) rebuilt from a loaded checkpoint."""
     model = CharTransformer(ModelConfig(**ckpt["model_config"]))
     model.load_state_dict(ckpt["model"])
-    return model.to(device).eval(), Vocab(ckpt["vocab"], ckpt.get("train_config", {}).get("unit", "chars"))
+    return model.to(device).eval(), Vocab(ckpt["vocab"], ckpt["train_config"]["unit"])

@@ -8,11 +8,7 @@ NumPy into the smallest integer type that holds the vocabulary. The ids go to a 
 not writable), written atomically and memory-mapped: later runs, eval.py and every torchrun rank
 share one copy in the page cache, and batches become int64 only when drawn. A cache whose
 header names another sha256, or whose size is wrong, is rebuilt.
-
-UserError marks mistakes in what the user gave us (a missing file, a bad flag): the scripts
-print it as one line and exit with status 2.
 """
-import argparse
 import codecs
 import hashlib
 import json
@@ -22,26 +18,14 @@ import sys
 import numpy as np
 import torch
 
-from metrics import AtomicFile
+from cli import UserError
+from files import AtomicFile
 
 DEFAULT_SPLIT = "0.9,0.1"   # first 90% train, last 10% validation, as nanoGPT and most Tiny Shakespeare results
 UNITS = ("chars", "bytes")
 CHUNK = 1 << 24             # bytes read at a time: memory stays flat whatever the corpus's size
 CACHE_MAGIC = b"TINYCHAR-IDS\n"
 CACHE_VERSION = 1
-
-
-class UserError(Exception):
-    """Bad input from the user; reported as a single line, never a traceback."""
-
-
-class ArgumentParser(argparse.ArgumentParser):
-    """argparse, but a bad flag is one 'error: ...' line and exit status 2, like every other
-    mistake (argparse's own adds a usage block; --help still shows it)."""
-
-    def error(self, message):
-        print(f"error: {message}", file=sys.stderr)
-        sys.exit(2)
 
 
 class Vocab:

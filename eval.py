@@ -33,9 +33,13 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+import cli
+import runtime
 from checkpoint import load_checkpoint, model_from_checkpoint
-from metrics import plot_curves, read_metrics, save_figure
-from corpus import DEFAULT_SPLIT, ArgumentParser, UserError, load_corpus
+from cli import ArgumentParser, UserError
+from corpus import load_corpus
+from files import save_figure
+from metrics import plot_curves, read_metrics
 
 
 def scoring_windows(n_context, n_scored, seq_len):
@@ -147,10 +151,8 @@ def context_note(cfg, context):
 def run_autocast(ckpt, precision, device):
     """bf16 autocast where asked, or (auto) where the run trained in bf16; else none."""
     if precision == "auto":
-        precision = ckpt["train_config"].get("precision", "fp32")
-    if precision == "bf16":
-        return torch.autocast(torch.device(device).type, dtype=torch.bfloat16), "bf16"
-    return nullcontext(), "fp32"
+        precision = ckpt["train_config"]["precision"]
+    return runtime.autocast(precision, device), precision
 
 
 def evaluate_run(path, data=None, batch_size=64, device="cpu", contexts=(None,), part="val", precision="auto",
@@ -160,8 +162,8 @@ def evaluate_run(path, data=None, batch_size=64, device="cpu", contexts=(None,),
     ckpt = load_checkpoint(path)
     model, vocab = model_from_checkpoint(ckpt, device)
     data = data or ckpt["train_config"]["data"]
-    unit = ckpt["train_config"].get("unit", "chars")
-    split_spec = ckpt["train_config"].get("split", DEFAULT_SPLIT)
+    unit = ckpt["train_config"]["unit"]
+    split_spec = ckpt["train_config"]["split"]
     run_dir = path if os.path.isdir(path) else os.path.dirname(path)
     _, train_ids, scored_ids, _ = load_corpus(data, model.cfg.seq_len, vocab, ckpt["data_fingerprint"], unit=unit,
                                               split_spec=split_spec, part=part, run_dir=run_dir)
@@ -313,52 +315,47 @@ def main(argv=None):
                         help="score with windows of N characters instead of the trained seq_len (stride N/2); "
                              "several values give one row each (length extrapolation)")
     args = parser.parse_args(argv)
-    try:
-        if args.batch_size <= 0:
-            raise UserError(f"--batch-size must be positive, got {args.batch_size}")
-        for n in args.context or []:
-            if n <= 0:
-                raise UserError(f"--context must be positive, got {n}")
-        if args.device == "cuda" and not torch.cuda.is_available():
-            raise UserError("--device cuda: no CUDA GPU is available here")
-        surprisal_text = None
-        if args.surprisal is not None:
-            surprisal_text = args.surprisal
-            if os.path.isfile(args.surprisal):
-                with open(args.surprisal, encoding="utf-8", errors="replace") as f:
-                    surprisal_text = f.read()
-        progress = sys.stderr.isatty() and not args.json
-        results, corpus = [], None
-        for run in args.runs:
-            rows, run_corpus = evaluate_run(run, args.data, args.batch_size, args.device, args.context or (None,),
-                                            args.split, args.precision, progress)
-            results += rows
-            corpus = corpus or run_corpus
-        references = {} if args.no_references else reference_bpcs(*corpus)
-        if args.plot:
-            curves = {r["name"]: read_metrics(os.path.join(r["run_dir"], "metrics.csv")) for r in results
-                      if os.path.exists(os.path.join(r["run_dir"], "metrics.csv"))}
-            plot_curves(curves, args.plot, {r["name"]: (r["val_bpc"], 0.0) for r in results})
-        first_rows = list({r["checkpoint"]: r for r in reversed(results)}.values())[::-1]   # one per run
-        for r in first_rows if args.attention else []:
-            model, vocab = model_from_checkpoint(load_checkpoint(r["checkpoint"]))
-            if args.attention_dir:
-                os.makedirs(args.attention_dir, exist_ok=True)
-            r["attention_plot"] = (os.path.join(args.attention_dir, f"attention_{r['name']}.png") if args.attention_dir
-                                   else os.path.join(r["run_dir"], "attention.png"))
-            plot_attention(model, vocab, args.attention, r["attention_plot"], r["name"])
-        for r in first_rows if surprisal_text is not None else []:
-            ckpt = load_checkpoint(r["checkpoint"])
-            model, vocab = model_from_checkpoint(ckpt, args.device)
-            chars, bits = surprisal(model, vocab, surprisal_text, run_autocast(ckpt, args.precision, args.device)[0])
-            scored = [b for b in bits if b is not None]
-            r["surprisal_bpc"] = sum(scored) / len(scored)
-            r["surprisal_plot"] = (args.surprisal_out if args.surprisal_out and len(first_rows) == 1
-                                   else os.path.join(r["run_dir"], "surprisal.png"))
-            plot_surprisal(chars, bits, r["surprisal_plot"], r["name"])
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    if args.batch_size <= 0:
+        raise UserError(f"--batch-size must be positive, got {args.batch_size}")
+    for n in args.context or []:
+        if n <= 0:
+            raise UserError(f"--context must be positive, got {n}")
+    runtime.resolve_device(args.device)   # one that is not here: a one-line error, before any work
+    surprisal_text = None
+    if args.surprisal is not None:
+        surprisal_text = args.surprisal
+        if os.path.isfile(args.surprisal):
+            with open(args.surprisal, encoding="utf-8", errors="replace") as f:
+                surprisal_text = f.read()
+    progress = sys.stderr.isatty() and not args.json
+    results, corpus = [], None
+    for run in args.runs:
+        rows, run_corpus = evaluate_run(run, args.data, args.batch_size, args.device, args.context or (None,),
+                                        args.split, args.precision, progress)
+        results += rows
+        corpus = corpus or run_corpus
+    references = {} if args.no_references else reference_bpcs(*corpus)
+    if args.plot:
+        curves = {r["name"]: read_metrics(os.path.join(r["run_dir"], "metrics.csv")) for r in results
+                  if os.path.exists(os.path.join(r["run_dir"], "metrics.csv"))}
+        plot_curves(curves, args.plot, {r["name"]: (r["val_bpc"], 0.0) for r in results})
+    first_rows = list({r["checkpoint"]: r for r in reversed(results)}.values())[::-1]   # one per run
+    for r in first_rows if args.attention else []:
+        model, vocab = model_from_checkpoint(load_checkpoint(r["checkpoint"]))
+        if args.attention_dir:
+            os.makedirs(args.attention_dir, exist_ok=True)
+        r["attention_plot"] = (os.path.join(args.attention_dir, f"attention_{r['name']}.png") if args.attention_dir
+                               else os.path.join(r["run_dir"], "attention.png"))
+        plot_attention(model, vocab, args.attention, r["attention_plot"], r["name"])
+    for r in first_rows if surprisal_text is not None else []:
+        ckpt = load_checkpoint(r["checkpoint"])
+        model, vocab = model_from_checkpoint(ckpt, args.device)
+        chars, bits = surprisal(model, vocab, surprisal_text, run_autocast(ckpt, args.precision, args.device)[0])
+        scored = [b for b in bits if b is not None]
+        r["surprisal_bpc"] = sum(scored) / len(scored)
+        r["surprisal_plot"] = (args.surprisal_out if args.surprisal_out and len(first_rows) == 1
+                               else os.path.join(r["run_dir"], "surprisal.png"))
+        plot_surprisal(chars, bits, r["surprisal_plot"], r["name"])
     if args.json:
         print(json.dumps({"runs": results, "references": references}, indent=2))
         return
@@ -377,4 +374,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

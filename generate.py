@@ -15,7 +15,9 @@ import sys
 import torch
 
 from checkpoint import load_checkpoint, model_from_checkpoint
-from corpus import ArgumentParser, UserError
+import cli
+import runtime
+from cli import ArgumentParser, UserError
 from model import compile_decoder
 
 
@@ -54,19 +56,14 @@ def check_args(args):
         raise UserError("--prompt must not be empty")
     if args.compile and args.no_cache:
         raise UserError("--compile speeds up the cached decoding step: drop --no-cache")
-    if args.device == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda: no CUDA GPU is available here")
+    runtime.resolve_device(args.device)   # one that is not here: a one-line error, before any work
 
 
 def main(argv=None):
     args = parse_args(argv)
-    try:
-        check_args(args)
-        model, vocab = model_from_checkpoint(load_checkpoint(args.ckpt), args.device)
-        prompt = vocab.encode(args.prompt)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    check_args(args)
+    model, vocab = model_from_checkpoint(load_checkpoint(args.ckpt), args.device)
+    prompt = vocab.encode(args.prompt)
     idx = prompt[None, :].repeat(args.num_samples, 1).to(args.device)
     decoder = None
     if args.compile:
@@ -95,4 +92,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

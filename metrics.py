@@ -4,71 +4,12 @@ report.py read and plot (so that none of the scripts imports another).
 metrics.csv has one row per validation: step, mean training loss since the last one (nats and
 bits), the fixed-batch validation estimate (nats and bits), learning rate, training tokens/s,
 and wall-clock seconds of training so far (elapsed_s, summed over resumed sessions).
-
-AtomicFile is how every file the project writes is written (checkpoints, caches, metrics, figures).
 """
 import csv
-import errno
-import os
+
+from files import AtomicFile, save_figure
 
 METRICS_FIELDS = ["step", "train_loss", "train_bpc", "val_loss", "val_bpc", "lr", "tokens_per_s", "elapsed_s"]
-
-
-class AtomicFile:
-    """`with AtomicFile(path, "wb") as f:` writes go to a temporary file beside path, flushed to
-    disk and renamed over path when the block ends, or removed if it raises: a crash leaves the old
-    file or the new one, never half of one. The temporary file is opened here, when the object is
-    made, so a folder that cannot be written fails before any work is done."""
-
-    def __init__(self, path, mode="w"):
-        self.path, self.tmp = path, f"{path}.{os.getpid()}.tmp"
-        self.file = open(self.tmp, mode, **({} if "b" in mode else dict(newline="", encoding="utf-8")))
-
-    def __enter__(self):
-        return self.file
-
-    def __exit__(self, error_type, error, traceback):
-        try:
-            with self.file:
-                if error_type is None:
-                    self.file.flush()
-                    os.fsync(self.file.fileno())   # a full disk often shows only here
-            if error_type is None:
-                os.replace(self.tmp, self.path)
-                sync_folder(os.path.dirname(os.path.abspath(self.path)))
-                return False
-        except BaseException:
-            self.discard()
-            raise
-        self.discard()
-        return False
-
-    def discard(self):
-        if os.path.exists(self.tmp):
-            os.remove(self.tmp)
-
-
-def sync_folder(path):
-    """fsync a folder, so that a rename into it survives a power cut as well as a crash. POSIX only
-    (Windows cannot open a folder); a file system that cannot sync folders (EINVAL) is left as it is."""
-    if os.name != "posix":
-        return
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    except OSError as error:
-        if error.errno != errno.EINVAL:
-            raise
-    finally:
-        os.close(fd)
-
-
-def save_figure(fig, path, dpi=110):
-    """A matplotlib figure to a PNG file, atomically, then closed (its memory freed)."""
-    import matplotlib.pyplot as plt
-    with AtomicFile(path, "wb") as f:
-        fig.savefig(f, format="png", dpi=dpi)
-    plt.close(fig)
 
 
 def read_metrics(path):

@@ -23,7 +23,8 @@ import os
 import re
 import statistics
 
-from metrics import AtomicFile, plot_curves, read_metrics, save_figure
+from files import AtomicFile, save_figure
+from metrics import plot_curves, read_metrics
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 CONFIGS = {  # name: (heads, positional encoding, description)
@@ -491,6 +492,6 @@ def main(root=ROOT):
 
 
 if __name__ == "__main__":
-    from corpus import ArgumentParser   # no flags: --help says what it does, a stray argument is an error
+    from cli import ArgumentParser  # no flags: --help says what it does, a stray argument is an error
     ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args()
     main()

@@ -20,27 +20,23 @@ import signal
 import sys
 import tempfile
 import time
-from collections import deque
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 
 import torch
 from tqdm import tqdm
 
-from checkpoint import (FORMAT_VERSION, checkpoint_path, list_checkpoints, load_checkpoint,
-                        save_checkpoint)
-from corpus import DEFAULT_SPLIT, ArgumentParser, UserError, get_batch, load_corpus, parse_split
+import cli
+import runtime
+from budget import BUDGET_PLANNED, Budget, steps_that_fit
+from checkpoint import checkpoint_path, list_checkpoints, load_checkpoint, make_checkpoint, save_checkpoint
+from cli import ArgumentParser, UserError
+from corpus import DEFAULT_SPLIT, get_batch, load_corpus, parse_split
 from metrics import plot_curves, read_metrics, write_metrics
 from model import ACTIVATIONS, LEARNED_INITS, POS_ENCODINGS, CharTransformer, ModelConfig, count_params
 
 DEFAULT_DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "lm_primer.txt")
 VAL_BATCH_SEED = 1234   # the same validation batches for every run and seed, so curves compare
-SYNC_EVERY_GPU = 16     # see host_sync_interval
-# The probe's pace is an estimate: the first nine timed recipe runs here ended at 92-101% of their
-# budget (cpu30 seed 12: 1817 s of 1800). Planning the steps for 97% of it makes the early stop
-# that keeps the budget a ceiling (train's over_budget) rare, at the price of 3% of the steps:
-# cpu7 seed 12, planned so before that stop existed, still took 426 s of 420 (its pace fell 4.6% short).
-BUDGET_PLANNED = 0.97
 OPTIMIZERS = ("adamw", "muon")
 
 
@@ -210,6 +206,10 @@ def resolve_configs(args):
         if not os.path.isdir(out) or not list_checkpoints(out):
             raise UserError(f"--resume: no checkpoint in {out} to resume from")
         resumed = load_checkpoint(out)
+        unknown = sorted(set(resumed["train_config"]) - set(train_fields))
+        if unknown:
+            raise UserError(f"{resumed['path']} was written by another version of tinychar: its training settings "
+                            f"include some this code does not know ({', '.join(unknown)})")
         model_fields.update(resumed["model_config"])
         train_fields.update(resumed["train_config"])
     if args.preset:   # a preset may set model and training fields alike
@@ -224,51 +224,22 @@ def resolve_configs(args):
             if field != "vocab_size" and model_fields[field] != saved:
                 raise UserError(f"--resume: the checkpoint has {field}={saved!r} but the flags give "
                                 f"{model_fields[field]!r}; a resumed run keeps its model shape")
-        saved_unit = resumed["train_config"].get("unit", "chars")
+        saved_unit = resumed["train_config"]["unit"]
         if train_fields["unit"] != saved_unit:
             raise UserError(f"--resume: this run was trained on {saved_unit} ({'--no-bytes' if saved_unit == 'chars' else '--bytes'}), "
                             f"and a resumed run keeps its unit")
-        saved_optimizer = resumed["train_config"].get("optimizer", "adamw")
+        saved_optimizer = resumed["train_config"]["optimizer"]
         if train_fields["optimizer"] != saved_optimizer:
             raise UserError(f"--resume: this run was trained with --optimizer {saved_optimizer}, and a resumed run "
                             f"keeps its optimizer (its state is that optimizer's)")
-        if train_fields["split"] != resumed["train_config"].get("split", DEFAULT_SPLIT):
-            raise UserError(f"--resume: this run was trained with --split {resumed['train_config'].get('split', DEFAULT_SPLIT)}, "
+        if train_fields["split"] != resumed["train_config"]["split"]:
+            raise UserError(f"--resume: this run was trained with --split {resumed['train_config']['split']}, "
                             f"and a resumed run keeps its split")
     model_fields["vocab_size"] = 1  # a placeholder until the corpus is read
     try:
         return ModelConfig(**model_fields), TrainConfig(**train_fields), resumed
     except ValueError as e:
         raise UserError(f"invalid settings: {e}") from None
-
-
-def cpu_has_native_bf16():
-    """True where the CPU multiplies bf16 in hardware (x86 AVX512-BF16 or AMX, read from Linux's
-    /proc/cpuinfo); elsewhere bf16 matmuls are emulated and slower than fp32."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = f.read()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def resolve_precision(precision, device):
-    if precision == "auto":
-        native = ((device.type == "cuda" and torch.cuda.is_bf16_supported())    # Ampere (sm_80) and newer
-                  or (device.type == "cpu" and cpu_has_native_bf16()))
-        return "bf16" if native else "fp32"
-    return precision
-
-
-def resolve_device(name):
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda: no CUDA GPU is available here (try --device cpu)")
-    if name == "mps" and not torch.backends.mps.is_available():
-        raise UserError("--device mps: Apple's Metal backend is not available here (try --device cpu)")
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
-    return torch.device(name)
 
 
 def lr_at(step, cfg):
@@ -348,29 +319,6 @@ def train_step(model, optimizer, x, y, grad_clip, autocast=nullcontext()):
     return loss
 
 
-def compile_model(model, example=None, autocast=nullcontext()):
-    """torch.compile(model), tried once on the example batch (x, y) so that a machine without a
-    working compiler falls back to eager mode with one warning instead of failing mid-run.
-    The example must have the real batch's shape, device and precision (autocast): torch.compile
-    specialises on them, so a trial on anything else would leave the first real step to compile
-    again, outside this fallback."""
-    compiled = torch.compile(model)
-    if example is None:
-        return compiled
-    try:
-        device = example[0].device
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):   # keep the real run's RNG
-            with autocast:
-                loss = compiled(*example)[1]
-            loss.backward()
-    except Exception as e:  # no C++ compiler, unsupported backend, ...
-        print(f"warning: torch.compile is not available here ({type(e).__name__}); training in eager mode",
-              file=sys.stderr)
-        compiled = model
-    model.zero_grad(set_to_none=True)
-    return compiled
-
-
 @torch.no_grad()
 def validation_loss(model, batches, autocast):
     """Mean cross-entropy (nats) over the fixed validation batches."""
@@ -383,55 +331,16 @@ def validation_loss(model, batches, autocast):
     return total / len(batches)
 
 
-def host_sync_interval(device):
-    """Steps between reads of the loss back to the host (where the NaN guard and Ctrl-C are
-    checked). On a CPU reading a loss costs nothing, so every step. On a GPU each read waits for
-    the whole queue of kernels, so every SYNC_EVERY_GPU steps, and always at validations and
-    checkpoints: a NaN is then caught up to SYNC_EVERY_GPU - 1 steps late (those steps are wasted
-    but never saved) and Ctrl-C answers up to SYNC_EVERY_GPU - 1 steps late."""
-    return 1 if device.type == "cpu" else SYNC_EVERY_GPU
-
-
-def to_device(t, device):
-    """A CPU batch onto the training device; on CUDA through pinned memory without blocking the host."""
-    if device.type == "cuda":
-        return t.pin_memory().to(device, non_blocking=True)
-    return t.to(device)
-
-
-def rng_state(device):
-    """This process's random state that dropout draws from: the CPU generator, and on a GPU the
-    generator of the training device."""
-    state = {"torch": torch.get_rng_state()}
-    if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(device)
-    return state
-
-
-def set_rng_state(state, device):
-    torch.set_rng_state(state["torch"])
-    if device.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state(state["cuda"], device)
-
-
-def gather_rng_states(device, world_size):
-    """[rng_state of rank 0, rank 1, ...], on every rank (a collective: all ranks must call it)."""
-    if world_size == 1:
-        return [rng_state(device)]
-    states = [None] * world_size
-    torch.distributed.all_gather_object(states, rng_state(device))
-    return states
-
-
-def fit_steps_to_budget(model, optimizer, cfg, batches, val_batches, autocast, probe_steps=16):
+def fit_steps_to_budget(model, optimizer, cfg, batches, val_batches, autocast, spent_s=0.0, probe_steps=16):
     """The number of steps whose training, validations and checkpoints fit BUDGET_PLANNED (97%) of
     cfg.time_budget minutes.
 
     Times a few steps (after one untimed), a validation and a checkpoint's serialisation on copies
     of the model and optimizer, under a forked RNG, so the real run is exactly a run with
-    --steps N (up to an early stop, see train's over_budget): the budget decides N once, and N is
-    saved. The probe's own time counts against the budget. batches: a function giving a fresh
-    (x, y) on the device. (A compiled run is timed eager: its estimate errs on the short side.)"""
+    --steps N (up to an early stop, see budget.Budget.over): the budget decides N once, and N is
+    saved. The time already spent (spent_s: setting up) and the probe's own count against the
+    budget. batches: a function giving a fresh (x, y) on the device. (A compiled run is timed
+    eager: its estimate errs on the short side.)"""
     import copy
     import io
     start = time.perf_counter()
@@ -459,11 +368,9 @@ def fit_steps_to_budget(model, optimizer, cfg, batches, val_batches, autocast, p
         checkpoint_s = time.perf_counter() - t
     # the mean, the first (warm-up) step left out: a run's pace is its mean step, slow ones included
     # (the median of 8 steps ran 3-4% short of a run's pace here, and the budget overran by as much)
-    step_s = sum(times[1:]) / probe_steps
-    probe_s = time.perf_counter() - start
-    per_step = step_s + validation_s / cfg.eval_every + checkpoint_s / cfg.ckpt_every
-    steps = max(1, int((cfg.time_budget * 60 * BUDGET_PLANNED - probe_s) / per_step))
-    return steps, dict(step_s=step_s, validation_s=validation_s, checkpoint_s=checkpoint_s, probe_s=probe_s)
+    timing = dict(step_s=sum(times[1:]) / probe_steps, validation_s=validation_s, checkpoint_s=checkpoint_s,
+                  probe_s=time.perf_counter() - start)
+    return steps_that_fit(cfg.time_budget, timing, cfg.eval_every, cfg.ckpt_every, spent_s + timing["probe_s"]), timing
 
 
 class StopRequest:
@@ -486,16 +393,6 @@ class StopRequest:
         signal.signal(signal.SIGINT, self.previous)
 
 
-def setup_distributed(device):
-    """(rank, world_size) under torchrun, after joining the process group; (0, 1) otherwise.
-    NCCL between GPUs, gloo between CPU processes."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if world_size == 1:
-        return 0, 1
-    torch.distributed.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    return torch.distributed.get_rank(), world_size
-
-
 def train(model_cfg, cfg, resumed=None, progress=True):
     """Run (or continue) training; returns the metrics rows. All state goes to cfg.out.
 
@@ -505,13 +402,17 @@ def train(model_cfg, cfg, resumed=None, progress=True):
     distribution, since each rank draws its own masks). Only rank 0 validates, logs, plots and
     writes checkpoints; every checkpoint holds every rank's dropout generators, so --resume is exact.
     """
-    device = resolve_device(cfg.device)
+    model_cfg, cfg = replace(model_cfg), replace(cfg)   # what is resolved below is this run's, not the caller's
+    device = runtime.resolve_device(cfg.device)
+    # the clock starts here: reading the corpus, compiling and the budget's probe count against it
+    budget = Budget(cfg.time_budget, runtime.host_sync_interval(device), resumed["elapsed_s"] if resumed else 0.0,
+                    resumed["budget_costs"] if resumed else None)
     if device.type == "cuda" and "LOCAL_RANK" in os.environ:
         device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
         torch.cuda.set_device(device)
     if not resumed and os.path.isdir(cfg.out) and list_checkpoints(cfg.out):
         raise UserError(f"{cfg.out} already holds checkpoints: pass --resume to continue it, or a new --out")
-    rank, world_size = setup_distributed(device)
+    rank, world_size = runtime.setup_distributed(device)
     if cfg.batch_size % world_size:
         raise UserError(f"--batch-size {cfg.batch_size} must be divisible by the number of processes ({world_size})")
 
@@ -544,18 +445,18 @@ def train(model_cfg, cfg, resumed=None, progress=True):
     val_rng = torch.Generator().manual_seed(VAL_BATCH_SEED)
     val_batches = [tuple(t.to(device) for t in get_batch(val_ids, cfg.batch_size, model_cfg.seq_len, val_rng))
                    for _ in range(cfg.eval_batches)]
-    cfg.precision = resolve_precision(cfg.precision, device)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if cfg.precision == "bf16" else nullcontext()
+    cfg.precision = runtime.resolve_precision(cfg.precision, device)
+    autocast = runtime.autocast(cfg.precision, device)
     metrics_path = os.path.join(cfg.out, "metrics.csv")
-    step, elapsed_before, pending_losses, rows = 0, 0.0, [], []
+    step, pending_losses, rows = 0, [], []
     if resumed:
         model.load_state_dict(resumed["model"])
         optimizer.load_state_dict(resumed["optimizer"])
         batch_rng.set_state(resumed["rng"]["batches"])
-        step, elapsed_before, pending_losses = resumed["step"], resumed["elapsed_s"], list(resumed["pending_losses"])
-        saved_states = resumed["rng"].get("ranks") or [{"torch": resumed["rng"]["torch"]}]
+        step, pending_losses = resumed["step"], list(resumed["pending_losses"])
+        saved_states = resumed["rng"]["ranks"]
         if len(saved_states) == world_size:
-            set_rng_state(saved_states[rank], device)
+            runtime.set_rng_state(saved_states[rank], device)
         else:   # another number of processes: fresh dropout streams, and say so
             torch.manual_seed(cfg.seed + rank + step)
             if main_process and model_cfg.dropout > 0:
@@ -571,58 +472,29 @@ def train(model_cfg, cfg, resumed=None, progress=True):
     if use_compile:
         # the trial batch has the real local batch's shape, device and precision (see compile_model)
         example = get_batch(train_ids, cfg.batch_size // world_size, model_cfg.seq_len, torch.Generator().manual_seed(0))
-        runner = compile_model(model, tuple(t.to(device) for t in example), autocast)
+        runner = runtime.compile_model(model, tuple(t.to(device) for t in example), autocast)
         compiled = runner is not model
     if world_size > 1:
         runner = torch.nn.parallel.DistributedDataParallel(runner)
 
-    # what the budget's ceiling reserves for the end (see over_budget): measured as the run goes,
-    # until then the probe's figures, or those saved by the session before
-    costs = {"step_s": 0.0, "validation_s": 0.0, "checkpoint_s": 0.0, **(resumed.get("budget_costs", {}) if resumed else {})}
     if cfg.time_budget and not resumed:
-        probe_start = time.perf_counter()
         probe_rng = torch.Generator().manual_seed(cfg.seed + 1)   # not the run's batch stream
         local = cfg.batch_size // world_size
         cfg.steps, timing = fit_steps_to_budget(
-            model, optimizer, cfg, lambda: tuple(to_device(t, device) for t in get_batch(
-                train_ids, local, model_cfg.seq_len, probe_rng)), val_batches, autocast)
+            model, optimizer, cfg, lambda: tuple(runtime.to_device(t, device) for t in get_batch(
+                train_ids, local, model_cfg.seq_len, probe_rng)), val_batches, autocast, budget.elapsed())
         if world_size > 1:   # every rank must run the same number of steps: the slowest rank's
             agreed = torch.tensor([cfg.steps], device=device)
             torch.distributed.all_reduce(agreed, op=torch.distributed.ReduceOp.MIN)
             cfg.steps = int(agreed.item())
-        elapsed_before = time.perf_counter() - probe_start   # the probe's time is part of the budget
-        costs.update((k, timing[k]) for k in costs)
+        budget.costs.update((k, timing[k]) for k in budget.costs)   # until the run measures its own
         if main_process:
             print(f"time budget {cfg.time_budget:g} min: a step takes {1000 * timing['step_s']:.1f} ms, a validation "
                   f"{timing['validation_s']:.2f} s, a checkpoint {timing['checkpoint_s']:.2f} s: {cfg.steps:,} steps")
-    run_start = time.perf_counter()
-
-    def elapsed():  # wall-clock seconds of training, summed over resumed sessions
-        return elapsed_before + time.perf_counter() - run_start
-
-    sync_every = host_sync_interval(device)
-
-    def over_budget(spent_s):
-        """The budget is a ceiling: the steps were fitted to the probe's pace, but a machine that
-        slows down would run past it, so the run stops early, validated and saved like a last step,
-        once the steps up to the next check after the coming one (two sync intervals: a GPU's clock
-        runs ahead of its queue) plus that final validation and checkpoint would pass the budget.
-        spent_s: the time spent, with what the current step will spend on its own validation and
-        checkpoint. Only rank 0 asks (it alone validates; the others wait for it)."""
-        if not cfg.time_budget:   # untimed: nothing to reserve (this runs at every read of the loss)
-            return False
-        reserve = 2 * sync_every * costs["step_s"] + costs["validation_s"] + costs["checkpoint_s"]
-        return spent_s + reserve > cfg.time_budget * 60
-
     def save(at_step, rank_states):
-        payload = {
-            "format_version": FORMAT_VERSION, "step": at_step, "model_config": asdict(model_cfg),
-            "train_config": asdict(cfg), "vocab": vocab.chars, "data_fingerprint": fingerprint,   # vocab: see corpus.Vocab
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            # "torch" is rank 0's CPU generator; "ranks" holds every rank's dropout generators
-            "rng": {"torch": rank_states[0]["torch"], "batches": batch_rng.get_state(), "ranks": rank_states},
-            "elapsed_s": elapsed(), "pending_losses": list(pending_losses), "budget_costs": dict(costs),
-        }
+        rng = {"torch": rank_states[0]["torch"], "batches": batch_rng.get_state(), "ranks": rank_states}
+        payload = make_checkpoint(at_step, asdict(model_cfg), asdict(cfg), vocab, fingerprint, model, optimizer, rng,
+                                  budget.elapsed(), pending_losses, budget.costs)
         path = checkpoint_path(cfg.out, at_step)
         save_checkpoint(payload, path)
         return path
@@ -635,20 +507,19 @@ def train(model_cfg, cfg, resumed=None, progress=True):
     bar = tqdm(total=cfg.steps, initial=step, disable=not (progress and main_process), dynamic_ncols=True, file=sys.stderr)
     last_good = list_checkpoints(cfg.out)[-1][1] if resumed else None
     interval_start, interval_steps = time.perf_counter(), 0
-    # the pace: the slowest of the last 16 sync windows' time per step (steps only), so that a
-    # machine that slows down is seen at once and a reserve errs on the long side
-    paced_start, recent_paces = time.perf_counter(), deque(maxlen=16)
+    budget.start_window()
     unread = []   # this rank's losses (device tensors) of the steps since the host last read them
     model.train()
-    # a resumed run whose budget is spent ends at once (the saved elapsed_s, which the save itself
-    # came after, and costs: every rank decides alike); a fresh run always trains its first step
-    budget_spent = resumed is not None and step < cfg.steps and over_budget(elapsed_before + costs["checkpoint_s"])
+    # a resumed run whose budget is spent ends at once (judged on the saved elapsed_s, which the save
+    # itself came after, and costs, so that every rank decides alike); a fresh run trains its first step
+    budget_spent = (resumed is not None and step < cfg.steps
+                    and budget.over(budget.costs["checkpoint_s"], elapsed_s=resumed["elapsed_s"]))
     with StopRequest() as stop:
         while step < cfg.steps and not budget_spent:
             lr = lr_at(step, cfg)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            x, y = (to_device(t[local_batch], device)
+            x, y = (runtime.to_device(t[local_batch], device)
                     for t in get_batch(train_ids, cfg.batch_size, model_cfg.seq_len, batch_rng))
             unread.append(train_step(runner, optimizer, x, y, cfg.grad_clip, autocast).detach().float())
             step += 1
@@ -656,13 +527,13 @@ def train(model_cfg, cfg, resumed=None, progress=True):
             bar.update(1)
             at_eval = step % cfg.eval_every == 0 or step == cfg.steps
             at_ckpt = step % cfg.ckpt_every == 0 or step == cfg.steps
-            if not (at_eval or at_ckpt or step % sync_every == 0):
+            if not (at_eval or at_ckpt or step % budget.sync_every == 0):
                 continue
             # One read back to the host for the unread steps: the mean loss over all ranks, whether
             # any rank was interrupted, and whether rank 0 finds the budget spent (every rank must
             # take the same decision to stop, or the others would wait forever).
-            own_costs = at_eval * costs["validation_s"] + at_ckpt * costs["checkpoint_s"]
-            flags = torch.tensor([float(stop.requested), float(main_process and over_budget(elapsed() + own_costs))],
+            own_costs = at_eval * budget.costs["validation_s"] + at_ckpt * budget.costs["checkpoint_s"]
+            flags = torch.tensor([float(stop.requested), float(main_process and budget.over(own_costs))],
                                  device=device)
             losses_and_stop = torch.cat([torch.stack(unread), flags])
             if world_size > 1:
@@ -670,8 +541,7 @@ def train(model_cfg, cfg, resumed=None, progress=True):
                 losses_and_stop[:-2] /= world_size
             *losses, stop_flag, budget_flag = losses_and_stop.tolist()
             first_unread, unread, stop_requested = step - len(losses) + 1, [], stop_flag > 0
-            recent_paces.append((time.perf_counter() - paced_start) / len(losses))
-            costs["step_s"] = max(recent_paces)
+            budget.end_window(len(losses))
             if budget_flag > 0 and step < cfg.steps:   # this step is the last: validate and save it
                 budget_spent = at_eval = at_ckpt = True
             bad = next((i for i, value in enumerate(losses) if not math.isfinite(value)), None)
@@ -689,7 +559,7 @@ def train(model_cfg, cfg, resumed=None, progress=True):
                 train_loss = sum(pending_losses) / len(pending_losses)
                 rows.append(dict(step=step, train_loss=train_loss, train_bpc=train_loss / math.log(2),
                                  val_loss=val_loss, val_bpc=val_loss / math.log(2), lr=lr,
-                                 tokens_per_s=tokens_per_s, elapsed_s=elapsed()))
+                                 tokens_per_s=tokens_per_s, elapsed_s=budget.elapsed()))
                 write_metrics(metrics_path, rows)
                 plot_curves({os.path.basename(os.path.normpath(cfg.out)): rows}, os.path.join(cfg.out, "loss_curve.png"))
                 bar.set_postfix(loss=f"{train_loss:.3f}", val_bpc=f"{val_loss / math.log(2):.3f}",
@@ -699,26 +569,27 @@ def train(model_cfg, cfg, resumed=None, progress=True):
                            f"lr {lr:.2e}, {tokens_per_s:,.0f} tokens/s")
                 sys.stdout.flush()  # a log redirected to a file shows progress as it happens
                 interval_start, interval_steps = time.perf_counter(), 0
-                costs["validation_s"] = interval_start - now
+                budget.costs["validation_s"] = interval_start - now
             if at_eval:
                 pending_losses = []
             if at_ckpt or stop_requested:
                 save_start = time.perf_counter()
-                rank_states = gather_rng_states(device, world_size)   # every rank takes part
+                rank_states = runtime.gather_rng_states(device, world_size)   # every rank takes part
                 if main_process:
-                    last_good = save(step, rank_states)
+                    save(step, rank_states)
+                last_good = checkpoint_path(cfg.out, step)   # on every rank: rank 0 wrote it
                 interval_start, interval_steps = time.perf_counter(), 0  # tokens/s counts training only
-                costs["checkpoint_s"] = interval_start - save_start
+                budget.costs["checkpoint_s"] = interval_start - save_start
             if stop_requested and not budget_spent:   # out of time anyway: the run is done, not paused
                 bar.close()
                 if main_process:
                     print(f"interrupted: checkpoint saved at step {step} to {last_good}; "
                           f"continue with: python train.py --out {cfg.out} --resume")
                 raise KeyboardInterrupt
-            paced_start = time.perf_counter()
+            budget.start_window()
     bar.close()
     if main_process and budget_spent:
-        print(f"time budget spent: stopped at step {step:,} of the {cfg.steps:,} planned ({elapsed():.1f} s of "
+        print(f"time budget spent: stopped at step {step:,} of the {cfg.steps:,} planned ({budget.elapsed():.1f} s of "
               f"{cfg.time_budget * 60:g})")
     if main_process:
         print(f"done: {step} steps, checkpoint {last_good}; full-pass BPC: python eval.py {cfg.out}")
@@ -726,18 +597,17 @@ def train(model_cfg, cfg, resumed=None, progress=True):
 
 
 def main(argv=None):
+    model_cfg, cfg, resumed = resolve_configs(parse_args(argv))
     try:
-        model_cfg, cfg, resumed = resolve_configs(parse_args(argv))
         train(model_cfg, cfg, resumed, progress=sys.stderr.isatty())
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        sys.exit(130)
+        if torch.distributed.is_initialized():
+            # every rank is done before any tears its connections down: gloo could abort a rank
+            # whose peer closed first ("terminate called without an active exception", exit -6)
+            torch.distributed.barrier()
     finally:
         if torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 import corpus
-from corpus import UserError, encoded_corpus, get_batch, load_corpus, split
+from cli import UserError
+from corpus import encoded_corpus, get_batch, load_corpus, split
 
 TEXT = "naïve café — ☃ snow, übung!\n" * 40 + "the end.\n"
 

@@ -7,6 +7,7 @@ import os
 import pytest
 import torch
 
+import runtime
 import train
 from checkpoint import load_checkpoint
 from conftest import TINY_FLAGS, run_script
@@ -40,7 +41,7 @@ def test_cuda_training_with_dropout_resumes_exactly(tmp_path, compile_flag):
     ckpt = load_checkpoint(str(crashed))
     assert "cuda" in ckpt["rng"]["ranks"][0]
     expected = "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    assert train.resolve_precision("auto", torch.device("cuda")) == expected
+    assert runtime.resolve_precision("auto", torch.device("cuda")) == expected
 
 
 def test_cuda_evaluation_matches_the_cpu(tmp_path):

@@ -135,3 +135,44 @@ def test_prepare_refuses_a_zip_with_another_checksum_and_writes_nothing(tmp_path
                         hashlib.sha256(b"plain bytes").hexdigest(), "--out", str(tmp_path / "text8"))
     assert_one_line_error(result, "not a zip holding text8")
     assert_one_line_error(run_script("data/prepare.py", "enwik9"), "invalid choice")
+
+
+def test_a_checkpoint_from_another_version_is_a_one_line_error_not_a_traceback(tiny_run, tmp_path):
+    ckpt = torch.load(os.path.join(tiny_run, "step_000012.pt"), weights_only=True)
+    newer_model = tmp_path / "model" / "step_000012.pt"
+    newer_model.parent.mkdir()
+    torch.save({**ckpt, "model_config": {**ckpt["model_config"], "mixture_of_experts": 8}}, newer_model)
+    assert_one_line_error(run_script("eval.py", str(newer_model.parent)), "another version", "mixture_of_experts")
+    newer_training = tmp_path / "training" / "step_000012.pt"
+    newer_training.parent.mkdir()
+    torch.save({**ckpt, "train_config": {**ckpt["train_config"], "accumulate": 4}}, newer_training)
+    assert_one_line_error(run_script("train.py", "--out", str(newer_training.parent), "--resume"), "accumulate")
+
+
+def test_a_checkpoint_of_the_first_format_still_evaluates_generates_and_resumes(tiny_run, tmp_path):
+    # what format 1 held before the settings added since: no learned_init, levers, dropout_attention,
+    # unit, split, optimizer, precision, schedule or time budget; one process's generator; no budget costs
+    import eval as evaluation
+    import train
+    ckpt = torch.load(os.path.join(tiny_run, "step_000012.pt"), weights_only=True)
+    for field in ("learned_init", "qk_norm", "activation", "zero_init", "logit_softcap", "dropout_attention"):
+        del ckpt["model_config"][field]
+    for field in ("unit", "split", "optimizer", "precision", "schedule", "decay_fraction", "time_budget"):
+        del ckpt["train_config"][field]
+    del ckpt["rng"]["ranks"], ckpt["budget_costs"]
+    old = tmp_path / "old"
+    old.mkdir()
+    torch.save(ckpt, old / "step_000012.pt")
+    (row,), _ = evaluation.evaluate_run(str(old))
+    assert row["precision"] == "fp32" and row["unit"] == "chars" and 0 < row["val_bpc"] < 8
+    assert run_script("generate.py", "--ckpt", str(old), "--max-new-tokens", "20").returncode == 0
+    model_cfg, cfg, resumed = train.resolve_configs(train.parse_args(["--out", str(old), "--resume", "--steps", "14"]))
+    assert (cfg.optimizer, cfg.split, model_cfg.learned_init) == ("adamw", "0.9,0.1", "sinusoidal")
+    assert train.train(model_cfg, cfg, resumed, progress=False)[-1]["step"] == 14
+
+
+@pytest.mark.skipif(torch.backends.mps.is_available(), reason="this machine has Apple's Metal backend")
+@pytest.mark.parametrize("script", ["eval.py", "generate.py"])
+def test_mps_requested_where_there_is_none_is_a_one_line_error(tiny_run, script):
+    args = [tiny_run] if script == "eval.py" else ["--ckpt", tiny_run]
+    assert_one_line_error(run_script(script, *args, "--device", "mps"), "--device mps")

@@ -8,6 +8,7 @@ import sys
 import pytest
 import torch
 
+import runtime
 import train
 from conftest import PRIMER, ROOT, TINY_FLAGS
 
@@ -65,7 +66,7 @@ def test_with_dropout_each_rank_draws_its_own_masks_and_an_interrupted_ddp_run_r
 
 def test_batch_size_must_divide_among_ranks(tmp_path, monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "3")
-    monkeypatch.setattr(train, "setup_distributed", lambda device: (0, 3))
+    monkeypatch.setattr(runtime, "setup_distributed", lambda device: (0, 3))
     model_cfg, cfg, _ = train.resolve_configs(train.parse_args(
         ["--out", str(tmp_path / "r"), "--steps", "2", *TINY_FLAGS, "--batch-size", "4"]))
     with pytest.raises(train.UserError, match="divisible"):
@@ -109,7 +110,27 @@ def test_compile_falls_back_to_eager_with_one_warning_when_no_compiler_works(mon
     monkeypatch.setattr(torch, "compile", broken_compile)
     model = train.CharTransformer(train.ModelConfig(vocab_size=5, seq_len=8, d_model=16, n_heads=2))
     example = (torch.zeros(1, 8, dtype=torch.long), torch.zeros(1, 8, dtype=torch.long))
-    assert train.compile_model(model, example) is model
+    assert runtime.compile_model(model, example) is model
     warnings = capsys.readouterr().err.strip().splitlines()
     assert len(warnings) == 1 and warnings[0].startswith("warning: torch.compile is not available")
     assert all(p.grad is None for p in model.parameters())
+
+
+def test_a_rank_other_than_0_names_the_checkpoint_rank_0_kept_when_the_loss_turns_nan(tmp_path, monkeypatch):
+    # rank 1 of 2, simulated in this process: the collectives stand in for a partner that agrees
+    monkeypatch.setattr(runtime, "setup_distributed", lambda device: (1, 2))
+    monkeypatch.setattr(runtime, "gather_rng_states", lambda device, world_size: [runtime.rng_state(device)] * 2)
+    monkeypatch.setattr(torch.distributed, "barrier", lambda: None)
+    monkeypatch.setattr(torch.distributed, "all_reduce", lambda tensor, *args, **kwargs: tensor.mul_(2))
+    monkeypatch.setattr(torch.nn.parallel, "DistributedDataParallel", lambda module: module)
+    forward, calls = train.CharTransformer.forward, [0]
+
+    def nan_at_step_6(self, idx, targets=None, **kwargs):
+        logits, loss = forward(self, idx, targets, **kwargs)
+        calls[0] += 1
+        return logits, loss * float("nan") if calls[0] == 6 else loss
+    monkeypatch.setattr(train.CharTransformer, "forward", nan_at_step_6)
+    model_cfg, cfg, _ = train.resolve_configs(train.parse_args(
+        ["--out", str(tmp_path / "r"), "--steps", "8", "--ckpt-every", "4", "--eval-every", "4", *TINY_FLAGS]))
+    with pytest.raises(train.UserError, match=r"nan at step 6.*the last good checkpoint is .*step_000004\.pt"):
+        train.train(model_cfg, cfg, progress=False)

@@ -9,14 +9,18 @@ import subprocess
 import sys
 import time
 import types
+from dataclasses import asdict
 
 import pytest
 import torch
 
+import budget
+import runtime
 import train
 from checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from conftest import PRIMER, ROOT, TINY_FLAGS
-from corpus import UserError, get_batch, load_corpus
+from cli import UserError
+from corpus import get_batch, load_corpus
 from metrics import METRICS_FIELDS
 from model import CharTransformer, ModelConfig
 
@@ -195,6 +199,16 @@ def test_a_dropout_runs_logged_validation_is_its_checkpoints_loss_with_dropout_o
     assert rows[-1]["val_loss"] == pytest.approx(expected, rel=1e-6)
 
 
+def test_train_leaves_the_callers_configs_as_they_were(tmp_path, monkeypatch):
+    # it resolves the vocabulary size, the precision ("auto") and a time budget's steps for its own run
+    monkeypatch.setattr(train, "fit_steps_to_budget", lambda *args: (3, dict(step_s=0.01, validation_s=0.0,
+                                                                             checkpoint_s=0.0)))
+    model_cfg, cfg, _ = configs("--out", str(tmp_path / "r"), "--time-budget", "1", *TINY_FLAGS[2:])
+    before = (asdict(model_cfg), asdict(cfg))
+    assert train.train(model_cfg, cfg, progress=False)[-1]["step"] == 3
+    assert (asdict(model_cfg), asdict(cfg)) == before
+
+
 def test_same_seed_and_flags_give_the_same_metrics(tmp_path):
     assert losses(run(tmp_path / "a")) == losses(run(tmp_path / "b"))
     assert losses(run(tmp_path / "c")) != losses(run(tmp_path / "d", "--seed", "2"))
@@ -336,15 +350,15 @@ def test_ctrl_c_saves_a_checkpoint_and_resuming_matches_an_uninterrupted_run(tmp
 def test_auto_precision_is_bf16_on_gpus_and_cpus_with_native_bf16(monkeypatch):
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: True)
-    assert train.resolve_precision("auto", cuda) == "bf16"
+    assert runtime.resolve_precision("auto", cuda) == "bf16"
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: False)   # e.g. a V100 or T4
-    assert train.resolve_precision("auto", cuda) == "fp32"
-    monkeypatch.setattr(train, "cpu_has_native_bf16", lambda: True)
-    assert train.resolve_precision("auto", cpu) == "bf16"
-    monkeypatch.setattr(train, "cpu_has_native_bf16", lambda: False)
-    assert train.resolve_precision("auto", cpu) == "fp32"
-    assert train.resolve_precision("auto", torch.device("mps")) == "fp32"
-    assert train.resolve_precision("fp32", cuda) == "fp32" and train.resolve_precision("bf16", cpu) == "bf16"
+    assert runtime.resolve_precision("auto", cuda) == "fp32"
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: True)
+    assert runtime.resolve_precision("auto", cpu) == "bf16"
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: False)
+    assert runtime.resolve_precision("auto", cpu) == "fp32"
+    assert runtime.resolve_precision("auto", torch.device("mps")) == "fp32"
+    assert runtime.resolve_precision("fp32", cuda) == "fp32" and runtime.resolve_precision("bf16", cpu) == "bf16"
 
 
 def test_bf16_training_learns_resumes_exactly_and_records_its_precision(tmp_path):
@@ -358,10 +372,10 @@ def test_bf16_training_learns_resumes_exactly_and_records_its_precision(tmp_path
 
 
 def test_a_resumed_run_keeps_the_precision_it_resolved(tmp_path, monkeypatch):
-    monkeypatch.setattr(train, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: True)
     model_cfg, cfg, _ = configs("--out", str(tmp_path / "r"), "--steps", "2", *TINY_FLAGS[2:])   # auto
     train.train(model_cfg, cfg, progress=False)
-    monkeypatch.setattr(train, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: False)
     _, cfg, _ = configs("--out", str(tmp_path / "r"), "--resume")
     assert cfg.precision == "bf16"
 
@@ -382,12 +396,12 @@ def test_resume_refuses_a_preset_that_would_change_the_model(tmp_path):
 
 def test_reading_the_loss_every_k_steps_as_on_a_gpu_gives_the_same_metrics(tmp_path, monkeypatch):
     every_step = run(tmp_path / "k1", "--dropout", "0.1", steps=10)
-    monkeypatch.setattr(train, "host_sync_interval", lambda device: 3)
+    monkeypatch.setattr(runtime, "host_sync_interval", lambda device: 3)
     assert losses(run(tmp_path / "k3", "--dropout", "0.1", steps=10)) == losses(every_step)
 
 
 def test_reading_the_loss_every_k_steps_still_stops_on_nan_before_saving_it(tmp_path, monkeypatch):
-    monkeypatch.setattr(train, "host_sync_interval", lambda device: 4)   # reads at steps 3, 4, 6, 8
+    monkeypatch.setattr(runtime, "host_sync_interval", lambda device: 4)   # reads at steps 3, 4, 6, 8
     poison_step(monkeypatch, 5)   # step 5, read back at step 6 with step 6's loss
     with pytest.raises(UserError, match=r"nan at step 5.*step_000004\.pt"):
         run(tmp_path / "r", "--eval-every", "3", steps=8)
@@ -406,11 +420,11 @@ def test_on_cuda_the_devices_generator_is_saved_and_restored(monkeypatch):
     monkeypatch.setattr(torch.cuda, "get_rng_state", lambda device: saved)
     monkeypatch.setattr(torch.cuda, "set_rng_state", lambda state, device: restored.update(state=state, device=device))
     cuda = torch.device("cuda", 1)
-    state = train.rng_state(cuda)
+    state = runtime.rng_state(cuda)
     assert torch.equal(state["cuda"], saved) and torch.equal(state["torch"], torch.get_rng_state())
-    train.set_rng_state(state, cuda)
+    runtime.set_rng_state(state, cuda)
     assert torch.equal(restored["state"], saved) and restored["device"] == cuda
-    assert "cuda" not in train.rng_state(torch.device("cpu"))
+    assert "cuda" not in runtime.rng_state(torch.device("cpu"))
 
 
 def test_wsd_holds_the_learning_rate_then_decays_linearly_over_the_last_fraction():
@@ -446,7 +460,8 @@ def fake_clock(monkeypatch, step_s, validation_s, checkpoint_s):
     by its seconds (step_s: a number, or a function of the step, counted from 1). Returns the clock,
     [seconds]."""
     clock, steps = [0.0], [0]
-    monkeypatch.setattr(train, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
+    for module in (train, budget):
+        monkeypatch.setattr(module, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
 
     def taking(seconds, function):
         def timed(*args, **kwargs):
@@ -463,21 +478,30 @@ def fake_clock(monkeypatch, step_s, validation_s, checkpoint_s):
     return clock
 
 
-def test_the_budget_counts_the_probes_time_and_reserves_for_the_slowest_of_the_last_16_steps(tmp_path, monkeypatch):
-    # a fake clock: steps take 10 ms but step 45 takes 100 ms; the probe itself takes 250 ms
+def test_the_budget_counts_setting_up_and_the_probe_and_reserves_for_the_slowest_of_the_last_16_steps(
+        tmp_path, monkeypatch):
+    # a fake clock: reading the corpus takes 0.5 s, the probe 0.25 s, steps 10 ms but step 45 100 ms
     clock = fake_clock(monkeypatch, step_s=lambda step: 0.100 if step == 45 else 0.010, validation_s=0.0,
                        checkpoint_s=0.0)
+    load_corpus, spent_before_probe = train.load_corpus, []
 
-    def probe(*args, **kwargs):
+    def slow_corpus(*args, **kwargs):
+        clock[0] += 0.5
+        return load_corpus(*args, **kwargs)
+
+    def probe(*args):
+        spent_before_probe.append(args[-1])
         clock[0] += 0.25
         return 70, dict(step_s=0.010, validation_s=0.0, checkpoint_s=0.0)
+    monkeypatch.setattr(train, "load_corpus", slow_corpus)
     monkeypatch.setattr(train, "fit_steps_to_budget", probe)
     out = tmp_path / "r"
     train.train(*configs("--out", str(out), "--time-budget", "1", "--eval-every", "25", "--ckpt-every", "25",
                          *TINY_FLAGS)[:2], progress=False)
     saved = {step: load_checkpoint(path) for step, path in list_checkpoints(str(out))}
     assert list(saved) == [25, 50, 70]
-    assert saved[50]["elapsed_s"] == pytest.approx(0.25 + 49 * 0.010 + 0.100)   # the probe's time counts
+    assert spent_before_probe == [0.5]   # the probe plans what is left after setting up
+    assert saved[50]["elapsed_s"] == pytest.approx(0.5 + 0.25 + 49 * 0.010 + 0.100)   # both count
     # the pace the ceiling reserves for: the slowest of the last 16 steps (one read of the loss each on
     # a CPU), so a slowdown counts at once and is forgotten 16 steps later
     assert [saved[s]["budget_costs"]["step_s"] for s in (25, 50, 70)] == pytest.approx([0.010, 0.100, 0.010])

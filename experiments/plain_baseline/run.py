@@ -24,9 +24,10 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", ".."))
 from checkpoint import save_checkpoint  # noqa: E402
-from corpus import ArgumentParser, get_batch, load_corpus  # noqa: E402
+from cli import ArgumentParser  # noqa: E402
+from corpus import get_batch, load_corpus  # noqa: E402
 from eval import full_pass_bpc  # noqa: E402
-from metrics import AtomicFile  # noqa: E402
+from files import AtomicFile  # noqa: E402
 from model import ModelConfig, count_params  # noqa: E402
 from plain_gpt import PlainGPT, plain_optimizer  # noqa: E402
 from train import TrainConfig, lr_at, train_step  # noqa: E402

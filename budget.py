@@ -1,0 +1,65 @@
+"""The clock of a training run and, with --time-budget, its ceiling.
+
+A timed run fixes its number of steps once, from a probe of its costs (train.fit_steps_to_budget),
+so that the schedule is a function of a saved number and --resume is exact. The probe's pace is
+an estimate, so the budget is also a ceiling: the run stops early, validated and saved like a last
+step, once going on to the next read of the loss and then validating and saving would pass the
+budget. The clock starts when training starts (reading the corpus, compiling and the probe count)
+and goes on across resumed sessions (elapsed_s is saved in every checkpoint).
+"""
+import time
+from collections import deque
+
+# The steps are planned for this share of the budget: the probe's pace misjudged a run's by up
+# to a few percent (experiments/recipe/README.md), and a stop before the end costs less than
+# overrunning. The ceiling catches the rest.
+BUDGET_PLANNED = 0.97
+PACE_WINDOWS = 16   # the pace is the slowest of this many recent windows between reads of the loss
+
+
+def steps_that_fit(minutes, timing, eval_every, ckpt_every, spent_s):
+    """How many steps, each with its share of a validation every eval_every steps and a checkpoint
+    every ckpt_every, fit BUDGET_PLANNED of `minutes` after the spent_s seconds already gone
+    (setting up and probing). timing: the probe's step_s, validation_s and checkpoint_s. At least 1."""
+    per_step = timing["step_s"] + timing["validation_s"] / eval_every + timing["checkpoint_s"] / ckpt_every
+    return max(1, int((minutes * 60 * BUDGET_PLANNED - spent_s) / per_step))
+
+
+class Budget:
+    """Wall-clock seconds of a run (elapsed), its measured costs, and whether it must stop (over).
+
+    minutes: the budget, 0 for an untimed run (which still keeps the clock); sync_every: steps
+    between reads of the loss (runtime.host_sync_interval); elapsed_s and costs: what a resumed
+    run's checkpoint saved. costs are the seconds of a step (the pace), a validation and a
+    checkpoint: the probe's until the run has measured its own."""
+
+    def __init__(self, minutes, sync_every, elapsed_s=0.0, costs=None):
+        self.minutes, self.sync_every = minutes, sync_every
+        self.costs = {"step_s": 0.0, "validation_s": 0.0, "checkpoint_s": 0.0, **(costs or {})}
+        self.elapsed_before = elapsed_s
+        self.started = self.window_started = time.perf_counter()
+        self.paces = deque(maxlen=PACE_WINDOWS)
+
+    def elapsed(self):
+        """Seconds of training so far, summed over resumed sessions."""
+        return self.elapsed_before + time.perf_counter() - self.started
+
+    def over(self, own_s=0.0, elapsed_s=None):
+        """True once the steps up to the read of the loss after the coming one (two sync intervals:
+        a GPU's clock runs ahead of its queue), then a final validation and checkpoint, would pass
+        the budget. own_s: what the current step will spend on its own validation and checkpoint;
+        elapsed_s: the time spent (default: elapsed()). Always False for an untimed run."""
+        if not self.minutes:
+            return False
+        reserve = 2 * self.sync_every * self.costs["step_s"] + self.costs["validation_s"] + self.costs["checkpoint_s"]
+        return (self.elapsed() if elapsed_s is None else elapsed_s) + own_s + reserve > self.minutes * 60
+
+    def start_window(self):
+        """The steps from here to the next read of the loss make one window of the pace."""
+        self.window_started = time.perf_counter()
+
+    def end_window(self, steps):
+        """A read of the loss after `steps` steps: the pace becomes the slowest of the last
+        PACE_WINDOWS windows' seconds per step, so a slowdown counts at once and errs long."""
+        self.paces.append((time.perf_counter() - self.window_started) / steps)
+        self.costs["step_s"] = max(self.paces)

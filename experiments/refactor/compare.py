@@ -1,0 +1,116 @@
+"""A refactor changes no number: train, evaluate and sample with the code of an earlier commit and
+with the working tree, on this machine, and compare what they wrote.
+
+    python experiments/refactor/compare.py BEFORE_COMMIT --out experiments/refactor/comparison.txt
+
+The commands (issue #22's "bit-identical" check), each run once per tree in a scratch folder:
+  a) train.py --data <Tiny Shakespeare> --preset baseline --steps 300 --eval-every 100
+  b) the same with --dropout 0.1 --n-layers 4 --pos rope
+  c) (a) as 2 processes: python -m torch.distributed.run --standalone --nproc_per_node=2 train.py ...
+and for each run: eval.py RUN --json --no-references (the full-pass BPC) and generate.py --ckpt RUN
+--seed 7 --max-new-tokens 300 --prompt "ROMEO:". Compared exactly: metrics.csv's columns that do
+not measure time (step, train_loss, train_bpc, val_loss, val_bpc, lr), the final checkpoint's
+weights, eval.py's BPC and the sample's text. The precision is this machine's default ("auto"), so
+both trees run the same arithmetic only on one machine: run the two here, never against a file
+from another machine. Every process runs one thread (OMP_NUM_THREADS=1, as torchrun sets for its
+ranks): with two threads the same command on the same code does not always repeat its last digits.
+"""
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SHAKESPEARE = os.path.join(ROOT, "..", "shared", "data", "tinyshakespeare.txt")
+DETERMINISTIC = ("step", "train_loss", "train_bpc", "val_loss", "val_bpc", "lr")
+TRAIN = ["--preset", "baseline", "--steps", "300", "--eval-every", "100"]
+RUNS = {
+    "a": ([], 1),
+    "b": (["--dropout", "0.1", "--n-layers", "4", "--pos", "rope"], 1),
+    "c": ([], 2),
+}
+
+
+def run(tree, *args):
+    # one thread per process: with two, this machine's CPU kernels (fp32 and bf16 alike) gave
+    # another 8th digit in one run of three of the same command, so only one thread is a fair test
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, *args], cwd=tree, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                          env=env)
+    if done.returncode != 0:
+        sys.exit(f"error: {' '.join(args[:3])} failed in {tree}:\n{done.stderr[-2000:]}")
+    return done.stdout
+
+
+def outcomes(tree, data, scratch):
+    """{run: {what: value}} of the three runs made with the code in tree."""
+    import torch
+    results = {}
+    for name, (extra, processes) in RUNS.items():
+        out = os.path.join(scratch, name)
+        launcher = (["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"]
+                    if processes > 1 else [])
+        start = time.perf_counter()
+        run(tree, *launcher, "train.py", "--data", data, "--out", out, *TRAIN, *extra)
+        with open(os.path.join(out, "metrics.csv"), newline="") as f:
+            rows = [[row[k] for k in DETERMINISTIC] for row in csv.DictReader(f)]
+        last = sorted(n for n in os.listdir(out) if n.startswith("step_") and n.endswith(".pt"))[-1]
+        weights = torch.load(os.path.join(out, last), map_location="cpu", weights_only=True)["model"]
+        bpc = json.loads(run(tree, "eval.py", out, "--json", "--no-references"))["runs"][0]["val_bpc"]
+        sample = run(tree, "generate.py", "--ckpt", out, "--seed", "7", "--max-new-tokens", "300", "--prompt", "ROMEO:")
+        results[name] = dict(metrics=rows, weights=weights, bpc=bpc, sample=sample,
+                             seconds=time.perf_counter() - start)
+    return results
+
+
+def same(a, b):
+    import torch
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    return a == b
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("before", help="the commit whose code is the reference (e.g. the last one before the refactor)")
+    parser.add_argument("--data", default=SHAKESPEARE, help="Tiny Shakespeare (default ../shared/data/tinyshakespeare.txt)")
+    parser.add_argument("--out", metavar="PATH", help="also write the report to this file")
+    args = parser.parse_args(argv)
+    data = os.path.abspath(args.data)
+    if not os.path.exists(data):
+        sys.exit(f"error: no corpus at {data} (--data)")
+    with tempfile.TemporaryDirectory(prefix="tinychar-compare-") as scratch:
+        before_tree = os.path.join(scratch, "before")
+        os.makedirs(before_tree)
+        archive = subprocess.run(["git", "archive", args.before], cwd=ROOT, capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", before_tree], input=archive, check=True)
+        before = outcomes(before_tree, data, os.path.join(scratch, "runs_before"))
+        after = outcomes(ROOT, data, os.path.join(scratch, "runs_after"))
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
+    lines = [f"# refactor check, {time.strftime('%Y-%m-%d %H:%M')}: code of {args.before} against the working tree "
+             f"(HEAD {commit.strip()}), precision auto, corpus {os.path.basename(data)}", ""]
+    identical = True
+    for name in RUNS:
+        checks = {what: same(before[name][what], after[name][what]) for what in ("metrics", "weights", "bpc", "sample")}
+        identical &= all(checks.values())
+        verdicts = ", ".join(f"{what} {'identical' if ok else 'DIFFERENT'}" for what, ok in checks.items())
+        lines.append(f"{name}) {' '.join(RUNS[name][0]) or 'baseline'}{' x2 processes' if RUNS[name][1] > 1 else ''}: "
+                     f"{verdicts}")
+        lines.append(f"   full-pass BPC {before[name]['bpc']:.6f} -> {after[name]['bpc']:.6f}; last row "
+                     f"{before[name]['metrics'][-1]} -> {after[name]['metrics'][-1]}; "
+                     f"{before[name]['seconds']:.0f} s -> {after[name]['seconds']:.0f} s")
+    lines += ["", "IDENTICAL" if identical else "DIFFERENT"]
+    print("\n".join(lines))
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as f:
+            f.write("\n".join(lines) + "\n")
+    sys.exit(0 if identical else 1)
+
+
+if __name__ == "__main__":
+    main()

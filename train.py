@@ -142,7 +142,8 @@ TRAIN_FLAGS = {
     "--schedule": ("schedule", str, "after warmup: cosine (decay to --min-lr over the rest) or wsd (warmup-stable-decay: "
                                     "--lr until the last --decay-fraction of the steps, then linear to --min-lr) (default cosine)"),
     "--decay-fraction": ("decay_fraction", float, "wsd: the fraction of the steps spent decaying (default 0.2)"),
-    "--time-budget": ("time_budget", float, "minutes of training (validations and checkpoints included): the number of "
+    "--time-budget": ("time_budget", float, "minutes of training (reading the corpus, compiling, validations and "
+                                           "checkpoints included): the number of "
                                            f"steps is chosen from the measured step time to fit {BUDGET_PLANNED * 100:.0f}%% of "
                                            "them, then fixed and saved, so the run is reproducible and --resume exact; the "
                                            "budget is a ceiling: a run slower than planned stops early, validated and saved; "

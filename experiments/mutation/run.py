@@ -1,7 +1,7 @@
 """Mutation testing of tinychar's suite: put one small, realistic bug into the code at a time and
 check that the tests covering that code fail.
 
-    python experiments/mutation/run.py                    # every mutant (~10 minutes on 2 cores)
+    python experiments/mutation/run.py                    # every mutant (~20 minutes on 2 cores)
     python experiments/mutation/run.py --only top_p_tie   # some of them, by name
     python experiments/mutation/run.py --list             # names, files and what each one breaks
     python experiments/mutation/run.py --only clip_never_runs --tests tests/test_train.py::test_gradient_clipping_bounds_the_step_of_a_huge_loss
@@ -118,6 +118,9 @@ def main(argv=None):
         print(line, flush=True)
         lines.append(line)
 
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
+                           text=True).stdout.strip()   # read when the copy is taken: later edits are not in it
     with tempfile.TemporaryDirectory(prefix="tinychar-mutants-") as repo:
         copy_repository(ROOT, repo)
         seconds = 0.0
@@ -126,10 +129,6 @@ def main(argv=None):
             if not passed:
                 sys.exit(f"error: the tests fail before any mutation ({why}): fix them first")
             seconds += took
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                                text=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                               capture_output=True, text=True).stdout.strip()
         report(f"# mutation run: {len(mutants)} mutants, commit {commit}{' + uncommitted changes' if dirty else ''}, "
                f"{time.strftime('%Y-%m-%d %H:%M')}; the covering tests pass unmutated ({seconds:.0f} s)")
         report()

@@ -17,6 +17,8 @@ model was trained on, to measure how it extrapolates.
 Reference rows on the same split: uniform guessing (log2 V); a unigram model of the training
 split (add-one smoothed); and the bz2 and lzma compressors' conditional cost of the
 validation text given the training text: (size(train + val) - size(train)) * 8 / chars.
+The runs of one call share the table, so they must be scored on the same text (corpus, unit,
+split): runs trained on different corpora are evaluated one call each.
 """
 import argparse
 import bz2
@@ -181,7 +183,8 @@ def evaluate_run(path, data=None, batch_size=64, device="cpu", contexts=(None,),
                             tokens_seen=ckpt["step"] * ckpt["train_config"]["batch_size"] * model.cfg.seq_len,
                             pos_encoding=model.cfg.pos_encoding, seq_len=model.cfg.seq_len,
                             context=context or model.cfg.seq_len, note=note, unit=unit, split=part,
-                            precision=precision, val_bpc=bpc, val_chars=n_scored, run_dir=run_dir))
+                            split_spec=split_spec, precision=precision, val_bpc=bpc, val_chars=n_scored,
+                            run_dir=run_dir))
     return results, (vocab, train_ids, scored_ids)
 
 
@@ -211,6 +214,15 @@ def plot_attention(model, vocab, prompt, path, title):
     fig.suptitle(f"{title}: attention weights (rows: query, columns: key) for {prompt!r}", fontsize=9)
     fig.tight_layout()
     save_figure(fig, path)
+
+
+def scored_text(row):
+    """What a result row was scored on: the corpus, its unit, its split and the part scored."""
+    return os.path.abspath(row["data"]), row["unit"], row["split_spec"], row["split"]
+
+
+def describe(row):
+    return f"{row['name']}: {row['split']} part of {row['data']} ({row['unit']}, --split {row['split_spec']})"
 
 
 def format_table(results, references, with_context=False):
@@ -332,6 +344,10 @@ def main(argv=None):
     for run in args.runs:
         rows, run_corpus = evaluate_run(run, args.data, args.batch_size, args.device, args.context or (None,),
                                         args.split, args.precision, progress)
+        if results and scored_text(rows[0]) != scored_text(results[0]):
+            # one table has one header, one footer and one set of reference rows: those of one text
+            raise UserError(f"{rows[0]['name']} and {results[0]['name']} were not scored on the same text "
+                            f"({describe(rows[0])}; {describe(results[0])}): evaluate them one at a time")
         results += rows
         corpus = corpus or run_corpus
     references = {} if args.no_references else reference_bpcs(*corpus)

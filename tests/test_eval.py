@@ -230,3 +230,9 @@ def test_byte_surprisal_gives_each_character_the_bits_of_its_own_utf8_bytes(byte
     assert chars == list(text) and bits[0] is None
     assert bits[1:] == pytest.approx(expected[1:], rel=1e-5)
     assert sum(bits[1:]) == pytest.approx(sum(byte_bits), rel=1e-5)   # every byte after the first, once
+
+
+def test_runs_scored_on_different_texts_are_not_put_in_one_table(tiny_run, byte_run):
+    # one table has one header, footer and set of reference rows: the first run's would mislabel the other
+    result = run_script("eval.py", tiny_run, byte_run, "--no-references")
+    assert_one_line_error(result, "not scored on the same text", "lm_primer.txt", "text.txt")

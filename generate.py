@@ -65,30 +65,30 @@ def main(argv=None):
     model, vocab = model_from_checkpoint(load_checkpoint(args.ckpt), args.device)
     prompt = vocab.encode(args.prompt)
     idx = prompt[None, :].repeat(args.num_samples, 1).to(args.device)
-    decoder = None
+    step_decoder = None
     if args.compile:
-        decoder, why_not = compile_decoder(model, args.num_samples)
-        if decoder is None:
+        step_decoder, why_not = compile_decoder(model, args.num_samples)
+        if step_decoder is None:
             print(f"warning: the decoding step cannot be compiled here ({why_not}); generating in eager mode",
                   file=sys.stderr)
     tokens = model.generate_tokens(idx, args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
-                                   top_p=args.top_p, seed=args.seed, use_cache=not args.no_cache, decoder=decoder)
+                                   top_p=args.top_p, seed=args.seed, use_cache=not args.no_cache, decoder=step_decoder)
     # a byte model's sample is decoded as UTF-8 for display: a character cut across two steps is
     # held back until its last byte, and invalid bytes (or a sample cut mid-character) print as U+FFFD
-    text = (lambda ids: vocab.decode(ids)) if vocab.unit == "chars" else None
+    utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace") if vocab.unit == "bytes" else None
     if args.num_samples == 1:
         sys.stdout.write(args.prompt)
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         for token in tokens:
             piece = vocab.decode([token.item()])
-            sys.stdout.write(piece if text else decoder.decode(piece))
+            sys.stdout.write(utf8.decode(piece) if utf8 else piece)
             sys.stdout.flush()
-        sys.stdout.write(("" if text else decoder.decode(b"", final=True)) + "\n")
+        sys.stdout.write((utf8.decode(b"", final=True) if utf8 else "") + "\n")
         return
     samples = torch.stack(list(tokens), dim=1).tolist() if args.max_new_tokens else [[]] * args.num_samples
     for i, sample in enumerate(samples):
+        text = vocab.decode(sample)
         print(f"--- sample {i + 1} ---")
-        print(args.prompt + (text(sample) if text else vocab.decode(sample).decode("utf-8", errors="replace")))
+        print(args.prompt + (text.decode("utf-8", errors="replace") if utf8 else text))
 
 
 if __name__ == "__main__":

@@ -24,6 +24,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from cli import setting
+
 POS_ENCODINGS = ("sinusoidal", "learned", "none", "rope", "alibi")
 RELATIVE_ENCODINGS = ("rope", "alibi", "none")   # nothing ties a key to a slot of the window
 LEARNED_INITS = ("sinusoidal", "normal")
@@ -34,25 +36,28 @@ RMS_EPS = 1e-6   # fixed: the default, the dtype's epsilon, would be 0.008 in bf
 
 @dataclass
 class ModelConfig:
-    vocab_size: int = 65
-    seq_len: int = 128          # context length in characters
-    d_model: int = 256
-    n_layers: int = 2
-    n_heads: int = 4
-    d_ff: int = 0               # feed-forward width; 0 means 4 * d_model
-    dropout: float = 0.0
-    dropout_attention: bool = True   # dropout also on the attention weights (off: embeddings and residual branches only)
-    pos_encoding: str = "sinusoidal"
-    # how a learned position table starts: "sinusoidal" = the sinusoids, so that at step 0 the
-    # model is the sinusoidal one and only trainability differs; "normal" = N(0, 0.02) like every
-    # other weight, 16x weaker than the sqrt(d_model)-scaled tokens (the first study's runs)
-    learned_init: str = "sinusoidal"
-    tie_weights: bool = True    # the output head reuses the token embedding matrix
+    vocab_size: int = 65        # set from the corpus, never a flag
+    seq_len: int = setting(128, "context length in characters")
+    d_model: int = setting(256, "width of embeddings and residual stream")
+    n_layers: int = setting(2, "number of transformer blocks")
+    n_heads: int = setting(4, "attention heads per block; must divide --d-model")
+    d_ff: int = setting(0, "feed-forward hidden width", shown="4 x --d-model")   # 0 means 4 * d_model
+    dropout: float = setting(0.0, "dropout on embeddings, attention weights and residual branches")
+    dropout_attention: bool = setting(True, "--dropout applies to the attention weights too",
+                                      shown="on; --no-dropout-attention: embeddings and residual branches only")
+    pos_encoding: str = setting("sinusoidal", "positional encoding", flag="--pos", choices=POS_ENCODINGS)
+    # "sinusoidal": at step 0 the model is the sinusoidal one and only trainability differs;
+    # "normal": N(0, 0.02) like every other weight, 16x weaker than the sqrt(d_model)-scaled tokens
+    learned_init: str = setting("sinusoidal", "how --pos learned starts: sinusoidal (the sinusoids) or normal "
+                                              "(N(0, 0.02), the first study's runs)", choices=LEARNED_INITS)
+    tie_weights: bool = setting(True, "the output head reuses the token embedding matrix",
+                                shown="on; --no-tie-weights: a head of its own")
     # levers from fast-training work (modded-nanogpt), all off in the study's configurations
-    activation: str = "gelu"    # feed-forward nonlinearity: gelu, or relu2 = relu(x)^2
-    qk_norm: bool = False       # RMS-normalise each head's queries and keys before their dot product
-    zero_init: bool = False     # residual branches' output projections start at zero
-    logit_softcap: float = 0.0  # > 0: logits = c * tanh(logits / c), bounded by c
+    activation: str = setting("gelu", "feed-forward nonlinearity: gelu, or relu2 = relu(x)^2", choices=ACTIVATIONS)
+    qk_norm: bool = setting(False, "RMS-normalise each head's queries and keys before their dot product")
+    zero_init: bool = setting(False, "the residual branches' output projections start at zero, each block as the "
+                                     "identity", shown="off: normal, std 0.02 / sqrt(2 x layers)")
+    logit_softcap: float = setting(0.0, "> 0: logits = C * tanh(logits / C), bounded by C; 0 = off")
 
     def __post_init__(self):
         if self.d_ff == 0:

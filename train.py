@@ -30,10 +30,10 @@ import cli
 import runtime
 from budget import BUDGET_PLANNED, Budget, steps_that_fit
 from checkpoint import checkpoint_path, list_checkpoints, load_checkpoint, make_checkpoint, save_checkpoint
-from cli import ArgumentParser, UserError
+from cli import ArgumentParser, UserError, add_config_flags, setting
 from corpus import DEFAULT_SPLIT, get_batch, load_corpus, parse_split
 from metrics import plot_curves, read_metrics, write_metrics
-from model import ACTIVATIONS, LEARNED_INITS, POS_ENCODINGS, CharTransformer, ModelConfig, count_params
+from model import CharTransformer, ModelConfig, count_params
 
 DEFAULT_DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "lm_primer.txt")
 VAL_BATCH_SEED = 1234   # the same validation batches for every run and seed, so curves compare
@@ -42,28 +42,43 @@ OPTIMIZERS = ("adamw", "muon")
 
 @dataclass
 class TrainConfig:
-    data: str = DEFAULT_DATA
-    out: str = "checkpoints/run"
-    steps: int = 5000
-    batch_size: int = 32
-    lr: float = 1e-3
-    min_lr: float = 1e-4
-    warmup_steps: int = 100
-    weight_decay: float = 0.1
-    grad_clip: float = 1.0
-    eval_every: int = 500
-    eval_batches: int = 20
-    ckpt_every: int = 1000
-    seed: int = 1337
-    device: str = "auto"
-    compile: bool = None        # None: on for CUDA, off on CPU (where it measured no gain)
-    precision: str = "auto"     # auto, fp32 or bf16 (autocast); a run saves the one it resolved to
-    schedule: str = "cosine"    # after warmup: cosine decay, or wsd (warmup-stable-decay: constant, then linear)
-    decay_fraction: float = 0.2  # wsd: the last fraction of the steps decays to min_lr
-    time_budget: float = 0.0    # minutes; > 0: the number of steps is chosen to fit them (see fit_steps_to_budget)
-    unit: str = "chars"         # what a token is: a Unicode character of UTF-8 text, or a byte of any file
-    split: str = DEFAULT_SPLIT  # train,validation[,test]: fractions or counts of units
-    optimizer: str = "adamw"    # adamw, or muon: Muon for the blocks' matrices, AdamW for the rest
+    data: str = setting(DEFAULT_DATA, "UTF-8 text file to train on", shown="the bundled data/lm_primer.txt")
+    out: str = setting("checkpoints/run", "run directory for checkpoints, metrics.csv and loss_curve.png")
+    steps: int = setting(5000, "optimizer steps in total")
+    batch_size: int = setting(32, "windows per step, over all processes")
+    lr: float = setting(1e-3, "peak learning rate", shown="1e-3")
+    min_lr: float = setting(1e-4, "learning rate at the end of the cosine decay", shown="1e-4")
+    warmup_steps: int = setting(100, "steps of linear warmup from 0 to --lr")
+    weight_decay: float = setting(0.1, "weight decay on matrices; none on LayerNorm, biases, embeddings")
+    grad_clip: float = setting(1.0, "clip the gradients' global norm to this; 0 disables")
+    eval_every: int = setting(500, "validate every N steps")
+    eval_batches: int = setting(20, "fixed validation batches per validation")
+    ckpt_every: int = setting(1000, "write a checkpoint every N steps, and always at the end")
+    seed: int = setting(1337, "seed for initialisation, batches and dropout")
+    device: str = setting("auto", "where to train", choices=("auto", "cpu", "cuda", "mps"),
+                          shown="auto: cuda, then mps, then cpu")
+    compile: bool = setting(None, "torch.compile the training step", shown="on for CUDA, off on CPU, where it measured "
+                                                                         "no gain")
+    precision: str = setting("auto", "matmul precision of training: bf16 (autocast; weights and optimizer stay fp32) "
+                                     "or fp32; auto = bf16 on GPUs that support it (torch.cuda.is_bf16_supported) and "
+                                     "on CPUs with native bf16 (AVX512-BF16, AMX), else fp32; a run saves the one it "
+                                     "resolved to", choices=("auto", "fp32", "bf16"))
+    schedule: str = setting("cosine", "after warmup: cosine (decay to --min-lr over the rest) or wsd "
+                                      "(warmup-stable-decay: --lr until the last --decay-fraction of the steps, then "
+                                      "linear to --min-lr)", choices=("cosine", "wsd"))
+    decay_fraction: float = setting(0.2, "wsd: the fraction of the steps spent decaying")
+    time_budget: float = setting(0.0, "minutes of training (reading the corpus, compiling, validations and checkpoints "
+                                      "included): the number of steps is chosen from the measured step time to fit "
+                                      f"{BUDGET_PLANNED * 100:.0f}% of them, then fixed and saved, so the run is "
+                                      "reproducible and --resume exact; the budget is a ceiling: a run slower than "
+                                      "planned stops early, validated and saved; replaces --steps (--steps on "
+                                      "--resume: the run goes on to --steps, untimed)", shown="off")
+    unit: str = "chars"         # what a token is: a character of UTF-8 text, or a byte of any file (flag --bytes)
+    split: str = setting(DEFAULT_SPLIT, "train,validation[,test] parts of the corpus, in order: fractions (0.9,0.1) or "
+                                        "counts of characters/bytes (enwik8: 90000000,5000000,5000000)")
+    optimizer: str = setting("adamw", "adamw, or muon: torch.optim.Muon for the blocks' matrices (its learning rate "
+                                      "matched to AdamW's update size, so --lr and --weight-decay carry over), AdamW "
+                                      "for embeddings, head, LayerNorms and biases", choices=OPTIMIZERS)
 
     def __post_init__(self):
         for name in ("steps", "batch_size", "eval_every", "eval_batches", "ckpt_every"):
@@ -106,82 +121,13 @@ PRESETS = {
     "cpu5": dict(BASELINE_FIELDS, time_budget=5.0),
 }
 
-# flag -> (config field, type, help). Every flag defaults to None so that we can tell
-# which ones the user gave: those override the preset and a resumed run's saved settings.
-MODEL_FLAGS = {
-    "--seq-len": ("seq_len", int, "context length in characters (default 128)"),
-    "--d-model": ("d_model", int, "width of embeddings and residual stream (default 256)"),
-    "--n-layers": ("n_layers", int, "number of transformer blocks (default 2)"),
-    "--n-heads": ("n_heads", int, "attention heads per block; must divide --d-model (default 4)"),
-    "--d-ff": ("d_ff", int, "feed-forward hidden width (default 4 x --d-model)"),
-    "--pos": ("pos_encoding", str, "positional encoding: sinusoidal, learned, rope, alibi or none (default sinusoidal)"),
-    "--learned-init": ("learned_init", str, "how --pos learned starts: sinusoidal (the sinusoids) or normal "
-                                            "(N(0, 0.02), the first study's runs) (default sinusoidal)"),
-    "--dropout": ("dropout", float, "dropout on embeddings, attention weights and residual branches (default 0.0)"),
-    "--activation": ("activation", str, "feed-forward nonlinearity: gelu, or relu2 = relu(x)^2 (default gelu)"),
-    "--logit-softcap": ("logit_softcap", float, "> 0: logits = C * tanh(logits / C), bounded by C; 0 = off (default 0)"),
-}
-# on/off model settings: --flag / --no-flag
-MODEL_SWITCHES = {
-    "--qk-norm": ("qk_norm", "RMS-normalise each head's queries and keys before their dot product (default off)"),
-    "--zero-init": ("zero_init", "the residual branches' output projections start at zero, each block as the identity "
-                                 "(default off: normal, std 0.02 / sqrt(2 x layers))"),
-    "--dropout-attention": ("dropout_attention", "--dropout applies to the attention weights too (default on; "
-                                                 "--no-dropout-attention: embeddings and residual branches only)"),
-    "--tie-weights": ("tie_weights", "the output head reuses the token embedding matrix (default on; --no-tie-weights: "
-                                     "a head of its own)"),
-}
-TRAIN_FLAGS = {
-    "--data": ("data", str, "UTF-8 text file to train on (default: the bundled data/lm_primer.txt)"),
-    "--out": ("out", str, "run directory for checkpoints, metrics.csv and loss_curve.png (default checkpoints/run)"),
-    "--steps": ("steps", int, "optimizer steps in total (default 5000)"),
-    "--batch-size": ("batch_size", int, "windows per step, over all processes (default 32)"),
-    "--lr": ("lr", float, "peak learning rate (default 1e-3)"),
-    "--min-lr": ("min_lr", float, "learning rate at the end of the cosine decay (default 1e-4)"),
-    "--warmup-steps": ("warmup_steps", int, "steps of linear warmup from 0 to --lr (default 100)"),
-    "--schedule": ("schedule", str, "after warmup: cosine (decay to --min-lr over the rest) or wsd (warmup-stable-decay: "
-                                    "--lr until the last --decay-fraction of the steps, then linear to --min-lr) (default cosine)"),
-    "--decay-fraction": ("decay_fraction", float, "wsd: the fraction of the steps spent decaying (default 0.2)"),
-    "--time-budget": ("time_budget", float, "minutes of training (reading the corpus, compiling, validations and "
-                                           "checkpoints included): the number of "
-                                           f"steps is chosen from the measured step time to fit {BUDGET_PLANNED * 100:.0f}%% of "
-                                           "them, then fixed and saved, so the run is reproducible and --resume exact; the "
-                                           "budget is a ceiling: a run slower than planned stops early, validated and saved; "
-                                           "replaces --steps (--steps on --resume: the run goes on to --steps, untimed)"),
-    "--optimizer": ("optimizer", str, "adamw, or muon: torch.optim.Muon for the blocks' matrices (its learning rate "
-                                      "matched to AdamW's update size, so --lr and --weight-decay carry over), AdamW "
-                                      "for embeddings, head, LayerNorms and biases (default adamw)"),
-    "--weight-decay": ("weight_decay", float, "weight decay on matrices; none on LayerNorm, biases, embeddings (default 0.1)"),
-    "--grad-clip": ("grad_clip", float, "clip the gradients' global norm to this; 0 disables (default 1.0)"),
-    "--eval-every": ("eval_every", int, "validate every N steps (default 500)"),
-    "--eval-batches": ("eval_batches", int, "fixed validation batches per validation (default 20)"),
-    "--ckpt-every": ("ckpt_every", int, "write a checkpoint every N steps, and always at the end (default 1000)"),
-    "--seed": ("seed", int, "seed for initialisation, batches and dropout (default 1337)"),
-    "--split": ("split", str, "train,validation[,test] parts of the corpus, in order: fractions (0.9,0.1) or counts "
-                              "of characters/bytes (enwik8: 90000000,5000000,5000000) (default 0.9,0.1)"),
-    "--device": ("device", str, "auto, cpu, cuda or mps (default auto: cuda, then mps, then cpu)"),
-}
-PRECISION_HELP = ("matmul precision of training: bf16 (autocast; weights and optimizer stay fp32) or fp32; "
-                  "auto = bf16 on GPUs that support it (torch.cuda.is_bf16_supported) and on CPUs with "
-                  "native bf16 (AVX512-BF16, AMX), else fp32")
-COMPILE_HELP = "torch.compile the training step (default: on for CUDA, off on CPU, where it measured no gain)"
-
-
 def parse_args(argv=None):
-    parser = ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    for flag, (field, kind, help_text) in {**TRAIN_FLAGS, **MODEL_FLAGS}.items():
-        choices = {"--pos": list(POS_ENCODINGS), "--learned-init": list(LEARNED_INITS), "--schedule": ["cosine", "wsd"],
-                   "--device": ["auto", "cpu", "cuda", "mps"], "--activation": list(ACTIVATIONS),
-                   "--optimizer": list(OPTIMIZERS)}.get(flag)
-        parser.add_argument(flag, dest=field, type=kind, default=None, choices=choices, help=help_text)
-    for flag, (field, help_text) in MODEL_SWITCHES.items():
-        parser.add_argument(flag, dest=field, action=argparse.BooleanOptionalAction, default=None, help=help_text)
-    parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], default=None, help=PRECISION_HELP)
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config_flags(parser, TrainConfig)
+    add_config_flags(parser, ModelConfig)
     parser.add_argument("--bytes", action=argparse.BooleanOptionalAction, default=None,
                         help="a byte-level model: the vocabulary is the file's bytes (any file, UTF-8 or not) "
                              "and BPC means bits per byte (default --no-bytes: Unicode characters of a UTF-8 file)")
-    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None, help=COMPILE_HELP)
     parser.add_argument("--preset", choices=sorted(PRESETS), default=None,
                         help="baseline = 4 heads + sinusoidal; ablation = 1 head + no positional encoding; "
                              "cpuN = the recipe's best model for N minutes of training on 2 CPU cores (sets "

@@ -14,10 +14,31 @@ def readme():
         return f.read()
 
 
+def script_help(script):
+    # wide enough that argparse never wraps a line (it may break a flag's name at its hyphen)
+    done = subprocess.run([sys.executable, os.path.join(ROOT, script), "--help"], capture_output=True, text=True,
+                          env={**os.environ, "COLUMNS": "2000"})
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-300:]
+    return done.stdout
+
+
 def script_flags(script):
-    with open(os.path.join(ROOT, script), encoding="utf-8") as f:
-        source = f.read()
-    return set(re.findall(r'"(--[a-z][a-z-]*)"', source)) - {"--help"}
+    """The flags --help lists (a --no-X of an on/off --X counts as --X)."""
+    flags = set(re.findall(r"(?<![\w-])(--[a-z][a-z-]*)", script_help(script).split("options:", 1)[1]))
+    return {f for f in flags if not (f.startswith("--no-") and "--" + f[5:] in flags)} - {"--help"}
+
+
+def undocumented_flags(script):
+    """Flags whose --help entry has no text after the flag itself."""
+    options = script_help(script).split("options:", 1)[1]
+    entries = re.split(r"\n(?=  -)", options.strip("\n"))
+    return [entry.split()[0] for entry in entries
+            if not (re.search(r"\S {2,}\S", entry.splitlines()[0]) or len(entry.splitlines()) > 1)]
+
+
+@pytest.mark.parametrize("script", ["train.py", "eval.py", "generate.py", "data/prepare.py", "bench.py"])
+def test_every_flag_in_help_has_its_help_text(script):
+    assert script_flags(script) and undocumented_flags(script) == []
 
 
 @pytest.mark.parametrize("script", ["train.py", "eval.py", "generate.py", "data/prepare.py", "bench.py"])

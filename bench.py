@@ -30,9 +30,10 @@ import torch
 
 from cli import ArgumentParser
 from eval import full_pass_bpc
-from model import CharTransformer, ModelConfig, compile_decoder, count_params, flops_per_token
+from model import CharTransformer, ModelConfig, count_params, flops_per_token
 from plain_gpt import PlainGPT, plain_optimizer
 from runtime import compile_model, resolve_precision
+from sampling import compile_decoder, generate
 from train import TrainConfig, make_optimizer, train_step
 
 
@@ -161,8 +162,8 @@ def main(argv=None):
 
     def sample(use_cache, n_samples=1, decoder=None):
         rows = prompt.repeat(n_samples, 1)
-        return lambda: ours.generate(rows, args.gen_chars, temperature=1.0, seed=0, use_cache=use_cache,
-                                     decoder=decoder)
+        return lambda: generate(ours, rows, args.gen_chars, temperature=1.0, seed=0, use_cache=use_cache,
+                                decoder=decoder)
 
     samplers = {"cached": sample(True), "recomputed": sample(False),
                 "recomputed, last seq_len": lambda: generate_without_cache(ours, prompt, args.gen_chars),

@@ -36,11 +36,11 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 import cli
+import pictures
 import runtime
 from checkpoint import load_checkpoint, model_from_checkpoint
 from cli import ArgumentParser, UserError
 from corpus import load_corpus
-from files import save_figure
 from metrics import plot_curves, read_metrics
 
 
@@ -159,14 +159,20 @@ def run_autocast(ckpt, precision, device):
 
 def evaluate_run(path, data=None, batch_size=64, device="cpu", contexts=(None,), part="val", precision="auto",
                  progress=False):
+    """score_run of the run directory or checkpoint file at path."""
+    ckpt = load_checkpoint(path)
+    return score_run(ckpt, *model_from_checkpoint(ckpt, device), data, batch_size, device, contexts, part, precision,
+                     progress)
+
+
+def score_run(ckpt, model, vocab, data=None, batch_size=64, device="cpu", contexts=(None,), part="val",
+              precision="auto", progress=False):
     """(one result dict per context length (None: the model's own seq_len), (vocab, train ids,
     scored ids) for the reference rows)."""
-    ckpt = load_checkpoint(path)
-    model, vocab = model_from_checkpoint(ckpt, device)
     data = data or ckpt["train_config"]["data"]
     unit = ckpt["train_config"]["unit"]
     split_spec = ckpt["train_config"]["split"]
-    run_dir = path if os.path.isdir(path) else os.path.dirname(path)
+    run_dir = os.path.dirname(ckpt["path"])
     _, train_ids, scored_ids, _ = load_corpus(data, model.cfg.seq_len, vocab, ckpt["data_fingerprint"], unit=unit,
                                               split_spec=split_spec, part=part, run_dir=run_dir)
     autocast, precision = run_autocast(ckpt, precision, device)
@@ -186,34 +192,6 @@ def evaluate_run(path, data=None, batch_size=64, device="cpu", contexts=(None,),
                             split_spec=split_spec, precision=precision, val_bpc=bpc, val_chars=n_scored,
                             run_dir=run_dir))
     return results, (vocab, train_ids, scored_ids)
-
-
-@torch.no_grad()
-def plot_attention(model, vocab, prompt, path, title):
-    """Every head of every layer for one prompt: a grid of (query x key) attention weights."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    idx = vocab.encode(prompt[-model.cfg.seq_len:])[None, :]
-    _, _, weights = model(idx, need_weights=True)                  # per layer: (1, nh, T, T)
-    n_layers, n_heads = len(weights), weights[0].size(1)
-    fig, axes = plt.subplots(n_layers, n_heads, figsize=(2.6 * n_heads + 0.6, 2.6 * n_layers + 0.6), squeeze=False)
-    labels = [repr(c)[1:-1] for c in prompt[-model.cfg.seq_len:]]
-    for layer in range(n_layers):
-        for head in range(n_heads):
-            ax = axes[layer][head]
-            ax.imshow(weights[layer][0, head].numpy(), cmap="viridis", vmin=0.0, vmax=1.0)
-            ax.set_title(f"layer {layer + 1}, head {head + 1}", fontsize=8)
-            if len(labels) <= 40:
-                ax.set_xticks(range(len(labels)), labels, fontsize=5)
-                ax.set_yticks(range(len(labels)), labels, fontsize=5)
-            else:
-                ax.set_xticks([])
-                ax.set_yticks([])
-    fig.suptitle(f"{title}: attention weights (rows: query, columns: key) for {prompt!r}", fontsize=9)
-    fig.tight_layout()
-    save_figure(fig, path)
 
 
 def scored_text(row):
@@ -261,45 +239,7 @@ def surprisal(model, vocab, text, autocast=nullcontext()):
     return list(text), per_char
 
 
-def plot_surprisal(chars, bits, path, title, columns=80):
-    """The text on a grid, each character on a background coloured by its bits (colour bar beside)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Rectangle
-
-    cells, row, col = [], 0, 0
-    for c, b in zip(chars, bits):
-        if c == "\n":
-            cells.append((row, col, "\u21b5", b))
-            row, col = row + 1, 0
-            continue
-        if col == columns:
-            row, col = row + 1, 0
-        cells.append((row, col, c, b))
-        col += 1
-    rows = row + 1
-    scored = [b for b in bits if b is not None]
-    top = max(8.0, max(scored))
-    cmap = plt.get_cmap("magma_r")
-    fig, ax = plt.subplots(figsize=(0.13 * columns + 1.5, 0.28 * rows + 1.2))
-    for r, c, char, b in cells:
-        color = "#dddddd" if b is None else cmap(b / top)
-        ax.add_patch(Rectangle((c, -r - 1), 1, 1, color=color))
-        ink = "white" if b is not None and b / top > 0.55 else "black"
-        ax.text(c + 0.5, -r - 0.5, char, ha="center", va="center", fontsize=7, family="monospace", color=ink)
-    ax.set_xlim(0, columns)
-    ax.set_ylim(-rows, 0)
-    ax.axis("off")
-    mappable = matplotlib.cm.ScalarMappable(norm=matplotlib.colors.Normalize(0, top), cmap=cmap)
-    fig.colorbar(mappable, ax=ax, fraction=0.02, pad=0.01, label="bits")
-    ax.set_title(f"{title}: {sum(scored) / len(scored):.3f} bits per character over {len(scored)} characters "
-                 f"(the first, grey, has no context)", fontsize=9)
-    fig.tight_layout()
-    save_figure(fig, path, dpi=130)
-
-
-def main(argv=None):
+def parse_args(argv=None):
     parser = ArgumentParser(description=__doc__.split("\n\n")[0],
                             formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
     parser.add_argument("runs", nargs="+", help="run directories (their latest checkpoint) or checkpoint files")
@@ -333,21 +273,46 @@ def main(argv=None):
         if n <= 0:
             raise UserError(f"--context must be positive, got {n}")
     runtime.resolve_device(args.device)   # one that is not here: a one-line error, before any work
-    surprisal_text = None
-    if args.surprisal is not None:
-        surprisal_text = args.surprisal
-        if os.path.isfile(args.surprisal):
-            with open(args.surprisal, encoding="utf-8", errors="replace") as f:
-                surprisal_text = f.read()
+    args.surprisal_text = args.surprisal
+    if args.surprisal is not None and os.path.isfile(args.surprisal):
+        with open(args.surprisal, encoding="utf-8", errors="replace") as f:
+            args.surprisal_text = f.read()
+    return args
+
+
+def draw_pictures(row, ckpt, model, vocab, args, n_runs):
+    """eval.py --attention and --surprisal for one run; the pictures' paths go into its row."""
+    if args.attention:
+        if args.attention_dir:
+            os.makedirs(args.attention_dir, exist_ok=True)
+        row["attention_plot"] = (os.path.join(args.attention_dir, f"attention_{row['name']}.png") if args.attention_dir
+                                 else os.path.join(row["run_dir"], "attention.png"))
+        pictures.plot_attention(model, vocab, args.attention, row["attention_plot"], row["name"])
+    if args.surprisal_text is not None:
+        chars, bits = surprisal(model, vocab, args.surprisal_text, run_autocast(ckpt, args.precision, args.device)[0])
+        scored = [b for b in bits if b is not None]
+        row["surprisal_bpc"] = sum(scored) / len(scored)
+        row["surprisal_plot"] = (args.surprisal_out if args.surprisal_out and n_runs == 1
+                                 else os.path.join(row["run_dir"], "surprisal.png"))
+        pictures.plot_surprisal(chars, bits, row["surprisal_plot"], row["name"])
+
+
+def main(argv=None):
+    args = parse_args(argv)
     progress = sys.stderr.isatty() and not args.json
-    results, corpus = [], None
+    results, first_rows, corpus = [], [], None
     for run in args.runs:
-        rows, run_corpus = evaluate_run(run, args.data, args.batch_size, args.device, args.context or (None,),
-                                        args.split, args.precision, progress)
+        ckpt = load_checkpoint(run)
+        model, vocab = model_from_checkpoint(ckpt, args.device)
+        rows, run_corpus = score_run(ckpt, model, vocab, args.data, args.batch_size, args.device,
+                                     args.context or (None,), args.split, args.precision, progress)
         if results and scored_text(rows[0]) != scored_text(results[0]):
             # one table has one header, one footer and one set of reference rows: those of one text
             raise UserError(f"{rows[0]['name']} and {results[0]['name']} were not scored on the same text "
                             f"({describe(rows[0])}; {describe(results[0])}): evaluate them one at a time")
+        if rows[0]["checkpoint"] not in [r["checkpoint"] for r in first_rows]:   # a run named twice: drawn once
+            draw_pictures(rows[0], ckpt, model, vocab, args, len(set(args.runs)))
+            first_rows.append(rows[0])
         results += rows
         corpus = corpus or run_corpus
     references = {} if args.no_references else reference_bpcs(*corpus)
@@ -355,23 +320,6 @@ def main(argv=None):
         curves = {r["name"]: read_metrics(os.path.join(r["run_dir"], "metrics.csv")) for r in results
                   if os.path.exists(os.path.join(r["run_dir"], "metrics.csv"))}
         plot_curves(curves, args.plot, {r["name"]: (r["val_bpc"], 0.0) for r in results})
-    first_rows = list({r["checkpoint"]: r for r in reversed(results)}.values())[::-1]   # one per run
-    for r in first_rows if args.attention else []:
-        model, vocab = model_from_checkpoint(load_checkpoint(r["checkpoint"]))
-        if args.attention_dir:
-            os.makedirs(args.attention_dir, exist_ok=True)
-        r["attention_plot"] = (os.path.join(args.attention_dir, f"attention_{r['name']}.png") if args.attention_dir
-                               else os.path.join(r["run_dir"], "attention.png"))
-        plot_attention(model, vocab, args.attention, r["attention_plot"], r["name"])
-    for r in first_rows if surprisal_text is not None else []:
-        ckpt = load_checkpoint(r["checkpoint"])
-        model, vocab = model_from_checkpoint(ckpt, args.device)
-        chars, bits = surprisal(model, vocab, surprisal_text, run_autocast(ckpt, args.precision, args.device)[0])
-        scored = [b for b in bits if b is not None]
-        r["surprisal_bpc"] = sum(scored) / len(scored)
-        r["surprisal_plot"] = (args.surprisal_out if args.surprisal_out and len(first_rows) == 1
-                               else os.path.join(r["run_dir"], "surprisal.png"))
-        plot_surprisal(chars, bits, r["surprisal_plot"], r["name"])
     if args.json:
         print(json.dumps({"runs": results, "references": references}, indent=2))
         return
@@ -385,7 +333,7 @@ def main(argv=None):
         print(f"plot written to {args.plot}")
     for r in first_rows if args.attention else []:
         print(f"attention of {r['name']} written to {r['attention_plot']}")
-    for r in first_rows if surprisal_text is not None else []:
+    for r in first_rows if args.surprisal_text is not None else []:
         print(f"surprisal of {r['name']}: {r['surprisal_bpc']:.4f} bits per character, drawn in {r['surprisal_plot']}")
 
 

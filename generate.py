@@ -6,7 +6,7 @@
 
 One sample streams to stdout character by character; several are sampled together as a
 batch and printed one after another. Generation uses the key/value cache; past seq_len the
-context window slides (see CharTransformer.generate_tokens).
+context window slides (see sampling.Window).
 """
 import argparse
 import codecs
@@ -18,7 +18,7 @@ from checkpoint import load_checkpoint, model_from_checkpoint
 import cli
 import runtime
 from cli import ArgumentParser, UserError
-from model import compile_decoder
+from sampling import compile_decoder, generate_tokens
 
 
 def parse_args(argv=None):
@@ -71,7 +71,7 @@ def main(argv=None):
         if step_decoder is None:
             print(f"warning: the decoding step cannot be compiled here ({why_not}); generating in eager mode",
                   file=sys.stderr)
-    tokens = model.generate_tokens(idx, args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
+    tokens = generate_tokens(model, idx, args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
                                    top_p=args.top_p, seed=args.seed, use_cache=not args.no_cache, decoder=step_decoder)
     # a byte model's sample is decoded as UTF-8 for display: a character cut across two steps is
     # held back until its last byte, and invalid bytes (or a sample cut mid-character) print as U+FFFD

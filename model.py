@@ -3,13 +3,11 @@
     from model import ModelConfig, CharTransformer
     model = CharTransformer(ModelConfig(vocab_size=65))
     logits, loss = model(idx, targets)          # idx, targets: (B, T) int64
-    out = model.generate(prompt_idx, 200, temperature=0.8, top_k=20, seed=0)
 
-Pieces, top to bottom: ModelConfig, positional encodings, attention (explicit and
-fused paths), feed-forward, block, the model, generation with a key/value cache, a
-static-shape decoding step for torch.compile (generate.py --compile), and the parameter /
-FLOP counts used by bench.py. attention_np.py holds an
-independent NumPy implementation the tests check this file against.
+Pieces, top to bottom: ModelConfig, positional encodings, attention (explicit and fused paths),
+feed-forward, block, the model, and the parameter / FLOP counts used by bench.py. Generation
+(the key/value cache, the sampling loop, the compiled decoding step) is in sampling.py;
+attention_np.py holds an independent NumPy implementation the tests check this file against.
 
 Positional encodings enter at one place each. The absolute ones (sinusoidal, learned) are added
 to the token embeddings (CharTransformer.embed). The relative ones act where attention scores
@@ -189,6 +187,7 @@ class MultiHeadAttention(nn.Module):
         # on a CPU the attention weights' masks are almost half of dropout's cost (B x nh x T x T draws)
         self.dropout = cfg.dropout if cfg.dropout_attention else 0.0
         self.qk_norm = cfg.qk_norm
+        self.alibi = cfg.pos_encoding == "alibi"
         self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model)   # q, k, v projections in one matmul
         self.proj = nn.Linear(cfg.d_model, cfg.d_model)
         self.resid_drop = Dropout(cfg.dropout)
@@ -196,8 +195,8 @@ class MultiHeadAttention(nn.Module):
     def forward(self, x, causal=True, need_weights=False, cache=None, mask=None, rope=None):
         """x: (B, T, d). need_weights selects the explicit path and returns (y, weights).
 
-        cache: a LayerCache; the new keys/values are appended to it and the queries attend
-        to everything cached. Either T new tokens into an empty cache (a prefill) or one.
+        cache: sampling.py's LayerCache (or SlotWrite); the new keys/values are appended to it
+        and the queries attend to everything it returns. Either T new tokens into an empty cache (a prefill) or one.
         mask: attention_mask's additive mask over (queries, keys), or None for plain causal.
         rope: rope_angles of the new tokens' positions, applied to their queries and keys.
         """
@@ -207,15 +206,22 @@ class MultiHeadAttention(nn.Module):
             k, v = cache.append(k, v)
         dropout_p = self.dropout if self.training else 0.0
         weights = None
-        # On a CPU in bf16 the explicit path trains ~1.2x faster than the fused kernel, whose bf16
-        # backward is slow there (measured with bench.py); without a backward (eval.py, generation)
-        # and everywhere else the fused kernel wins.
-        if need_weights or (q.device.type == "cpu" and q.dtype == torch.bfloat16 and torch.is_grad_enabled()):
+        on_cpu = q.device.type == "cpu"
+        # ALiBi's biases (-slope x distance) would be rounded in bf16 past distance 256: they stay
+        # fp32, which the CPU's fused kernel takes with bf16 queries; elsewhere the explicit path
+        # adds them in fp32, as training on a CPU does
+        biases_in_fp32 = mask is not None and self.alibi and q.dtype != mask.dtype and not on_cpu
+        # On a CPU in bf16 the explicit path trains faster than the fused kernel, whose bf16 backward
+        # is slow there (bench.py); one query over a masked cache (the compiled decoding step) also
+        # runs faster written out, which inductor fuses (experiments/levers/decoder_block_reuse.txt);
+        # everywhere else the fused kernel wins.
+        explicit = need_weights or biases_in_fp32 or (T == 1 and mask is not None)
+        if explicit or (on_cpu and q.dtype == torch.bfloat16 and torch.is_grad_enabled()):
             y, weights = explicit_attention(q, k, v, causal, dropout_p, mask)
         else:
             # a single new query may see every cached key, so it needs no mask at all
             is_causal = causal and T > 1 and mask is None
-            if mask is not None:
+            if mask is not None and not self.alibi:   # -inf and 0: exact in any dtype
                 mask = mask.to(q.dtype)
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, is_causal=is_causal)
         y = y.transpose(1, 2).reshape(B, T, d)                              # (B, T, d)
@@ -225,7 +231,7 @@ class MultiHeadAttention(nn.Module):
     def queries_keys_values(self, x, rope=None):
         """x: (B, T, d) -> q, k, v: (B, nh, T, hs), each head on its own slice of d; with qk_norm the
         queries and keys RMS-normalised (no gain), then with rope rotated by their positions. The
-        one place both forward and StaticDecoder make them."""
+        one place they are made."""
         B, T, d = x.shape
         q, k, v = (t.view(B, T, self.n_heads, d // self.n_heads).transpose(1, 2)
                    for t in self.qkv(x).split(d, dim=2))
@@ -269,49 +275,6 @@ class Block(nn.Module):
         x = x + a
         x = x + self.ff(self.ln2(x))
         return (x, weights) if need_weights else x
-
-
-class LayerCache:
-    """Preallocated keys and values of one layer: (B, nh, seq_len, hs), filled up to `length`.
-
-    With an absolute encoding the cache holds a window from its start (generate_tokens rebuilds
-    it when the window slides). With a relative one it rolls: once full, each new token pushes
-    the oldest out, so it always holds the last seq_len tokens. next_position is the position
-    of the next token, in the text."""
-
-    def __init__(self, B, cfg, device, dtype):
-        shape = (B, cfg.n_heads, cfg.seq_len, cfg.d_model // cfg.n_heads)
-        # zeros, not empty: StaticDecoder multiplies the unwritten slots by a weight of 0, and
-        # 0 * (NaN left in fresh memory) would be NaN
-        self.k = torch.zeros(shape, device=device, dtype=dtype)
-        self.v = torch.zeros(shape, device=device, dtype=dtype)
-        self.length = 0
-        self.next_position = 0
-
-    def make_room(self, T):
-        """Drop the oldest entries so that T more fit (a rolling cache)."""
-        overflow = self.length + T - self.k.size(2)
-        if overflow > 0:
-            keep = self.length - overflow
-            self.k[:, :, :keep] = self.k[:, :, overflow:self.length].clone()
-            self.v[:, :, :keep] = self.v[:, :, overflow:self.length].clone()
-            self.length = keep
-
-    def append(self, k, v):
-        """Store T new keys/values; returns every key/value the new queries attend to: those
-        cached before and the new ones (all T of a prefill, even past the capacity, of which
-        only the last seq_len are kept)."""
-        T, capacity = k.size(2), self.k.size(2)
-        self.next_position += T
-        if T > capacity:   # a long prefill (relative encodings): attend to all, keep the newest
-            self.k[:], self.v[:] = k[:, :, -capacity:], v[:, :, -capacity:]
-            self.length = capacity
-            return k, v
-        self.make_room(T)
-        self.k[:, :, self.length:self.length + T] = k
-        self.v[:, :, self.length:self.length + T] = v
-        self.length += T
-        return self.k[:, :, :self.length], self.v[:, :, :self.length]
 
 
 class CharTransformer(nn.Module):
@@ -421,195 +384,6 @@ class CharTransformer(nn.Module):
         if self.cfg.logit_softcap > 0:
             logits = self.cfg.logit_softcap * torch.tanh(logits / self.cfg.logit_softcap)
         return logits
-
-    @torch.inference_mode()  # cheaper than no_grad: no version counters on the cache writes
-    def generate_tokens(self, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None,
-                        seed=None, use_cache=True, decoder=None):
-        """Yield the next token of every row, (B,), one step at a time. idx: (B, T0) prompt.
-        decoder: compile_decoder(self, B)'s result, used for the one-token steps (a prefill still
-        goes through forward). temperature 0 means greedy (argmax). use_cache=False recomputes
-        everything each step: the slow reference the cached path must match exactly.
-
-        Absolute encodings (sinusoidal, learned): the context is a window over the text. While
-        the text fits in seq_len the window is all of it. When it is full, the window jumps
-        forward by seq_len // 2, keeping the newest half: every cached key/value is tied to its
-        place in the window, so a slide invalidates the cache, and it is rebuilt once (one
-        prefill of seq_len // 2 tokens) instead of every step. Every prediction therefore sees at
-        least seq_len // 2 characters, as in eval.py's scoring. The reference recomputes the
-        same window each step.
-
-        Relative encodings (rope, alibi, none): nothing ties a key to a slot, so the cache rolls
-        by one token per step and every prediction sees the seq_len - 1 characters before it
-        (sliding-window attention; in deeper layers each of those carries its own seq_len window,
-        so information reaches n_layers * (seq_len - 1) characters back). The reference
-        recomputes that each step: a forward pass over the last n_layers * (seq_len - 1) + 1
-        characters with each query seeing seq_len keys.
-        """
-        if self.cfg.pos_encoding in RELATIVE_ENCODINGS:
-            yield from self._generate_rolling(idx, max_new_tokens, temperature, top_k, top_p, seed, use_cache, decoder)
-            return
-        seq_len = self.cfg.seq_len
-        keep = max(1, seq_len // 2)
-        generator = None
-        if seed is not None:
-            generator = torch.Generator(device=idx.device).manual_seed(seed)
-        window = idx[:, -seq_len:]   # a prompt longer than the context keeps its newest characters
-        caches = None
-        new_tokens = window          # what the next forward pass must process
-        for _ in range(max_new_tokens):
-            if use_cache:
-                if caches is None:
-                    caches = self.new_caches(idx.size(0), idx.device)
-                if decoder is not None and new_tokens.size(1) == 1 and caches[0].length > 0:
-                    logits = decode_step(decoder, new_tokens[:, 0], caches)[:, None, :]
-                else:
-                    logits, _ = self(new_tokens, caches=caches)
-            else:
-                logits, _ = self(window)
-            next_token = sample_next(logits[:, -1, :], temperature, top_k, top_p, generator)
-            yield next_token
-            window = torch.cat([window, next_token[:, None]], dim=1)
-            new_tokens = next_token[:, None]
-            if window.size(1) > seq_len:
-                window = window[:, -keep:]
-                caches, new_tokens = None, window
-
-    def _generate_rolling(self, idx, max_new_tokens, temperature, top_k, top_p, seed, use_cache, decoder):
-        """generate_tokens for the relative encodings: a rolling cache (see there)."""
-        seq_len = self.cfg.seq_len
-        reach = self.cfg.n_layers * (seq_len - 1) + 1   # how far back the last prediction's inputs go
-        generator = None
-        if seed is not None:
-            generator = torch.Generator(device=idx.device).manual_seed(seed)
-        text = idx[:, -reach:]
-        first = idx.size(1) - text.size(1)               # the position of text[:, 0]
-        caches = None
-        for _ in range(max_new_tokens):
-            if not use_cache:
-                positions = torch.arange(first, first + text.size(1), device=idx.device)
-                logits, _ = self(text, positions=positions, window=seq_len)
-            elif caches is None:                          # the prompt, in one prefill
-                caches = self.new_caches(idx.size(0), idx.device, next_position=first)
-                logits, _ = self(text, caches=caches, window=seq_len)
-            elif decoder is not None:
-                logits = decode_step(decoder, text[:, -1], caches)[:, None, :]
-            else:
-                logits, _ = self(text[:, -1:], caches=caches)
-            next_token = sample_next(logits[:, -1, :], temperature, top_k, top_p, generator)
-            yield next_token
-            text = torch.cat([text, next_token[:, None]], dim=1)
-            if text.size(1) > reach:
-                text, first = text[:, 1:], first + 1
-
-    def new_caches(self, batch_size, device, next_position=0):
-        """One empty LayerCache per block, in the model's dtype."""
-        dtype = next(self.parameters()).dtype
-        caches = [LayerCache(batch_size, self.cfg, device, dtype) for _ in self.blocks]
-        for cache in caches:
-            cache.next_position = next_position
-        return caches
-
-    def generate(self, idx, max_new_tokens, **kwargs):
-        """Return idx with max_new_tokens sampled tokens appended; kwargs as generate_tokens."""
-        out = [idx] + [t[:, None] for t in self.generate_tokens(idx, max_new_tokens, **kwargs)]
-        return torch.cat(out, dim=1)
-
-
-class StaticDecoder(nn.Module):
-    """One decoding step of a CharTransformer with static shapes, for torch.compile.
-
-    The new token of each row attends over the whole preallocated cache (seq_len slots) with the
-    slots not yet written masked out, so every step has the same shapes and compiles once; the
-    arithmetic is forward()'s with a cache (the same embed, rope_angles, attention_mask and
-    explicit_attention). Compiled by compile_decoder with inductor's weight
-    freezing and its own CPU matrix kernels (max_autotune): at batch 1 each layer is a handful of
-    matrix-vector products, which those kernels run several times faster than the eager ones
-    (experiments/levers/decode_static_compiled.py).
-    """
-
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def forward(self, tok, slot, position, *keys_values):
-        """tok: (B,) new tokens; slot: (1,) int64, the cache slot they are written to; position:
-        (1,) their position in the text (= slot for absolute encodings; a rolling cache's slot
-        stays at the end while the position grows); keys_values: each layer's cache k, v
-        (B, nh, seq_len, hs), written in place at slot. Returns the logits (B, V)."""
-        m, cfg = self.model, self.model.cfg
-        B, nh = tok.size(0), cfg.n_heads
-        hs = cfg.d_model // nh
-        x = m.embed(tok, position)                                                   # (B, d)
-        rope = rope_angles(position, hs) if cfg.pos_encoding == "rope" else None
-        # the slots' distances to the new token's are those of their positions: slot j <= slot holds
-        # position - (slot - j)
-        mask = attention_mask(slot, torch.arange(cfg.seq_len, device=tok.device), getattr(m, "slopes", None))
-        for i, block in enumerate(m.blocks):
-            k_cache, v_cache = keys_values[2 * i], keys_values[2 * i + 1]
-            q, k, v = block.attn.queries_keys_values(block.ln1(x)[:, None, :], rope)  # (B, nh, 1, hs)
-            k_cache.index_copy_(2, slot, k)
-            v_cache.index_copy_(2, slot, v)
-            y, _ = explicit_attention(q, k_cache, v_cache, causal=False, mask=mask)   # (B, nh, 1, hs)
-            x = x + block.attn.proj(y.reshape(B, cfg.d_model))
-            x = x + block.ff(block.ln2(x))
-        return m.output(x)
-
-
-def decode_step(decoder, tok, caches):
-    """One step of a (compiled) StaticDecoder against LayerCaches, advancing them: tok (B,) ->
-    logits (B, V). What generate_tokens calls for each new token when given a decoder. A full
-    cache (only a rolling one gets full) first drops its oldest entry, outside the compiled code."""
-    for cache in caches:
-        cache.make_room(1)
-    slot = torch.tensor([caches[0].length], device=tok.device)
-    position = torch.tensor([caches[0].next_position], device=tok.device)
-    logits = decoder(tok, slot, position, *[t for c in caches for t in (c.k, c.v)])
-    for c in caches:
-        c.length += 1
-        c.next_position += 1
-    return logits
-
-
-def compile_decoder(model, batch_size=1):
-    """StaticDecoder(model) compiled for batch_size rows (another batch size would recompile,
-    without the frozen weights), and tried once: (decoder, None), or (None, reason) where this
-    machine cannot compile it. Compiling takes ~25 s on 2 CPU cores
-    (less once inductor's on-disk cache is warm); the weights are frozen into the compiled code,
-    so compile again after changing them."""
-    import torch._inductor.config as inductor_config   # here: importing inductor costs ~1 s
-
-    decoder = torch.compile(StaticDecoder(model).eval(), mode="max-autotune")
-    param = next(model.parameters())
-    try:
-        # The first call compiles. Freezing is read from inductor's global config (options= does not
-        # reach it), and the trial runs on inference tensors like generate_tokens', or the first
-        # real step would recompile without it.
-        with torch.inference_mode(), inductor_config.patch(freezing=True):
-            caches = model.new_caches(batch_size, param.device)
-            decode_step(decoder, torch.zeros(batch_size, dtype=torch.long, device=param.device), caches)
-    except Exception as e:  # no C++ compiler, unsupported backend, ...
-        return None, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-    return decoder, None
-
-
-def sample_next(logits, temperature=1.0, top_k=None, top_p=None, generator=None):
-    """Pick one token per row from logits (B, V)."""
-    if temperature == 0:
-        return logits.argmax(dim=-1)
-    logits = logits.float() / temperature
-    if top_k is not None and top_k < logits.size(-1):
-        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    if top_p is not None and top_p < 1.0:
-        # nucleus: keep the smallest set of most likely tokens whose probability reaches top_p
-        sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
-        sorted_probs = torch.softmax(sorted_logits, dim=-1)
-        mass_before = sorted_probs.cumsum(dim=-1) - sorted_probs
-        drop_sorted = mass_before >= top_p
-        drop = drop_sorted.scatter(1, order, drop_sorted)
-        logits = logits.masked_fill(drop, float("-inf"))
-    probs = torch.softmax(logits, dim=-1)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(1)
 
 
 def count_params(model):

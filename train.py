@@ -340,6 +340,149 @@ class StopRequest:
         signal.signal(signal.SIGINT, self.previous)
 
 
+def start_processes(device, cfg, resumed):
+    """The device of this process, its rank under torchrun and the number of processes."""
+    if device.type == "cuda" and "LOCAL_RANK" in os.environ:
+        device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+        torch.cuda.set_device(device)
+    if not resumed and os.path.isdir(cfg.out) and list_checkpoints(cfg.out):
+        raise UserError(f"{cfg.out} already holds checkpoints: pass --resume to continue it, or a new --out")
+    rank, world_size = runtime.setup_distributed(device)
+    if cfg.batch_size % world_size:
+        raise UserError(f"--batch-size {cfg.batch_size} must be divisible by the number of processes ({world_size})")
+    return device, rank, world_size
+
+
+def read_corpus(cfg, model_cfg, resumed, rank, world_size):
+    """(vocab, train_ids, val_ids, fingerprint). Rank 0 encodes the corpus into its cache (if it is
+    not there yet) while the others wait; then every rank memory-maps the same file."""
+    def read():
+        return load_corpus(cfg.data, model_cfg.seq_len, expected_fingerprint=resumed and resumed["data_fingerprint"],
+                           unit=cfg.unit, split_spec=cfg.split, run_dir=cfg.out,
+                           log=print)   # the cache's path, on stdout with the rest of the run's log
+    corpus = read() if rank == 0 else None
+    if world_size > 1:
+        torch.distributed.barrier()
+    return corpus if rank == 0 else read()
+
+
+def restore(resumed, model, optimizer, batch_rng, seed, device, rank, world_size, metrics_path):
+    """Load a checkpoint's weights, optimizer and random streams; returns (step, pending_losses,
+    metrics rows up to that step)."""
+    model.load_state_dict(resumed["model"])
+    optimizer.load_state_dict(resumed["optimizer"])
+    batch_rng.set_state(resumed["rng"]["batches"])
+    step = resumed["step"]
+    saved_states = resumed["rng"]["ranks"]
+    if len(saved_states) == world_size:
+        runtime.set_rng_state(saved_states[rank], device)
+    else:   # another number of processes: fresh dropout streams, and say so
+        torch.manual_seed(seed + rank + step)
+        if rank == 0 and model.cfg.dropout > 0:
+            print(f"note: this run was saved by {len(saved_states)} process(es) and resumes with {world_size}: "
+                  f"its dropout masks will differ from an uninterrupted run's", file=sys.stderr)
+    rows = []
+    if os.path.exists(metrics_path):  # rows logged after the checkpoint will be logged again
+        rows = [r for r in read_metrics(metrics_path) if r["step"] <= step]
+    return step, list(resumed["pending_losses"]), rows
+
+
+def make_runner(model, cfg, train_ids, device, world_size, autocast):
+    """What runs the step: the model, maybe compiled, maybe wrapped for DDP; checkpoints and
+    validation always use the plain module, so saved keys never gain prefixes. Returns (runner,
+    compiled)."""
+    runner = model
+    if cfg.compile if cfg.compile is not None else device.type == "cuda":
+        # the trial batch has the real local batch's shape, device and precision (see compile_model)
+        example = get_batch(train_ids, cfg.batch_size // world_size, model.cfg.seq_len, torch.Generator().manual_seed(0))
+        runner = runtime.compile_model(model, tuple(t.to(device) for t in example), autocast)
+    compiled = runner is not model
+    if world_size > 1:
+        runner = torch.nn.parallel.DistributedDataParallel(runner)
+    return runner, compiled
+
+
+def plan_steps(model, optimizer, cfg, train_ids, val_batches, autocast, budget, device, rank, world_size):
+    """cfg.time_budget's number of steps (see fit_steps_to_budget), the same on every rank: the
+    slowest rank's. The probe's costs stand in for the run's own until it has measured them."""
+    probe_rng = torch.Generator().manual_seed(cfg.seed + 1)   # not the run's batch stream
+    local = cfg.batch_size // world_size
+    steps, timing = fit_steps_to_budget(
+        model, optimizer, cfg, lambda: tuple(runtime.to_device(t, device) for t in get_batch(
+            train_ids, local, model.cfg.seq_len, probe_rng)), val_batches, autocast, budget.elapsed())
+    if world_size > 1:
+        agreed = torch.tensor([steps], device=device)
+        torch.distributed.all_reduce(agreed, op=torch.distributed.ReduceOp.MIN)
+        steps = int(agreed.item())
+    budget.costs.update((k, timing[k]) for k in budget.costs)
+    if rank == 0:
+        print(f"time budget {cfg.time_budget:g} min: a step takes {1000 * timing['step_s']:.1f} ms, a validation "
+              f"{timing['validation_s']:.2f} s, a checkpoint {timing['checkpoint_s']:.2f} s: {steps:,} steps")
+    return steps
+
+
+def read_back(unread, stop_requested, budget_over, device, world_size):
+    """One read back to the host for the steps since the last: their mean losses over all ranks,
+    whether any rank was interrupted, and whether rank 0 finds the budget spent (every rank must
+    take the same decision to stop, or the others would wait forever)."""
+    flags = torch.tensor([float(stop_requested), float(budget_over)], device=device)
+    losses_and_flags = torch.cat([torch.stack(unread), flags])
+    if world_size > 1:
+        torch.distributed.all_reduce(losses_and_flags)
+        losses_and_flags[:-2] /= world_size
+    *losses, stop_flag, budget_flag = losses_and_flags.tolist()
+    return losses, stop_flag > 0, budget_flag > 0
+
+
+def check_finite(losses, first_step, last_good):
+    """A loss that is NaN or infinite stops the run before its updates are saved."""
+    bad = next((i for i, value in enumerate(losses) if not math.isfinite(value)), None)
+    if bad is not None:
+        kept = f"the last good checkpoint is {last_good}" if last_good else "no checkpoint was written"
+        raise UserError(f"loss became {losses[bad]} at step {first_step + bad}: training stopped, {kept} "
+                        f"(try a lower --lr)")
+
+
+class RunLog:
+    """What a run shows and logs: the progress bar, metrics.csv and its curve, and tokens/s over the
+    training since the last validation or checkpoint (validations and saves not counted)."""
+
+    def __init__(self, cfg, model_cfg, rows, step, show):
+        self.cfg, self.rows = cfg, rows
+        self.path = os.path.join(cfg.out, "metrics.csv")
+        self.tokens_per_step = cfg.batch_size * model_cfg.seq_len
+        self.bar = tqdm(total=cfg.steps, initial=step, disable=not show, dynamic_ncols=True, file=sys.stderr)
+        self.restart_clock()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.bar.close()
+
+    def restart_clock(self):
+        self.interval_start, self.interval_steps = time.perf_counter(), 0
+        return self.interval_start
+
+    def step_done(self):
+        self.interval_steps += 1
+        self.bar.update(1)
+
+    def tokens_per_s(self):
+        return self.interval_steps * self.tokens_per_step / (time.perf_counter() - self.interval_start)
+
+    def validation(self, step, train_loss, val_loss, lr, tokens_per_s, elapsed_s):
+        self.rows.append(dict(step=step, train_loss=train_loss, train_bpc=train_loss / math.log(2), val_loss=val_loss,
+                              val_bpc=val_loss / math.log(2), lr=lr, tokens_per_s=tokens_per_s, elapsed_s=elapsed_s))
+        write_metrics(self.path, self.rows)
+        plot_curves({os.path.basename(os.path.normpath(self.cfg.out)): self.rows},
+                    os.path.join(self.cfg.out, "loss_curve.png"))
+        self.bar.set_postfix(loss=f"{train_loss:.3f}", val_bpc=f"{val_loss / math.log(2):.3f}", tok_s=f"{tokens_per_s:,.0f}")
+        tqdm.write(f"step {step}: train loss {train_loss:.4f}, val loss {val_loss:.4f} (val BPC "
+                   f"{val_loss / math.log(2):.4f}, {self.cfg.eval_batches} batches), lr {lr:.2e}, {tokens_per_s:,.0f} tokens/s")
+        sys.stdout.flush()  # a log redirected to a file shows progress as it happens
+
+
 def train(model_cfg, cfg, resumed=None, progress=True):
     """Run (or continue) training; returns the metrics rows. All state goes to cfg.out.
 
@@ -350,42 +493,18 @@ def train(model_cfg, cfg, resumed=None, progress=True):
     writes checkpoints; every checkpoint holds every rank's dropout generators, so --resume is exact.
     """
     model_cfg, cfg = replace(model_cfg), replace(cfg)   # what is resolved below is this run's, not the caller's
-    device = runtime.resolve_device(cfg.device)
     # the clock starts here: reading the corpus, compiling and the budget's probe count against it
+    device = runtime.resolve_device(cfg.device)
     budget = Budget(cfg.time_budget, runtime.host_sync_interval(device), resumed["elapsed_s"] if resumed else 0.0,
                     resumed["budget_costs"] if resumed else None)
-    if device.type == "cuda" and "LOCAL_RANK" in os.environ:
-        device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
-        torch.cuda.set_device(device)
-    if not resumed and os.path.isdir(cfg.out) and list_checkpoints(cfg.out):
-        raise UserError(f"{cfg.out} already holds checkpoints: pass --resume to continue it, or a new --out")
-    rank, world_size = runtime.setup_distributed(device)
-    if cfg.batch_size % world_size:
-        raise UserError(f"--batch-size {cfg.batch_size} must be divisible by the number of processes ({world_size})")
-
-    def read_corpus():
-        return load_corpus(cfg.data, model_cfg.seq_len, expected_fingerprint=resumed and resumed["data_fingerprint"],
-                           unit=cfg.unit, split_spec=cfg.split, run_dir=cfg.out,
-                           log=print)   # the cache's path, on stdout with the rest of the run's log
-
-    # rank 0 encodes the corpus into its cache (if it is not there yet) while the others wait;
-    # then every rank memory-maps the same file
-    if rank == 0:
-        vocab, train_ids, val_ids, fingerprint = read_corpus()
-    if world_size > 1:
-        torch.distributed.barrier()
-    if rank != 0:
-        vocab, train_ids, val_ids, fingerprint = read_corpus()
+    device, rank, world_size = start_processes(device, cfg, resumed)
+    main_process = rank == 0
+    vocab, train_ids, val_ids, fingerprint = read_corpus(cfg, model_cfg, resumed, rank, world_size)
     model_cfg.vocab_size = len(vocab)
     os.makedirs(cfg.out, exist_ok=True)
-    main_process = rank == 0
-    local_batch = slice(rank * cfg.batch_size // world_size, (rank + 1) * cfg.batch_size // world_size)
-
     torch.manual_seed(cfg.seed)
     model = CharTransformer(model_cfg).to(device)   # the same initial weights on every rank
-    if world_size > 1:
-        # each rank draws its own dropout masks from here on; the same masks on every rank
-        # would make the gradients of the N slices less independent than one process's
+    if world_size > 1:   # then each rank draws its own dropout masks, as N processes' slices should
         torch.manual_seed(cfg.seed + rank)
     optimizer = make_optimizer(model, cfg)
     batch_rng = torch.Generator().manual_seed(cfg.seed)
@@ -394,74 +513,27 @@ def train(model_cfg, cfg, resumed=None, progress=True):
                    for _ in range(cfg.eval_batches)]
     cfg.precision = runtime.resolve_precision(cfg.precision, device)
     autocast = runtime.autocast(cfg.precision, device)
-    metrics_path = os.path.join(cfg.out, "metrics.csv")
     step, pending_losses, rows = 0, [], []
     if resumed:
-        model.load_state_dict(resumed["model"])
-        optimizer.load_state_dict(resumed["optimizer"])
-        batch_rng.set_state(resumed["rng"]["batches"])
-        step, pending_losses = resumed["step"], list(resumed["pending_losses"])
-        saved_states = resumed["rng"]["ranks"]
-        if len(saved_states) == world_size:
-            runtime.set_rng_state(saved_states[rank], device)
-        else:   # another number of processes: fresh dropout streams, and say so
-            torch.manual_seed(cfg.seed + rank + step)
-            if main_process and model_cfg.dropout > 0:
-                print(f"note: this run was saved by {len(saved_states)} process(es) and resumes with {world_size}: "
-                      f"its dropout masks will differ from an uninterrupted run's", file=sys.stderr)
-        if os.path.exists(metrics_path):  # rows logged after the checkpoint will be logged again
-            rows = [r for r in read_metrics(metrics_path) if r["step"] <= step]
-
-    # what runs the step: the model, maybe compiled, maybe wrapped for DDP; checkpoints and
-    # validation always use the plain module, so saved keys never gain prefixes
-    runner, compiled = model, False
-    use_compile = cfg.compile if cfg.compile is not None else device.type == "cuda"
-    if use_compile:
-        # the trial batch has the real local batch's shape, device and precision (see compile_model)
-        example = get_batch(train_ids, cfg.batch_size // world_size, model_cfg.seq_len, torch.Generator().manual_seed(0))
-        runner = runtime.compile_model(model, tuple(t.to(device) for t in example), autocast)
-        compiled = runner is not model
-    if world_size > 1:
-        runner = torch.nn.parallel.DistributedDataParallel(runner)
-
+        step, pending_losses, rows = restore(resumed, model, optimizer, batch_rng, cfg.seed, device, rank, world_size,
+                                             os.path.join(cfg.out, "metrics.csv"))
+    runner, compiled = make_runner(model, cfg, train_ids, device, world_size, autocast)
     if cfg.time_budget and not resumed:
-        probe_rng = torch.Generator().manual_seed(cfg.seed + 1)   # not the run's batch stream
-        local = cfg.batch_size // world_size
-        cfg.steps, timing = fit_steps_to_budget(
-            model, optimizer, cfg, lambda: tuple(runtime.to_device(t, device) for t in get_batch(
-                train_ids, local, model_cfg.seq_len, probe_rng)), val_batches, autocast, budget.elapsed())
-        if world_size > 1:   # every rank must run the same number of steps: the slowest rank's
-            agreed = torch.tensor([cfg.steps], device=device)
-            torch.distributed.all_reduce(agreed, op=torch.distributed.ReduceOp.MIN)
-            cfg.steps = int(agreed.item())
-        budget.costs.update((k, timing[k]) for k in budget.costs)   # until the run measures its own
-        if main_process:
-            print(f"time budget {cfg.time_budget:g} min: a step takes {1000 * timing['step_s']:.1f} ms, a validation "
-                  f"{timing['validation_s']:.2f} s, a checkpoint {timing['checkpoint_s']:.2f} s: {cfg.steps:,} steps")
-    def save(at_step, rank_states):
-        rng = {"torch": rank_states[0]["torch"], "batches": batch_rng.get_state(), "ranks": rank_states}
-        payload = make_checkpoint(at_step, asdict(model_cfg), asdict(cfg), vocab, fingerprint, model, optimizer, rng,
-                                  budget.elapsed(), pending_losses, budget.costs)
-        path = checkpoint_path(cfg.out, at_step)
-        save_checkpoint(payload, path)
-        return path
-
+        cfg.steps = plan_steps(model, optimizer, cfg, train_ids, val_batches, autocast, budget, device, rank, world_size)
     if main_process and not resumed:
         print(f"{count_params(model):,} parameters, vocabulary {len(vocab)}, {len(train_ids):,} training / "
-              f"{len(val_ids):,} validation {'characters' if cfg.unit == 'chars' else 'bytes'}, device {device}, {cfg.precision}"
+              f"{len(val_ids):,} validation {cfg.unit.replace('chars', 'characters')}, device {device}, {cfg.precision}"
               + (f", {world_size} processes" if world_size > 1 else "") + (", compiled" if compiled else ""))
-    tokens_per_step = cfg.batch_size * model_cfg.seq_len
-    bar = tqdm(total=cfg.steps, initial=step, disable=not (progress and main_process), dynamic_ncols=True, file=sys.stderr)
+    local_batch = slice(rank * cfg.batch_size // world_size, (rank + 1) * cfg.batch_size // world_size)
     last_good = list_checkpoints(cfg.out)[-1][1] if resumed else None
-    interval_start, interval_steps = time.perf_counter(), 0
-    budget.start_window()
     unread = []   # this rank's losses (device tensors) of the steps since the host last read them
+    budget.start_window()
     model.train()
     # a resumed run whose budget is spent ends at once (judged on the saved elapsed_s, which the save
     # itself came after, and costs, so that every rank decides alike); a fresh run trains its first step
     budget_spent = (resumed is not None and step < cfg.steps
                     and budget.over(budget.costs["checkpoint_s"], elapsed_s=resumed["elapsed_s"]))
-    with StopRequest() as stop:
+    with StopRequest() as stop, RunLog(cfg, model_cfg, rows, step, show=progress and main_process) as log:
         while step < cfg.steps and not budget_spent:
             lr = lr_at(step, cfg)
             for group in optimizer.param_groups:
@@ -470,71 +542,44 @@ def train(model_cfg, cfg, resumed=None, progress=True):
                     for t in get_batch(train_ids, cfg.batch_size, model_cfg.seq_len, batch_rng))
             unread.append(train_step(runner, optimizer, x, y, cfg.grad_clip, autocast).detach().float())
             step += 1
-            interval_steps += 1
-            bar.update(1)
+            log.step_done()
             at_eval = step % cfg.eval_every == 0 or step == cfg.steps
             at_ckpt = step % cfg.ckpt_every == 0 or step == cfg.steps
             if not (at_eval or at_ckpt or step % budget.sync_every == 0):
                 continue
-            # One read back to the host for the unread steps: the mean loss over all ranks, whether
-            # any rank was interrupted, and whether rank 0 finds the budget spent (every rank must
-            # take the same decision to stop, or the others would wait forever).
             own_costs = at_eval * budget.costs["validation_s"] + at_ckpt * budget.costs["checkpoint_s"]
-            flags = torch.tensor([float(stop.requested), float(main_process and budget.over(own_costs))],
-                                 device=device)
-            losses_and_stop = torch.cat([torch.stack(unread), flags])
-            if world_size > 1:
-                torch.distributed.all_reduce(losses_and_stop)
-                losses_and_stop[:-2] /= world_size
-            *losses, stop_flag, budget_flag = losses_and_stop.tolist()
-            first_unread, unread, stop_requested = step - len(losses) + 1, [], stop_flag > 0
+            losses, stop_requested, over = read_back(unread, stop.requested, main_process and budget.over(own_costs),
+                                                     device, world_size)
+            check_finite(losses, step - len(losses) + 1, last_good)
+            unread = []
             budget.end_window(len(losses))
-            if budget_flag > 0 and step < cfg.steps:   # this step is the last: validate and save it
+            if over and step < cfg.steps:   # this step is the last: validate and save it
                 budget_spent = at_eval = at_ckpt = True
-            bad = next((i for i, value in enumerate(losses) if not math.isfinite(value)), None)
-            if bad is not None:  # the updates from that step on are discarded: we stop before saving them
-                bar.close()
-                kept = f"the last good checkpoint is {last_good}" if last_good else "no checkpoint was written"
-                raise UserError(f"loss became {losses[bad]} at step {first_unread + bad}: training stopped, {kept} "
-                                f"(try a lower --lr)")
             pending_losses.extend(losses)
-
             if main_process and at_eval:
-                now = time.perf_counter()
-                tokens_per_s = interval_steps * tokens_per_step / (now - interval_start)
+                now, tokens_per_s = time.perf_counter(), log.tokens_per_s()
                 val_loss = validation_loss(model, val_batches, autocast)
-                train_loss = sum(pending_losses) / len(pending_losses)
-                rows.append(dict(step=step, train_loss=train_loss, train_bpc=train_loss / math.log(2),
-                                 val_loss=val_loss, val_bpc=val_loss / math.log(2), lr=lr,
-                                 tokens_per_s=tokens_per_s, elapsed_s=budget.elapsed()))
-                write_metrics(metrics_path, rows)
-                plot_curves({os.path.basename(os.path.normpath(cfg.out)): rows}, os.path.join(cfg.out, "loss_curve.png"))
-                bar.set_postfix(loss=f"{train_loss:.3f}", val_bpc=f"{val_loss / math.log(2):.3f}",
-                                tok_s=f"{tokens_per_s:,.0f}")
-                tqdm.write(f"step {step}: train loss {train_loss:.4f}, val loss {val_loss:.4f} "
-                           f"(val BPC {val_loss / math.log(2):.4f}, {cfg.eval_batches} batches), "
-                           f"lr {lr:.2e}, {tokens_per_s:,.0f} tokens/s")
-                sys.stdout.flush()  # a log redirected to a file shows progress as it happens
-                interval_start, interval_steps = time.perf_counter(), 0
-                budget.costs["validation_s"] = interval_start - now
+                log.validation(step, sum(pending_losses) / len(pending_losses), val_loss, lr, tokens_per_s, budget.elapsed())
+                budget.costs["validation_s"] = log.restart_clock() - now
             if at_eval:
                 pending_losses = []
             if at_ckpt or stop_requested:
                 save_start = time.perf_counter()
                 rank_states = runtime.gather_rng_states(device, world_size)   # every rank takes part
                 if main_process:
-                    save(step, rank_states)
+                    rng = {"torch": rank_states[0]["torch"], "batches": batch_rng.get_state(), "ranks": rank_states}
+                    save_checkpoint(make_checkpoint(step, asdict(model_cfg), asdict(cfg), vocab, fingerprint, model,
+                                                    optimizer, rng, budget.elapsed(), pending_losses, budget.costs),
+                                    checkpoint_path(cfg.out, step))
                 last_good = checkpoint_path(cfg.out, step)   # on every rank: rank 0 wrote it
-                interval_start, interval_steps = time.perf_counter(), 0  # tokens/s counts training only
-                budget.costs["checkpoint_s"] = interval_start - save_start
+                budget.costs["checkpoint_s"] = log.restart_clock() - save_start  # tokens/s counts training only
             if stop_requested and not budget_spent:   # out of time anyway: the run is done, not paused
-                bar.close()
+                log.bar.close()
                 if main_process:
                     print(f"interrupted: checkpoint saved at step {step} to {last_good}; "
                           f"continue with: python train.py --out {cfg.out} --resume")
                 raise KeyboardInterrupt
             budget.start_window()
-    bar.close()
     if main_process and budget_spent:
         print(f"time budget spent: stopped at step {step:,} of the {cfg.steps:,} planned ({budget.elapsed():.1f} s of "
               f"{cfg.time_budget * 60:g})")

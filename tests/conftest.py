@@ -18,6 +18,20 @@ TINY_FLAGS = ["--precision", "fp32", "--d-model", "32", "--n-heads", "4", "--n-l
               "--batch-size", "4", "--eval-batches", "2", "--warmup-steps", "2"]
 
 
+def tiny_model(seed=0, **overrides):
+    """A small CharTransformer in eval mode with its init perturbed (no tied logits)."""
+    import torch
+    from model import CharTransformer, ModelConfig
+    torch.manual_seed(seed)
+    fields = dict(vocab_size=13, seq_len=16, d_model=32, n_layers=2, n_heads=4)
+    fields.update(overrides)
+    model = CharTransformer(ModelConfig(**fields)).eval()
+    with torch.no_grad():  # break the symmetry of the init so logits have no ties
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    return model
+
+
 def run_script(*args, timeout=120):
     """Run one of the repository's scripts as a user would; returns the CompletedProcess."""
     return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True,

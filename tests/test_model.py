@@ -1,23 +1,13 @@
 """Behaviour of model.py: shapes, causality, positional encodings, the two attention paths,
-cached generation, sampling filters, config validation, and that the model learns."""
+config validation, and that the model learns (generation and sampling: test_sampling.py)."""
 import math
 
 import pytest
 import torch
 
-from model import (POS_ENCODINGS, CharTransformer, LayerCache, ModelConfig, StaticDecoder, apply_rope, compile_decoder,
-                   count_params, decode_step, flops_per_token, rope_angles, sample_next, sinusoidal_table)
-
-
-def tiny_model(seed=0, **overrides):
-    torch.manual_seed(seed)
-    fields = dict(vocab_size=13, seq_len=16, d_model=32, n_layers=2, n_heads=4)
-    fields.update(overrides)
-    model = CharTransformer(ModelConfig(**fields)).eval()
-    with torch.no_grad():  # break the symmetry of the init so logits have no ties
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
-    return model
+from conftest import tiny_model
+from model import (POS_ENCODINGS, CharTransformer, ModelConfig, alibi_slopes, apply_rope, attention_mask, count_params,
+                   flops_per_token, rope_angles, sinusoidal_table)
 
 
 def test_logits_have_shape_batch_time_vocab_and_loss_is_a_scalar():
@@ -101,128 +91,6 @@ def test_explicit_and_fused_attention_paths_give_the_same_logits(pos_encoding):
     assert len(weights) == 2 and weights[0].shape == (2, 4, 16, 16)
     assert torch.allclose(weights[0].sum(-1), torch.ones(2, 4, 16))
     assert torch.all(weights[1].triu(1) == 0)  # nothing attends to the future
-
-
-def trained_on_a_cycle(pos_encoding):
-    """A tiny model fitted to a random 37-token cycle, so that greedy decoding walks through
-    varied tokens instead of repeating one (an untrained model's greedy output is constant,
-    which would let a broken cache pass)."""
-    torch.manual_seed(1)
-    cycle = torch.randint(0, 13, (37,)).repeat(8)
-    model = CharTransformer(ModelConfig(vocab_size=13, seq_len=16, d_model=32, n_heads=4,
-                                        pos_encoding=pos_encoding))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
-    for _ in range(60):
-        starts = torch.randint(0, len(cycle) - 17, (16,))
-        x = torch.stack([cycle[s:s + 16] for s in starts])
-        y = torch.stack([cycle[s + 1:s + 17] for s in starts])
-        _, loss = model(x, y)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    return model.eval(), cycle
-
-
-@pytest.mark.parametrize("pos_encoding", POS_ENCODINGS)
-@pytest.mark.parametrize("prompt_len,new_tokens", [(1, 10), (5, 40), (20, 50), (40, 20)])
-def test_cached_greedy_decoding_equals_recomputing_the_context_each_step(pos_encoding, prompt_len, new_tokens):
-    # 40 and 50 new tokens run well past seq_len = 16, through several window slides (or, for the
-    # relative encodings, many steps of the rolling cache); a 20-token prompt is itself longer than
-    # the context, a 40-token one longer than the rolling reference's reach (2 * 15 + 1 = 31)
-    model, cycle = trained_on_a_cycle(pos_encoding)
-    prompt = torch.stack([cycle[:prompt_len], cycle[3:3 + prompt_len]])
-    cached = model.generate(prompt, new_tokens, temperature=0, use_cache=True)
-    recomputed = model.generate(prompt, new_tokens, temperature=0, use_cache=False)
-    assert cached.shape == (2, prompt_len + new_tokens)
-    assert len(set(cached[0, prompt_len:].tolist())) >= min(5, new_tokens // 2), "degenerate output"
-    assert torch.equal(cached, recomputed)
-
-
-@pytest.mark.parametrize("pos_encoding", POS_ENCODINGS)
-def test_logits_from_the_cache_equal_a_full_forward_pass(pos_encoding):
-    model = tiny_model(pos_encoding=pos_encoding)
-    idx = torch.randint(0, 13, (2, 16))
-    caches = [LayerCache(2, model.cfg, "cpu", torch.float32) for _ in model.blocks]
-    with torch.no_grad():
-        full, _ = model(idx)
-        stepwise = [model(idx[:, :6], caches=caches)[0]]           # prefill six, then one at a time
-        stepwise += [model(idx[:, t:t + 1], caches=caches)[0] for t in range(6, 16)]
-    diff = (torch.cat(stepwise, dim=1) - full).abs().max().item()
-    assert diff <= 1e-5, f"max abs diff {diff:.3e}"
-
-
-LEVERS = dict(qk_norm=True, activation="relu2", logit_softcap=3.0, tie_weights=False)
-
-
-@pytest.mark.parametrize("pos_encoding,levers", [(p, {}) for p in POS_ENCODINGS] + [("rope", LEVERS), ("sinusoidal", LEVERS)])
-def test_static_decoding_step_gives_the_logits_of_a_full_forward_pass(pos_encoding, levers):
-    # the arithmetic of generate.py --compile, checked uncompiled: a prefill, then one token at a
-    # time against the whole (masked) cache
-    model = tiny_model(pos_encoding=pos_encoding, **levers)
-    idx = torch.randint(0, 13, (2, 16))
-    caches = [LayerCache(2, model.cfg, "cpu", torch.float32) for _ in model.blocks]
-    decoder = StaticDecoder(model).eval()
-    with torch.no_grad():
-        full, _ = model(idx)
-        stepwise = [model(idx[:, :6], caches=caches)[0]]
-        stepwise += [decode_step(decoder, idx[:, t], caches)[:, None, :] for t in range(6, 16)]
-    diff = (torch.cat(stepwise, dim=1) - full).abs().max().item()
-    assert diff <= 1e-5, f"max abs diff {diff:.3e}"
-
-
-@pytest.mark.parametrize("pos_encoding", ["sinusoidal", "rope", "alibi"])
-def test_compiled_decoding_step_samples_what_the_eager_cache_samples(pos_encoding):
-    model, cycle = trained_on_a_cycle(pos_encoding)
-    decoder, why_not = compile_decoder(model, batch_size=2)
-    assert decoder is not None, why_not
-    prompt = torch.stack([cycle[:5], cycle[3:8]])
-    for kwargs in (dict(temperature=0), dict(temperature=1.0, seed=3)):   # 40 tokens: several slides
-        eager = model.generate(prompt, 40, **kwargs)
-        compiled = model.generate(prompt, 40, decoder=decoder, **kwargs)
-        assert len(set(eager[0, 5:].tolist())) >= 5, "degenerate output"
-        assert torch.equal(compiled, eager), kwargs
-
-
-def test_a_decoding_step_that_cannot_compile_is_reported_not_raised(monkeypatch):
-    def no_compiler(*args, **kwargs):
-        raise RuntimeError("no C++ compiler found")
-    monkeypatch.setattr(torch, "compile", lambda module, **kwargs: no_compiler)
-    decoder, why_not = compile_decoder(tiny_model())
-    assert decoder is None and "no C++ compiler" in why_not
-
-
-def test_cached_sampling_with_a_seed_is_reproducible_and_equals_the_uncached_path():
-    model = tiny_model()
-    prompt = torch.zeros(3, 1, dtype=torch.long)
-    kwargs = dict(temperature=1.0, top_k=5, top_p=0.9, seed=7)
-    first = model.generate(prompt, 40, **kwargs)
-    assert torch.equal(first, model.generate(prompt, 40, **kwargs))
-    assert torch.equal(first, model.generate(prompt, 40, use_cache=False, **kwargs))
-    assert not torch.equal(first, model.generate(prompt, 40, **{**kwargs, "seed": 8}))
-
-
-def test_top_k_only_samples_among_the_k_most_likely():
-    logits = torch.tensor([[0.0, 5.0, 4.0, 1.0, 3.0]]).repeat(500, 1)
-    g = torch.Generator().manual_seed(0)
-    picks = sample_next(logits, temperature=5.0, top_k=2, generator=g)
-    assert set(picks.tolist()) == {1, 2}
-
-
-def test_top_p_keeps_the_smallest_set_reaching_the_probability_mass():
-    probs = torch.tensor([[0.5, 0.3, 0.15, 0.05]])
-    logits = probs.log().repeat(1000, 1)
-    g = torch.Generator().manual_seed(0)
-    # off the cumulative boundaries 0.5, 0.8, 0.95 on both sides, so float rounding cannot decide
-    assert set(sample_next(logits, top_p=0.45, generator=g).tolist()) == {0}
-    assert set(sample_next(logits, top_p=0.55, generator=g).tolist()) == {0, 1}
-    assert set(sample_next(logits, top_p=0.75, generator=g).tolist()) == {0, 1}
-    assert set(sample_next(logits, top_p=0.85, generator=g).tolist()) == {0, 1, 2}
-    assert set(sample_next(logits, top_p=0.97, generator=g).tolist()) == {0, 1, 2, 3}
-
-
-def test_temperature_zero_is_greedy():
-    logits = torch.tensor([[0.1, 2.0, 1.9], [3.0, 0.0, 0.0]])
-    assert sample_next(logits, temperature=0).tolist() == [1, 0]
 
 
 @pytest.mark.parametrize("field,value", [
@@ -314,6 +182,27 @@ def test_bf16_autocast_on_cpu_trains_on_the_explicit_path_scores_on_the_fused_on
     assert abs(loss16.item() - loss32.item()) < 0.02
 
 
+def test_in_bf16_alibi_biases_reach_the_fused_kernel_in_fp32_as_training_adds_them(monkeypatch):
+    # eval.py --context 600 on an ALiBi model: rounded to bf16, -slope x distance would be off past
+    # distance 256, so scoring would not use the biases the model was trained with
+    model = tiny_model(pos_encoding="alibi")
+    idx = torch.randint(0, 13, (1, 600))
+    fused = torch.nn.functional.scaled_dot_product_attention
+    masks = []
+
+    def spy(*args, **kwargs):
+        masks.append(kwargs["attn_mask"])
+        return fused(*args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", spy)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        model(idx)
+    positions = torch.arange(600)
+    biases = attention_mask(positions, positions, alibi_slopes(4))
+    assert not torch.equal(biases.bfloat16().float(), biases)   # what a cast would lose
+    assert len(masks) == 2 and all(torch.equal(mask, biases) for mask in masks)
+
+
 @pytest.mark.parametrize("shift", [1, 37, 5000])
 def test_rope_scores_depend_only_on_the_distance_between_query_and_key(shift):
     torch.manual_seed(0)
@@ -326,36 +215,6 @@ def test_rope_scores_depend_only_on_the_distance_between_query_and_key(shift):
 
     assert torch.allclose(scores(positions), scores(positions + shift), atol=1e-5)
     assert not torch.allclose(scores(positions), q @ k.transpose(-2, -1), atol=1e-2)   # it does rotate
-
-
-@pytest.mark.parametrize("pos_encoding", ["rope", "alibi", "none"])
-def test_the_rolling_cache_gives_the_logits_of_sliding_window_attention_over_the_whole_text(pos_encoding):
-    # past seq_len each new token attends to itself and the seq_len - 1 before it, in every layer
-    model = tiny_model(pos_encoding=pos_encoding)
-    idx = torch.randint(0, 13, (2, 45))                   # seq_len 16: the cache rolls 29 times
-    with torch.no_grad():
-        full, _ = model(idx, window=16)
-        caches = model.new_caches(2, "cpu")
-        stepwise = [model(idx[:, :6], caches=caches)[0]]
-        stepwise += [model(idx[:, t:t + 1], caches=caches)[0] for t in range(6, 45)]
-    assert caches[0].length == 16 and caches[0].next_position == 45
-    diff = (torch.cat(stepwise, dim=1) - full).abs().max().item()
-    assert diff <= 1e-5, f"max abs diff {diff:.3e}"
-    with torch.no_grad():   # and the window matters: without it the last logits differ
-        assert not torch.allclose(model(idx)[0][:, -1], full[:, -1], atol=1e-3)
-
-
-@pytest.mark.parametrize("pos_encoding,prefills", [("sinusoidal", [1, 8, 8, 8]), ("rope", [1])])
-def test_absolute_encodings_rebuild_the_cache_when_the_window_slides_relative_ones_never(pos_encoding, prefills):
-    model = tiny_model(pos_encoding=pos_encoding)
-    calls = []
-    forward = model.forward
-    model.forward = lambda idx, caches=None, **kw: calls.append((idx.size(1), caches[0].length)) or forward(
-        idx, caches=caches, **kw)
-    list(model.generate_tokens(torch.zeros(1, 1, dtype=torch.long), 40, temperature=0))
-    # a prefill is a forward pass into an empty cache: the 1-token prompt, then (sinusoidal) the
-    # newest half of the window, 8 tokens, at each of the slides after 16, 25 and 34 tokens
-    assert [n for n, cached in calls if cached == 0] == prefills
 
 
 def test_learned_positions_start_as_the_sinusoids_unless_asked_for_the_old_normal_init():

@@ -2,6 +2,7 @@
 with the working tree, on this machine, and compare what they wrote.
 
     python experiments/refactor/compare.py BEFORE_COMMIT --out experiments/refactor/comparison.txt
+    python experiments/refactor/compare.py BEFORE_COMMIT --after AFTER_COMMIT   # keep editing meanwhile
 
 The commands (issue #22's "bit-identical" check), each run once per tree in a scratch folder:
   a) train.py --data <Tiny Shakespeare> --preset baseline --steps 300 --eval-every 100
@@ -67,6 +68,12 @@ def outcomes(tree, data, scratch):
     return results
 
 
+def extract(commit, tree):
+    """The files of commit, written into the folder tree."""
+    archive = subprocess.run(["git", "archive", commit], cwd=ROOT, capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", tree], input=archive, check=True)
+
+
 def same(a, b):
     import torch
     if isinstance(a, dict):
@@ -79,6 +86,8 @@ def main(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("before", help="the commit whose code is the reference (e.g. the last one before the refactor)")
     parser.add_argument("--data", default=SHAKESPEARE, help="Tiny Shakespeare (default ../shared/data/tinyshakespeare.txt)")
+    parser.add_argument("--after", metavar="COMMIT", help="compare this commit's code instead of the working tree (the "
+                                                          "working tree may then change while the runs go on)")
     parser.add_argument("--out", metavar="PATH", help="also write the report to this file")
     args = parser.parse_args(argv)
     data = os.path.abspath(args.data)
@@ -87,13 +96,18 @@ def main(argv=None):
     with tempfile.TemporaryDirectory(prefix="tinychar-compare-") as scratch:
         before_tree = os.path.join(scratch, "before")
         os.makedirs(before_tree)
-        archive = subprocess.run(["git", "archive", args.before], cwd=ROOT, capture_output=True, check=True).stdout
-        subprocess.run(["tar", "-x", "-C", before_tree], input=archive, check=True)
+        extract(args.before, before_tree)
+        after_tree = ROOT
+        if args.after:
+            after_tree = os.path.join(scratch, "after")
+            os.makedirs(after_tree)
+            extract(args.after, after_tree)
         before = outcomes(before_tree, data, os.path.join(scratch, "runs_before"))
-        after = outcomes(ROOT, data, os.path.join(scratch, "runs_after"))
+        after = outcomes(after_tree, data, os.path.join(scratch, "runs_after"))
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
-    lines = [f"# refactor check, {time.strftime('%Y-%m-%d %H:%M')}: code of {args.before} against the working tree "
-             f"(HEAD {commit.strip()}), precision auto, corpus {os.path.basename(data)}", ""]
+    against = f"the code of {args.after}" if args.after else f"the working tree (HEAD {commit.strip()})"
+    lines = [f"# refactor check, {time.strftime('%Y-%m-%d %H:%M')}: code of {args.before} against {against}, "
+             f"precision auto, corpus {os.path.basename(data)}", ""]
     identical = True
     for name in RUNS:
         checks = {what: same(before[name][what], after[name][what]) for what in ("metrics", "weights", "bpc", "sample")}

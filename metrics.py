@@ -1,5 +1,5 @@
 """Metrics files and training curves: the one home of what train.py writes and eval.py and
-report.py read and plot (so that none of the scripts imports another).
+experiments/report.py read and plot (so that none of the scripts imports another).
 
 metrics.csv has one row per validation: step, mean training loss since the last one (nats and
 bits), the fixed-batch validation estimate (nats and bits), learning rate, training tokens/s,

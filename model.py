@@ -4,10 +4,9 @@
     model = CharTransformer(ModelConfig(vocab_size=65))
     logits, loss = model(idx, targets)          # idx, targets: (B, T) int64
 
-Pieces, top to bottom: ModelConfig, positional encodings, attention (explicit and fused paths),
-feed-forward, block, the model, and the parameter / FLOP counts used by bench.py. Generation
-(the key/value cache, the sampling loop, the compiled decoding step) is in sampling.py;
-attention_np.py holds an independent NumPy implementation the tests check this file against.
+Top to bottom: ModelConfig, positional encodings, attention (explicit and fused paths), feed-forward,
+block, the model, parameter / FLOP counts. Generation is in sampling.py; attention_np.py is an
+independent NumPy implementation the tests check this file against.
 
 Positional encodings enter at one place each. The absolute ones (sinusoidal, learned) are added
 to the token embeddings (CharTransformer.embed). The relative ones act where attention scores
@@ -30,6 +29,7 @@ LEARNED_INITS = ("sinusoidal", "normal")
 ACTIVATIONS = ("gelu", "relu2")
 ROPE_BASE = 10000.0
 RMS_EPS = 1e-6   # fixed: the default, the dtype's epsilon, would be 0.008 in bf16
+RECIPE = "; measured at equal time: experiments/recipe/README.md"   # where a lever's effect is
 
 
 @dataclass
@@ -40,22 +40,25 @@ class ModelConfig:
     n_layers: int = setting(2, "number of transformer blocks")
     n_heads: int = setting(4, "attention heads per block; must divide --d-model")
     d_ff: int = setting(0, "feed-forward hidden width", shown="4 x --d-model")   # 0 means 4 * d_model
-    dropout: float = setting(0.0, "dropout on embeddings, attention weights and residual branches")
+    dropout: float = setting(0.0, "dropout on embeddings, attention weights and residual branches" + RECIPE)
     dropout_attention: bool = setting(True, "--dropout applies to the attention weights too",
                                       shown="on; --no-dropout-attention: embeddings and residual branches only")
-    pos_encoding: str = setting("sinusoidal", "positional encoding", flag="--pos", choices=POS_ENCODINGS)
+    pos_encoding: str = setting("sinusoidal", "positional encoding; effects measured: REPORT.md", flag="--pos",
+                                choices=POS_ENCODINGS)
     # "sinusoidal": at step 0 the model is the sinusoidal one and only trainability differs;
     # "normal": N(0, 0.02) like every other weight, 16x weaker than the sqrt(d_model)-scaled tokens
     learned_init: str = setting("sinusoidal", "how --pos learned starts: sinusoidal (the sinusoids) or normal "
                                               "(N(0, 0.02), the first study's runs)", choices=LEARNED_INITS)
-    tie_weights: bool = setting(True, "the output head reuses the token embedding matrix",
+    tie_weights: bool = setting(True, "the output head reuses the token embedding matrix" + RECIPE,
                                 shown="on; --no-tie-weights: a head of its own")
     # levers from fast-training work (modded-nanogpt), all off in the study's configurations
-    activation: str = setting("gelu", "feed-forward nonlinearity: gelu, or relu2 = relu(x)^2", choices=ACTIVATIONS)
-    qk_norm: bool = setting(False, "RMS-normalise each head's queries and keys before their dot product")
+    activation: str = setting("gelu", "feed-forward nonlinearity: gelu, or relu2 = relu(x)^2" + RECIPE,
+                              choices=ACTIVATIONS)
+    qk_norm: bool = setting(False, "RMS-normalise each head's queries and keys before their dot product"
+                                      + RECIPE)
     zero_init: bool = setting(False, "the residual branches' output projections start at zero, each block as the "
-                                     "identity", shown="off: normal, std 0.02 / sqrt(2 x layers)")
-    logit_softcap: float = setting(0.0, "> 0: logits = C * tanh(logits / C), bounded by C; 0 = off")
+                                     "identity" + RECIPE, shown="off: normal, std 0.02 / sqrt(2 x layers)")
+    logit_softcap: float = setting(0.0, "> 0: logits = C * tanh(logits / C), bounded by C; 0 = off" + RECIPE)
 
     def __post_init__(self):
         if self.d_ff == 0:
@@ -140,9 +143,8 @@ def attention_mask(q_pos, k_pos, slopes=None, window=None):
 def dropout(x, p):
     """Inverted dropout, as F.dropout in training: each element zeroed with probability p, the rest
     scaled by 1 / (1 - p). On a CPU, F.dropout draws its mask slower than torch.rand draws uniforms
-    (experiments/recipe/dropout_cost.txt: a bf16 training step at dropout 0.1 costs 1.76x the step
-    without with F.dropout, 1.59x with this), so there the mask is a comparison of fp32 uniforms
-    with p; elsewhere F.dropout's fused kernel runs."""
+    (experiments/recipe/dropout_cost.txt), so there the mask is a comparison of fp32 uniforms with
+    p; elsewhere F.dropout's fused kernel runs."""
     if p == 0:
         return x
     if x.device.type != "cpu":
@@ -205,16 +207,13 @@ class MultiHeadAttention(nn.Module):
         if cache is not None:
             k, v = cache.append(k, v)
         dropout_p = self.dropout if self.training else 0.0
-        weights = None
         on_cpu = q.device.type == "cpu"
-        # ALiBi's biases (-slope x distance) would be rounded in bf16 past distance 256: they stay
-        # fp32, which the CPU's fused kernel takes with bf16 queries; elsewhere the explicit path
-        # adds them in fp32, as training on a CPU does
+        # ALiBi's biases (-slope x distance) rounded to bf16 would be off past distance 256: they stay
+        # fp32 (the CPU's fused kernel takes them; elsewhere the explicit path adds them, as training does)
         biases_in_fp32 = mask is not None and self.alibi and q.dtype != mask.dtype and not on_cpu
-        # On a CPU in bf16 the explicit path trains faster than the fused kernel, whose bf16 backward
-        # is slow there (bench.py); one query over a masked cache (the compiled decoding step) also
-        # runs faster written out, which inductor fuses (experiments/levers/decoder_block_reuse.txt);
-        # everywhere else the fused kernel wins.
+        # On a CPU in bf16 the explicit path trains faster (the fused kernel's bf16 backward is slow
+        # there: bench.py), as does one query over a masked cache, which inductor fuses (the compiled
+        # decoding step: experiments/levers/decoder_block_reuse.txt); elsewhere the fused kernel wins.
         explicit = need_weights or biases_in_fp32 or (T == 1 and mask is not None)
         if explicit or (on_cpu and q.dtype == torch.bfloat16 and torch.is_grad_enabled()):
             y, weights = explicit_attention(q, k, v, causal, dropout_p, mask)

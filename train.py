@@ -33,7 +33,7 @@ from checkpoint import checkpoint_path, list_checkpoints, load_checkpoint, make_
 from cli import ArgumentParser, UserError, add_config_flags, setting
 from corpus import DEFAULT_SPLIT, get_batch, load_corpus, parse_split
 from metrics import plot_curves, read_metrics, write_metrics
-from model import CharTransformer, ModelConfig, count_params
+from model import RECIPE, CharTransformer, ModelConfig, count_params
 
 DEFAULT_DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "lm_primer.txt")
 VAL_BATCH_SEED = 1234   # the same validation batches for every run and seed, so curves compare
@@ -65,7 +65,7 @@ class TrainConfig:
                                      "resolved to", choices=("auto", "fp32", "bf16"))
     schedule: str = setting("cosine", "after warmup: cosine (decay to --min-lr over the rest) or wsd "
                                       "(warmup-stable-decay: --lr until the last --decay-fraction of the steps, then "
-                                      "linear to --min-lr)", choices=("cosine", "wsd"))
+                                      "linear to --min-lr)" + RECIPE, choices=("cosine", "wsd"))
     decay_fraction: float = setting(0.2, "wsd: the fraction of the steps spent decaying")
     time_budget: float = setting(0.0, "minutes of training (reading the corpus, compiling, validations and checkpoints "
                                       "included): the number of steps is chosen from the measured step time to fit "
@@ -78,7 +78,7 @@ class TrainConfig:
                                         "counts of characters/bytes (enwik8: 90000000,5000000,5000000)")
     optimizer: str = setting("adamw", "adamw, or muon: torch.optim.Muon for the blocks' matrices (its learning rate "
                                       "matched to AdamW's update size, so --lr and --weight-decay carry over), AdamW "
-                                      "for embeddings, head, LayerNorms and biases", choices=OPTIMIZERS)
+                                      "for embeddings, head, LayerNorms and biases" + RECIPE, choices=OPTIMIZERS)
 
     def __post_init__(self):
         for name in ("steps", "batch_size", "eval_every", "eval_batches", "ckpt_every"):
@@ -103,20 +103,16 @@ class TrainConfig:
 
 
 # The report's two configurations (its study compares them: they stay as they are), and the
-# recipe's best model for N minutes of training on two CPU cores, cpuN: each chosen lever by lever
-# at equal wall-clock (experiments/recipe/README.md) and carrying its --time-budget. Explicit
-# flags override a preset.
+# recipe's best model for N minutes of training on two CPU cores, cpuN, carrying its --time-budget:
+# each the lowest of the candidates timed for that budget (experiments/recipe/README.md, with the
+# figures). In 7 minutes or less the baseline's shape has too few steps to overfit: no dropout.
+# Explicit flags override a preset.
 BASELINE_FIELDS = dict(n_heads=4, pos_encoding="sinusoidal")
 PRESETS = {
     "baseline": dict(BASELINE_FIELDS),
     "ablation": dict(n_heads=1, pos_encoding="none"),
-    # stage C's lowest at 30 minutes (seed 1: 2.0816 against the baseline's 2.1554 in ~7)
     "cpu30": dict(BASELINE_FIELDS, dropout=0.1, n_layers=4, time_budget=30.0),
-    # timed candidates at seed 1, 15 minutes: cpu30's shape is the lowest (2.1721; dropout 0.1 alone
-    # 2.1869; the baseline 2.2354, overfit by 9,496 steps), yet no lower than the baseline in 7 (2.1678)
     "cpu15": dict(BASELINE_FIELDS, dropout=0.1, n_layers=4, time_budget=15.0),
-    # timed candidates at seed 1: the baseline shape is the lowest in 7 minutes (2.1678 against
-    # dropout 0.1's 2.3381) and in 5 (2.2216 against 2.4493): too few steps to overfit, so no dropout
     "cpu7": dict(BASELINE_FIELDS, time_budget=7.0),
     "cpu5": dict(BASELINE_FIELDS, time_budget=5.0),
 }

@@ -48,7 +48,7 @@ def test_every_flag_is_in_a_readme_table(script):
     assert not missing, f"{script} flags missing from README tables: {sorted(missing)}"
 
 
-@pytest.mark.parametrize("script", ["train.py", "eval.py", "generate.py", "data/prepare.py", "bench.py", "report.py",
+@pytest.mark.parametrize("script", ["train.py", "eval.py", "generate.py", "data/prepare.py", "bench.py", "experiments/report.py",
                                     "experiments/recipe/run.py", "experiments/checkpoint_curve.py",
                                     "experiments/mutation/run.py"])
 def test_every_script_prints_its_help(script):

@@ -1,4 +1,4 @@
-"""report.py turns the committed study metrics into REPORT.md's tables and figures: means and
+"""experiments/report.py turns the committed study metrics into REPORT.md's tables and figures: means and
 standard deviations over seeds, each factor's effect with a 95% Welch interval that decides the
 verdict, the length-extrapolation table and figure, and 'not run yet' for what has not been run."""
 import json
@@ -6,10 +6,16 @@ import math
 import re
 import statistics
 
+import os
+import sys
+
 import pytest
 
-import report
+from conftest import ROOT
 from metrics import write_metrics
+
+sys.path.insert(0, os.path.join(ROOT, "experiments"))
+import report  # noqa: E402
 
 MARKERS = "".join(f"<!-- generated:{n} -->\nold\n<!-- end:{n} -->\n"
                   for n in ("results", "effects", "references", "extrapolation"))

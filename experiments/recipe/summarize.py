@@ -18,6 +18,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..", "..")
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "experiments"))
 from files import AtomicFile, save_figure  # noqa: E402
 from report import fill, student_t_quantile, welch_interval  # noqa: E402
 

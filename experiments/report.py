@@ -1,6 +1,6 @@
 """Regenerate every table and figure of REPORT.md from the committed metrics (no training).
 
-    python report.py
+    python experiments/report.py
 
 Reads checkpoints/study/<config>_s<seed>/{metrics.csv,eval.json,extrapolation.json} (written by
 experiments/study.sh; extrapolation.json also from checkpoints/study/rerun/), rewrites the tables
@@ -22,11 +22,12 @@ import math
 import os
 import re
 import statistics
+import sys
 
-from files import AtomicFile, save_figure
-from metrics import plot_curves, read_metrics
-
-ROOT = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+from files import AtomicFile, save_figure  # noqa: E402
+from metrics import plot_curves, read_metrics  # noqa: E402
 CONFIGS = {  # name: (heads, positional encoding, description)
     "baseline": (4, "sinusoidal", "baseline"),
     "ablation": (1, "none", "classic ablation"),

@@ -58,6 +58,7 @@ def matmul_flops(dtype, n=2048):
     return lambda: a @ b, 2 * n ** 3
 
 
+BF16 = torch.autocast("cpu", dtype=torch.bfloat16)
 CATEGORIES = (  # (category, substrings of aten op names); first match wins
     ("matmuls", ("aten::mm", "aten::addmm", "aten::bmm", "aten::matmul", "aten::linear")),
     ("attention", ("scaled_dot_product", "attention", "softmax", "masked_fill")),
@@ -88,9 +89,8 @@ def step_breakdown(step, n_steps=5):
     return {c: t / grand for c, t in totals.items()}
 
 
-def main(argv=None):
-    parser = ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+def parse_args(argv=None):
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--d-model", type=int, default=256, help="default 256")
     parser.add_argument("--n-layers", type=int, default=2, help="default 2")
     parser.add_argument("--n-heads", type=int, default=4, help="default 4")
@@ -103,17 +103,17 @@ def main(argv=None):
                         help="also time tinychar's step and generate.py's decoding step under torch.compile (default on)")
     parser.add_argument("--gen-chars", type=int, default=1000, help="characters per generation sample (default 1000)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
-    args = parser.parse_args(argv)
-    torch.manual_seed(0)
-    cfg = ModelConfig(vocab_size=args.vocab_size, seq_len=args.seq_len, d_model=args.d_model,
-                      n_layers=args.n_layers, n_heads=args.n_heads)
+    return parser.parse_args(argv)
+
+
+def time_training(cfg, args):
+    """{variant: its step's times and rates}, the matmul rates {precision: FLOP/s}, and the default
+    step's breakdown by operation."""
     tcfg = TrainConfig(batch_size=args.batch_size)
     x = torch.randint(0, cfg.vocab_size, (args.batch_size, cfg.seq_len))
     y = torch.randint(0, cfg.vocab_size, (args.batch_size, cfg.seq_len))
     tokens_per_step = args.batch_size * cfg.seq_len
     flops_per_step = flops_per_token(cfg) * tokens_per_step
-
-    bf16 = torch.autocast("cpu", dtype=torch.bfloat16)
 
     def variant(model_class, autocast=nullcontext(), compiled=False):
         torch.manual_seed(0)
@@ -125,20 +125,19 @@ def main(argv=None):
     default_precision = resolve_precision("auto", torch.device("cpu"))   # what train.py picks here
     steps = {
         "plain nanoGPT-style": variant(PlainGPT),
-        "plain nanoGPT-style bf16": variant(PlainGPT, bf16),   # so that a speed-up is not only bf16's
+        "plain nanoGPT-style bf16": variant(PlainGPT, BF16),   # so that a speed-up is not only bf16's
         "tinychar fp32": variant(CharTransformer),
-        "tinychar bf16": variant(CharTransformer, bf16),
+        "tinychar bf16": variant(CharTransformer, BF16),
     }
     if args.compile:
         steps[f"tinychar {default_precision} compiled"] = variant(
-            CharTransformer, bf16 if default_precision == "bf16" else nullcontext(), compiled=True)
+            CharTransformer, BF16 if default_precision == "bf16" else nullcontext(), compiled=True)
     peaks = {"fp32": matmul_flops(torch.float32), "bf16": matmul_flops(torch.bfloat16)}
     for fn in (*steps.values(), *(f for f, _ in peaks.values())):   # warm-up: allocator, threads, compilation
         for _ in range(3):
             fn()
     timings = interleaved({**steps, **{p: f for p, (f, _) in peaks.items()}}, args.repeats, args.steps)
     peak = {p: work / statistics.median(timings.pop(p)) for p, (_, work) in peaks.items()}
-    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     training = {}
     for name, seconds in timings.items():
         s = summary(seconds)
@@ -154,24 +153,25 @@ def main(argv=None):
         plain_same = training["plain nanoGPT-style bf16" if "bf16" in name else "plain nanoGPT-style"]
         row["speedup_vs_plain_same_precision"] = row["tokens_per_s"] / plain_same["tokens_per_s"]
     best = f"tinychar {default_precision}"   # the step train.py runs here by default (eager)
-    breakdown = step_breakdown(steps[best])
+    return training, peak, default_precision, best, step_breakdown(steps[best])
 
-    torch.manual_seed(0)
-    ours = CharTransformer(cfg).eval()
+
+def time_generation(model, args):
+    """{sampler: characters/s} and the speed-ups between them."""
     prompt = torch.zeros(1, 1, dtype=torch.long)
 
     def sample(use_cache, n_samples=1, decoder=None):
         rows = prompt.repeat(n_samples, 1)
-        return lambda: generate(ours, rows, args.gen_chars, temperature=1.0, seed=0, use_cache=use_cache,
+        return lambda: generate(model, rows, args.gen_chars, temperature=1.0, seed=0, use_cache=use_cache,
                                 decoder=decoder)
 
     samplers = {"cached": sample(True), "recomputed": sample(False),
-                "recomputed, last seq_len": lambda: generate_without_cache(ours, prompt, args.gen_chars),
+                "recomputed, last seq_len": lambda: generate_without_cache(model, prompt, args.gen_chars),
                 "cached, 8 samples": sample(True, 8)}
     compile_s = None
     if args.compile:
         start = time.perf_counter()
-        decoder, why_not = compile_decoder(ours)
+        decoder, why_not = compile_decoder(model)
         compile_s = time.perf_counter() - start
         if decoder is None:
             print(f"warning: the decoding step cannot be compiled here ({why_not})", file=sys.stderr)
@@ -188,26 +188,50 @@ def main(argv=None):
         generation["compiled_speedup"] = generation["cached, compiled decoder"] / generation["recomputed"]
         generation["compiled_speedup_vs_last_seq_len"] = (generation["cached, compiled decoder"]
                                                           / generation["recomputed, last seq_len"])
-    val_ids = torch.randint(0, cfg.vocab_size, (20_000,))
-    train_ids = torch.randint(0, cfg.vocab_size, (cfg.seq_len,))
-    ev = interleaved({"fp32": lambda: full_pass_bpc(ours, train_ids, val_ids),
-                      "bf16": lambda: full_pass_bpc(ours, train_ids, val_ids, autocast=bf16)},
-                     max(1, args.repeats // 2), 1)
-    eval_chars_s = {precision: len(val_ids) / statistics.median(t) for precision, t in ev.items()}
+    return generation
 
+
+def time_evaluation(model, args):
+    """eval.py's full pass, characters/s {precision: rate}."""
+    val_ids = torch.randint(0, model.cfg.vocab_size, (20_000,))
+    train_ids = torch.randint(0, model.cfg.vocab_size, (model.cfg.seq_len,))
+    ev = interleaved({"fp32": lambda: full_pass_bpc(model, train_ids, val_ids),
+                      "bf16": lambda: full_pass_bpc(model, train_ids, val_ids, autocast=BF16)},
+                     max(1, args.repeats // 2), 1)
+    return {precision: len(val_ids) / statistics.median(t) for precision, t in ev.items()}
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    torch.manual_seed(0)
+    cfg = ModelConfig(vocab_size=args.vocab_size, seq_len=args.seq_len, d_model=args.d_model,
+                      n_layers=args.n_layers, n_heads=args.n_heads)
+    training, peak, default_precision, best, breakdown = time_training(cfg, args)
+    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    torch.manual_seed(0)
+    ours = CharTransformer(cfg).eval()
+    generation = time_generation(ours, args)
+    eval_chars_s = time_evaluation(ours, args)
     results = dict(
         config=dict(vars(args), params=count_params(ours), flops_per_token=flops_per_token(cfg),
                     threads=torch.get_num_threads(), torch=torch.__version__),
-        matmul_gflops={p: f / 1e9 for p, f in peak.items()}, default_precision=default_precision, training=training, breakdown_of=best, breakdown=breakdown,
-        generation_chars_per_s=generation, eval_chars_per_s=eval_chars_s, peak_rss_mb=peak_rss_mb,
+        matmul_gflops={p: f / 1e9 for p, f in peak.items()}, default_precision=default_precision, training=training,
+        breakdown_of=best, breakdown=breakdown, generation_chars_per_s=generation, eval_chars_per_s=eval_chars_s,
+        peak_rss_mb=peak_rss_mb,
     )
     if args.json:
         print(json.dumps(results, indent=2))
-        return
-    print(f"model: {count_params(ours):,} params, {flops_per_token(cfg) / 1e6:.2f} MFLOP per token (training), "
+    else:
+        print_results(results, cfg, args)
+
+
+def print_results(results, cfg, args):
+    peak = {p: g * 1e9 for p, g in results["matmul_gflops"].items()}
+    training, generation, eval_chars_s = results["training"], results["generation_chars_per_s"], results["eval_chars_per_s"]
+    print(f"model: {results['config']['params']:,} params, {flops_per_token(cfg) / 1e6:.2f} MFLOP per token (training), "
           f"batch {args.batch_size} x {cfg.seq_len}, {torch.get_num_threads()} threads, torch {torch.__version__}")
     print(f"matmul 2048^3 (this run): fp32 {peak['fp32'] / 1e9:.1f} GFLOP/s, bf16 {peak['bf16'] / 1e9:.1f} GFLOP/s; "
-          f"train.py's default precision here: {default_precision}\n")
+          f"train.py's default precision here: {results['default_precision']}\n")
     print(f"{'training step':<26} {'ms/step (min-max)':>22} {'tokens/s':>9} {'GFLOP/s':>8} {'/fp32 mm':>9} "
           f"{'/own mm':>8} {'vs plain':>9} {'same prec.':>10}")
     for name, r in training.items():
@@ -218,8 +242,8 @@ def main(argv=None):
     print("/fp32 mm = model FLOPs/s over this run's fp32 2048^3 matmul rate; /own mm = over the matmul rate of the "
           "step's own precision (not MFU: neither is the hardware's peak); vs plain = over the plain fp32 step; "
           "same prec. = over the plain step in the same precision")
-    print(f"\nbreakdown of {best} (self CPU time): " +
-          ", ".join(f"{c} {share:.1%}" for c, share in breakdown.items()))
+    print(f"\nbreakdown of {results['breakdown_of']} (self CPU time): " +
+          ", ".join(f"{c} {share:.1%}" for c, share in results["breakdown"].items()))
     print(f"generation, {args.gen_chars} characters: {generation['cached']:,.0f} chars/s with the KV cache; "
           f"recomputing the same windows {generation['recomputed']:,.0f} ({generation['speedup']:.1f}x slower); "
           f"recomputing the last seq_len characters as nanoGPT does {generation['recomputed, last seq_len']:,.0f} "
@@ -232,7 +256,7 @@ def main(argv=None):
               f"{generation['compiled_speedup_vs_last_seq_len']:.1f}x nanoGPT's loop")
     print(f"evaluation (full pass, eval.py): {eval_chars_s['fp32']:,.0f} chars/s in fp32, "
           f"{eval_chars_s['bf16']:,.0f} chars/s in bf16 autocast (what eval.py uses for a run trained in bf16)")
-    print(f"peak RSS after the training measurements: {peak_rss_mb:,.0f} MB")
+    print(f"peak RSS after the training measurements: {results['peak_rss_mb']:,.0f} MB")
 
 
 @torch.inference_mode()

@@ -274,7 +274,8 @@ def validation_loss(model, batches, autocast):
     return total / len(batches)
 
 
-def fit_steps_to_budget(model, optimizer, cfg, batches, val_batches, autocast, spent_s=0.0, probe_steps=16):
+def fit_steps_to_budget(model, optimizer, cfg, batches, val_batches, autocast, spent_s=0.0, probe_steps=16,
+                        wrap=None):
     """The number of steps whose training, validations and checkpoints fit BUDGET_PLANNED (97%) of
     cfg.time_budget minutes.
 
@@ -282,21 +283,23 @@ def fit_steps_to_budget(model, optimizer, cfg, batches, val_batches, autocast, s
     of the model and optimizer, under a forked RNG, so the real run is exactly a run with
     --steps N (up to an early stop, see budget.Budget.over): the budget decides N once, and N is
     saved. The time already spent (spent_s: setting up) and the probe's own count against the
-    budget. batches: a function giving a fresh (x, y) on the device. (A compiled run is timed
-    eager: its estimate errs on the short side.)"""
+    budget. batches: a function giving a fresh (x, y) on the device. wrap: what the run wraps its
+    model in (DistributedDataParallel under torchrun), so that the probe's steps pay its all-reduce
+    too. (A compiled run is timed eager: its estimate errs on the short side.)"""
     import copy
     import io
     start = time.perf_counter()
     shadow = copy.deepcopy(model)
     shadow_optimizer = make_optimizer(shadow, cfg)
     shadow_optimizer.load_state_dict(optimizer.state_dict())
+    runner = wrap(shadow) if wrap else shadow
     device = next(model.parameters()).device
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         times = []
         for _ in range(probe_steps + 1):
             x, y = batches()
             t = time.perf_counter()
-            train_step(shadow, shadow_optimizer, x, y, cfg.grad_clip, autocast).item()
+            train_step(runner, shadow_optimizer, x, y, cfg.grad_clip, autocast).item()
             times.append(time.perf_counter() - t)
         t = time.perf_counter()
         val_loss = validation_loss(shadow, val_batches, autocast)
@@ -405,7 +408,8 @@ def plan_steps(model, optimizer, cfg, train_ids, val_batches, autocast, budget, 
     local = cfg.batch_size // world_size
     steps, timing = fit_steps_to_budget(
         model, optimizer, cfg, lambda: tuple(runtime.to_device(t, device) for t in get_batch(
-            train_ids, local, model.cfg.seq_len, probe_rng)), val_batches, autocast, budget.elapsed())
+            train_ids, local, model.cfg.seq_len, probe_rng)), val_batches, autocast, budget.elapsed(),
+        wrap=torch.nn.parallel.DistributedDataParallel if world_size > 1 else None)
     if world_size > 1:
         agreed = torch.tensor([steps], device=device)
         torch.distributed.all_reduce(agreed, op=torch.distributed.ReduceOp.MIN)

@@ -551,6 +551,25 @@ def test_fit_steps_to_budget_fills_97_percent_of_the_budget_with_steps_at_the_me
     assert torch.equal(torch.get_rng_state(), rng)                                 # and left the RNG alone
 
 
+def test_under_torchrun_the_budget_probe_times_steps_through_distributed_data_parallel(tmp_path, monkeypatch):
+    # the run's steps wait for DDP's all-reduce: a probe timing the bare model plans too many steps
+    torch.distributed.init_process_group("gloo", store=torch.distributed.FileStore(str(tmp_path / "store"), 1),
+                                         rank=0, world_size=1)
+    try:
+        model = CharTransformer(ModelConfig(vocab_size=10, seq_len=8, d_model=16, n_heads=2))
+        _, cfg, _ = configs("--time-budget", "0.5", "--batch-size", "4")
+        stepped = []
+        real_step = train.train_step
+        monkeypatch.setattr(train, "train_step", lambda runner, *a: stepped.append(type(runner)) or real_step(runner, *a))
+        ids = torch.randint(0, 10, (1000,)).numpy().astype("uint8")   # as corpus.py memory-maps it
+        batch = (torch.randint(0, 10, (4, 8)), torch.randint(0, 10, (4, 8)))
+        steps = train.plan_steps(model, train.make_optimizer(model, cfg), cfg, ids, [batch], contextlib.nullcontext(),
+                                 budget.Budget(0.5, 1, 0.0, None), torch.device("cpu"), rank=0, world_size=2)
+        assert steps > 1 and stepped and set(stepped) == {torch.nn.parallel.DistributedDataParallel}
+    finally:
+        torch.distributed.destroy_process_group()
+
+
 def test_time_budget_and_steps_together_are_a_user_error():
     with pytest.raises(UserError, match="drop --steps"):
         configs("--time-budget", "5", "--steps", "100")

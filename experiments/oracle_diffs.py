@@ -70,6 +70,11 @@ def whole_model_diff():
 
 
 if __name__ == "__main__":
+    from argparse import RawDescriptionHelpFormatter
+    from cli import ArgumentParser
+    # no flags: --help says what it does, a stray argument is an error
+    ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=RawDescriptionHelpFormatter,
+                   epilog=__doc__.split("\n\n", 1)[1]).parse_args()
     for dtype in (torch.float64, torch.float32):
         worst = attention_diffs(dtype)
         print(f"attention vs NumPy, {dtype}, heads 1-8 dividing {D_MODEL}, causal and not: "

@@ -4,6 +4,7 @@ process (median of 7 rounds of 3 steps).
 
     python experiments/recipe/dropout_cost.py > experiments/recipe/dropout_cost.txt   # alone on the machine
 """
+from argparse import RawDescriptionHelpFormatter
 import os
 import statistics
 import sys
@@ -17,6 +18,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import model as model_module  # noqa: E402
 from model import CharTransformer, ModelConfig  # noqa: E402
 from train import TrainConfig, make_optimizer, train_step  # noqa: E402
+from cli import ArgumentParser  # noqa: E402
 
 OURS = model_module.dropout
 
@@ -26,6 +28,9 @@ def torch_dropout(x, p):
 
 
 def main():
+    # no flags: --help says what it does, a stray argument is an error
+    ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=RawDescriptionHelpFormatter,
+                   epilog=__doc__.split("\n\n", 1)[1]).parse_args()
     rng = torch.Generator().manual_seed(0)
     batches = [(torch.randint(0, 65, (32, 128), generator=rng), torch.randint(0, 65, (32, 128), generator=rng))
                for _ in range(3)]

@@ -12,6 +12,7 @@ every arm and are left out. Adds the arms timed to step_cost.json beside this fi
 baseline of the same run: name the baseline among the arms); an arm already there keeps the ratio
 its runs were given (a second timing is printed, not stored).
 """
+from argparse import RawDescriptionHelpFormatter
 import json
 import os
 import statistics
@@ -24,6 +25,7 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 sys.path.insert(0, ROOT)
 from corpus import get_batch, load_corpus  # noqa: E402
 from files import AtomicFile  # noqa: E402
+from cli import ArgumentParser  # noqa: E402
 from model import CharTransformer  # noqa: E402
 from train import make_optimizer, parse_args, resolve_configs, train_step  # noqa: E402
 
@@ -44,7 +46,10 @@ def build(flags, train_ids):
 
 
 def main():
-    names = sys.argv[1:] or list(ARMS)
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=RawDescriptionHelpFormatter,
+                            epilog=__doc__.split("\n\n", 1)[1])
+    parser.add_argument("arms", nargs="*", help="arms of arms.py to time (default: all of them)")
+    names = parser.parse_args().arms or list(ARMS)
     unknown = [name for name in names if name not in ARMS]
     if unknown:
         sys.exit(f"error: no arm named {', '.join(unknown)} in arms.py")

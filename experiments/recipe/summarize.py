@@ -7,6 +7,7 @@ of the mean, against the targets; and figures/recipe_minutes.png, BPC against mi
 
     python experiments/recipe/summarize.py     # rewrites the generated blocks of both READMEs
 """
+from argparse import RawDescriptionHelpFormatter
 import csv
 import json
 import math
@@ -20,6 +21,7 @@ ROOT = os.path.join(HERE, "..", "..")
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "experiments"))
 from files import AtomicFile, save_figure  # noqa: E402
+from cli import ArgumentParser  # noqa: E402
 from report import fill, student_t_quantile, welch_interval  # noqa: E402
 
 from arms import ARMS, timed_flags  # noqa: E402
@@ -225,6 +227,9 @@ def rewrite(path, name, content):
 
 
 def main():
+    # no flags: --help says what it does, a stray argument is an error
+    ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=RawDescriptionHelpFormatter,
+                   epilog=__doc__.split("\n\n", 1)[1]).parse_args()
     root = os.path.join(ROOT, "checkpoints", "recipe")
     budgets = sorted(int(d[1:]) for d in os.listdir(root) if re.fullmatch(r"b\d+", d)) if os.path.isdir(root) else []
     runs = {b: load(os.path.join(root, f"b{b}")) for b in budgets}

@@ -12,7 +12,6 @@ Positional encodings enter at one place each. The absolute ones (sinusoidal, lea
 to the token embeddings (CharTransformer.embed). The relative ones act where attention scores
 are made: RoPE rotates queries and keys by their positions (apply_rope), ALiBi adds a penalty
 linear in the distance between query and key (attention_mask); "none" has only the causal mask.
-Every path (training, cached, compiled decoding) passes positions as a tensor to those places.
 """
 import math
 from dataclasses import dataclass
@@ -195,7 +194,8 @@ class MultiHeadAttention(nn.Module):
         self.resid_drop = Dropout(cfg.dropout)
 
     def forward(self, x, causal=True, need_weights=False, cache=None, mask=None, rope=None):
-        """x: (B, T, d). need_weights selects the explicit path and returns (y, weights).
+        """x: (B, T, d) -> (y (B, T, d), attention weights (B, nh, T, keys) or None). need_weights
+        selects the explicit path, which makes the weights (the fused kernel does not).
 
         cache: sampling.py's LayerCache (or SlotWrite); the new keys/values are appended to it
         and the queries attend to everything it returns. Either T new tokens into an empty cache (a prefill) or one.
@@ -218,6 +218,7 @@ class MultiHeadAttention(nn.Module):
         if explicit or (on_cpu and q.dtype == torch.bfloat16 and torch.is_grad_enabled()):
             y, weights = explicit_attention(q, k, v, causal, dropout_p, mask)
         else:
+            weights = None
             # a single new query may see every cached key, so it needs no mask at all
             is_causal = causal and T > 1 and mask is None
             if mask is not None and not self.alibi:   # -inf and 0: exact in any dtype
@@ -225,7 +226,7 @@ class MultiHeadAttention(nn.Module):
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, is_causal=is_causal)
         y = y.transpose(1, 2).reshape(B, T, d)                              # (B, T, d)
         y = self.resid_drop(self.proj(y))
-        return (y, weights) if need_weights else y
+        return y, weights
 
     def queries_keys_values(self, x, rope=None):
         """x: (B, T, d) -> q, k, v: (B, nh, T, hs), each head on its own slice of d; with qk_norm the
@@ -256,8 +257,7 @@ class FeedForward(nn.Module):
 
 
 class Block(nn.Module):
-    """Pre-LayerNorm: x + attn(ln(x)), then x + ff(ln(x)). The residual path stays un-normalised,
-    which keeps gradients well-behaved without warmup tricks at this depth."""
+    """Pre-LayerNorm: x + attn(ln(x)), then x + ff(ln(x)); the residual path stays un-normalised."""
 
     def __init__(self, cfg):
         super().__init__()
@@ -267,13 +267,11 @@ class Block(nn.Module):
         self.ff = FeedForward(cfg)
 
     def forward(self, x, need_weights=False, cache=None, mask=None, rope=None):
-        a = self.attn(self.ln1(x), need_weights=need_weights, cache=cache, mask=mask, rope=rope)
-        weights = None
-        if need_weights:
-            a, weights = a
+        """x: (B, T, d) -> (x, the attention weights or None), as MultiHeadAttention."""
+        a, weights = self.attn(self.ln1(x), need_weights=need_weights, cache=cache, mask=mask, rope=rope)
         x = x + a
         x = x + self.ff(self.ln2(x))
-        return (x, weights) if need_weights else x
+        return x, weights
 
 
 class CharTransformer(nn.Module):
@@ -333,9 +331,19 @@ class CharTransformer(nn.Module):
             x = x + self.pos_emb(positions)
         return self.drop(x)
 
-    def forward(self, idx, targets=None, need_weights=False, caches=None, positions=None, window=None):
-        """idx: (B, T). Returns (logits (B, T, V), loss or None), and with need_weights a list of
-        per-layer attention weights (B, nh, T, keys) as a third item.
+    def forward(self, idx, targets=None, caches=None, positions=None, window=None):
+        """idx: (B, T) -> (logits (B, T, V), mean cross-entropy against targets or None)."""
+        logits = self.output(self.residual_stream(idx, caches, positions, window)[0])   # (B, T, V)
+        if targets is None:
+            return logits, None
+        return logits, F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1))
+
+    def attention_weights(self, idx):
+        """Every layer's attention weights for idx (B, T): a list of (B, nh, T, T)."""
+        return self.residual_stream(idx, need_weights=True)[1]
+
+    def residual_stream(self, idx, caches=None, positions=None, window=None, need_weights=False):
+        """idx: (B, T) -> (the last block's output (B, T, d), each layer's attention weights or None).
 
         positions: (T,) the tokens' positions; default 0..T-1, or after what the caches hold.
         T may exceed seq_len (eval.py --context) except with learned positions, which have no
@@ -364,17 +372,9 @@ class CharTransformer(nn.Module):
             mask = attention_mask(positions, key_positions, getattr(self, "slopes", None), window)
         all_weights = []
         for i, block in enumerate(self.blocks):
-            cache = caches[i] if caches else None
-            if need_weights:
-                x, w = block(x, need_weights=True, cache=cache, mask=mask, rope=rope)
-                all_weights.append(w)
-            else:
-                x = block(x, cache=cache, mask=mask, rope=rope)
-        logits = self.output(x)                                             # (B, T, V)
-        loss = None
-        if targets is not None:
-            loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1))
-        return (logits, loss, all_weights) if need_weights else (logits, loss)
+            x, weights = block(x, need_weights=need_weights, cache=caches[i] if caches else None, mask=mask, rope=rope)
+            all_weights.append(weights)
+        return x, all_weights
 
     def output(self, x):
         """The residual stream (..., d) -> logits (..., V): final LayerNorm, head, and with

@@ -13,7 +13,7 @@ def plot_attention(model, vocab, prompt, path, title):
     import matplotlib.pyplot as plt
 
     idx = vocab.encode(prompt[-model.cfg.seq_len:])[None, :].to(next(model.parameters()).device)
-    _, _, weights = model(idx, need_weights=True)                  # per layer: (1, nh, T, T)
+    weights = model.attention_weights(idx)                         # per layer: (1, nh, T, T)
     weights = [w.float().cpu() for w in weights]
     n_layers, n_heads = len(weights), weights[0].size(1)
     fig, axes = plt.subplots(n_layers, n_heads, figsize=(2.6 * n_heads + 0.6, 2.6 * n_layers + 0.6), squeeze=False)

@@ -197,7 +197,7 @@ class StaticDecoder(nn.Module):
         # position - (slot - j)
         mask = attention_mask(slot, torch.arange(cfg.seq_len, device=tok.device), getattr(m, "slopes", None))
         for i, block in enumerate(m.blocks):
-            x = block(x, cache=SlotWrite(keys_values[2 * i], keys_values[2 * i + 1], slot), mask=mask, rope=rope)
+            x, _ = block(x, cache=SlotWrite(keys_values[2 * i], keys_values[2 * i + 1], slot), mask=mask, rope=rope)
         return m.output(x[:, 0])
 
 

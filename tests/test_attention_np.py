@@ -45,9 +45,8 @@ def test_torch_attention_matches_numpy_reference(n_heads, causal, pos_encoding, 
     mask = attention_mask(positions, positions, alibi_slopes(n_heads)).to(dtype) if pos_encoding == "alibi" else None
     for need_weights in (False, True):  # the fused and the explicit path
         with torch.no_grad():
-            out = module(x, causal=causal, need_weights=need_weights, mask=mask, rope=rope)
+            out, weights = module(x, causal=causal, need_weights=need_weights, mask=mask, rope=rope)
         if need_weights:
-            out, weights = out
             weight_diff = np.abs(weights.numpy() - expected_weights).max()
             assert weight_diff <= tol, f"weights max abs diff {weight_diff:.3e} > {tol}"
         diff = np.abs(out.numpy() - expected).max()

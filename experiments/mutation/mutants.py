@@ -215,8 +215,8 @@ MUTANTS = [
            "spent_s), timing",
            "the probe's own time is not counted when the steps are planned", TRAIN),
     Mutant("setup_time_not_counted", "train.py",
-           "val_batches, autocast, budget.elapsed())",
-           "val_batches, autocast, 0.0)",
+           "val_batches, autocast, budget.elapsed(),",
+           "val_batches, autocast, 0.0,",
            "the time spent setting up (reading the corpus, compiling) is not counted when the steps are planned", TRAIN),
     # --- evaluation ---------------------------------------------------------------------------------
     Mutant("eval_in_training_mode", "checkpoint.py",

@@ -14,17 +14,19 @@ import torch
 from cli import UserError
 from corpus import DEFAULT_SPLIT, Vocab
 from files import AtomicFile
+from metrics import read_metrics
 from model import CharTransformer, ModelConfig
 
 FORMAT_VERSION = 1
 CHECKPOINT_NAME = re.compile(r"^step_(\d+)\.pt$")
+BEST_NAME = "best.pt"   # the run's checkpoint with the lowest full-pass validation BPC so far
 REQUIRED_KEYS = ("format_version", "step", "model_config", "vocab", "model")
 # training settings added after format 1, as the code ran before each existed
 TRAIN_CONFIG_BEFORE = dict(unit="chars", optimizer="adamw", split=DEFAULT_SPLIT, precision="fp32")
 
 
 def make_checkpoint(step, model_config, train_config, vocab, data_fingerprint, model, optimizer, rng, elapsed_s,
-                    pending_losses, budget_costs):
+                    pending_losses, budget_costs, best):
     """A training run's checkpoint at `step`: what --resume needs to continue exactly.
 
     model_config, train_config: the configs as dicts (dataclasses.asdict); vocab: a Vocab (saved as
@@ -32,12 +34,15 @@ def make_checkpoint(step, model_config, train_config, vocab, data_fingerprint, m
     saved keys never gain a compiler's prefix; rng: {"torch": rank 0's CPU generator, "batches": the
     batch stream's generator, "ranks": every rank's dropout generators}; elapsed_s: seconds of
     training so far; pending_losses: the losses since the last validation; budget_costs: the time
-    budget's measured costs (budget.Budget)."""
+    budget's measured costs (budget.Budget); best: {"step", "bpc", "scored", "since"} of the
+    best checkpoint so far (bpc None before the first), how many were scored, and how many in a
+    row since the best did not improve on it (train.Best)."""
     return {
         "format_version": FORMAT_VERSION, "step": step, "model_config": model_config, "train_config": train_config,
         "vocab": vocab.chars, "data_fingerprint": data_fingerprint,
         "model": model.state_dict(), "optimizer": optimizer.state_dict(), "rng": rng,
         "elapsed_s": elapsed_s, "pending_losses": list(pending_losses), "budget_costs": dict(budget_costs),
+        "best": dict(best),
     }
 
 
@@ -61,21 +66,50 @@ def list_checkpoints(run_dir):
     return sorted(found)
 
 
-def find_checkpoint(path):
-    """A checkpoint file as given, or the latest one in a run directory."""
-    if os.path.isdir(path):
-        found = list_checkpoints(path)
-        if not found:
-            raise UserError(f"no checkpoint (step_*.pt) in {path}")
-        return found[-1][1]
-    if not os.path.exists(path):
-        raise UserError(f"checkpoint not found: {path}")
-    return path
+def find_checkpoint(path, which="last"):
+    """A checkpoint file as given, or one of a run directory's: which = "last" (the latest step),
+    "best" (best.pt; the latest where the run has none: trained before best.pt existed) or a step."""
+    if not os.path.isdir(path):
+        if not os.path.exists(path):
+            raise UserError(f"checkpoint not found: {path}")
+        return path
+    found = list_checkpoints(path)
+    if which == "best" and os.path.exists(os.path.join(path, BEST_NAME)):
+        return os.path.join(path, BEST_NAME)
+    if which not in ("best", "last"):
+        steps = dict(found)
+        if int(which) not in steps:
+            kept = ", ".join(f"{s:,}" for s in steps) or "none"
+            raise UserError(f"{path} has no checkpoint of step {int(which):,} (kept: {kept})")
+        return steps[int(which)]
+    if not found:
+        raise UserError(f"no checkpoint (step_*.pt) in {path}")
+    return found[-1][1]
 
 
-def load_checkpoint(path):
-    """Load a checkpoint file or a run directory's latest checkpoint, onto the CPU."""
-    path = find_checkpoint(path)
+def checkpoint_choice(which):
+    """--checkpoint's value: best, last or a step number."""
+    if which in ("best", "last") or which.isdigit():
+        return which
+    raise UserError(f"--checkpoint must be best, last or a step number, got {which!r}")
+
+
+def describe_choice(ckpt):
+    """Which checkpoint of its run ckpt is, in words: "step 5,000, best of 15 by validation BPC"."""
+    run_dir = os.path.dirname(ckpt["path"])
+    if os.path.basename(ckpt["path"]) != BEST_NAME:
+        steps = [s for s, _ in list_checkpoints(run_dir)]
+        last = " (the last)" if steps and steps[-1] == ckpt["step"] else ""
+        return f"step {ckpt['step']:,}{last}"
+    metrics_path = os.path.join(run_dir, "metrics.csv")
+    scored = sum(r.get("checkpoint_bpc") is not None for r in read_metrics(metrics_path)) if os.path.exists(
+        metrics_path) else ckpt["best"]["scored"]
+    return f"step {ckpt['step']:,}, best of {scored} by validation BPC (best.pt)"
+
+
+def load_checkpoint(path, which="last"):
+    """Load a checkpoint file, or a run directory's (find_checkpoint's `which`), onto the CPU."""
+    path = find_checkpoint(path, which)
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated, corrupt, or not a torch file at all
@@ -99,6 +133,7 @@ def load_checkpoint(path):
     if "rng" in ckpt:   # written by one process before every rank's generators were saved
         ckpt["rng"].setdefault("ranks", [{"torch": ckpt["rng"]["torch"]}])
     ckpt.setdefault("budget_costs", {})
+    ckpt.setdefault("best", dict(step=None, bpc=None, scored=0, since=0))   # before best.pt existed
     ckpt["path"] = path
     return ckpt
 

@@ -38,9 +38,9 @@ from tqdm import tqdm
 import cli
 import pictures
 import runtime
-from checkpoint import load_checkpoint, model_from_checkpoint
+from checkpoint import BEST_NAME, checkpoint_choice, describe_choice, load_checkpoint, model_from_checkpoint
 from cli import ArgumentParser, UserError
-from corpus import load_corpus
+from corpus import load_corpus, parse_split
 from metrics import plot_curves, read_metrics
 
 
@@ -190,7 +190,14 @@ def score_run(ckpt, model, vocab, data=None, batch_size=64, device="cpu", contex
                             pos_encoding=model.cfg.pos_encoding, seq_len=model.cfg.seq_len,
                             context=context or model.cfg.seq_len, note=note, unit=unit, split=part,
                             split_spec=split_spec, precision=precision, val_bpc=bpc, val_chars=n_scored,
-                            run_dir=run_dir))
+                            run_dir=run_dir, checkpoint_choice=describe_choice(ckpt),
+                            chosen_by_validation=os.path.basename(ckpt["path"]) == BEST_NAME))
+    if results[0]["chosen_by_validation"] and part == "val" and len(parse_split(split_spec)) == 3:
+        # the validation figure chose this checkpoint: the test split's is the unbiased one
+        _, _, test_ids, _ = load_corpus(data, model.cfg.seq_len, vocab, ckpt["data_fingerprint"], unit=unit,
+                                        split_spec=split_spec, part="test", run_dir=run_dir)
+        results[0]["test_bpc"] = full_pass_bpc(model, train_ids, test_ids, batch_size, device, None, autocast,
+                                               progress, unit[:-1])[0]
     return results, (vocab, train_ids, scored_ids)
 
 
@@ -242,7 +249,11 @@ def surprisal(model, vocab, text, autocast=nullcontext()):
 def parse_args(argv=None):
     parser = ArgumentParser(description=__doc__.split("\n\n")[0],
                             formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
-    parser.add_argument("runs", nargs="+", help="run directories (their latest checkpoint) or checkpoint files")
+    parser.add_argument("runs", nargs="+", help="run directories or checkpoint files")
+    parser.add_argument("--checkpoint", default="best", type=checkpoint_choice,
+                        help="which checkpoint of a run directory: best (best.pt: the lowest full-pass validation BPC "
+                             "of its checkpoints; the last for runs trained before best.pt existed), last, or a step "
+                             "number (default best)")
     parser.add_argument("--data", help="the corpus, if it is no longer at the path saved in the checkpoint")
     parser.add_argument("--split", choices=["val", "test"], default="val",
                         help="score the validation split or the test split (runs trained with a 3-part --split) (default val)")
@@ -300,10 +311,11 @@ def draw_pictures(row, ckpt, model, vocab, args, n_runs):
 def main(argv=None):
     args = parse_args(argv)
     progress = sys.stderr.isatty() and not args.json
-    results, first_rows, corpus = [], [], None
+    results, first_rows, corpus, choices = [], [], None, []
     for run in args.runs:
-        ckpt = load_checkpoint(run)
+        ckpt = load_checkpoint(run, args.checkpoint)
         model, vocab = model_from_checkpoint(ckpt, args.device)
+        choices.append(f"{run}: {describe_choice(ckpt)}")
         rows, run_corpus = score_run(ckpt, model, vocab, args.data, args.batch_size, args.device,
                                      args.context or (None,), args.split, args.precision, progress)
         if results and scored_text(rows[0]) != scored_text(results[0]):
@@ -316,6 +328,7 @@ def main(argv=None):
         results += rows
         corpus = corpus or run_corpus
     references = {} if args.no_references else reference_bpcs(*corpus)
+    print("\n".join(choices), file=sys.stderr)   # after every check: an error stays one line
     if args.plot:
         curves = {r["name"]: read_metrics(os.path.join(r["run_dir"], "metrics.csv")) for r in results
                   if os.path.exists(os.path.join(r["run_dir"], "metrics.csv"))}
@@ -333,6 +346,10 @@ def main(argv=None):
         print(f"plot written to {args.plot}")
     for r in first_rows if args.attention else []:
         print(f"attention of {r['name']} written to {r['attention_plot']}")
+    for r in first_rows:
+        if r["chosen_by_validation"]:
+            print(f"{r['name']}: {r['checkpoint_choice']}: its validation figure chose it, so it is biased low"
+                  + (f"; its test BPC, the unbiased figure: {r['test_bpc']:.4f}" if "test_bpc" in r else ""))
     for r in first_rows if args.surprisal_text is not None else []:
         print(f"surprisal of {r['name']}: {r['surprisal_bpc']:.4f} bits per character, drawn in {r['surprisal_plot']}")
 

@@ -2,6 +2,7 @@
 (checkpoints, token caches, metrics, figures, reports) goes through AtomicFile."""
 import errno
 import os
+import shutil
 
 
 class AtomicFile:
@@ -36,6 +37,24 @@ class AtomicFile:
     def discard(self):
         if os.path.exists(self.tmp):
             os.remove(self.tmp)
+
+
+def replace_with_link(source, path):
+    """path becomes the file at source, atomically: a hard link (the same file, no copy) where the
+    file system has them, else a copy. Replacing source later (AtomicFile renames a new file over
+    it) leaves path as it was."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        try:
+            os.link(source, tmp)
+        except OSError:   # no hard links here (some network and FAT file systems)
+            with open(source, "rb") as f, AtomicFile(tmp, "wb") as out:
+                shutil.copyfileobj(f, out)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    sync_folder(os.path.dirname(os.path.abspath(path)))
 
 
 def sync_folder(path):

@@ -14,7 +14,7 @@ import sys
 
 import torch
 
-from checkpoint import load_checkpoint, model_from_checkpoint
+from checkpoint import checkpoint_choice, describe_choice, load_checkpoint, model_from_checkpoint
 import cli
 import runtime
 from cli import ArgumentParser, UserError
@@ -24,7 +24,10 @@ from sampling import compile_decoder, generate_tokens
 def parse_args(argv=None):
     parser = ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--ckpt", required=True, help="run directory (its latest checkpoint) or checkpoint file")
+    parser.add_argument("--ckpt", required=True, help="run directory or checkpoint file")
+    parser.add_argument("--checkpoint", default="best", type=checkpoint_choice,
+                        help="which checkpoint of a run directory: best (best.pt; the last for runs trained before "
+                             "it existed), last, or a step number (default best)")
     parser.add_argument("--prompt", default="\n", help="text to continue; every character (a byte model: every byte "
                                                         "of its UTF-8) must be in the vocabulary (default: a newline)")
     parser.add_argument("--max-new-tokens", type=int, default=500, help="characters (bytes for a byte model) to generate per sample (default 500)")
@@ -62,8 +65,10 @@ def check_args(args):
 def main(argv=None):
     args = parse_args(argv)
     check_args(args)
-    model, vocab = model_from_checkpoint(load_checkpoint(args.ckpt), args.device)
+    ckpt = load_checkpoint(args.ckpt, args.checkpoint)
+    model, vocab = model_from_checkpoint(ckpt, args.device)
     prompt = vocab.encode(args.prompt)
+    print(f"{args.ckpt}: {describe_choice(ckpt)}", file=sys.stderr)   # after the last check: an error is one line
     idx = prompt[None, :].repeat(args.num_samples, 1).to(args.device)
     step_decoder = None
     if args.compile:

@@ -3,19 +3,24 @@ experiments/report.py read and plot (so that none of the scripts imports another
 
 metrics.csv has one row per validation: step, mean training loss since the last one (nats and
 bits), the fixed-batch validation estimate (nats and bits), learning rate, training tokens/s,
-and wall-clock seconds of training so far (elapsed_s, summed over resumed sessions).
+and wall-clock seconds of training so far (elapsed_s, summed over resumed sessions); at a
+checkpoint, checkpoint_bpc: its full-pass BPC over the first train.BEST_SCORED units of the
+validation split (eval.py's protocol), which chooses best.pt (empty elsewhere, and in files
+written before it existed).
 """
 import csv
 
 from files import AtomicFile, save_figure
 
-METRICS_FIELDS = ["step", "train_loss", "train_bpc", "val_loss", "val_bpc", "lr", "tokens_per_s", "elapsed_s"]
+METRICS_FIELDS = ["step", "train_loss", "train_bpc", "val_loss", "val_bpc", "lr", "tokens_per_s", "elapsed_s",
+                  "checkpoint_bpc"]
 
 
 def read_metrics(path):
-    """Rows of a metrics.csv as dicts of floats (step as int)."""
+    """Rows of a metrics.csv as dicts of floats (step as int; an empty cell, None)."""
     with open(path, newline="") as f:
-        return [{k: (int(v) if k == "step" else float(v)) for k, v in row.items()} for row in csv.DictReader(f)]
+        return [{k: (int(v) if k == "step" else float(v) if v != "" else None) for k, v in row.items()}
+                for row in csv.DictReader(f)]
 
 
 def write_metrics(path, rows):

@@ -29,14 +29,17 @@ from tqdm import tqdm
 import cli
 import runtime
 from budget import BUDGET_PLANNED, Budget, steps_that_fit
-from checkpoint import checkpoint_path, list_checkpoints, load_checkpoint, make_checkpoint, save_checkpoint
+from checkpoint import BEST_NAME, checkpoint_path, list_checkpoints, load_checkpoint, make_checkpoint, save_checkpoint
 from cli import ArgumentParser, UserError, add_config_flags, setting
 from corpus import DEFAULT_SPLIT, get_batch, load_corpus, parse_split
+from eval import full_pass_bpc
+from files import replace_with_link
 from metrics import plot_curves, read_metrics, write_metrics
 from model import RECIPE, CharTransformer, ModelConfig, count_params
 
 DEFAULT_DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "lm_primer.txt")
 VAL_BATCH_SEED = 1234   # the same validation batches for every run and seed, so curves compare
+BEST_SCORED = 250_000   # units of the validation split each checkpoint is scored on: all of Tiny Shakespeare's
 OPTIMIZERS = ("adamw", "muon")
 
 
@@ -53,7 +56,13 @@ class TrainConfig:
     grad_clip: float = setting(1.0, "clip the gradients' global norm to this; 0 disables")
     eval_every: int = setting(500, "validate every N steps")
     eval_batches: int = setting(20, "fixed validation batches per validation")
-    ckpt_every: int = setting(1000, "write a checkpoint every N steps, and always at the end")
+    ckpt_every: int = setting(1000, "write a checkpoint every N steps, and always at the end; each is validated and "
+                                    "scored by eval.py's full pass over the first "
+                                    f"{BEST_SCORED:,} units of the validation split, and the lowest is kept as best.pt")
+    early_stop: int = setting(0, "stop (validated and saved) when N checkpoints in a row have not improved on "
+                                 "best.pt's score; 0 = off")
+    keep_last: int = setting(None, "keep only the last K step checkpoints (and best.pt); at least 1, the one "
+                                   "--resume needs", shown="all")
     seed: int = setting(1337, "seed for initialisation, batches and dropout")
     device: str = setting("auto", "where to train", choices=("auto", "cpu", "cuda", "mps"),
                           shown="auto: cuda, then mps, then cpu")
@@ -88,7 +97,9 @@ class TrainConfig:
             raise ValueError(f"--lr must be positive, got {self.lr}")
         if not 0 <= self.min_lr <= self.lr:
             raise ValueError(f"--min-lr must be between 0 and --lr ({self.lr}), got {self.min_lr}")
-        for name in ("warmup_steps", "weight_decay", "grad_clip"):
+        if self.keep_last is not None and self.keep_last < 1:
+            raise ValueError(f"--keep-last must be at least 1 (the checkpoint --resume needs), got {self.keep_last}")
+        for name in ("warmup_steps", "weight_decay", "grad_clip", "early_stop"):
             if getattr(self, name) < 0:
                 raise ValueError(f"--{name.replace('_', '-')} must not be negative, got {getattr(self, name)}")
         parse_split(self.split)   # a UserError, with its own message
@@ -275,7 +286,7 @@ def validation_loss(model, batches, autocast):
 
 
 def fit_steps_to_budget(model, optimizer, cfg, batches, val_batches, autocast, spent_s=0.0, probe_steps=16,
-                        wrap=None):
+                        wrap=None, score=None):
     """The number of steps whose training, validations and checkpoints fit BUDGET_PLANNED (97%) of
     cfg.time_budget minutes.
 
@@ -285,7 +296,8 @@ def fit_steps_to_budget(model, optimizer, cfg, batches, val_batches, autocast, s
     saved. The time already spent (spent_s: setting up) and the probe's own count against the
     budget. batches: a function giving a fresh (x, y) on the device. wrap: what the run wraps its
     model in (DistributedDataParallel under torchrun), so that the probe's steps pay its all-reduce
-    too. (A compiled run is timed eager: its estimate errs on the short side.)"""
+    too. score: a function scoring a model as a checkpoint is (score_checkpoint), timed with the
+    checkpoint's cost. (A compiled run is timed eager: its estimate errs on the short side.)"""
     import copy
     import io
     start = time.perf_counter()
@@ -311,12 +323,61 @@ def fit_steps_to_budget(model, optimizer, cfg, batches, val_batches, autocast, s
         validation_s = time.perf_counter() - t
         t = time.perf_counter()
         torch.save({"model": shadow.state_dict(), "optimizer": shadow_optimizer.state_dict()}, io.BytesIO())
-        checkpoint_s = time.perf_counter() - t
+        checkpoint_s = time.perf_counter() - t + (score(shadow)[1] if score else 0.0)
     # the mean, the first (warm-up) step left out: a run's pace is its mean step, slow ones included
     # (the median of 8 steps ran 3-4% short of a run's pace here, and the budget overran by as much)
     timing = dict(step_s=sum(times[1:]) / probe_steps, validation_s=validation_s, checkpoint_s=checkpoint_s,
                   probe_s=time.perf_counter() - start)
     return steps_that_fit(cfg.time_budget, timing, cfg.eval_every, cfg.ckpt_every, spent_s + timing["probe_s"]), timing
+
+
+def score_checkpoint(model, train_ids, val_ids, autocast):
+    """(Full-pass BPC of the model as it is, in eval mode and the run's precision, over the first
+    BEST_SCORED units of the validation split; the seconds it took)."""
+    start = time.perf_counter()
+    model.eval()
+    bpc, _ = full_pass_bpc(model, train_ids, val_ids[:BEST_SCORED], device=next(model.parameters()).device,
+                           autocast=autocast)
+    model.train()
+    return bpc, time.perf_counter() - start
+
+
+class RunCheckpoints:
+    """A run's checkpoints: step_NNNNNN.pt at each --ckpt-every and at the end, each scored by the
+    full pass (first BEST_SCORED units of the validation split); best.pt, the lowest score so far;
+    --keep-last's pruning; --early-stop's count. Rank 0 scores and writes; the decision to stop
+    early is shared with every rank. The record (best) is saved in every checkpoint, so --resume
+    continues it."""
+
+    def __init__(self, cfg, resumed, main_process):
+        self.cfg, self.main_process = cfg, main_process
+        self.best = dict(resumed["best"]) if resumed else dict(step=None, bpc=None, scored=0, since=0)
+
+    def judge(self, step, bpc, device, world_size):
+        """Record rank 0's score of step's checkpoint; True (on every rank) if the run stops early."""
+        if self.main_process:
+            self.best["scored"] += 1
+            if self.best["bpc"] is None or bpc < self.best["bpc"]:
+                self.best.update(step=step, bpc=bpc, since=0)
+            else:
+                self.best["since"] += 1
+        stop = torch.tensor([float(self.cfg.early_stop > 0 and self.best["since"] >= self.cfg.early_stop)],
+                            device=device)
+        if world_size > 1:
+            torch.distributed.broadcast(stop, 0)
+        return bool(stop.item())
+
+    def save(self, step, payload):
+        """Write step's checkpoint (rank 0), make it best.pt if it is the best, prune; returns its path."""
+        path = checkpoint_path(self.cfg.out, step)
+        if self.main_process:
+            save_checkpoint(payload, path)
+            if self.best["step"] == step:
+                replace_with_link(path, os.path.join(self.cfg.out, BEST_NAME))
+            if self.cfg.keep_last:
+                for _, old in list_checkpoints(self.cfg.out)[:-self.cfg.keep_last]:
+                    os.remove(old)
+        return path
 
 
 class StopRequest:
@@ -401,7 +462,7 @@ def make_runner(model, cfg, train_ids, device, world_size, autocast):
     return runner, compiled
 
 
-def plan_steps(model, optimizer, cfg, train_ids, val_batches, autocast, budget, device, rank, world_size):
+def plan_steps(model, optimizer, cfg, train_ids, val_ids, val_batches, autocast, budget, device, rank, world_size):
     """cfg.time_budget's number of steps (see fit_steps_to_budget), the same on every rank: the
     slowest rank's. The probe's costs stand in for the run's own until it has measured them."""
     probe_rng = torch.Generator().manual_seed(cfg.seed + 1)   # not the run's batch stream
@@ -409,7 +470,8 @@ def plan_steps(model, optimizer, cfg, train_ids, val_batches, autocast, budget, 
     steps, timing = fit_steps_to_budget(
         model, optimizer, cfg, lambda: tuple(runtime.to_device(t, device) for t in get_batch(
             train_ids, local, model.cfg.seq_len, probe_rng)), val_batches, autocast, budget.elapsed(),
-        wrap=torch.nn.parallel.DistributedDataParallel if world_size > 1 else None)
+        wrap=torch.nn.parallel.DistributedDataParallel if world_size > 1 else None,
+        score=lambda m: score_checkpoint(m, train_ids, val_ids, autocast))
     if world_size > 1:
         agreed = torch.tensor([steps], device=device)
         torch.distributed.all_reduce(agreed, op=torch.distributed.ReduceOp.MIN)
@@ -471,15 +533,18 @@ class RunLog:
     def tokens_per_s(self):
         return self.interval_steps * self.tokens_per_step / (time.perf_counter() - self.interval_start)
 
-    def validation(self, step, train_loss, val_loss, lr, tokens_per_s, elapsed_s):
+    def validation(self, step, train_loss, val_loss, lr, tokens_per_s, elapsed_s, checkpoint_bpc=None):
         self.rows.append(dict(step=step, train_loss=train_loss, train_bpc=train_loss / math.log(2), val_loss=val_loss,
-                              val_bpc=val_loss / math.log(2), lr=lr, tokens_per_s=tokens_per_s, elapsed_s=elapsed_s))
+                              val_bpc=val_loss / math.log(2), lr=lr, tokens_per_s=tokens_per_s, elapsed_s=elapsed_s,
+                              checkpoint_bpc=checkpoint_bpc))
         write_metrics(self.path, self.rows)
         plot_curves({os.path.basename(os.path.normpath(self.cfg.out)): self.rows},
                     os.path.join(self.cfg.out, "loss_curve.png"))
         self.bar.set_postfix(loss=f"{train_loss:.3f}", val_bpc=f"{val_loss / math.log(2):.3f}", tok_s=f"{tokens_per_s:,.0f}")
+        scored = f", checkpoint {checkpoint_bpc:.4f} BPC (full pass)" if checkpoint_bpc is not None else ""
         tqdm.write(f"step {step}: train loss {train_loss:.4f}, val loss {val_loss:.4f} (val BPC "
-                   f"{val_loss / math.log(2):.4f}, {self.cfg.eval_batches} batches), lr {lr:.2e}, {tokens_per_s:,.0f} tokens/s")
+                   f"{val_loss / math.log(2):.4f}, {self.cfg.eval_batches} batches){scored}, lr {lr:.2e}, "
+                   f"{tokens_per_s:,.0f} tokens/s")
         sys.stdout.flush()  # a log redirected to a file shows progress as it happens
 
 
@@ -519,13 +584,15 @@ def train(model_cfg, cfg, resumed=None, progress=True):
                                              os.path.join(cfg.out, "metrics.csv"))
     runner, compiled = make_runner(model, cfg, train_ids, device, world_size, autocast)
     if cfg.time_budget and not resumed:
-        cfg.steps = plan_steps(model, optimizer, cfg, train_ids, val_batches, autocast, budget, device, rank, world_size)
+        cfg.steps = plan_steps(model, optimizer, cfg, train_ids, val_ids, val_batches, autocast, budget, device, rank,
+                               world_size)
     if main_process and not resumed:
         print(f"{count_params(model):,} parameters, vocabulary {len(vocab)}, {len(train_ids):,} training / "
               f"{len(val_ids):,} validation {cfg.unit.replace('chars', 'characters')}, device {device}, {cfg.precision}"
               + (f", {world_size} processes" if world_size > 1 else "") + (", compiled" if compiled else ""))
     local_batch = slice(rank * cfg.batch_size // world_size, (rank + 1) * cfg.batch_size // world_size)
     last_good = list_checkpoints(cfg.out)[-1][1] if resumed else None
+    checkpoints = RunCheckpoints(cfg, resumed, main_process)
     unread = []   # this rank's losses (device tensors) of the steps since the host last read them
     budget.start_window()
     model.train()
@@ -534,7 +601,8 @@ def train(model_cfg, cfg, resumed=None, progress=True):
     budget_spent = (resumed is not None and step < cfg.steps
                     and budget.over(budget.costs["checkpoint_s"], elapsed_s=resumed["elapsed_s"]))
     with StopRequest() as stop, RunLog(cfg, model_cfg, rows, step, show=progress and main_process) as log:
-        while step < cfg.steps and not budget_spent:
+        stopped_early = False
+        while step < cfg.steps and not budget_spent and not stopped_early:
             lr = lr_at(step, cfg)
             for group in optimizer.param_groups:
                 group["lr"] = lr
@@ -543,8 +611,8 @@ def train(model_cfg, cfg, resumed=None, progress=True):
             unread.append(train_step(runner, optimizer, x, y, cfg.grad_clip, autocast).detach().float())
             step += 1
             log.step_done()
-            at_eval = step % cfg.eval_every == 0 or step == cfg.steps
             at_ckpt = step % cfg.ckpt_every == 0 or step == cfg.steps
+            at_eval = at_ckpt or step % cfg.eval_every == 0   # a checkpoint is always validated
             if not (at_eval or at_ckpt or step % budget.sync_every == 0):
                 continue
             own_costs = at_eval * budget.costs["validation_s"] + at_ckpt * budget.costs["checkpoint_s"]
@@ -556,23 +624,28 @@ def train(model_cfg, cfg, resumed=None, progress=True):
             if over and step < cfg.steps:   # this step is the last: validate and save it
                 budget_spent = at_eval = at_ckpt = True
             pending_losses.extend(losses)
+            bpc, score_s = None, 0.0
             if main_process and at_eval:
                 now, tokens_per_s = time.perf_counter(), log.tokens_per_s()
                 val_loss = validation_loss(model, val_batches, autocast)
-                log.validation(step, sum(pending_losses) / len(pending_losses), val_loss, lr, tokens_per_s, budget.elapsed())
-                budget.costs["validation_s"] = log.restart_clock() - now
+                if at_ckpt:
+                    bpc, score_s = score_checkpoint(model, train_ids, val_ids, autocast)
+                log.validation(step, sum(pending_losses) / len(pending_losses), val_loss, lr, tokens_per_s,
+                               budget.elapsed(), bpc)
+                budget.costs["validation_s"] = log.restart_clock() - now - score_s
             if at_eval:
                 pending_losses = []
             if at_ckpt or stop_requested:
                 save_start = time.perf_counter()
+                stopped_early = at_ckpt and checkpoints.judge(step, bpc, device, world_size)
                 rank_states = runtime.gather_rng_states(device, world_size)   # every rank takes part
-                if main_process:
-                    rng = {"torch": rank_states[0]["torch"], "batches": batch_rng.get_state(), "ranks": rank_states}
-                    save_checkpoint(make_checkpoint(step, asdict(model_cfg), asdict(cfg), vocab, fingerprint, model,
-                                                    optimizer, rng, budget.elapsed(), pending_losses, budget.costs),
-                                    checkpoint_path(cfg.out, step))
-                last_good = checkpoint_path(cfg.out, step)   # on every rank: rank 0 wrote it
-                budget.costs["checkpoint_s"] = log.restart_clock() - save_start  # tokens/s counts training only
+                rng = {"torch": rank_states[0]["torch"], "batches": batch_rng.get_state(), "ranks": rank_states}
+                payload = main_process and make_checkpoint(step, asdict(model_cfg), asdict(cfg), vocab, fingerprint,
+                                                           model, optimizer, rng, budget.elapsed(), pending_losses,
+                                                           budget.costs, checkpoints.best)
+                last_good = checkpoints.save(step, payload)   # on every rank: rank 0 wrote it
+                # tokens/s counts training only; the checkpoint's cost includes scoring it
+                budget.costs["checkpoint_s"] = log.restart_clock() - save_start + score_s
             if stop_requested and not budget_spent:   # out of time anyway: the run is done, not paused
                 log.bar.close()
                 if main_process:
@@ -580,11 +653,16 @@ def train(model_cfg, cfg, resumed=None, progress=True):
                           f"continue with: python train.py --out {cfg.out} --resume")
                 raise KeyboardInterrupt
             budget.start_window()
+    if main_process and stopped_early:
+        print(f"early stop: {cfg.early_stop} checkpoints in a row did not improve on step {checkpoints.best['step']:,}'s "
+              f"{checkpoints.best['bpc']:.4f} BPC (best.pt)")
     if main_process and budget_spent:
         print(f"time budget spent: stopped at step {step:,} of the {cfg.steps:,} planned ({budget.elapsed():.1f} s of "
               f"{cfg.time_budget * 60:g})")
     if main_process:
-        print(f"done: {step} steps, checkpoint {last_good}; full-pass BPC: python eval.py {cfg.out}")
+        best = checkpoints.best
+        kept = f", best.pt = step {best['step']:,} ({best['bpc']:.4f} BPC)" if best["step"] is not None else ""
+        print(f"done: {step} steps, checkpoint {last_good}{kept}; full-pass BPC: python eval.py {cfg.out}")
     return rows
 
 

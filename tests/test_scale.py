@@ -122,6 +122,7 @@ def test_a_rank_other_than_0_names_the_checkpoint_rank_0_kept_when_the_loss_turn
     monkeypatch.setattr(runtime, "gather_rng_states", lambda device, world_size: [runtime.rng_state(device)] * 2)
     monkeypatch.setattr(torch.distributed, "barrier", lambda: None)
     monkeypatch.setattr(torch.distributed, "all_reduce", lambda tensor, *args, **kwargs: tensor.mul_(2))
+    monkeypatch.setattr(torch.distributed, "broadcast", lambda tensor, src: tensor)
     monkeypatch.setattr(torch.nn.parallel, "DistributedDataParallel", lambda module: module)
     forward, calls = train.CharTransformer.forward, [0]
 

@@ -201,7 +201,7 @@ def test_a_dropout_runs_logged_validation_is_its_checkpoints_loss_with_dropout_o
 
 def test_train_leaves_the_callers_configs_as_they_were(tmp_path, monkeypatch):
     # it resolves the vocabulary size, the precision ("auto") and a time budget's steps for its own run
-    monkeypatch.setattr(train, "fit_steps_to_budget", lambda *args: (3, dict(step_s=0.01, validation_s=0.0,
+    monkeypatch.setattr(train, "fit_steps_to_budget", lambda *args, **kwargs: (3, dict(step_s=0.01, validation_s=0.0,
                                                                              checkpoint_s=0.0)))
     model_cfg, cfg, _ = configs("--out", str(tmp_path / "r"), "--time-budget", "1", *TINY_FLAGS[2:])
     before = (asdict(model_cfg), asdict(cfg))
@@ -489,7 +489,7 @@ def test_the_budget_counts_setting_up_and_the_probe_and_reserves_for_the_slowest
         clock[0] += 0.5
         return load_corpus(*args, **kwargs)
 
-    def probe(*args):
+    def probe(*args, **kwargs):
         spent_before_probe.append(args[-1])
         clock[0] += 0.25
         return 70, dict(step_s=0.010, validation_s=0.0, checkpoint_s=0.0)
@@ -563,7 +563,7 @@ def test_under_torchrun_the_budget_probe_times_steps_through_distributed_data_pa
         monkeypatch.setattr(train, "train_step", lambda runner, *a: stepped.append(type(runner)) or real_step(runner, *a))
         ids = torch.randint(0, 10, (1000,)).numpy().astype("uint8")   # as corpus.py memory-maps it
         batch = (torch.randint(0, 10, (4, 8)), torch.randint(0, 10, (4, 8)))
-        steps = train.plan_steps(model, train.make_optimizer(model, cfg), cfg, ids, [batch], contextlib.nullcontext(),
+        steps = train.plan_steps(model, train.make_optimizer(model, cfg), cfg, ids, ids, [batch], contextlib.nullcontext(),
                                  budget.Budget(0.5, 1, 0.0, None), torch.device("cpu"), rank=0, world_size=2)
         assert steps > 1 and stepped and set(stepped) == {torch.nn.parallel.DistributedDataParallel}
     finally:

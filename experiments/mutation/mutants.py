@@ -20,6 +20,7 @@ TRAIN = ["tests/test_train.py"]
 EVAL = ["tests/test_eval.py"]
 CORPUS = ["tests/test_corpus.py"]
 CHECKPOINT = ["tests/test_train.py", "tests/test_errors.py"]
+BEST = ["tests/test_checkpoints.py"]
 
 MUTANTS = [
     # --- sampling ---------------------------------------------------------------------------------
@@ -174,9 +175,10 @@ MUTANTS = [
            "embeddings = set()",
            "weight decay also pulls the embeddings to zero", TRAIN),
     Mutant("last_step_not_validated", "train.py",
-           "at_eval = step % cfg.eval_every == 0 or step == cfg.steps",
+           "at_eval = at_ckpt or step % cfg.eval_every == 0",
            "at_eval = step % cfg.eval_every == 0",
-           "a run whose length is not a multiple of --eval-every ends unvalidated", TRAIN),
+           "a run whose length is not a multiple of --eval-every ends unvalidated (and checkpoints go unscored)",
+           TRAIN),
     Mutant("train_loss_over_eval_every", "train.py",
            "sum(pending_losses) / len(pending_losses)",
            "sum(pending_losses) / cfg.eval_every",
@@ -218,6 +220,35 @@ MUTANTS = [
            "val_batches, autocast, budget.elapsed(),",
            "val_batches, autocast, 0.0,",
            "the time spent setting up (reading the corpus, compiling) is not counted when the steps are planned", TRAIN),
+    # --- the best checkpoint -------------------------------------------------------------------------
+    Mutant("best_pt_is_the_last", "train.py",
+           'if self.best["step"] == step:',
+           "if True:",
+           "best.pt follows the latest checkpoint, not the lowest score", BEST),
+    Mutant("best_by_the_highest_score", "train.py",
+           'bpc < self.best["bpc"]',
+           'bpc > self.best["bpc"]',
+           "the checkpoint kept as best is the worst", BEST),
+    Mutant("early_stop_never_stops", "train.py",
+           'self.best["since"] >= self.cfg.early_stop',
+           'self.best["since"] > 10 ** 9',
+           "--early-stop is ignored", BEST),
+    Mutant("keep_last_keeps_all", "train.py",
+           "[:-self.cfg.keep_last]",
+           "[:0]",
+           "--keep-last deletes nothing", BEST),
+    Mutant("eval_takes_the_last", "eval.py",
+           'default="best", type=checkpoint_choice',
+           'default="last", type=checkpoint_choice',
+           "eval.py scores a run's last checkpoint by default, not best.pt", BEST),
+    Mutant("generate_takes_the_last", "generate.py",
+           'default="best", type=checkpoint_choice',
+           'default="last", type=checkpoint_choice',
+           "generate.py samples a run's last checkpoint by default, not best.pt", BEST),
+    Mutant("no_unbiased_test_figure", "eval.py",
+           'part == "val" and len(parse_split(split_spec)) == 3',
+           'part == "test" and len(parse_split(split_spec)) == 3',
+           "a best checkpoint's test BPC is not reported with its validation figure", BEST),
     # --- evaluation ---------------------------------------------------------------------------------
     Mutant("eval_in_training_mode", "checkpoint.py",
            "return model.to(device).eval(), Vocab",
@@ -303,8 +334,8 @@ MUTANTS = [
            "ckpt.setdefault(\"train_config\", {})",
            "a checkpoint from before --bytes, --split, --optimizer or --precision no longer loads", ["tests/test_errors.py"]),
     Mutant("other_ranks_forget_the_checkpoint", "train.py",
-           "last_good = checkpoint_path(cfg.out, step)   # on every rank",
-           "last_good = last_good if rank else checkpoint_path(cfg.out, step)   # on every rank",
+           "last_good = checkpoints.save(step, payload)   # on every rank",
+           "last_good = last_good if rank else checkpoints.save(step, payload)   # on every rank",
            "under torchrun, ranks other than 0 say no checkpoint was kept when the loss turns NaN",
            ["tests/test_scale.py::test_a_rank_other_than_0_names_the_checkpoint_rank_0_kept_when_the_loss_turns_nan"]),
     Mutant("train_changes_the_callers_configs", "train.py",

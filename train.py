@@ -14,12 +14,15 @@ Ctrl-C saves a checkpoint and exits; --resume continues it exactly (same losses 
 that was never interrupted).
 """
 import argparse
+import difflib
+import json
 import math
 import os
 import signal
 import sys
 import tempfile
 import time
+import tomllib
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, fields, replace
 
@@ -33,7 +36,7 @@ from checkpoint import BEST_NAME, checkpoint_path, list_checkpoints, load_checkp
 from cli import ArgumentParser, UserError, add_config_flags, setting
 from corpus import DEFAULT_SPLIT, get_batch, load_corpus, parse_split
 from eval import full_pass_bpc
-from files import replace_with_link
+from files import AtomicFile, replace_with_link
 from metrics import plot_curves, read_metrics, write_metrics
 from model import RECIPE, CharTransformer, ModelConfig, count_params
 
@@ -49,6 +52,9 @@ class TrainConfig:
     out: str = setting("checkpoints/run", "run directory for checkpoints, metrics.csv and loss_curve.png")
     steps: int = setting(5000, "optimizer steps in total")
     batch_size: int = setting(32, "windows per step, over all processes")
+    grad_accum: int = setting(1, "micro-batches per step: each process's share of --batch-size in N parts whose "
+                                 "gradients add up before the step (the same step, in 1/N of the memory); under "
+                                 "torchrun the gradients are all-reduced once, after the last")
     lr: float = setting(1e-3, "peak learning rate", shown="1e-3")
     min_lr: float = setting(1e-4, "learning rate at the end of the cosine decay", shown="1e-4")
     warmup_steps: int = setting(100, "steps of linear warmup from 0 to --lr")
@@ -90,7 +96,7 @@ class TrainConfig:
                                       "for embeddings, head, LayerNorms and biases" + RECIPE, choices=OPTIMIZERS)
 
     def __post_init__(self):
-        for name in ("steps", "batch_size", "eval_every", "eval_batches", "ckpt_every"):
+        for name in ("steps", "batch_size", "eval_every", "eval_batches", "ckpt_every", "grad_accum"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
         if not self.lr > 0:
@@ -141,7 +147,72 @@ def parse_args(argv=None):
                              "--time-budget N; README: The best model in N minutes)")
     parser.add_argument("--resume", action="store_true",
                         help="continue from the latest checkpoint in --out, with its saved settings")
-    return parser.parse_args(argv)
+    parser.add_argument("--config", metavar="FILE.toml",
+                        help="read flags from a TOML file, each by its name (d_model = 512, pos = \"rope\", "
+                             "dropout_attention = false); the command line wins over the file; every run "
+                             "directory holds its own settings as config.toml, which repeats the run")
+    args = parser.parse_args(argv)
+    if args.config:
+        from_file = vars(parser.parse_args(config_file_flags(parser, args.config)))
+        given = {k: v for k, v in vars(args).items() if v is not None and not (k == "resume" and v is False)}
+        args = argparse.Namespace(**{**from_file, **given})
+    return args
+
+
+def config_file_flags(parser, path):
+    """The flags a TOML file sets, as command-line arguments for parser: each key is a flag's name
+    (d-model, d_model or the field's name, pos_encoding for --pos); true/false for an on/off flag."""
+    try:
+        with open(path, "rb") as f:
+            table = tomllib.load(f)
+    except OSError as e:
+        raise UserError(f"--config: cannot read {path}: {e.strerror}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise UserError(f"--config: {path} is not valid TOML: {e}") from None
+    flags = {}   # every spelling of a flag's name -> (its flag, its action)
+    for action in parser._actions:
+        for flag in action.option_strings:
+            if flag.startswith("--") and not flag.startswith("--no-") and flag not in ("--help", "--config"):
+                for name in (flag[2:], flag[2:].replace("-", "_"), action.dest):
+                    flags[name] = (flag, action)
+    argv = []
+    for key, value in table.items():
+        if key not in flags:
+            close = difflib.get_close_matches(key.replace("_", "-"), [f[2:] for f, _ in flags.values()], n=1)
+            raise UserError(f"--config: {path} sets {key!r}, which is no flag of train.py"
+                            + (f" (did you mean --{close[0]}?)" if close else ""))
+        flag, action = flags[key]
+        if isinstance(action, (argparse.BooleanOptionalAction, argparse._StoreTrueAction)):
+            if not isinstance(value, bool):
+                raise UserError(f"--config: {path} sets {key} = {value!r}: {flag} takes true or false")
+            argv += [flag] if value else ([f"--no-{flag[2:]}"] if isinstance(action, argparse.BooleanOptionalAction) else [])
+        else:
+            argv += [flag, str(value)]
+    return argv
+
+
+def config_toml(model_cfg, cfg):
+    """The run's settings as a TOML file that --config reads back: every flag with its value (those
+    without one, such as --keep-last's "all", left out); under a time budget no --steps, so that a
+    repeat plans its steps again."""
+    lines = ["# this run's settings: python train.py --config THIS_FILE --out NEW_RUN repeats it"]
+    for config in (cfg, model_cfg):
+        for f in fields(config):
+            value = getattr(config, f.name)
+            if "help" not in f.metadata or value is None or (f.name == "steps" and cfg.time_budget):
+                continue
+            name = f.metadata.get("flag", "--" + f.name.replace("_", "-"))[2:]
+            lines.append(f"{name} = {toml_value(value)}")
+    lines.append(f"bytes = {toml_value(cfg.unit == 'bytes')}")
+    return "\n".join(lines) + "\n"
+
+
+def toml_value(value):
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)   # a JSON string is a TOML basic string
+    return repr(value)
 
 
 def resolve_configs(args):
@@ -149,7 +220,7 @@ def resolve_configs(args):
     Returns (ModelConfig, TrainConfig, checkpoint to resume or None)."""
     model_fields = {f.name: f.default for f in fields(ModelConfig)}
     train_fields = {f.name: f.default for f in fields(TrainConfig)}
-    explicit = {k: v for k, v in vars(args).items() if v is not None and k not in ("preset", "resume")}
+    explicit = {k: v for k, v in vars(args).items() if v is not None and k not in ("preset", "resume", "config")}
     if explicit.get("time_budget") and "steps" in explicit and not args.resume:
         raise UserError("--time-budget chooses the number of steps: drop --steps")
     if "bytes" in explicit:
@@ -261,12 +332,21 @@ class MuonWithAdamW:
         self.adamw.load_state_dict(state["adamw"])
 
 
-def train_step(model, optimizer, x, y, grad_clip, autocast=nullcontext()):
-    """One optimizer step on a batch; returns the loss (a tensor: .item() syncs a GPU)."""
-    with autocast:
-        _, loss = model(x, y)
+def train_step(model, optimizer, x, y, grad_clip, autocast=nullcontext(), micro_batches=1):
+    """One optimizer step on a batch; returns the mean loss (a tensor: .item() syncs a GPU). With
+    micro_batches N the batch goes through in N equal parts, each loss scaled by 1/N, so the summed
+    gradients are the whole batch's up to rounding; a DistributedDataParallel model all-reduces them
+    once, on the last part (no_sync before it)."""
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    total = 0.0
+    for i, (x_part, y_part) in enumerate(zip(x.chunk(micro_batches), y.chunk(micro_batches))):
+        last = i == micro_batches - 1
+        with model.no_sync() if hasattr(model, "no_sync") and not last else nullcontext():
+            with autocast:
+                _, loss = model(x_part, y_part)
+            (loss / micro_batches).backward()
+        total = total + loss.detach()
+    loss = total / micro_batches
     if grad_clip > 0:
         torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
     optimizer.step()
@@ -311,7 +391,7 @@ def fit_steps_to_budget(model, optimizer, cfg, batches, val_batches, autocast, s
         for _ in range(probe_steps + 1):
             x, y = batches()
             t = time.perf_counter()
-            train_step(runner, shadow_optimizer, x, y, cfg.grad_clip, autocast).item()
+            train_step(runner, shadow_optimizer, x, y, cfg.grad_clip, autocast, cfg.grad_accum).item()
             times.append(time.perf_counter() - t)
         t = time.perf_counter()
         val_loss = validation_loss(shadow, val_batches, autocast)
@@ -410,6 +490,9 @@ def start_processes(device, cfg, resumed):
     rank, world_size = runtime.setup_distributed(device)
     if cfg.batch_size % world_size:
         raise UserError(f"--batch-size {cfg.batch_size} must be divisible by the number of processes ({world_size})")
+    if (cfg.batch_size // world_size) % cfg.grad_accum:
+        raise UserError(f"--grad-accum {cfg.grad_accum} must divide each process's batch ({cfg.batch_size // world_size}"
+                        f" windows): micro-batches of one size are what make the step the whole batch's")
     return device, rank, world_size
 
 
@@ -567,6 +650,9 @@ def train(model_cfg, cfg, resumed=None, progress=True):
     vocab, train_ids, val_ids, fingerprint = read_corpus(cfg, model_cfg, resumed, rank, world_size)
     model_cfg.vocab_size = len(vocab)
     os.makedirs(cfg.out, exist_ok=True)
+    if main_process:
+        with AtomicFile(os.path.join(cfg.out, "config.toml")) as f:
+            f.write(config_toml(model_cfg, cfg))
     torch.manual_seed(cfg.seed)
     model = CharTransformer(model_cfg).to(device)   # the same initial weights on every rank
     if world_size > 1:   # then each rank draws its own dropout masks, as N processes' slices should
@@ -608,7 +694,7 @@ def train(model_cfg, cfg, resumed=None, progress=True):
                 group["lr"] = lr
             x, y = (runtime.to_device(t[local_batch], device)
                     for t in get_batch(train_ids, cfg.batch_size, model_cfg.seq_len, batch_rng))
-            unread.append(train_step(runner, optimizer, x, y, cfg.grad_clip, autocast).detach().float())
+            unread.append(train_step(runner, optimizer, x, y, cfg.grad_clip, autocast, cfg.grad_accum).float())
             step += 1
             log.step_done()
             at_ckpt = step % cfg.ckpt_every == 0 or step == cfg.steps

@@ -45,6 +45,17 @@ def test_two_gloo_ranks_with_half_batches_match_one_process_with_the_whole_batch
     assert set(ckpt["model"]) == set(torch.load(tmp_path / "single" / "step_000010.pt", weights_only=True)["model"])
 
 
+def test_two_ranks_of_two_micro_batches_each_match_one_process_with_the_whole_batch(tmp_path):
+    flags = ["--steps", "6", "--eval-every", "2", "--ckpt-every", "6", "--device", "cpu", *TINY_FLAGS,
+             "--batch-size", "8"]
+    torchrun(tmp_path / "ddp", *flags, "--grad-accum", "2")   # 4 windows a rank, in 2 micro-batches of 2
+    train.main(["--out", str(tmp_path / "single"), *flags])
+    two = losses(train.read_metrics(tmp_path / "ddp" / "metrics.csv"))
+    one = losses(train.read_metrics(tmp_path / "single" / "metrics.csv"))
+    assert len(two) == len(one) == 3
+    assert max(abs(a - b) for pair_a, pair_b in zip(two, one) for a, b in zip(pair_a, pair_b)) <= 1e-5
+
+
 def test_with_dropout_each_rank_draws_its_own_masks_and_an_interrupted_ddp_run_resumes_exactly(tmp_path):
     data = tmp_path / "corpus.txt"   # a fresh corpus: no token cache yet
     shutil.copy(PRIMER, data)

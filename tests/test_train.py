@@ -127,6 +127,66 @@ def test_training_clips_at_the_norm_grad_clip_gives_and_not_at_all_with_zero(tmp
     assert clipped_at == [0.25] * 3
 
 
+def test_gradient_accumulation_gives_the_losses_and_weights_of_the_whole_batch_up_to_rounding(tmp_path):
+    whole = run(tmp_path / "whole", steps=8)
+    parts = run(tmp_path / "parts", "--grad-accum", "4", steps=8)   # batch 4: four micro-batches of 1
+    assert max(abs(a - b) for pa, pb in zip(losses(whole), losses(parts)) for a, b in zip(pa, pb)) <= 1e-5
+    w1, w4 = (load_checkpoint(str(tmp_path / name))["model"] for name in ("whole", "parts"))
+    assert all(torch.allclose(w1[k], w4[k], atol=1e-5) for k in w1)
+    assert not all(torch.equal(w1[k], w4[k]) for k in w1)   # two ways of summing, not one run twice
+
+
+def test_the_gradient_of_accumulated_micro_batches_is_the_whole_batchs():
+    # plain SGD, no clipping: the weights move by exactly the gradient (AdamW and clipping would
+    # hide a gradient N times too large)
+    x, y = torch.randint(0, 10, (8, 8)), torch.randint(0, 10, (8, 8))
+    moved = []
+    for micro_batches in (1, 4):
+        torch.manual_seed(0)
+        model = CharTransformer(ModelConfig(vocab_size=10, seq_len=8, d_model=16, n_heads=2))
+        before = [p.detach().clone() for p in model.parameters()]
+        train.train_step(model, torch.optim.SGD(model.parameters(), lr=1.0), x, y, 0.0, micro_batches=micro_batches)
+        moved.append(torch.cat([(p.detach() - b).flatten() for p, b in zip(model.parameters(), before)]))
+    assert moved[0].abs().max() > 1e-3 and torch.allclose(moved[0], moved[1], atol=1e-6)
+
+
+def test_micro_batches_are_all_reduced_once_after_the_last(tmp_path):
+    synced = []
+
+    class Replica(torch.nn.Module):   # what DistributedDataParallel offers train_step: no_sync
+        def __init__(self, module):
+            super().__init__()
+            self.module, self.syncing = module, True
+
+        @contextlib.contextmanager
+        def no_sync(self):
+            self.syncing = False
+            yield
+            self.syncing = True
+
+        def forward(self, x, y):
+            synced.append(self.syncing)
+            return self.module(x, y)
+
+    model = Replica(CharTransformer(ModelConfig(vocab_size=10, seq_len=8, d_model=16, n_heads=2)))
+    x, y = torch.randint(0, 10, (8, 8)), torch.randint(0, 10, (8, 8))
+    train.train_step(model, torch.optim.SGD(model.parameters(), lr=0.1), x, y, 1.0, micro_batches=4)
+    assert synced == [False, False, False, True]
+
+
+def test_an_accumulated_run_with_dropout_resumes_exactly(tmp_path):
+    uninterrupted = run(tmp_path / "whole", "--dropout", "0.1", "--grad-accum", "2", steps=12)
+    crashed = tmp_path / "crashed"
+    run(crashed, "--dropout", "0.1", "--grad-accum", "2", steps=12)
+    os.remove(crashed / "step_000012.pt")
+    assert losses(run(crashed, "--resume", steps=12)) == losses(uninterrupted)
+
+
+def test_grad_accum_that_does_not_divide_the_batch_is_a_user_error(tmp_path):
+    with pytest.raises(UserError, match="--grad-accum 3 must divide each process's batch"):
+        train.main(["--out", str(tmp_path / "r"), "--steps", "2", "--grad-accum", "3", *TINY_FLAGS])
+
+
 def test_weight_decay_applies_to_linear_matrices_only():
     model = CharTransformer(ModelConfig(vocab_size=10, d_model=32, n_heads=4, pos_encoding="learned"))
     _, cfg, _ = configs("--weight-decay", "0.1")

@@ -21,6 +21,8 @@ EVAL = ["tests/test_eval.py"]
 CORPUS = ["tests/test_corpus.py"]
 CHECKPOINT = ["tests/test_train.py", "tests/test_errors.py"]
 BEST = ["tests/test_checkpoints.py"]
+CONFIG = ["tests/test_config_file.py"]
+ACCUM = ["tests/test_train.py", "-k", "accum or micro_batch"]
 
 MUTANTS = [
     # --- sampling ---------------------------------------------------------------------------------
@@ -249,6 +251,33 @@ MUTANTS = [
            'part == "val" and len(parse_split(split_spec)) == 3',
            'part == "test" and len(parse_split(split_spec)) == 3',
            "a best checkpoint's test BPC is not reported with its validation figure", BEST),
+    # --- gradient accumulation ----------------------------------------------------------------------
+    Mutant("micro_batch_losses_unscaled", "train.py",
+           "(loss / micro_batches).backward()",
+           "loss.backward()",
+           "each micro-batch's gradient counts in full: the step's gradient is N times the batch's", ACCUM),
+    Mutant("every_micro_batch_all_reduced", "train.py",
+           'if hasattr(model, "no_sync") and not last',
+           "if False",
+           "under torchrun every micro-batch's gradients are all-reduced, not only the last's", ACCUM),
+    Mutant("logged_loss_is_the_sum_of_micro_batches", "train.py",
+           "loss = total / micro_batches",
+           "loss = total",
+           "the logged loss of an accumulated step is the sum of its micro-batches' losses", ACCUM),
+    # --- config files -------------------------------------------------------------------------------
+    Mutant("config_file_beats_the_command_line", "train.py",
+           "argparse.Namespace(**{**from_file, **given})",
+           "argparse.Namespace(**{**given, **from_file})",
+           "a --config file's settings override the flags given on the command line", CONFIG),
+    Mutant("config_toml_fixes_a_budgets_steps", "train.py",
+           'or (f.name == "steps" and cfg.time_budget)',
+           "",
+           "a time-budget run's config.toml fixes its steps, so a repeat cannot plan its own (and is refused)",
+           CONFIG),
+    Mutant("config_toml_forgets_the_unit", "train.py",
+           "lines.append(f\"bytes = {toml_value(cfg.unit == 'bytes')}\")",
+           "pass",
+           "config.toml leaves out whether the run was on bytes: a byte run repeats on characters", CONFIG),
     # --- evaluation ---------------------------------------------------------------------------------
     Mutant("eval_in_training_mode", "checkpoint.py",
            "return model.to(device).eval(), Vocab",

@@ -5,6 +5,7 @@ torch.load(weights_only=True); make_checkpoint says what is in it. load_checkpoi
 place that reads one: it fills in what checkpoints written before a setting existed lack (with
 what the code did then), so no other file guesses a default.
 """
+import json
 import os
 import re
 from dataclasses import fields
@@ -18,8 +19,10 @@ from metrics import read_metrics
 from model import CharTransformer, ModelConfig
 
 FORMAT_VERSION = 1
+EXPORT_FORMAT = "tinychar-export-1"
 CHECKPOINT_NAME = re.compile(r"^step_(\d+)\.pt$")
 BEST_NAME = "best.pt"   # the run's checkpoint with the lowest full-pass validation BPC so far
+EXPORT_WEIGHTS, EXPORT_CONFIG = "model.safetensors", "config.json"   # an exported model's folder (export.py)
 REQUIRED_KEYS = ("format_version", "step", "model_config", "vocab", "model")
 # training settings added after format 1, as the code ran before each existed
 TRAIN_CONFIG_BEFORE = dict(unit="chars", optimizer="adamw", split=DEFAULT_SPLIT, precision="fp32")
@@ -97,6 +100,8 @@ def checkpoint_choice(which):
 def describe_choice(ckpt):
     """Which checkpoint of its run ckpt is, in words: "step 5,000, best of 15 by validation BPC"."""
     run_dir = os.path.dirname(ckpt["path"])
+    if "exported_from" in ckpt:
+        return f"step {ckpt['step']:,}, exported from {ckpt['exported_from']}"
     if os.path.basename(ckpt["path"]) != BEST_NAME:
         steps = [s for s, _ in list_checkpoints(run_dir)]
         last = " (the last)" if steps and steps[-1] == ckpt["step"] else ""
@@ -107,8 +112,33 @@ def describe_choice(ckpt):
     return f"step {ckpt['step']:,}, best of {scored} by validation BPC (best.pt)"
 
 
+def is_export(path):
+    return os.path.isdir(path) and os.path.exists(os.path.join(path, EXPORT_WEIGHTS))
+
+
+def load_export(path):
+    """A folder written by export.py, read without pickle (safetensors and JSON), as a checkpoint:
+    what eval.py and generate.py need of one (no optimizer or random state: it cannot be resumed)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+    try:
+        with open(os.path.join(path, EXPORT_CONFIG), encoding="utf-8") as f:
+            config = json.load(f)
+        weights = load_file(os.path.join(path, EXPORT_WEIGHTS))
+    except (OSError, ValueError, SafetensorError) as e:
+        raise UserError(f"cannot read the exported model in {path}: {str(e).splitlines()[0][:200]}") from None
+    if config.get("format") != EXPORT_FORMAT:
+        raise UserError(f"{path} is not a tinychar export ({EXPORT_CONFIG} has no format {EXPORT_FORMAT!r})")
+    if config["model_config"]["tie_weights"]:   # saved once: the head is the token embedding
+        weights["head.weight"] = weights["tok_emb.weight"]
+    return dict(config, model=weights, path=os.path.join(path, EXPORT_WEIGHTS))
+
+
 def load_checkpoint(path, which="last"):
-    """Load a checkpoint file, or a run directory's (find_checkpoint's `which`), onto the CPU."""
+    """Load a checkpoint file, or a run directory's (find_checkpoint's `which`), or a folder written
+    by export.py, onto the CPU."""
+    if is_export(path):
+        return load_export(path)
     path = find_checkpoint(path, which)
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
@@ -135,6 +165,7 @@ def load_checkpoint(path, which="last"):
     ckpt.setdefault("budget_costs", {})
     ckpt.setdefault("best", dict(step=None, bpc=None, scored=0, since=0))   # before best.pt existed
     ckpt["path"] = path
+    ckpt["chosen_by_validation"] = os.path.basename(path) == BEST_NAME
     return ckpt
 
 

@@ -38,7 +38,7 @@ from tqdm import tqdm
 import cli
 import pictures
 import runtime
-from checkpoint import BEST_NAME, checkpoint_choice, describe_choice, load_checkpoint, model_from_checkpoint
+from checkpoint import checkpoint_choice, describe_choice, load_checkpoint, model_from_checkpoint
 from cli import ArgumentParser, UserError
 from corpus import load_corpus, parse_split
 from metrics import plot_curves, read_metrics
@@ -191,7 +191,7 @@ def score_run(ckpt, model, vocab, data=None, batch_size=64, device="cpu", contex
                             context=context or model.cfg.seq_len, note=note, unit=unit, split=part,
                             split_spec=split_spec, precision=precision, val_bpc=bpc, val_chars=n_scored,
                             run_dir=run_dir, checkpoint_choice=describe_choice(ckpt),
-                            chosen_by_validation=os.path.basename(ckpt["path"]) == BEST_NAME))
+                            chosen_by_validation=ckpt["chosen_by_validation"]))
     if results[0]["chosen_by_validation"] and part == "val" and len(parse_split(split_spec)) == 3:
         # the validation figure chose this checkpoint: the test split's is the unbiased one
         _, _, test_ids, _ = load_corpus(data, model.cfg.seq_len, vocab, ckpt["data_fingerprint"], unit=unit,

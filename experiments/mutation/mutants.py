@@ -22,6 +22,7 @@ CORPUS = ["tests/test_corpus.py"]
 CHECKPOINT = ["tests/test_train.py", "tests/test_errors.py"]
 BEST = ["tests/test_checkpoints.py"]
 CONFIG = ["tests/test_config_file.py"]
+EXPORT = ["tests/test_export.py"]
 ACCUM = ["tests/test_train.py", "-k", "accum or micro_batch"]
 
 MUTANTS = [
@@ -145,8 +146,8 @@ MUTANTS = [
            "if grad_clip < 0:",
            "gradient clipping never runs", TRAIN),
     Mutant("clip_norm_not_passed", "train.py",
-           "train_step(runner, optimizer, x, y, cfg.grad_clip, autocast)",
-           "train_step(runner, optimizer, x, y, 1.0, autocast)",
+           "train_step(runner, optimizer, x, y, cfg.grad_clip, autocast, cfg.grad_accum)",
+           "train_step(runner, optimizer, x, y, 1.0, autocast, cfg.grad_accum)",
            "the loop clips at 1.0 whatever --grad-clip says", TRAIN),
     Mutant("guard_catches_nan_only", "train.py",
            "if not math.isfinite(value)",
@@ -278,6 +279,19 @@ MUTANTS = [
            "lines.append(f\"bytes = {toml_value(cfg.unit == 'bytes')}\")",
            "pass",
            "config.toml leaves out whether the run was on bytes: a byte run repeats on characters", CONFIG),
+    # --- export -------------------------------------------------------------------------------------
+    Mutant("export_forgets_the_test_split", "export.py",
+           'len(parse_split(ckpt["train_config"]["split"])) == 3',
+           'len(parse_split(ckpt["train_config"]["split"])) == 4',
+           "an export of a run with a test split records no test BPC", EXPORT),
+    Mutant("export_overwrites", "export.py",
+           "(not os.path.isdir(args.out) or os.listdir(args.out))",
+           "False",
+           "export.py writes into a folder that already holds files", EXPORT),
+    Mutant("export_loses_the_tied_head", "checkpoint.py",
+           'weights["head.weight"] = weights["tok_emb.weight"]',
+           "pass",
+           "an exported model with a tied head loads without its head", EXPORT),
     # --- evaluation ---------------------------------------------------------------------------------
     Mutant("eval_in_training_mode", "checkpoint.py",
            "return model.to(device).eval(), Vocab",

@@ -25,19 +25,27 @@ DEFAULT_SPLIT = "0.9,0.1"   # first 90% train, last 10% validation, as nanoGPT a
 UNITS = ("chars", "bytes")
 CHUNK = 1 << 24             # bytes read at a time: memory stays flat whatever the corpus's size
 CACHE_MAGIC = b"TINYCHAR-IDS\n"
-CACHE_VERSION = 1
+CACHE_VERSION = 2   # 2: a byte corpus's ids are its byte values (the fixed 256-byte vocabulary)
+BYTES = "".join(chr(b) for b in range(256))   # a byte model's vocabulary: every byte, so it continues on any file
 
 
 class Vocab:
-    """The sorted symbols of a corpus; id = position. unit "chars": symbols are characters (a str);
-    unit "bytes": byte values, kept as the str of chr(b) so that a checkpoint stores a plain string."""
+    """A model's symbols; id = position. unit "chars": characters (a str), a corpus's own sorted
+    set; unit "bytes": byte values, kept as the str of chr(b) so that a checkpoint stores a plain
+    string: all 256 (byte models trained before that have their file's bytes). present: the
+    symbols that occur in the corpus (all of them where not known)."""
 
-    def __init__(self, symbols, unit="chars"):
+    def __init__(self, symbols, unit="chars", present=None):
         if unit not in UNITS:
             raise ValueError(f"unit must be one of {UNITS}, got {unit!r}")
         self.chars = "".join(symbols)
         self.unit = unit
         self.index = {c: i for i, c in enumerate(self.chars)}
+        self.present = self.chars if present is None else "".join(present)
+
+    def extended(self, symbols):
+        """This vocabulary with the symbols it lacks appended (sorted): ids it had keep their meaning."""
+        return Vocab(self.chars + "".join(sorted(set(symbols) - set(self.chars))), self.unit)
 
     def __len__(self):
         return len(self.chars)
@@ -148,13 +156,15 @@ def read_cache(cache, sha256):
         return None
 
 
-def write_cache(path, unit, cache_candidates, codes, count, sha256, log):
-    """The second pass: encode the corpus into the first writable cache path, atomically."""
+def write_cache(path, unit, cache_candidates, present, count, sha256, log):
+    """The second pass: encode the corpus into the first writable cache path, atomically. The ids
+    are positions in the vocabulary: the present characters, or all 256 byte values."""
+    codes = np.arange(256) if unit == "bytes" else present
     lookup = np.zeros(codes.max() + 1, dtype=np.int64)
     lookup[codes] = np.arange(len(codes))
     dtype = ids_dtype(len(codes))
-    header = json.dumps(dict(version=CACHE_VERSION, sha256=sha256, unit=unit, count=count,
-                             dtype=np.dtype(dtype).name, vocab=codes.tolist())).encode()
+    header = json.dumps(dict(version=CACHE_VERSION, sha256=sha256, unit=unit, count=count, dtype=np.dtype(dtype).name,
+                             vocab=codes.tolist(), present=present.tolist())).encode()
     for cache in cache_candidates:
         try:
             os.makedirs(os.path.dirname(cache), exist_ok=True)
@@ -182,13 +192,14 @@ def encoded_corpus(path, unit="chars", run_dir=None, log=None, expected_sha256=N
     for cache in candidates:
         found = read_cache(cache, sha256)
         if found and found[0]["unit"] == unit:
-            header, ids = found
-            return Vocab([chr(c) for c in header["vocab"]], unit), ids, sha256
-    codes, count = scan(path, unit)
-    found = read_cache(write_cache(path, unit, candidates, codes, count, sha256, log), sha256)
-    if not found:
-        raise UserError(f"the token cache of {path} could not be read back")
-    return Vocab([chr(c) for c in codes], unit), found[1], sha256
+            break
+    else:
+        present, count = scan(path, unit)
+        found = read_cache(write_cache(path, unit, candidates, present, count, sha256, log), sha256)
+        if not found:
+            raise UserError(f"the token cache of {path} could not be read back")
+    header, ids = found
+    return Vocab([chr(c) for c in header["vocab"]], unit, [chr(c) for c in header["present"]]), ids, sha256
 
 
 def parse_split(spec):
@@ -225,11 +236,18 @@ def load_corpus(path, seq_len, vocab=None, expected_fingerprint=None, unit="char
     """Read (through the cache), split and check a corpus. Returns (vocab, train_ids, ids of `part`
     ("val" or "test"), fingerprint); the ids are read-only NumPy arrays. Each of those splits must
     hold at least one full window (seq_len + 1 units). With expected_fingerprint (a checkpoint's),
-    the file must be the very data the run was trained on; with vocab, the same vocabulary."""
+    the file must be the very data the run was trained on; with vocab (a model's), the ids are that
+    vocabulary's, which must hold every symbol present in the file."""
     corpus_vocab, ids, fingerprint = encoded_corpus(path, unit, run_dir, log, expected_fingerprint)
-    if vocab is not None and vocab.chars != corpus_vocab.chars:
-        raise UserError(f"{path} does not have the vocabulary of the model")
     splits = split(ids, split_spec)
+    if vocab is not None and vocab.chars != corpus_vocab.chars:
+        unknown = sorted(set(corpus_vocab.present) - set(vocab.chars))
+        if unknown:
+            shown = " ".join(repr(c) if unit == "chars" else f"0x{ord(c):02x}" for c in unknown[:10])
+            raise UserError(f"{path} has {len(unknown)} {'characters' if unit == 'chars' else 'bytes'} the model "
+                            f"does not know ({shown}{' ...' if len(unknown) > 10 else ''})")
+        table = np.array([vocab.index.get(c, 0) for c in corpus_vocab.chars], dtype=ids_dtype(len(vocab)))
+        splits = {name: MappedIds(part, table) for name, part in splits.items()}
     if part not in splits:
         raise UserError(f"--split {part}: the run was trained with --split {split_spec}, which has no {part} part")
     unit_name = "characters" if unit == "chars" else "bytes"
@@ -238,6 +256,33 @@ def load_corpus(path, seq_len, vocab=None, expected_fingerprint=None, unit="char
             raise UserError(f"{path} is too short: its {name} split has {len(ids_part)} {unit_name}, "
                             f"needs at least seq_len + 1 = {seq_len + 1} (use a longer text or a smaller --seq-len)")
     return vocab or corpus_vocab, splits["train"], splits[part], fingerprint
+
+
+class MappedIds:
+    """A corpus's ids read as another vocabulary's (table[id]), a slice at a time: the corpus stays
+    memory-mapped, never copied. Indexing and len as the ids array; np.asarray gives the ids."""
+
+    def __init__(self, ids, table):
+        self.ids, self.table = ids, table
+
+    def __len__(self):
+        return len(self.ids)
+
+    def __getitem__(self, index):
+        part = self.ids[index]
+        return MappedIds(part, self.table) if isinstance(index, slice) else self.table[part]
+
+    def __array__(self, dtype=None, copy=None):
+        ids = self.table[np.asarray(self.ids)]
+        return ids if dtype is None else ids.astype(dtype)
+
+
+def symbol_counts(ids, vocab_size):
+    """How often each id occurs (np.bincount), without a mapped copy of a corpus's ids."""
+    if isinstance(ids, MappedIds):
+        raw = np.bincount(np.asarray(ids.ids), minlength=len(ids.table))
+        return np.bincount(ids.table, weights=raw, minlength=vocab_size).astype(np.int64)
+    return np.bincount(np.asarray(ids), minlength=vocab_size)
 
 
 def get_batch(ids, batch_size, seq_len, generator):

@@ -40,7 +40,7 @@ import pictures
 import runtime
 from checkpoint import checkpoint_choice, describe_choice, load_checkpoint, model_from_checkpoint
 from cli import ArgumentParser, UserError
-from corpus import load_corpus, parse_split
+from corpus import load_corpus, parse_split, symbol_counts
 from metrics import plot_curves, read_metrics
 
 
@@ -112,8 +112,8 @@ def reference_bpcs(vocab, train_ids, val_ids):
     split and B the first REFERENCE_SCORED of the scored split (both whole for Tiny Shakespeare);
     bz2 compresses 900 kB blocks, so it sees only the last < 900 kB of A in any case."""
     V = len(vocab)
-    counts = np.bincount(np.asarray(train_ids), minlength=V) + 1                  # add-one smoothing
-    val_counts = np.bincount(np.asarray(val_ids), minlength=V)
+    counts = symbol_counts(train_ids, V) + 1                                     # add-one smoothing
+    val_counts = symbol_counts(val_ids, V)
     unigram = -float((val_counts * np.log2(counts / counts.sum())).sum()) / len(val_ids)
     codes = vocab.codes()
 

@@ -32,9 +32,9 @@ from tqdm import tqdm
 import cli
 import runtime
 from budget import BUDGET_PLANNED, Budget, steps_that_fit
-from checkpoint import BEST_NAME, checkpoint_path, list_checkpoints, load_checkpoint, make_checkpoint, save_checkpoint
+from checkpoint import BEST_NAME, checkpoint_path, describe_choice, list_checkpoints, load_checkpoint, make_checkpoint, save_checkpoint
 from cli import ArgumentParser, UserError, add_config_flags, setting
-from corpus import DEFAULT_SPLIT, get_batch, load_corpus, parse_split
+from corpus import DEFAULT_SPLIT, Vocab, encoded_corpus, get_batch, load_corpus, parse_split
 from eval import full_pass_bpc
 from files import AtomicFile, replace_with_link
 from metrics import plot_curves, read_metrics, write_metrics
@@ -67,6 +67,10 @@ class TrainConfig:
                                     f"{BEST_SCORED:,} units of the validation split, and the lowest is kept as best.pt")
     early_stop: int = setting(0, "stop (validated and saved) when N checkpoints in a row have not improved on "
                                  "best.pt's score; 0 = off")
+    init_from: str = setting(None, "start from a trained model's weights (a run directory's best.pt, a checkpoint "
+                                   "file or an export) on any corpus, with a new optimizer, schedule and budget: "
+                                   "the model's shape is the source's; characters new to it get new rows",
+                             shown="none")
     keep_last: int = setting(None, "keep only the last K step checkpoints (and best.pt); at least 1, the one "
                                    "--resume needs", shown="all")
     seed: int = setting(1337, "seed for initialisation, batches and dropout")
@@ -215,6 +219,40 @@ def toml_value(value):
     return repr(value)
 
 
+SHAPE_FIELDS = ("seq_len", "d_model", "n_layers", "n_heads", "d_ff", "pos_encoding", "tie_weights", "activation",
+                "qk_norm", "logit_softcap")   # what a model started from another keeps (dropout, init may differ)
+
+
+def take_source_shape(source, model_fields, train_fields, given):
+    """--init-from: the model's shape and unit are the source's; a flag (or preset) that sets them
+    otherwise is an error."""
+    for field in SHAPE_FIELDS:
+        saved, value = source["model_config"][field], model_fields[field]
+        if field == "d_ff" and value == 0:
+            value = 4 * model_fields["d_model"]
+        if field in given and value != saved:
+            raise UserError(f"--init-from: {source['path']} has {field}={saved!r} but the flags give {value!r}; a "
+                            f"model started from another keeps its shape")
+        model_fields[field] = saved
+    unit = source["train_config"]["unit"]
+    if train_fields["unit"] != unit:
+        flag = "--no-bytes" if unit == "chars" else "--bytes"
+        raise UserError(f"--init-from: {source['path']} was trained on {unit} ({flag}): a model started from it "
+                        f"reads the same unit")
+
+
+def start_from(model, weights):
+    """Copy a trained model's weights into a fresh one whose vocabulary extends the source's: the
+    rows of the symbols the source knew are its own, the new symbols' keep their initialisation."""
+    state = model.state_dict()   # the model's own tensors: writing them writes the model
+    with torch.no_grad():
+        for name, value in weights.items():
+            if name in ("tok_emb.weight", "head.weight"):
+                state[name][:value.size(0)] = value
+            else:
+                state[name].copy_(value)
+
+
 def resolve_configs(args):
     """Settings, later ones winning: defaults, the resumed checkpoint's, the preset, explicit flags.
     Returns (ModelConfig, TrainConfig, checkpoint to resume or None)."""
@@ -244,6 +282,9 @@ def resolve_configs(args):
         (model_fields if field in model_fields else train_fields)[field] = value
     if "steps" in explicit and "time_budget" not in explicit:
         train_fields["time_budget"] = 0.0   # --steps given: a preset's (or a resumed run's) time budget gives way
+    if train_fields["init_from"] and not resumed:
+        given = set(explicit) | set(PRESETS[args.preset] if args.preset else ())
+        take_source_shape(load_checkpoint(train_fields["init_from"], "best"), model_fields, train_fields, given)
     if resumed:
         for field, saved in resumed["model_config"].items():
             if field != "vocab_size" and model_fields[field] != saved:
@@ -496,11 +537,17 @@ def start_processes(device, cfg, resumed):
     return device, rank, world_size
 
 
-def read_corpus(cfg, model_cfg, resumed, rank, world_size):
+def read_corpus(cfg, model_cfg, resumed, source, rank, world_size):
     """(vocab, train_ids, val_ids, fingerprint). Rank 0 encodes the corpus into its cache (if it is
-    not there yet) while the others wait; then every rank memory-maps the same file."""
+    not there yet) while the others wait; then every rank memory-maps the same file. The vocabulary
+    is the corpus's own, a resumed run's, or (--init-from) the source's with the corpus's new
+    symbols appended."""
     def read():
-        return load_corpus(cfg.data, model_cfg.seq_len, expected_fingerprint=resumed and resumed["data_fingerprint"],
+        vocab = Vocab(resumed["vocab"], cfg.unit) if resumed else None
+        if source:
+            present = encoded_corpus(cfg.data, cfg.unit, cfg.out, log=print)[0].present
+            vocab = Vocab(source["vocab"], cfg.unit).extended(present)
+        return load_corpus(cfg.data, model_cfg.seq_len, vocab, expected_fingerprint=resumed and resumed["data_fingerprint"],
                            unit=cfg.unit, split_spec=cfg.split, run_dir=cfg.out,
                            log=print)   # the cache's path, on stdout with the rest of the run's log
     corpus = read() if rank == 0 else None
@@ -631,6 +678,40 @@ class RunLog:
         sys.stdout.flush()  # a log redirected to a file shows progress as it happens
 
 
+def build_model(model_cfg, cfg, source, device, rank, world_size):
+    """(model, optimizer): the same initial weights on every rank, from --seed, or the source's
+    (--init-from); then each rank draws its own dropout masks, as N processes' slices should."""
+    torch.manual_seed(cfg.seed)
+    model = CharTransformer(model_cfg).to(device)
+    if source:
+        start_from(model, source["model"])
+    if world_size > 1:
+        torch.manual_seed(cfg.seed + rank)
+    return model, make_optimizer(model, cfg)
+
+
+def announce(model, cfg, vocab, train_ids, val_ids, source, device, world_size, compiled):
+    """The new run's first line: its size, data, device and precision (and where it started from)."""
+    print(f"{count_params(model):,} parameters, vocabulary {len(vocab)}, {len(train_ids):,} training / "
+          f"{len(val_ids):,} validation {cfg.unit.replace('chars', 'characters')}, device {device}, {cfg.precision}"
+          + (f", {world_size} processes" if world_size > 1 else "") + (", compiled" if compiled else ""))
+    if source:
+        print(f"started from {cfg.init_from}: {describe_choice(source)}; {len(source['vocab'])} symbols it knew, "
+              f"{len(vocab) - len(source['vocab'])} new")
+
+
+def say_done(cfg, step, last_good, best, stopped_early, budget_spent_s):
+    """The run's last lines: why it stopped, where its checkpoints are."""
+    if stopped_early:
+        print(f"early stop: {cfg.early_stop} checkpoints in a row did not improve on step {best['step']:,}'s "
+              f"{best['bpc']:.4f} BPC (best.pt)")
+    if budget_spent_s:
+        print(f"time budget spent: stopped at step {step:,} of the {cfg.steps:,} planned ({budget_spent_s:.1f} s of "
+              f"{cfg.time_budget * 60:g})")
+    kept = f", best.pt = step {best['step']:,} ({best['bpc']:.4f} BPC)" if best["step"] is not None else ""
+    print(f"done: {step} steps, checkpoint {last_good}{kept}; full-pass BPC: python eval.py {cfg.out}")
+
+
 def train(model_cfg, cfg, resumed=None, progress=True):
     """Run (or continue) training; returns the metrics rows. All state goes to cfg.out.
 
@@ -647,17 +728,14 @@ def train(model_cfg, cfg, resumed=None, progress=True):
                     resumed["budget_costs"] if resumed else None)
     device, rank, world_size = start_processes(device, cfg, resumed)
     main_process = rank == 0
-    vocab, train_ids, val_ids, fingerprint = read_corpus(cfg, model_cfg, resumed, rank, world_size)
+    source = load_checkpoint(cfg.init_from, "best") if cfg.init_from and not resumed else None
+    vocab, train_ids, val_ids, fingerprint = read_corpus(cfg, model_cfg, resumed, source, rank, world_size)
     model_cfg.vocab_size = len(vocab)
     os.makedirs(cfg.out, exist_ok=True)
     if main_process:
         with AtomicFile(os.path.join(cfg.out, "config.toml")) as f:
             f.write(config_toml(model_cfg, cfg))
-    torch.manual_seed(cfg.seed)
-    model = CharTransformer(model_cfg).to(device)   # the same initial weights on every rank
-    if world_size > 1:   # then each rank draws its own dropout masks, as N processes' slices should
-        torch.manual_seed(cfg.seed + rank)
-    optimizer = make_optimizer(model, cfg)
+    model, optimizer = build_model(model_cfg, cfg, source, device, rank, world_size)
     batch_rng = torch.Generator().manual_seed(cfg.seed)
     val_rng = torch.Generator().manual_seed(VAL_BATCH_SEED)
     val_batches = [tuple(t.to(device) for t in get_batch(val_ids, cfg.batch_size, model_cfg.seq_len, val_rng))
@@ -673,9 +751,7 @@ def train(model_cfg, cfg, resumed=None, progress=True):
         cfg.steps = plan_steps(model, optimizer, cfg, train_ids, val_ids, val_batches, autocast, budget, device, rank,
                                world_size)
     if main_process and not resumed:
-        print(f"{count_params(model):,} parameters, vocabulary {len(vocab)}, {len(train_ids):,} training / "
-              f"{len(val_ids):,} validation {cfg.unit.replace('chars', 'characters')}, device {device}, {cfg.precision}"
-              + (f", {world_size} processes" if world_size > 1 else "") + (", compiled" if compiled else ""))
+        announce(model, cfg, vocab, train_ids, val_ids, source, device, world_size, compiled)
     local_batch = slice(rank * cfg.batch_size // world_size, (rank + 1) * cfg.batch_size // world_size)
     last_good = list_checkpoints(cfg.out)[-1][1] if resumed else None
     checkpoints = RunCheckpoints(cfg, resumed, main_process)
@@ -739,16 +815,8 @@ def train(model_cfg, cfg, resumed=None, progress=True):
                           f"continue with: python train.py --out {cfg.out} --resume")
                 raise KeyboardInterrupt
             budget.start_window()
-    if main_process and stopped_early:
-        print(f"early stop: {cfg.early_stop} checkpoints in a row did not improve on step {checkpoints.best['step']:,}'s "
-              f"{checkpoints.best['bpc']:.4f} BPC (best.pt)")
-    if main_process and budget_spent:
-        print(f"time budget spent: stopped at step {step:,} of the {cfg.steps:,} planned ({budget.elapsed():.1f} s of "
-              f"{cfg.time_budget * 60:g})")
     if main_process:
-        best = checkpoints.best
-        kept = f", best.pt = step {best['step']:,} ({best['bpc']:.4f} BPC)" if best["step"] is not None else ""
-        print(f"done: {step} steps, checkpoint {last_good}{kept}; full-pass BPC: python eval.py {cfg.out}")
+        say_done(cfg, step, last_good, checkpoints.best, stopped_early, budget_spent and budget.elapsed())
     return rows
 
 

@@ -9,7 +9,7 @@ import torch
 
 import corpus
 from cli import UserError
-from corpus import encoded_corpus, get_batch, load_corpus, split
+from corpus import Vocab, encoded_corpus, get_batch, load_corpus, split, symbol_counts
 
 TEXT = "naïve café — ☃ snow, übung!\n" * 40 + "the end.\n"
 
@@ -106,16 +106,31 @@ def test_invalid_utf8_is_named_with_its_offset_even_across_chunks(tmp_path, monk
         encoded_corpus(str(path), log=lambda m: None)
 
 
-def test_bytes_unit_takes_any_file_and_keeps_its_bytes(tmp_path):
+def test_bytes_unit_takes_any_file_and_its_vocabulary_is_every_byte_value(tmp_path):
     path = tmp_path / "bin"
     raw = bytes([0, 255, 128, 10, 65]) * 50
     path.write_bytes(raw)
     vocab, ids, _ = encoded_corpus(str(path), unit="bytes", log=lambda m: None)
-    assert vocab.unit == "bytes" and [ord(c) for c in vocab.chars] == [0, 10, 65, 128, 255]
-    assert vocab.decode(ids.tolist()) == raw
-    assert vocab.encode("A\n").tolist() == [2, 1]
+    assert vocab.unit == "bytes" and [ord(c) for c in vocab.chars] == list(range(256))   # any file, any byte
+    assert [ord(c) for c in vocab.present] == [0, 10, 65, 128, 255]
+    assert ids.tolist() == list(raw) and vocab.decode(ids.tolist()) == raw                # an id is its byte
+    assert vocab.encode("AB\n").tolist() == [65, 66, 10]
+    older = Vocab([chr(b) for b in (0, 10, 65, 128, 255)], "bytes")   # a byte model from before: its file's bytes
     with pytest.raises(UserError, match="bytes not in the model's vocabulary: 0x42"):
-        vocab.encode("B")
+        older.encode("B")
+
+
+def test_a_model_vocabulary_that_holds_the_corpus_reads_its_ids_mapped_without_a_copy(tmp_path):
+    path = tmp_path / "bin"
+    path.write_bytes(bytes([0, 255, 128, 10, 65]) * 50)
+    older = Vocab([chr(b) for b in (0, 10, 65, 128, 255)], "bytes")
+    _, train_ids, val_ids, _ = load_corpus(str(path), 4, vocab=older, unit="bytes", log=lambda m: None)
+    assert np.asarray(train_ids[:5]).tolist() == [0, 4, 3, 1, 2] and len(train_ids) == 225
+    x, y = get_batch(train_ids, 2, 4, torch.Generator().manual_seed(0))
+    assert set(x.flatten().tolist()) <= set(range(5))
+    assert symbol_counts(val_ids, 5).tolist() == [5, 5, 5, 5, 5]
+    with pytest.raises(UserError, match="has 2 bytes the model does not know"):
+        load_corpus(str(path), 4, vocab=Vocab([chr(0), chr(10), chr(65)], "bytes"), unit="bytes", log=lambda m: None)
 
 
 def test_splits_by_fraction_or_count_in_order():
@@ -174,7 +189,8 @@ def test_a_byte_model_on_a_file_that_is_not_utf8_trains_evaluates_on_test_and_ge
     assert "test BPC" in table and " byte" in table and "bits per byte" in table
     sample = run_script("generate.py", "--ckpt", out, "--prompt", "the", "--max-new-tokens", "200", "--seed", "1")
     assert sample.returncode == 0 and sample.stdout.startswith("the") and len(sample.stdout) > 3
-    assert_one_line_error(run_script("generate.py", "--ckpt", out, "--prompt", "☃"), "bytes not in the model's vocabulary")
+    snowman = run_script("generate.py", "--ckpt", out, "--prompt", "☃", "--max-new-tokens", "5")   # every byte is known
+    assert snowman.returncode == 0 and snowman.stdout.startswith("☃")
     assert_one_line_error(run_script("train.py", "--out", out, "--resume", "--no-bytes"), "trained on bytes")
     chars_run = str(tmp_path / "chars")
     text = tmp_path / "t.txt"

@@ -22,6 +22,7 @@ CORPUS = ["tests/test_corpus.py"]
 CHECKPOINT = ["tests/test_train.py", "tests/test_errors.py"]
 BEST = ["tests/test_checkpoints.py"]
 CONFIG = ["tests/test_config_file.py"]
+INIT = ["tests/test_init_from.py"]
 EXPORT = ["tests/test_export.py"]
 ACCUM = ["tests/test_train.py", "-k", "accum or micro_batch"]
 
@@ -265,6 +266,19 @@ MUTANTS = [
            "loss = total / micro_batches",
            "loss = total",
            "the logged loss of an accumulated step is the sum of its micro-batches' losses", ACCUM),
+    # --- starting from a trained model --------------------------------------------------------------
+    Mutant("init_from_ignores_the_weights", "train.py",
+           'start_from(model, source["model"])',
+           "pass",
+           "--init-from starts from a fresh initialisation, not the source's weights", INIT),
+    Mutant("init_from_shape_unchecked", "train.py",
+           "if field in given and value != saved:",
+           "if False:",
+           "a shape flag that disagrees with --init-from's source is silently replaced", INIT),
+    Mutant("init_from_reorders_the_vocabulary", "corpus.py",
+           'return Vocab(self.chars + "".join(sorted(set(symbols) - set(self.chars))), self.unit)',
+           'return Vocab("".join(sorted(set(symbols) | set(self.chars))), self.unit)',
+           "the extended vocabulary is re-sorted: the source's ids no longer mean its symbols", INIT),
     # --- config files -------------------------------------------------------------------------------
     Mutant("config_file_beats_the_command_line", "train.py",
            "argparse.Namespace(**{**from_file, **given})",

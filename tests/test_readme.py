@@ -64,7 +64,8 @@ def test_the_readme_is_a_front_page_whose_links_lead_somewhere():
 EXPERIMENTS = ["experiments/report.py", "experiments/checkpoint_curve.py", "experiments/oracle_diffs.py",
                "experiments/mutation/run.py", "experiments/plain_baseline/run.py", "experiments/recipe/run.py",
                "experiments/recipe/summarize.py", "experiments/recipe/step_cost.py", "experiments/recipe/dropout_cost.py",
-               "experiments/refactor/compare.py", "experiments/scale/measure.py"]
+               "experiments/refactor/compare.py", "experiments/scale/measure.py",
+               "experiments/finetune/run.py"]
 
 
 def test_the_experiments_list_names_every_script_of_experiments():

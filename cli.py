@@ -7,10 +7,14 @@ ArgumentParser does the same for argparse's own errors.
 
 A setting is written once: a config dataclass's field made with setting() carries its default,
 help and choices, and add_config_flags turns it into a flag, so that a default cannot drift apart
-from the help that states it.
+from the help that states it. config_file_flags reads the same flags from a TOML file (train.py
+--config), each by its name.
 """
 import argparse
+import difflib
+import json
 import sys
+import tomllib
 from dataclasses import MISSING, field, fields
 
 
@@ -65,3 +69,43 @@ def add_config_flags(parser, config_class):
         else:
             parser.add_argument(flag, dest=f.name, type=f.type, default=None, help=help_text,
                                 choices=list(meta["choices"]) if "choices" in meta else None)
+
+
+def config_file_flags(parser, path):
+    """The flags a TOML file sets, as command-line arguments for parser: each key is a flag's name
+    (d-model, d_model or the field's name, pos_encoding for --pos); true/false for an on/off flag."""
+    try:
+        with open(path, "rb") as f:
+            table = tomllib.load(f)
+    except OSError as e:
+        raise UserError(f"--config: cannot read {path}: {e.strerror}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise UserError(f"--config: {path} is not valid TOML: {e}") from None
+    flags = {}   # every spelling of a flag's name -> (its flag, its action)
+    for action in parser._actions:
+        for flag in action.option_strings:
+            if flag.startswith("--") and not flag.startswith("--no-") and flag not in ("--help", "--config"):
+                for name in (flag[2:], flag[2:].replace("-", "_"), action.dest):
+                    flags[name] = (flag, action)
+    argv = []
+    for key, value in table.items():
+        if key not in flags:
+            close = difflib.get_close_matches(key.replace("_", "-"), [f[2:] for f, _ in flags.values()], n=1)
+            raise UserError(f"--config: {path} sets {key!r}, which is no flag of {parser.prog}"
+                            + (f" (did you mean --{close[0]}?)" if close else ""))
+        flag, action = flags[key]
+        if isinstance(action, (argparse.BooleanOptionalAction, argparse._StoreTrueAction)):
+            if not isinstance(value, bool):
+                raise UserError(f"--config: {path} sets {key} = {value!r}: {flag} takes true or false")
+            argv += [flag] if value else ([f"--no-{flag[2:]}"] if isinstance(action, argparse.BooleanOptionalAction) else [])
+        else:
+            argv += [flag, str(value)]
+    return argv
+
+
+def toml_value(value):
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)   # a JSON string is a TOML basic string
+    return repr(value)

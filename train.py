@@ -14,15 +14,12 @@ Ctrl-C saves a checkpoint and exits; --resume continues it exactly (same losses 
 that was never interrupted).
 """
 import argparse
-import difflib
-import json
 import math
 import os
 import signal
 import sys
 import tempfile
 import time
-import tomllib
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, fields, replace
 
@@ -33,7 +30,7 @@ import cli
 import runtime
 from budget import BUDGET_PLANNED, Budget, steps_that_fit
 from checkpoint import BEST_NAME, checkpoint_path, describe_choice, list_checkpoints, load_checkpoint, make_checkpoint, save_checkpoint
-from cli import ArgumentParser, UserError, add_config_flags, setting
+from cli import ArgumentParser, UserError, add_config_flags, config_file_flags, setting, toml_value
 from corpus import DEFAULT_SPLIT, Vocab, encoded_corpus, get_batch, load_corpus, parse_split
 from eval import full_pass_bpc
 from files import AtomicFile, replace_with_link
@@ -163,38 +160,6 @@ def parse_args(argv=None):
     return args
 
 
-def config_file_flags(parser, path):
-    """The flags a TOML file sets, as command-line arguments for parser: each key is a flag's name
-    (d-model, d_model or the field's name, pos_encoding for --pos); true/false for an on/off flag."""
-    try:
-        with open(path, "rb") as f:
-            table = tomllib.load(f)
-    except OSError as e:
-        raise UserError(f"--config: cannot read {path}: {e.strerror}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise UserError(f"--config: {path} is not valid TOML: {e}") from None
-    flags = {}   # every spelling of a flag's name -> (its flag, its action)
-    for action in parser._actions:
-        for flag in action.option_strings:
-            if flag.startswith("--") and not flag.startswith("--no-") and flag not in ("--help", "--config"):
-                for name in (flag[2:], flag[2:].replace("-", "_"), action.dest):
-                    flags[name] = (flag, action)
-    argv = []
-    for key, value in table.items():
-        if key not in flags:
-            close = difflib.get_close_matches(key.replace("_", "-"), [f[2:] for f, _ in flags.values()], n=1)
-            raise UserError(f"--config: {path} sets {key!r}, which is no flag of train.py"
-                            + (f" (did you mean --{close[0]}?)" if close else ""))
-        flag, action = flags[key]
-        if isinstance(action, (argparse.BooleanOptionalAction, argparse._StoreTrueAction)):
-            if not isinstance(value, bool):
-                raise UserError(f"--config: {path} sets {key} = {value!r}: {flag} takes true or false")
-            argv += [flag] if value else ([f"--no-{flag[2:]}"] if isinstance(action, argparse.BooleanOptionalAction) else [])
-        else:
-            argv += [flag, str(value)]
-    return argv
-
-
 def config_toml(model_cfg, cfg):
     """The run's settings as a TOML file that --config reads back: every flag with its value (those
     without one, such as --keep-last's "all", left out); under a time budget no --steps, so that a
@@ -209,14 +174,6 @@ def config_toml(model_cfg, cfg):
             lines.append(f"{name} = {toml_value(value)}")
     lines.append(f"bytes = {toml_value(cfg.unit == 'bytes')}")
     return "\n".join(lines) + "\n"
-
-
-def toml_value(value):
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return json.dumps(value)   # a JSON string is a TOML basic string
-    return repr(value)
 
 
 SHAPE_FIELDS = ("seq_len", "d_model", "n_layers", "n_heads", "d_ff", "pos_encoding", "tie_weights", "activation",

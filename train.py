@@ -756,7 +756,7 @@ def train(model_cfg, cfg, resumed=None, progress=True):
                 pending_losses = []
             if at_ckpt or stop_requested:
                 save_start = time.perf_counter()
-                stopped_early = at_ckpt and checkpoints.judge(step, bpc, device, world_size)
+                stopped_early = at_ckpt and checkpoints.judge(step, bpc, device, world_size) and step < cfg.steps
                 rank_states = runtime.gather_rng_states(device, world_size)   # every rank takes part
                 rng = {"torch": rank_states[0]["torch"], "batches": batch_rng.get_state(), "ranks": rank_states}
                 payload = main_process and make_checkpoint(step, asdict(model_cfg), asdict(cfg), vocab, fingerprint,

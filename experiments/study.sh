@@ -50,12 +50,12 @@ for run in ${@:-$FIRST $MODERN $DEPTH}; do
     [ -f "$out/$(printf 'step_%06d.pt' "$steps")" ] || python train.py --data "$DATA" --out "$out" --steps 5000 \
         --seed "$seed" $flags $resume >> "$out.log" 2>&1
     # fp32 scoring, as the first study's (eval.py's default for a bf16 run is bf16, 0.0001 BPC away)
-    python eval.py "$out" --precision fp32 --json --no-references > "$out/eval.json.tmp" && mv "$out/eval.json.tmp" "$out/eval.json"
+    python eval.py "$out" --checkpoint last --precision fp32 --json --no-references > "$out/eval.json.tmp" && mv "$out/eval.json.tmp" "$out/eval.json"
   fi
   # length extrapolation, where the checkpoint is here (learned positions stop at the trained 128)
   if [ ! -f "$out/extrapolation.json" ] && ls "$out"/step_*.pt >/dev/null 2>&1 && [ "$config" != memorise_primer ]; then
     contexts=$CONTEXTS; [[ $flags == *"--pos learned"* ]] && contexts="64 128"
-    python eval.py "$out" --context $contexts --batch-size 8 --precision fp32 --json --no-references > "$out/extrapolation.json.tmp" \
+    python eval.py "$out" --checkpoint last --context $contexts --batch-size 8 --precision fp32 --json --no-references > "$out/extrapolation.json.tmp" \
       && mv "$out/extrapolation.json.tmp" "$out/extrapolation.json"
   fi
   echo "$run: done"
@@ -68,5 +68,5 @@ fi
 # the reference rows (uniform, unigram, bz2, lzma) of Tiny Shakespeare's validation split
 refs=checkpoints/study/references.json
 if [ ! -f $refs ] && [ -f checkpoints/study/baseline_s1/eval.json ]; then
-  python eval.py checkpoints/study/baseline_s1 --json > $refs.tmp && mv $refs.tmp $refs
+  python eval.py checkpoints/study/baseline_s1 --checkpoint last --json > $refs.tmp && mv $refs.tmp $refs
 fi

@@ -63,7 +63,8 @@ def run_arm(arm, seed, base_steps, costs, minutes=None):
             log.write("$ " + " ".join(command) + "\n")
             log.flush()
             subprocess.run(command, cwd=ROOT, stdout=log, stderr=log, check=True)
-        scored = subprocess.run([sys.executable, "eval.py", out, "--precision", "fp32", "--json", "--no-references"],
+        scored = subprocess.run([sys.executable, "eval.py", out, "--checkpoint", "last", "--precision", "fp32", "--json",
+                                 "--no-references"],
                                 cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True, check=True).stdout
     with AtomicFile(os.path.join(ROOT, out, "eval.json")) as f:
         f.write(scored)

@@ -88,5 +88,6 @@ def test_a_byte_model_continues_a_non_ascii_prompt_from_its_utf8_bytes(byte_run,
     model, vocab = model_from_checkpoint(load_checkpoint(byte_run))
     # the prompt as five bytes, c a f 0xc3 0xa9, looked up by hand in the byte vocabulary
     prompt = torch.tensor([[vocab.chars.index(chr(b)) for b in "café".encode("utf-8")]])
+    assert vocab.encode("café").tolist() == prompt[0].tolist()   # five ids, not four: é is two bytes
     continuation = sampling.generate(model, prompt, 30, temperature=0)[0, prompt.size(1):].tolist()
     assert text == "café" + vocab.decode(continuation).decode("utf-8", errors="replace") + "\n"

@@ -31,9 +31,13 @@ class ArgumentParser(argparse.ArgumentParser):
         sys.exit(2)
 
 
+class Terminated(Exception):
+    """The process was asked to stop by SIGTERM (and has stopped cleanly): exit status 143."""
+
+
 def run(main, argv=None):
     """Call a script's main(argv) as its command line: UserError -> one line and exit 2,
-    KeyboardInterrupt -> exit 130 (what a shell reports for Ctrl-C)."""
+    KeyboardInterrupt -> exit 130 (what a shell reports for Ctrl-C), Terminated -> 143 (SIGTERM's)."""
     try:
         main(argv)
     except UserError as e:
@@ -41,6 +45,8 @@ def run(main, argv=None):
         sys.exit(2)
     except KeyboardInterrupt:
         sys.exit(130)
+    except Terminated:
+        sys.exit(143)
 
 
 def setting(default, help, **flag):

@@ -10,8 +10,8 @@ Random windows of the training split; AdamW with linear warmup then cosine decay
 clipping; validation every --eval-every steps on a fixed set of validation batches (a quick
 estimate: eval.py gives the full-pass BPC); a checkpoint every --ckpt-every steps and at the
 end. The run directory gets metrics.csv and loss_curve.png, rewritten at every validation.
-Ctrl-C saves a checkpoint and exits; --resume continues it exactly (same losses as a run
-that was never interrupted).
+Ctrl-C or SIGTERM saves a checkpoint and exits (status 130 or 143); --resume continues it exactly
+(same losses as a run that was never interrupted).
 """
 import argparse
 import math
@@ -459,23 +459,32 @@ class RunCheckpoints:
 
 
 class StopRequest:
-    """Turns the first Ctrl-C into a flag the loop checks between steps, so the checkpoint we save
-    is of a finished step (never a half-applied optimizer update). A second Ctrl-C stops at once."""
+    """Turns the first Ctrl-C (SIGINT) or SIGTERM (a scheduler, `timeout`, `docker stop`, torchrun's
+    agent) into a flag the loop checks between steps, so the checkpoint we save is of a finished
+    step (never a half-applied optimizer update). A second signal stops at once. requested: the
+    signal's number, or None."""
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self):
-        self.requested = False
+        self.requested = None
 
     def __enter__(self):
-        self.previous = signal.signal(signal.SIGINT, self._handle)
+        self.previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
         return self
 
     def _handle(self, signum, frame):
         if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
+            raise self.stop(signum)
+        self.requested = signum
+
+    @staticmethod
+    def stop(signum):
+        """What ends the process for this signal: exit 130 for Ctrl-C, 143 for SIGTERM (cli.run)."""
+        return cli.Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
     def __exit__(self, *exc):
-        signal.signal(signal.SIGINT, self.previous)
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)
 
 
 def start_processes(device, cfg, resumed):
@@ -735,7 +744,8 @@ def train(model_cfg, cfg, resumed=None, progress=True):
             if not (at_eval or at_ckpt or step % budget.sync_every == 0):
                 continue
             own_costs = at_eval * budget.costs["validation_s"] + at_ckpt * budget.costs["checkpoint_s"]
-            losses, stop_requested, over = read_back(unread, stop.requested, main_process and budget.over(own_costs),
+            losses, stop_requested, over = read_back(unread, stop.requested is not None,
+                                                     main_process and budget.over(own_costs),
                                                      device, world_size)
             check_finite(losses, step - len(losses) + 1, last_good)
             unread = []
@@ -768,9 +778,10 @@ def train(model_cfg, cfg, resumed=None, progress=True):
             if stop_requested and not budget_spent:   # out of time anyway: the run is done, not paused
                 log.bar.close()
                 if main_process:
-                    print(f"interrupted: checkpoint saved at step {step} to {last_good}; "
+                    by = " by SIGTERM" if stop.requested == signal.SIGTERM else ""
+                    print(f"interrupted{by}: checkpoint saved at step {step} to {last_good}; "
                           f"continue with: python train.py --out {cfg.out} --resume")
-                raise KeyboardInterrupt
+                raise StopRequest.stop(stop.requested)
             budget.start_window()
     if main_process:
         say_done(cfg, step, last_good, checkpoints.best, stopped_early, budget_spent and budget.elapsed())

@@ -388,7 +388,12 @@ def test_a_saved_checkpoint_is_synced_to_disk_and_so_is_the_rename_in_its_folder
     assert synced == [False, True]   # the file's bytes, then the folder that now names it
 
 
-def test_ctrl_c_saves_a_checkpoint_and_resuming_matches_an_uninterrupted_run(tmp_path):
+@pytest.mark.parametrize("signum,status,said", [(signal.SIGINT, 130, "interrupted:"),
+                                               (signal.SIGTERM, 143, "interrupted by SIGTERM:")])
+def test_ctrl_c_or_sigterm_saves_a_checkpoint_and_resuming_matches_an_uninterrupted_run(tmp_path, signum, status,
+                                                                                          said):
+    # SIGTERM is what a cluster scheduler, timeout, docker stop and torchrun's agent send: the same as
+    # Ctrl-C, with the status a scheduler reads as "terminated"
     flags = ["--steps", "1000", "--eval-every", "50", "--ckpt-every", "1000", "--dropout", "0.1", *TINY_FLAGS]
     out = tmp_path / "interrupted"
     proc = subprocess.Popen([sys.executable, "train.py", "--out", str(out), *flags], cwd=ROOT,
@@ -396,10 +401,10 @@ def test_ctrl_c_saves_a_checkpoint_and_resuming_matches_an_uninterrupted_run(tmp
     deadline = time.time() + 60
     while not (out / "metrics.csv").exists() and time.time() < deadline:  # training has started
         time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     stdout, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 130, stderr
-    assert "interrupted: checkpoint saved at step" in stdout and "Traceback" not in stderr
+    assert proc.returncode == status, stderr
+    assert f"{said} checkpoint saved at step" in stdout and "Traceback" not in stderr
     (step, _), = list_checkpoints(out)
     assert 50 <= step < 1000
     train.main(["--out", str(out), "--resume"])

@@ -279,6 +279,10 @@ MUTANTS = [
            'return Vocab(self.chars + "".join(sorted(set(symbols) - set(self.chars))), self.unit)',
            'return Vocab("".join(sorted(set(symbols) | set(self.chars))), self.unit)',
            "the extended vocabulary is re-sorted: the source's ids no longer mean its symbols", INIT),
+    Mutant("sigterm_not_handled", "train.py",
+           "SIGNALS = (signal.SIGINT, signal.SIGTERM)",
+           "SIGNALS = (signal.SIGINT,)",
+           "SIGTERM kills a run without a checkpoint (only Ctrl-C is handled)", TRAIN),
     # --- config files -------------------------------------------------------------------------------
     Mutant("config_file_beats_the_command_line", "train.py",
            "argparse.Namespace(**{**from_file, **given})",

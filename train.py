@@ -477,6 +477,11 @@ class StopRequest:
             raise self.stop(signum)
         self.requested = signum
 
+    def say_saved(self, step, path, out):
+        by = " by SIGTERM" if self.requested == signal.SIGTERM else ""
+        print(f"interrupted{by}: checkpoint saved at step {step} to {path}; "
+              f"continue with: python train.py --out {out} --resume")
+
     @staticmethod
     def stop(signum):
         """What ends the process for this signal: exit 130 for Ctrl-C, 143 for SIGTERM (cli.run)."""
@@ -644,6 +649,13 @@ class RunLog:
         sys.stdout.flush()  # a log redirected to a file shows progress as it happens
 
 
+def fixed_validation_batches(val_ids, cfg, seq_len, device):
+    """The eval_batches batches every validation of every run scores (VAL_BATCH_SEED), on the device."""
+    val_rng = torch.Generator().manual_seed(VAL_BATCH_SEED)
+    return [tuple(t.to(device) for t in get_batch(val_ids, cfg.batch_size, seq_len, val_rng))
+            for _ in range(cfg.eval_batches)]
+
+
 def build_model(model_cfg, cfg, source, device, rank, world_size):
     """(model, optimizer): the same initial weights on every rank, from --seed, or the source's
     (--init-from); then each rank draws its own dropout masks, as N processes' slices should."""
@@ -679,14 +691,9 @@ def say_done(cfg, step, last_good, best, stopped_early, budget_spent_s):
 
 
 def train(model_cfg, cfg, resumed=None, progress=True):
-    """Run (or continue) training; returns the metrics rows. All state goes to cfg.out.
-
-    Under torchrun every rank holds a replica (DistributedDataParallel); all ranks draw the same
-    global batch of cfg.batch_size windows from the shared batch generator and each trains on its
-    own slice, so N ranks give the losses of one process with the whole batch (with dropout: in
-    distribution, since each rank draws its own masks). Only rank 0 validates, logs, plots and
-    writes checkpoints; every checkpoint holds every rank's dropout generators, so --resume is exact.
-    """
+    """Run (or continue) training; returns the metrics rows. All state goes to cfg.out. Under
+    torchrun each rank trains on its slice of the same global batch (DistributedDataParallel); only
+    rank 0 validates, logs and writes checkpoints, which hold every rank's generators (docs/distributed.md)."""
     model_cfg, cfg = replace(model_cfg), replace(cfg)   # what is resolved below is this run's, not the caller's
     # the clock starts here: reading the corpus, compiling and the budget's probe count against it
     device = runtime.resolve_device(cfg.device)
@@ -703,9 +710,7 @@ def train(model_cfg, cfg, resumed=None, progress=True):
             f.write(config_toml(model_cfg, cfg))
     model, optimizer = build_model(model_cfg, cfg, source, device, rank, world_size)
     batch_rng = torch.Generator().manual_seed(cfg.seed)
-    val_rng = torch.Generator().manual_seed(VAL_BATCH_SEED)
-    val_batches = [tuple(t.to(device) for t in get_batch(val_ids, cfg.batch_size, model_cfg.seq_len, val_rng))
-                   for _ in range(cfg.eval_batches)]
+    val_batches = fixed_validation_batches(val_ids, cfg, model_cfg.seq_len, device)
     cfg.precision = runtime.resolve_precision(cfg.precision, device)
     autocast = runtime.autocast(cfg.precision, device)
     step, pending_losses, rows = 0, [], []
@@ -769,18 +774,16 @@ def train(model_cfg, cfg, resumed=None, progress=True):
                 stopped_early = at_ckpt and checkpoints.judge(step, bpc, device, world_size) and step < cfg.steps
                 rank_states = runtime.gather_rng_states(device, world_size)   # every rank takes part
                 rng = {"torch": rank_states[0]["torch"], "batches": batch_rng.get_state(), "ranks": rank_states}
-                payload = main_process and make_checkpoint(step, asdict(model_cfg), asdict(cfg), vocab, fingerprint,
-                                                           model, optimizer, rng, budget.elapsed(), pending_losses,
-                                                           budget.costs, checkpoints.best)
+                payload = make_checkpoint(step, asdict(model_cfg), asdict(cfg), vocab, fingerprint, model, optimizer, rng,
+                                          budget.elapsed(), pending_losses, budget.costs, checkpoints.best
+                                          ) if main_process else None
                 last_good = checkpoints.save(step, payload)   # on every rank: rank 0 wrote it
                 # tokens/s counts training only; the checkpoint's cost includes scoring it
                 budget.costs["checkpoint_s"] = log.restart_clock() - save_start + score_s
             if stop_requested and not budget_spent:   # out of time anyway: the run is done, not paused
                 log.bar.close()
                 if main_process:
-                    by = " by SIGTERM" if stop.requested == signal.SIGTERM else ""
-                    print(f"interrupted{by}: checkpoint saved at step {step} to {last_good}; "
-                          f"continue with: python train.py --out {cfg.out} --resume")
+                    stop.say_saved(step, last_good, cfg.out)
                 raise StopRequest.stop(stop.requested)
             budget.start_window()
     if main_process:

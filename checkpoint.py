@@ -54,9 +54,36 @@ def checkpoint_path(run_dir, step):
 
 
 def save_checkpoint(payload, path):
-    """Atomically: a crash leaves either the old file or the new one, never half of one."""
+    """Atomically: a crash leaves either the old file or the new one, never half of one. A failed
+    write (a full disk) raises its OSError, naming path, rather than the serializer's RuntimeError."""
     with AtomicFile(path, "wb") as f:
-        torch.save(payload, f)
+        writer = RecordingWriter(f)
+        try:
+            torch.save(payload, writer)
+        except RuntimeError:
+            if writer.error:   # torch reports a failed write as "unexpected pos ...": raise the cause
+                raise writer.error from None
+            raise
+
+
+class RecordingWriter:
+    """A file's write() and flush(), keeping the OSError either raised (if any)."""
+
+    def __init__(self, file):
+        self.file, self.error = file, None
+
+    def write(self, data):
+        return self._recording(self.file.write, data)
+
+    def flush(self):
+        return self._recording(self.file.flush)
+
+    def _recording(self, call, *args):
+        try:
+            return call(*args)
+        except OSError as error:
+            self.error = error
+            raise
 
 
 def list_checkpoints(run_dir):

@@ -1,8 +1,9 @@
 """Command-line plumbing shared by every script.
 
 UserError marks a mistake in what the user gave us (a missing file, a bad flag, a checkpoint of
-another shape). `run(main)` is how each script starts: it turns a UserError into one
-"error: ..." line on stderr and exit status 2, and Ctrl-C into exit status 130, never a traceback.
+another shape). `run(main)` is how each script starts: it turns a UserError, and a file that
+cannot be written (a full disk, a read-only folder), into one "error: ..." line on stderr and exit
+status 2, Ctrl-C into exit status 130 and SIGTERM into 143, never a traceback.
 ArgumentParser does the same for argparse's own errors.
 
 A setting is written once: a config dataclass's field made with setting() carries its default,
@@ -12,7 +13,9 @@ from the help that states it. config_file_flags reads the same flags from a TOML
 """
 import argparse
 import difflib
+import errno
 import json
+import signal
 import sys
 import tomllib
 from dataclasses import MISSING, field, fields
@@ -35,18 +38,47 @@ class Terminated(Exception):
     """The process was asked to stop by SIGTERM (and has stopped cleanly): exit status 143."""
 
 
+# a file that cannot be written for want of room, or opened for want of permission: the user's
+# to fix, not a bug
+NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS)
+NO_PERMISSION = (errno.EACCES, errno.EPERM)
+
+
+def storage_error(error):
+    """The one line for an OSError of NO_ROOM or NO_PERMISSION, or None for any other exception."""
+    if isinstance(error, OSError) and error.errno in NO_ROOM + NO_PERMISSION:
+        verb = "cannot write" if error.errno in NO_ROOM else "cannot open"
+        return f"{verb} {error.filename or 'a file'}: {error.strerror}"
+    return None
+
+
+def terminate(signum, frame):
+    raise Terminated()
+
+
 def run(main, argv=None):
-    """Call a script's main(argv) as its command line: UserError -> one line and exit 2,
-    KeyboardInterrupt -> exit 130 (what a shell reports for Ctrl-C), Terminated -> 143 (SIGTERM's)."""
+    """Call a script's main(argv) as its command line: UserError or a storage error -> one line and
+    exit 2, KeyboardInterrupt -> exit 130 (what a shell reports for Ctrl-C), SIGTERM -> 143 (as it
+    would be unhandled, but after `finally` blocks have run: no temporary file is left behind)."""
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous is not signal.SIG_IGN:   # started with SIGTERM ignored: it stays ignored
+        signal.signal(signal.SIGTERM, terminate)
     try:
         main(argv)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    except OSError as e:
+        if not storage_error(e):
+            raise
+        print(f"error: {storage_error(e)}", file=sys.stderr)
+        sys.exit(2)
     except KeyboardInterrupt:
         sys.exit(130)
     except Terminated:
         sys.exit(143)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def setting(default, help, **flag):

@@ -165,19 +165,20 @@ def write_cache(path, unit, cache_candidates, present, count, sha256, log):
     dtype = ids_dtype(len(codes))
     header = json.dumps(dict(version=CACHE_VERSION, sha256=sha256, unit=unit, count=count, dtype=np.dtype(dtype).name,
                              vocab=codes.tolist(), present=present.tolist())).encode()
+    failures = []
     for cache in cache_candidates:
         try:
             os.makedirs(os.path.dirname(cache), exist_ok=True)
-            out = AtomicFile(cache, "wb")
-        except OSError:
-            continue   # a read-only folder: try the next place
-        with out as f:
-            f.write(CACHE_MAGIC + len(header).to_bytes(8, "little") + header)
-            for chunk in code_chunks(path, unit):
-                f.write(lookup[chunk].astype(dtype).tobytes())
+            with AtomicFile(cache, "wb") as f:
+                f.write(CACHE_MAGIC + len(header).to_bytes(8, "little") + header)
+                for chunk in code_chunks(path, unit):
+                    f.write(lookup[chunk].astype(dtype).tobytes())
+        except OSError as error:   # a read-only folder, a full disk: try the next place
+            failures.append(f"{cache}: {error.strerror or error}")
+            continue
         log(f"token cache written: {cache}")
         return cache
-    raise UserError(f"cannot write a token cache for {path} anywhere (tried {', '.join(cache_candidates)})")
+    raise UserError(f"cannot write a token cache for {path} anywhere ({'; '.join(failures)})")
 
 
 def encoded_corpus(path, unit="chars", run_dir=None, log=None, expected_sha256=None):

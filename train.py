@@ -10,8 +10,11 @@ Random windows of the training split; AdamW with linear warmup then cosine decay
 clipping; validation every --eval-every steps on a fixed set of validation batches (a quick
 estimate: eval.py gives the full-pass BPC); a checkpoint every --ckpt-every steps and at the
 end. The run directory gets metrics.csv and loss_curve.png, rewritten at every validation.
-Ctrl-C or SIGTERM saves a checkpoint and exits (status 130 or 143); --resume continues it exactly
-(same losses as a run that was never interrupted).
+Ctrl-C or SIGTERM saves a checkpoint and exits (status 130 or 143); SIGUSR1 saves one and goes
+on; --resume continues it exactly (same losses as a run that was never interrupted). A run holds
+a lock on its folder (train.lock) while it trains: a second run there is refused. A file that
+cannot be written (a full disk) stops the run with one line naming it and the last good checkpoint.
+See docs/checkpoints.md.
 """
 import argparse
 import math
@@ -31,9 +34,9 @@ import runtime
 from budget import BUDGET_PLANNED, Budget, steps_that_fit
 from checkpoint import BEST_NAME, checkpoint_path, describe_choice, list_checkpoints, load_checkpoint, make_checkpoint, save_checkpoint
 from cli import ArgumentParser, UserError, add_config_flags, config_file_flags, setting, toml_value
-from corpus import DEFAULT_SPLIT, Vocab, encoded_corpus, get_batch, load_corpus, parse_split
+from corpus import DEFAULT_SPLIT, Vocab, check_file, encoded_corpus, get_batch, load_corpus, parse_split
 from eval import full_pass_bpc
-from files import AtomicFile, replace_with_link
+from files import AtomicFile, RunLock, replace_with_link
 from metrics import plot_curves, read_metrics, write_metrics
 from model import RECIPE, CharTransformer, ModelConfig, count_params
 
@@ -430,6 +433,10 @@ class RunCheckpoints:
     def __init__(self, cfg, resumed, main_process):
         self.cfg, self.main_process = cfg, main_process
         self.best = dict(resumed["best"]) if resumed else dict(step=None, bpc=None, scored=0, since=0)
+        best_path = self.best["step"] is not None and checkpoint_path(cfg.out, self.best["step"])
+        if main_process and best_path and os.path.exists(best_path):
+            # a run killed between writing a new best checkpoint and linking it left best.pt behind
+            replace_with_link(best_path, os.path.join(cfg.out, BEST_NAME))
 
     def judge(self, step, bpc, device, world_size):
         """Record rank 0's score of step's checkpoint; True (on every rank) if the run stops early."""
@@ -462,14 +469,22 @@ class StopRequest:
     """Turns the first Ctrl-C (SIGINT) or SIGTERM (a scheduler, `timeout`, `docker stop`, torchrun's
     agent) into a flag the loop checks between steps, so the checkpoint we save is of a finished
     step (never a half-applied optimizer update). A second signal stops at once. requested: the
-    signal's number, or None."""
+    signal's number, or None. SIGUSR1 (which schedulers such as Slurm can send ahead of the
+    time limit) asks for a checkpoint after the current step and training goes on."""
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
+    SAVE_SIGNAL = getattr(signal, "SIGUSR1", None)   # None on Windows
 
     def __init__(self):
-        self.requested = None
+        self.requested, self.checkpoint_asked = None, False
 
     def __enter__(self):
-        self.previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+        # a signal the process was started with ignored (`nohup`, a shell's background job for
+        # SIGINT) stays ignored, as Python itself leaves it
+        handlers = {s: self._handle for s in self.SIGNALS}
+        if self.SAVE_SIGNAL:
+            handlers[self.SAVE_SIGNAL] = self._ask_checkpoint
+        self.previous = {s: signal.signal(s, handler) for s, handler in handlers.items()
+                         if signal.getsignal(s) is not signal.SIG_IGN}
         return self
 
     def _handle(self, signum, frame):
@@ -477,10 +492,19 @@ class StopRequest:
             raise self.stop(signum)
         self.requested = signum
 
-    def say_saved(self, step, path, out):
-        by = " by SIGTERM" if self.requested == signal.SIGTERM else ""
+    def _ask_checkpoint(self, signum, frame):
+        self.checkpoint_asked = True
+
+    def take_checkpoint_request(self):
+        asked, self.checkpoint_asked = self.checkpoint_asked, False
+        return asked
+
+    @staticmethod
+    def say_saved(step, path, out, signum, world_size):
+        by = " by SIGTERM" if signum == signal.SIGTERM else ""
+        launcher = f" (under torchrun with {world_size} processes, as before)" if world_size > 1 else ""
         print(f"interrupted{by}: checkpoint saved at step {step} to {path}; "
-              f"continue with: python train.py --out {out} --resume")
+              f"continue with: python train.py --out {out} --resume{launcher}")
 
     @staticmethod
     def stop(signum):
@@ -545,6 +569,8 @@ def restore(resumed, model, optimizer, batch_rng, seed, device, rank, world_size
     rows = []
     if os.path.exists(metrics_path):  # rows logged after the checkpoint will be logged again
         rows = [r for r in read_metrics(metrics_path) if r["step"] <= step]
+    if rank == 0:
+        print(f"resumed from {resumed['path']} at step {step:,}")
     return step, list(resumed["pending_losses"]), rows
 
 
@@ -584,17 +610,20 @@ def plan_steps(model, optimizer, cfg, train_ids, val_ids, val_batches, autocast,
     return steps
 
 
-def read_back(unread, stop_requested, budget_over, device, world_size):
+def read_back(unread, stop_signal, checkpoint_asked, budget_over, device, world_size):
     """One read back to the host for the steps since the last: their mean losses over all ranks,
-    whether any rank was interrupted, and whether rank 0 finds the budget spent (every rank must
-    take the same decision to stop, or the others would wait forever)."""
-    flags = torch.tensor([float(stop_requested), float(budget_over)], device=device)
+    the signal that stops the run (SIGTERM if any rank got one, else SIGINT if any did, else None),
+    whether any rank was asked for a checkpoint (SIGUSR1), and whether rank 0 finds the budget
+    spent. Every rank must take the same decisions, or the others would wait forever."""
+    flags = torch.tensor([float(stop_signal == signal.SIGTERM), float(stop_signal == signal.SIGINT),
+                          float(checkpoint_asked), float(budget_over)], device=device)
     losses_and_flags = torch.cat([torch.stack(unread), flags])
     if world_size > 1:
         torch.distributed.all_reduce(losses_and_flags)
-        losses_and_flags[:-2] /= world_size
-    *losses, stop_flag, budget_flag = losses_and_flags.tolist()
-    return losses, stop_flag > 0, budget_flag > 0
+        losses_and_flags[:-4] /= world_size
+    *losses, sigterm, sigint, asked, budget_flag = losses_and_flags.tolist()
+    stop = signal.SIGTERM if sigterm > 0 else signal.SIGINT if sigint > 0 else None
+    return losses, stop, asked > 0, budget_flag > 0
 
 
 def check_finite(losses, first_step, last_good):
@@ -611,7 +640,7 @@ class RunLog:
     training since the last validation or checkpoint (validations and saves not counted)."""
 
     def __init__(self, cfg, model_cfg, rows, step, show):
-        self.cfg, self.rows = cfg, rows
+        self.cfg, self.rows, self.curve_failed = cfg, rows, False
         self.path = os.path.join(cfg.out, "metrics.csv")
         self.tokens_per_step = cfg.batch_size * model_cfg.seq_len
         self.bar = tqdm(total=cfg.steps, initial=step, disable=not show, dynamic_ncols=True, file=sys.stderr)
@@ -639,8 +668,14 @@ class RunLog:
                               val_bpc=val_loss / math.log(2), lr=lr, tokens_per_s=tokens_per_s, elapsed_s=elapsed_s,
                               checkpoint_bpc=checkpoint_bpc))
         write_metrics(self.path, self.rows)
-        plot_curves({os.path.basename(os.path.normpath(self.cfg.out)): self.rows},
-                    os.path.join(self.cfg.out, "loss_curve.png"))
+        try:
+            plot_curves({os.path.basename(os.path.normpath(self.cfg.out)): self.rows},
+                        os.path.join(self.cfg.out, "loss_curve.png"))
+        except Exception as error:   # the curve is a convenience: metrics.csv holds the numbers
+            if not self.curve_failed:
+                tqdm.write(f"warning: loss_curve.png not drawn ({cli.storage_error(error) or error}); training "
+                           f"goes on (said once)", file=sys.stderr)
+            self.curve_failed = True
         self.bar.set_postfix(loss=f"{train_loss:.3f}", val_bpc=f"{val_loss / math.log(2):.3f}", tok_s=f"{tokens_per_s:,.0f}")
         scored = f", checkpoint {checkpoint_bpc:.4f} BPC (full pass)" if checkpoint_bpc is not None else ""
         tqdm.write(f"step {step}: train loss {train_loss:.4f}, val loss {val_loss:.4f} (val BPC "
@@ -691,9 +726,17 @@ def say_done(cfg, step, last_good, best, stopped_early, budget_spent_s):
 
 
 def train(model_cfg, cfg, resumed=None, progress=True):
-    """Run (or continue) training; returns the metrics rows. All state goes to cfg.out. Under
-    torchrun each rank trains on its slice of the same global batch (DistributedDataParallel); only
-    rank 0 validates, logs and writes checkpoints, which hold every rank's generators (docs/distributed.md)."""
+    """Run (or continue) training; returns the metrics rows. All state goes to cfg.out, whose lock
+    (train.lock) the run holds until it ends; under torchrun rank 0 holds it for every rank."""
+    check_file(cfg.data)   # before the run's folder is made
+    with RunLock(cfg.out) if int(os.environ.get("RANK", "0")) == 0 else nullcontext():
+        return run_training(model_cfg, cfg, resumed, progress)
+
+
+def run_training(model_cfg, cfg, resumed, progress):
+    """train(), with the run's folder locked. Under torchrun each rank trains on its slice of the
+    same global batch (DistributedDataParallel); only rank 0 validates, logs and writes checkpoints,
+    which hold every rank's generators (docs/distributed.md)."""
     model_cfg, cfg = replace(model_cfg), replace(cfg)   # what is resolved below is this run's, not the caller's
     # the clock starts here: reading the corpus, compiling and the budget's probe count against it
     device = runtime.resolve_device(cfg.device)
@@ -749,9 +792,9 @@ def train(model_cfg, cfg, resumed=None, progress=True):
             if not (at_eval or at_ckpt or step % budget.sync_every == 0):
                 continue
             own_costs = at_eval * budget.costs["validation_s"] + at_ckpt * budget.costs["checkpoint_s"]
-            losses, stop_requested, over = read_back(unread, stop.requested is not None,
-                                                     main_process and budget.over(own_costs),
-                                                     device, world_size)
+            losses, stop_signal, checkpoint_asked, over = read_back(
+                unread, stop.requested, stop.take_checkpoint_request(), main_process and budget.over(own_costs),
+                device, world_size)
             check_finite(losses, step - len(losses) + 1, last_good)
             unread = []
             budget.end_window(len(losses))
@@ -769,7 +812,7 @@ def train(model_cfg, cfg, resumed=None, progress=True):
                 budget.costs["validation_s"] = log.restart_clock() - now - score_s
             if at_eval:
                 pending_losses = []
-            if at_ckpt or stop_requested:
+            if at_ckpt or stop_signal or checkpoint_asked:
                 save_start = time.perf_counter()
                 stopped_early = at_ckpt and checkpoints.judge(step, bpc, device, world_size) and step < cfg.steps
                 rank_states = runtime.gather_rng_states(device, world_size)   # every rank takes part
@@ -780,11 +823,13 @@ def train(model_cfg, cfg, resumed=None, progress=True):
                 last_good = checkpoints.save(step, payload)   # on every rank: rank 0 wrote it
                 # tokens/s counts training only; the checkpoint's cost includes scoring it
                 budget.costs["checkpoint_s"] = log.restart_clock() - save_start + score_s
-            if stop_requested and not budget_spent:   # out of time anyway: the run is done, not paused
+            if stop_signal and not budget_spent:   # out of time anyway: the run is done, not paused
                 log.bar.close()
                 if main_process:
-                    stop.say_saved(step, last_good, cfg.out)
-                raise StopRequest.stop(stop.requested)
+                    stop.say_saved(step, last_good, cfg.out, stop_signal, world_size)
+                raise StopRequest.stop(stop_signal)
+            if checkpoint_asked and main_process:
+                tqdm.write(f"checkpoint saved at step {step} to {last_good} on SIGUSR1; training goes on")
             budget.start_window()
     if main_process:
         say_done(cfg, step, last_good, checkpoints.best, stopped_early, budget_spent and budget.elapsed())
@@ -799,6 +844,16 @@ def main(argv=None):
             # every rank is done before any tears its connections down: gloo could abort a rank
             # whose peer closed first ("terminate called without an active exception", exit -6)
             torch.distributed.barrier()
+    except OSError as error:
+        if not cli.storage_error(error):
+            raise
+        try:
+            saved = list_checkpoints(cfg.out)
+        except OSError:   # no folder, or one that cannot be read
+            saved = []
+        kept = (f"the last good checkpoint is {saved[-1][1]}: make room and continue with python train.py --out "
+                f"{cfg.out} --resume") if saved else "no checkpoint was written"
+        raise UserError(f"{cli.storage_error(error)}; training stopped, {kept}") from None
     finally:
         if torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()

@@ -18,6 +18,13 @@ TINY_FLAGS = ["--precision", "fp32", "--d-model", "32", "--n-heads", "4", "--n-l
               "--batch-size", "4", "--eval-batches", "2", "--warmup-steps", "2"]
 
 
+def signals_as_in_a_terminal():
+    """preexec_fn of a child that tests send SIGINT: a suite started in the background (`cmd &`)
+    has SIGINT ignored, the child would inherit that, and train.py leaves an ignored signal ignored."""
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def tiny_model(seed=0, **overrides):
     """A small CharTransformer in eval mode with its init perturbed (no tied logits)."""
     import torch

@@ -18,7 +18,7 @@ import budget
 import runtime
 import train
 from checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
-from conftest import PRIMER, ROOT, TINY_FLAGS
+from conftest import PRIMER, ROOT, TINY_FLAGS, signals_as_in_a_terminal
 from cli import UserError
 from corpus import get_batch, load_corpus
 from metrics import METRICS_FIELDS
@@ -397,7 +397,8 @@ def test_ctrl_c_or_sigterm_saves_a_checkpoint_and_resuming_matches_an_uninterrup
     flags = ["--steps", "1000", "--eval-every", "50", "--ckpt-every", "1000", "--dropout", "0.1", *TINY_FLAGS]
     out = tmp_path / "interrupted"
     proc = subprocess.Popen([sys.executable, "train.py", "--out", str(out), *flags], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=signals_as_in_a_terminal)
     deadline = time.time() + 60
     while not (out / "metrics.csv").exists() and time.time() < deadline:  # training has started
         time.sleep(0.05)

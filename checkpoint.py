@@ -29,7 +29,7 @@ TRAIN_CONFIG_BEFORE = dict(unit="chars", optimizer="adamw", split=DEFAULT_SPLIT,
 
 
 def make_checkpoint(step, model_config, train_config, vocab, data_fingerprint, model, optimizer, rng, elapsed_s,
-                    pending_losses, budget_costs, best):
+                    pending_losses, budget_costs, best, run_record):
     """A training run's checkpoint at `step`: what --resume needs to continue exactly.
 
     model_config, train_config: the configs as dicts (dataclasses.asdict); vocab: a Vocab (saved as
@@ -39,13 +39,14 @@ def make_checkpoint(step, model_config, train_config, vocab, data_fingerprint, m
     training so far; pending_losses: the losses since the last validation; budget_costs: the time
     budget's measured costs (budget.Budget); best: {"step", "bpc", "scored", "since"} of the
     best checkpoint so far (bpc None before the first), how many were scored, and how many in a
-    row since the best did not improve on it (train.Best)."""
+    row since the best did not improve on it (train.Best); run_record: the run's sessions so far
+    (record.py: machine, software, code, command), this one last."""
     return {
         "format_version": FORMAT_VERSION, "step": step, "model_config": model_config, "train_config": train_config,
         "vocab": vocab.chars, "data_fingerprint": data_fingerprint,
         "model": model.state_dict(), "optimizer": optimizer.state_dict(), "rng": rng,
         "elapsed_s": elapsed_s, "pending_losses": list(pending_losses), "budget_costs": dict(budget_costs),
-        "best": dict(best),
+        "best": dict(best), "run_record": list(run_record),
     }
 
 
@@ -158,7 +159,7 @@ def load_export(path):
         raise UserError(f"{path} is not a tinychar export ({EXPORT_CONFIG} has no format {EXPORT_FORMAT!r})")
     if config["model_config"]["tie_weights"]:   # saved once: the head is the token embedding
         weights["head.weight"] = weights["tok_emb.weight"]
-    return dict(config, model=weights, path=os.path.join(path, EXPORT_WEIGHTS))
+    return dict(dict(run_record=[]), **config, model=weights, path=os.path.join(path, EXPORT_WEIGHTS))
 
 
 def load_checkpoint(path, which="last"):
@@ -191,6 +192,7 @@ def load_checkpoint(path, which="last"):
         ckpt["rng"].setdefault("ranks", [{"torch": ckpt["rng"]["torch"]}])
     ckpt.setdefault("budget_costs", {})
     ckpt.setdefault("best", dict(step=None, bpc=None, scored=0, since=0))   # before best.pt existed
+    ckpt.setdefault("run_record", [])   # before run records: where it ran is not known
     ckpt["path"] = path
     ckpt["chosen_by_validation"] = os.path.basename(path) == BEST_NAME
     return ckpt

@@ -37,6 +37,7 @@ from tqdm import tqdm
 
 import cli
 import pictures
+import record
 import runtime
 from checkpoint import checkpoint_choice, describe_choice, load_checkpoint, model_from_checkpoint
 from cli import ArgumentParser, UserError
@@ -176,6 +177,7 @@ def score_run(ckpt, model, vocab, data=None, batch_size=64, device="cpu", contex
     _, train_ids, scored_ids, _ = load_corpus(data, model.cfg.seq_len, vocab, ckpt["data_fingerprint"], unit=unit,
                                               split_spec=split_spec, part=part, run_dir=run_dir)
     autocast, precision = run_autocast(ckpt, precision, device)
+    evaluated_on = record.session(device, precision)
     results = []
     for context in contexts:
         note = "" if context is None else context_note(model.cfg, context)
@@ -191,7 +193,8 @@ def score_run(ckpt, model, vocab, data=None, batch_size=64, device="cpu", contex
                             context=context or model.cfg.seq_len, note=note, unit=unit, split=part,
                             split_spec=split_spec, precision=precision, val_bpc=bpc, val_chars=n_scored,
                             run_dir=run_dir, checkpoint_choice=describe_choice(ckpt),
-                            chosen_by_validation=ckpt["chosen_by_validation"]))
+                            chosen_by_validation=ckpt["chosen_by_validation"], run_record=ckpt["run_record"],
+                            evaluated_on=evaluated_on))
     if results[0]["chosen_by_validation"] and part == "val" and len(parse_split(split_spec)) == 3:
         # the validation figure chose this checkpoint: the test split's is the unbiased one
         _, _, test_ids, _ = load_corpus(data, model.cfg.seq_len, vocab, ckpt["data_fingerprint"], unit=unit,

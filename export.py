@@ -93,7 +93,7 @@ def main(argv=None):
                   data_fingerprint=ckpt["data_fingerprint"], params=rows[0]["params"], val_bpc=rows[0]["val_bpc"],
                   test_bpc=test, bpc_precision=rows[0]["precision"], elapsed_s=ckpt.get("elapsed_s"),
                   exported_from=f"{args.run}: {describe_choice(ckpt)}",
-                  chosen_by_validation=ckpt["chosen_by_validation"])
+                  chosen_by_validation=ckpt["chosen_by_validation"], run_record=ckpt["run_record"])
     from safetensors.torch import save
     os.makedirs(args.out, exist_ok=True)
     with AtomicFile(os.path.join(args.out, EXPORT_WEIGHTS), "wb") as f:

@@ -8,6 +8,7 @@ from contextlib import nullcontext
 
 import torch
 
+import record
 from cli import UserError
 
 SYNC_EVERY_GPU = 16     # see host_sync_interval
@@ -22,12 +23,7 @@ def autocast(precision, device):
 def cpu_has_native_bf16():
     """True where the CPU multiplies bf16 in hardware (x86 AVX512-BF16 or AMX, read from Linux's
     /proc/cpuinfo); elsewhere bf16 matmuls are emulated and slower than fp32."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = f.read()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    return record.bf16_hardware() is not None
 
 
 def resolve_precision(precision, device):

@@ -17,6 +17,7 @@ cannot be written (a full disk) stops the run with one line naming it and the la
 See docs/checkpoints.md.
 """
 import argparse
+import json
 import math
 import os
 import signal
@@ -30,6 +31,7 @@ import torch
 from tqdm import tqdm
 
 import cli
+import record
 import runtime
 from budget import BUDGET_PLANNED, Budget, steps_that_fit
 from checkpoint import BEST_NAME, checkpoint_path, describe_choice, list_checkpoints, load_checkpoint, make_checkpoint, save_checkpoint
@@ -691,6 +693,18 @@ def fixed_validation_batches(val_ids, cfg, seq_len, device):
             for _ in range(cfg.eval_batches)]
 
 
+def record_session(cfg, resumed, device, world_size, main_process):
+    """The run's sessions (record.py), this one appended: written to RUN/run.json (rank 0) and
+    saved in every checkpoint, so a run resumed elsewhere says where each part of it ran."""
+    sessions = (list(resumed["run_record"]) if resumed else []) + [record.session(device, cfg.precision, world_size)]
+    if main_process:
+        with AtomicFile(os.path.join(cfg.out, "run.json")) as f:
+            json.dump({"sessions": sessions}, f, indent=2)
+            f.write("\n")
+        print(f"machine: {record.describe(sessions[-1])}")
+    return sessions
+
+
 def build_model(model_cfg, cfg, source, device, rank, world_size):
     """(model, optimizer): the same initial weights on every rank, from --seed, or the source's
     (--init-from); then each rank draws its own dropout masks, as N processes' slices should."""
@@ -756,6 +770,7 @@ def run_training(model_cfg, cfg, resumed, progress):
     val_batches = fixed_validation_batches(val_ids, cfg, model_cfg.seq_len, device)
     cfg.precision = runtime.resolve_precision(cfg.precision, device)
     autocast = runtime.autocast(cfg.precision, device)
+    sessions = record_session(cfg, resumed, device, world_size, main_process)
     step, pending_losses, rows = 0, [], []
     if resumed:
         step, pending_losses, rows = restore(resumed, model, optimizer, batch_rng, cfg.seed, device, rank, world_size,
@@ -818,7 +833,7 @@ def run_training(model_cfg, cfg, resumed, progress):
                 rank_states = runtime.gather_rng_states(device, world_size)   # every rank takes part
                 rng = {"torch": rank_states[0]["torch"], "batches": batch_rng.get_state(), "ranks": rank_states}
                 payload = make_checkpoint(step, asdict(model_cfg), asdict(cfg), vocab, fingerprint, model, optimizer, rng,
-                                          budget.elapsed(), pending_losses, budget.costs, checkpoints.best
+                                          budget.elapsed(), pending_losses, budget.costs, checkpoints.best, sessions
                                           ) if main_process else None
                 last_good = checkpoints.save(step, payload)   # on every rank: rank 0 wrote it
                 # tokens/s counts training only; the checkpoint's cost includes scoring it

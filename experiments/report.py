@@ -11,12 +11,17 @@ checkpoints/loss_curve_nopos.png. The training-length table and figure read the 
 of experiments/checkpoint_curve.py (full-pass BPC at every kept checkpoint). A configuration with
 no finished run is listed as not run, never estimated.
 
+Runs are grouped by configuration and machine (run.json, or experiments/machines.json for runs
+from before run records): bf16 arithmetic differs between machines, so a table never draws a
+contrast across two of them; an effect measured on both machines has a row for each.
+
 Effects are differences of means with a 95% Welch confidence interval (unequal variances,
 Welch-Satterthwaite degrees of freedom, Student's t quantile): the verdict is "better" or
 "worse" only when the interval excludes 0. The interactions table asks whether a change (4
 layers, 15,000 steps) moves the no-position gap: a difference of two differences, its interval by
 Welch-Satterthwaite over the four groups.
 """
+import fnmatch
 import json
 import math
 import os
@@ -26,6 +31,7 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+import record  # noqa: E402
 from files import AtomicFile, save_figure  # noqa: E402
 from metrics import plot_curves, read_metrics  # noqa: E402
 CONFIGS = {  # name: (heads, positional encoding, description)
@@ -82,23 +88,50 @@ GAP_PAIRS = [
 NANOGPT_VAL_LOSS = 1.4697   # nats: nanoGPT's shakespeare_char (6 layers, 384 wide, 10.7M params), 5000 iterations
 
 
+def machine_of(run_dir, checkpoints_dir):
+    """The machine a run trained on: its run.json's (every session's, if they differ), else
+    experiments/machines.json's entry for its folder (relative to checkpoints/), else "unknown"."""
+    known = dict(aliases={}, runs={})
+    machines_file = os.path.join(os.path.dirname(checkpoints_dir), "experiments", "machines.json")
+    if os.path.exists(machines_file):
+        with open(machines_file) as f:
+            known = json.load(f)
+    path = os.path.join(run_dir, "run.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            names = [record.machine(s) for s in json.load(f)["sessions"]]
+        names = sorted({known["aliases"].get(n, n) for n in names})
+        return names[0] if len(names) == 1 else "mixed: " + " / ".join(names)
+    folder = os.path.relpath(run_dir, checkpoints_dir).replace(os.sep, "/")
+    return next((machine for pattern, machine in known["runs"].items() if fnmatch.fnmatch(folder, pattern)), "unknown")
+
+
 def load_runs(study):
-    """{config: [run dict]} of the finished study runs (those with an eval.json) in the study folder."""
+    """{config: [run dict]} of the finished study runs (those with an eval.json) in the study folder
+    and its rerun/ folder, each with its machine (a seed may have run on two machines)."""
     runs = {name: [] for name in CONFIGS}
-    if not os.path.isdir(study):
-        return runs
-    for entry in sorted(os.listdir(study)):
-        match = re.fullmatch(r"(.+)_s(\d+)", entry)
-        path = os.path.join(study, entry)
-        if not match or match.group(1) not in CONFIGS or not os.path.exists(os.path.join(path, "eval.json")):
-            continue
-        with open(os.path.join(path, "eval.json")) as f:
-            result = json.load(f)["runs"][0]
-        rows = read_metrics(os.path.join(path, "metrics.csv"))
-        runs[match.group(1)].append(dict(seed=int(match.group(2)), rows=rows, val_bpc=result["val_bpc"],
-                                         params=result["params"], steps=result["steps"],
-                                         tokens_seen=result["tokens_seen"]))
+    for folder in (study, os.path.join(study, "rerun")):
+        for entry in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+            match = re.fullmatch(r"(.+)_s(\d+)", entry)
+            path = os.path.join(folder, entry)
+            if not match or match.group(1) not in CONFIGS or not os.path.exists(os.path.join(path, "eval.json")):
+                continue
+            with open(os.path.join(path, "eval.json")) as f:
+                result = json.load(f)["runs"][0]
+            rows = read_metrics(os.path.join(path, "metrics.csv"))
+            runs[match.group(1)].append(dict(
+                seed=int(match.group(2)), rows=rows, val_bpc=result["val_bpc"], params=result["params"],
+                steps=result["steps"], tokens_seen=result["tokens_seen"], folder=os.path.relpath(path, study),
+                machine=machine_of(path, os.path.dirname(study))))
     return runs
+
+
+def by_machine(done):
+    """{machine: [runs]} of one configuration's runs, machines in a fixed order."""
+    groups = {}
+    for r in sorted(done, key=lambda r: (r["machine"], r["seed"])):
+        groups.setdefault(r["machine"], []).append(r)
+    return groups
 
 
 def mean_std(values):
@@ -113,19 +146,20 @@ def fmt_mean_std(values):
 
 
 def results_table(runs):
-    lines = ["| configuration | heads | positions | params | steps | tokens seen | wall-clock (s) | train tokens/s "
-             "| val BPC per seed | val BPC mean ± std |", "|---|---|---|---|---|---|---|---|---|---|"]
+    """One row per configuration and machine."""
+    lines = ["| configuration | machine | heads | positions | params | steps | tokens seen | wall-clock (s) "
+             "| train tokens/s | val BPC per seed | val BPC mean ± std |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, (heads, pos, description) in CONFIGS.items():
-        done = runs[name]
-        if not done:
-            lines.append(f"| {name} ({description}) | {heads} | {pos} | - | - | - | - | - | not run yet | - |")
-            continue
-        tokens = done[0]["tokens_seen"]
-        wall = statistics.mean(r["rows"][-1]["elapsed_s"] for r in done)
-        speed = statistics.median(row["tokens_per_s"] for r in done for row in r["rows"])
-        per_seed = ", ".join(f"{r['val_bpc']:.4f} (s{r['seed']})" for r in done)
-        lines.append(f"| {name} ({description}) | {heads} | {pos} | {done[0]['params']:,} | {done[0]['steps']} "
-                     f"| {tokens / 1e6:.1f}M | {wall:.0f} | {speed:,.0f} | {per_seed} | {fmt_mean_std([r['val_bpc'] for r in done])} |")
+        if not runs[name]:
+            lines.append(f"| {name} ({description}) | - | {heads} | {pos} | - | - | - | - | - | not run yet | - |")
+        for machine, done in by_machine(runs[name]).items():
+            tokens = done[0]["tokens_seen"]
+            wall = statistics.mean(r["rows"][-1]["elapsed_s"] for r in done)
+            speed = statistics.median(row["tokens_per_s"] for r in done for row in r["rows"])
+            per_seed = ", ".join(f"{r['val_bpc']:.4f} (s{r['seed']})" for r in done)
+            lines.append(f"| {name} ({description}) | {machine} | {heads} | {pos} | {done[0]['params']:,} "
+                         f"| {done[0]['steps']} | {tokens / 1e6:.1f}M | {wall:.0f} | {speed:,.0f} | {per_seed} "
+                         f"| {fmt_mean_std([r['val_bpc'] for r in done])} |")
     return "\n".join(lines)
 
 
@@ -193,14 +227,28 @@ def welch_contrast(groups, level=0.95):
     return dict(diff=diff, se=se, df=df, low=diff - half, high=diff + half)
 
 
+def machines_of(runs, names):
+    """The machines on which every one of the configurations `names` ran (at least the first
+    machine any of them ran on, so that a missing group is reported rather than skipped)."""
+    sets = [set(by_machine(runs[name])) for name in names]
+    common = sorted(set.intersection(*sets))
+    return common or sorted(set.union(*sets))[:1] or ["-"]
+
+
+def on(runs, name, machine):
+    return [r["val_bpc"] for r in runs[name] if r["machine"] == machine]
+
+
 def interactions_table(runs):
     """Does a change move the no-position gap? The gap (BPC without positions - with them) with the
-    change minus the gap without it, with a 95% Welch-Satterthwaite interval over the four groups."""
-    lines = ["| change | n (with it: positions, none; without: positions, none) | gap (none - positions) without it "
-             "| gap with it | change of the gap | std. error | 95% interval | verdict |",
-             "|---|---|---|---|---|---|---|---|"]
-    for label, (a, b), (c, d) in INTERACTIONS:
-        values = [[r["val_bpc"] for r in runs[name]] for name in (a, b, c, d)]
+    change minus the gap without it, with a 95% Welch-Satterthwaite interval over the four groups,
+    all four from one machine."""
+    lines = ["| change | machine | n (with it: positions, none; without: positions, none) | gap (none - positions) "
+             "without it | gap with it | change of the gap | std. error | 95% interval | verdict |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for label, (a, b), (c, d), machine in [(*i, m) for i in INTERACTIONS for m in machines_of(runs, [*i[1], *i[2]])]:
+        label = f"{label} | {machine}"
+        values = [on(runs, name, machine) for name in (a, b, c, d)]
         positions_with, none_with, positions_without, none_without = values
         counts = ", ".join(str(len(v)) for v in values)
         gap_without = None
@@ -229,11 +277,13 @@ def interactions_table(runs):
 
 def effects_table(runs):
     """Each factor's own effect: the difference between two configurations that differ in it
-    alone, with a 95% Welch interval; the verdict follows the interval."""
-    lines = ["| change | n (a, b) | BPC difference a - b | std. error | 95% interval (Welch) | verdict |",
-             "|---|---|---|---|---|---|"]
-    for label, a, b in EFFECTS:
-        values_a, values_b = [r["val_bpc"] for r in runs[a]], [r["val_bpc"] for r in runs[b]]
+    alone, both from one machine, with a 95% Welch interval; the verdict follows the interval. An
+    effect measured on two machines has a row for each."""
+    lines = ["| change | machine | n (a, b) | BPC difference a - b | std. error | 95% interval (Welch) | verdict |",
+             "|---|---|---|---|---|---|---|"]
+    for label, a, b, machine in [(*e, m) for e in EFFECTS for m in machines_of(runs, e[1:])]:
+        values_a, values_b = on(runs, a, machine), on(runs, b, machine)
+        label = f"{label} | {machine}"
         if not values_a or not values_b:
             lines.append(f"| {label} | {len(values_a)}, {len(values_b)} | not run yet | - | - | - |")
             continue
@@ -254,8 +304,8 @@ def effects_table(runs):
 
 
 def load_extrapolation(study):
-    """{config: {context: [val_bpc per seed]}} from every extrapolation.json in the study folder
-    and its rerun/ folder (a seed counted once, the study's own run first)."""
+    """{(config, machine): {context: [val_bpc per seed]}} from every extrapolation.json in the study
+    folder and its rerun/ folder (a seed counted once per machine, the study's own run first)."""
     found, seen = {}, set()
     for folder in (study, os.path.join(study, "rerun")):
         if not os.path.isdir(folder):
@@ -263,27 +313,30 @@ def load_extrapolation(study):
         for entry in sorted(os.listdir(folder)):
             match = re.fullmatch(r"(.+)_s(\d+)", entry)
             path = os.path.join(folder, entry, "extrapolation.json")
-            if not match or match.group(1) not in CONFIGS or entry in seen or not os.path.exists(path):
+            if not match or match.group(1) not in CONFIGS or not os.path.exists(path):
                 continue
-            seen.add(entry)
+            machine = machine_of(os.path.join(folder, entry), os.path.dirname(study))
+            if (entry, machine) in seen:
+                continue
+            seen.add((entry, machine))
             with open(path) as f:
                 for row in json.load(f)["runs"]:
-                    found.setdefault(match.group(1), {}).setdefault(row["context"], []).append(row["val_bpc"])
-    return found
+                    found.setdefault((match.group(1), machine), {}).setdefault(row["context"], []).append(row["val_bpc"])
+    return dict(sorted(found.items(), key=lambda item: (list(CONFIGS).index(item[0][0]), item[0][1])))
 
 
 def extrapolation_table(extrapolation):
     contexts = sorted({c for by_context in extrapolation.values() for c in by_context})
     if not contexts:
         return "(no extrapolation.json yet: bash experiments/study.sh writes one per run)"
-    lines = ["| configuration | positions | " + " | ".join(f"context {c}" for c in contexts) + " |",
-             "|---|---|" + "---|" * len(contexts)]
-    for name, by_context in extrapolation.items():
+    lines = ["| configuration | machine | positions | " + " | ".join(f"context {c}" for c in contexts) + " |",
+             "|---|---|---|" + "---|" * len(contexts)]
+    for (name, machine), by_context in extrapolation.items():
         cells = []
         for c in contexts:
             values = by_context.get(c)
             cells.append("-" if not values else f"{fmt_mean_std(values)} (n={len(values)})")
-        lines.append(f"| {name} | {CONFIGS[name][1]} | " + " | ".join(cells) + " |")
+        lines.append(f"| {name} | {machine} | {CONFIGS[name][1]} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -294,14 +347,16 @@ def plot_extrapolation(extrapolation, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 4.8))
-    for i, (name, by_context) in enumerate(extrapolation.items()):
+    fig, ax = plt.subplots(figsize=(11.5, 4.8))
+    for i, ((name, machine), by_context) in enumerate(extrapolation.items()):
         contexts = sorted(by_context)
         means = [statistics.mean(by_context[c]) for c in contexts]
         n = min(len(by_context[c]) for c in contexts)
-        ax.plot(contexts, means, color=f"C{i}", marker="o", label=f"{name} (n={n})")
+        reruns = " (the reruns, not the results table's runs)" if name == "baseline" else ""
+        ax.plot(contexts, means, color=f"C{i % 10}", marker="o", linestyle="-" if i < 10 else "--",
+                label=f"{name}, {machine}, n={n}{reruns}")
         ax.fill_between(contexts, [min(by_context[c]) for c in contexts], [max(by_context[c]) for c in contexts],
-                        color=f"C{i}", alpha=0.2)
+                        color=f"C{i % 10}", alpha=0.2)
     ax.axvline(128, color="gray", linestyle=":", label="trained context (128)")
     ax.set_xscale("log", base=2)
     every_context = sorted({c for by_context in extrapolation.values() for c in by_context})
@@ -309,7 +364,7 @@ def plot_extrapolation(extrapolation, path):
     ax.set(xlabel="evaluation context (characters)", ylabel="validation BPC, full pass",
            title="length extrapolation: trained at 128, scored at other lengths")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     fig.tight_layout()
     save_figure(fig, path)
 
@@ -393,35 +448,11 @@ def plot_figures(runs, root):
 
     figures = os.path.join(root, "figures")
     os.makedirs(figures, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(9, 5.5))
-    for i, (name, done) in enumerate(runs.items()):
-        for j, r in enumerate(done):
-            steps = [row["step"] for row in r["rows"]]
-            label = name if j == 0 else None
-            ax.plot(steps, [row["val_bpc"] for row in r["rows"]], color=f"C{i}", marker="o", markersize=2, label=label)
-            ax.plot(steps, [row["train_bpc"] for row in r["rows"]], color=f"C{i}", linestyle="--", alpha=0.4)
-    ax.set(xlabel="step", ylabel="bits per character", ylim=(1.9, 3.5),
-           title="every run: validation (solid, fixed batches) and training (dashed) BPC")
-    ax.grid(alpha=0.3)
-    if any(runs.values()):
-        ax.legend()
-    fig.tight_layout()
-    save_figure(fig, os.path.join(figures, "curves_all.png"))
-
-    finished = {name: [r["val_bpc"] for r in done] for name, done in runs.items() if done}
-    if finished:
-        fig, ax = plt.subplots(figsize=(8, 4.5))
-        names = list(finished)
-        means = [mean_std(v)[0] for v in finished.values()]
-        stds = [mean_std(v)[1] or 0.0 for v in finished.values()]
-        ax.bar(range(len(names)), means, yerr=stds, capsize=5, color=[f"C{i}" for i in range(len(names))])
-        for i, values in enumerate(finished.values()):
-            ax.scatter([i] * len(values), values, color="black", s=10, zorder=3)
-        ax.set_xticks(range(len(names)), [f"{n}\n(n={len(finished[n])})" for n in names], fontsize=8)
-        ax.set(ylabel="validation BPC, full pass", ylim=(min(means) - 0.15, max(means) + 0.1),
-               title="final validation BPC: mean, std over seeds (bars), each seed (dots)")
-        fig.tight_layout()
-        save_figure(fig, os.path.join(figures, "final_bpc.png"))
+    machines = sorted({r["machine"] for done in runs.values() for r in done})
+    colour = {m: f"C{i}" for i, m in enumerate(machines)}   # one colour per machine, the same in both figures
+    plot_all_curves(plt, runs, colour, os.path.join(figures, "curves_all.png"))
+    if machines:
+        plot_final_bpc(plt, runs, colour, os.path.join(figures, "final_bpc.png"))
 
     for name, filename in (("baseline", "loss_curve_baseline.png"), ("ablation", "loss_curve_nopos.png")):
         if runs[name]:
@@ -431,6 +462,64 @@ def plot_figures(runs, root):
     memorise = os.path.join(root, "checkpoints", "study", "memorise_primer_s1")
     if os.path.exists(os.path.join(memorise, "eval_checkpoints.json")):
         plot_memorisation(memorise, os.path.join(figures, "memorisation.png"))
+
+
+def plot_all_curves(plt, runs, colour, path):
+    """One panel per configuration (same axes in all): each run's validation estimate (solid) and
+    training BPC (dashed), coloured by machine, nothing clipped."""
+    names = [name for name, done in runs.items() if done] or list(runs)[:1]
+    columns = 4
+    rows_n = math.ceil(len(names) / columns)
+    fig, axes = plt.subplots(rows_n, columns, figsize=(13, 2.6 * rows_n + 0.8), sharex=True, sharey=True,
+                             squeeze=False)
+    every = [row for done in runs.values() for r in done for row in r["rows"]]
+    low = min([min(row["train_bpc"], row["val_bpc"]) for row in every], default=1.0)
+    high = max([max(row["train_bpc"], row["val_bpc"]) for row in every], default=4.0)
+    for ax, name in zip(axes.flat, names):
+        for r in runs[name]:
+            steps = [row["step"] for row in r["rows"]]
+            ax.plot(steps, [row["val_bpc"] for row in r["rows"]], color=colour[r["machine"]], linewidth=1)
+            ax.plot(steps, [row["train_bpc"] for row in r["rows"]], color=colour[r["machine"]], linewidth=1,
+                    linestyle="--", alpha=0.6)
+        ax.set_title(f"{name} ({len(runs[name])} runs)", fontsize=9)
+        ax.set_ylim(low - 0.05, min(high, 4.5) + 0.05)
+        ax.grid(alpha=0.3)
+    for ax in axes.flat[len(names):]:
+        ax.axis("off")
+    for ax in axes[-1]:
+        ax.set_xlabel("step")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("BPC")
+    handles = [plt.Line2D([], [], color=c, label=m) for m, c in colour.items()]
+    handles += [plt.Line2D([], [], color="grey", label="validation (fixed batches)"),
+                plt.Line2D([], [], color="grey", linestyle="--", label="training (mean since last validation)")]
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8, frameon=False)
+    fig.suptitle("every study run: validation and training BPC against step, by configuration; colour = machine")
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    save_figure(fig, path)
+
+
+def plot_final_bpc(plt, runs, colour, path):
+    """Each configuration and machine: every seed's full-pass BPC (dots), the mean (a bar mark) and
+    the standard deviation (a line; none for one seed). Points, not bars from zero: the axis starts
+    where the data do, and says so."""
+    groups = [(name, machine, [r["val_bpc"] for r in done]) for name in runs
+              for machine, done in by_machine(runs[name]).items()]
+    fig, ax = plt.subplots(figsize=(8, 0.38 * len(groups) + 1.4))
+    for y, (name, machine, values) in enumerate(reversed(groups)):
+        mean, std = mean_std(values)
+        if std is not None:
+            ax.plot([mean - std, mean + std], [y, y], color=colour[machine], linewidth=2, alpha=0.5)
+        ax.plot([mean], [y], marker="|", markersize=14, color=colour[machine])
+        ax.scatter(values, [y] * len(values), color=colour[machine], s=14, zorder=3)
+    ax.set_yticks(range(len(groups)), [f"{name} (n={len(values)})" for name, _, values in reversed(groups)], fontsize=8)
+    ax.set_xlabel("validation BPC, full pass (axis starts near the lowest run, not at 0)")
+    handles = [plt.Line2D([], [], color=c, marker="o", linestyle="", label=m) for m, c in colour.items()]
+    ax.legend(handles=handles, fontsize=8, loc="lower right", title="machine", title_fontsize=8)
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_title("final validation BPC: each seed (dots), mean (mark), ± 1 std (line, n >= 2)", fontsize=10)
+    fig.tight_layout()
+    save_figure(fig, path)
 
 
 def plot_memorisation(run_dir, path):

@@ -57,7 +57,8 @@ def test_the_table_shows_each_budgets_final_seeds_and_the_candidates_hints(tmp_p
     assert cells[4].startswith("met (mean <= 2.1")
     assert cells[5] == "29.9-30.1" and cells[6] == "18,000-18,000"
     assert "30 min, baseline" in table and "2.3000 (17,000 steps, 28.3 min)" in table
-    assert "--time-budget 30 " in cells[7]   # the command that made the row
+    assert cells[7] == "unknown"   # no run.json, and not a folder experiments/machines.json names
+    assert "--time-budget 30 " in cells[8]   # the command that made the row
 
 
 def test_the_minutes_figure_skips_a_checkpoint_with_no_metrics_row(tmp_path):

@@ -123,7 +123,7 @@ def test_extrapolation_table_and_figure_pool_the_study_and_its_reruns(tmp_path):
     fake_extrapolation(tmp_path, "baseline_s1", {64: 2.4, 128: 2.2, 1024: 3.9}, folder="rerun")
     report.main(str(tmp_path))
     lines = {l.split(" | ")[0]: l for l in (tmp_path / "REPORT.md").read_text().splitlines()}
-    assert lines["| configuration"].startswith("| configuration | positions | context 64 | context 128 | context 1024")
+    assert lines["| configuration"].startswith("| configuration | machine | positions | context 64 | context 128 | context 1024")
     assert "2.2600 ± 0.0141 (n=2)" in lines["| heads4_rope"] and "3.9000 (n=1)" in lines["| baseline"]
     assert (tmp_path / "figures" / "extrapolation.png").read_bytes()[:4] == b"\x89PNG"
 
@@ -159,7 +159,7 @@ def test_interactions_ask_whether_a_change_moves_the_no_position_gap_with_a_four
     lines = {l.split(" | ")[0]: l for l in (tmp_path / "REPORT.md").read_text().splitlines()}
     # by hand: change (2.315 - 2.11) - (2.5167 - 2.16) = -0.1517; se sqrt(1e-4 + 2.25e-4 + 3.33e-5 + 7.78e-5)
     # = 0.0209; df 2.96 (Welch-Satterthwaite), t_0.975 = 3.2055: [-0.2186, -0.0847]
-    assert lines["| 4 layers instead of 2"] == ("| 4 layers instead of 2 | 2, 2, 3, 3 | +0.3567 | +0.2050 | -0.1517 "
+    assert lines["| 4 layers instead of 2"] == ("| 4 layers instead of 2 | unknown | 2, 2, 3, 3 | +0.3567 | +0.2050 | -0.1517 "
                                                 "| 0.0209 | [-0.2186, -0.0847] (df 3.0) | the gap is smaller (fewer than 3 seeds) |")
     assert "no interval: one seed" in lines["| 15,000 steps instead of 5000"]
     assert "| +0.3200 |" in lines["| 15,000 steps instead of 5000"]
@@ -174,4 +174,22 @@ def test_an_interaction_inside_the_noise_is_no_change_and_a_missing_side_is_not_
     report.main(str(tmp_path))
     lines = {l.split(" | ")[0]: l for l in (tmp_path / "REPORT.md").read_text().splitlines()}
     assert "no change shown (the interval holds 0)" in lines["| 4 layers instead of 2"]
-    assert lines["| 15,000 steps instead of 5000"] == "| 15,000 steps instead of 5000 | 0, 0, 3, 3 | +0.3567 | not run yet | - | - | - | - |"
+    assert lines["| 15,000 steps instead of 5000"] == ("| 15,000 steps instead of 5000 | unknown | 0, 0, 3, 3 | +0.3567 "
+                                                       "| not run yet | - | - | - | - |")
+
+
+def test_runs_are_grouped_by_machine_and_no_contrast_crosses_two_machines(tmp_path):
+    (tmp_path / "REPORT.md").write_text(MARKERS)
+    machines = {"xeon": dict(cpu="Xeon", cores=2, bf16_hardware="amx", gpu=None, processes=1),
+                "epyc": dict(cpu="EPYC", cores=2, bf16_hardware="avx512_bf16", gpu=None, processes=1)}
+    for seed in (1, 2, 3):   # sinusoidal on both machines, RoPE on the Xeon only
+        for name, machine, bpc in (("baseline", "epyc", 2.30), ("baseline", "xeon", 2.20), ("heads4_rope", "xeon", 2.25)):
+            folder = f"{name}_s{seed}" if machine == "xeon" else f"rerun/{name}_s{seed}"
+            fake_run(tmp_path, folder, bpc + seed / 1000)
+            (tmp_path / "checkpoints" / "study" / folder / "run.json").write_text(
+                json.dumps({"sessions": [machines[machine]]}))
+    report.main(str(tmp_path))
+    text = (tmp_path / "REPORT.md").read_text()
+    assert "| baseline (baseline) | EPYC, 2 cores, avx512_bf16 |" in text and "| baseline (baseline) | Xeon, 2 cores, amx |" in text
+    rope = [l for l in text.splitlines() if l.startswith("| RoPE instead of sinusoidal")]
+    assert rope == [next(l for l in rope if "| Xeon, 2 cores, amx | 3, 3 | +0.0500 |" in l)]   # never against the EPYC

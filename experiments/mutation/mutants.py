@@ -26,6 +26,7 @@ INIT = ["tests/test_init_from.py"]
 EXPORT = ["tests/test_export.py"]
 ACCUM = ["tests/test_train.py", "-k", "accum or micro_batch"]
 FAULTS = ["tests/test_faults.py"]
+RECORD = ["tests/test_record.py"]
 
 MUTANTS = [
     # --- sampling ---------------------------------------------------------------------------------
@@ -449,6 +450,27 @@ MUTANTS = [
            "        if isinstance(error, OSError):   # a write inside the block failed",
            "        if False:   # a write inside the block failed",
            "a write that fails inside the block names no file", FAULTS),
+    # --- the run record (issue 24) -------------------------------------------------------------------
+    Mutant("resume_forgets_earlier_sessions", "train.py",
+           'sessions = (list(resumed["run_record"]) if resumed else []) + [',
+           'sessions = [] + [',
+           "a resumed run's record keeps only its last session: where the earlier steps ran is lost", RECORD),
+    Mutant("checkpoint_without_run_record", "checkpoint.py",
+           '"run_record": list(run_record),',
+           '"run_record": [],',
+           "checkpoints do not say where they were trained", RECORD),
+    Mutant("eval_drops_the_run_record", "eval.py",
+           'run_record=ckpt["run_record"],',
+           'run_record=[],',
+           "eval.py's JSON figures lose the machine and code that made them", RECORD),
+    Mutant("contrast_pools_machines", "experiments/report.py",
+           '    return [r["val_bpc"] for r in runs[name] if r["machine"] == machine]',
+           '    return [r["val_bpc"] for r in runs[name]]',
+           "REPORT.md's effects pool runs of two machines into one group", ["tests/test_report.py"]),
+    Mutant("run_json_ignored_by_report", "experiments/report.py",
+           'path = os.path.join(run_dir, "run.json")',
+           'path = os.path.join(run_dir, "no-run.json")',
+           "report.py ignores where a run says it ran", ["tests/test_report.py"]),
     Mutant("device_unchecked_in_generate", "generate.py",
            "    runtime.resolve_device(args.device)   # one that is not here",
            "    pass   # one that is not here",

@@ -22,7 +22,7 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "experiments"))
 from files import AtomicFile, save_figure  # noqa: E402
 from cli import ArgumentParser  # noqa: E402
-from report import fill, student_t_quantile, welch_interval  # noqa: E402
+from report import fill, machine_of, student_t_quantile, welch_interval  # noqa: E402
 
 from arms import ARMS, timed_flags  # noqa: E402
 
@@ -137,13 +137,15 @@ def elapsed_minutes(run_dir):
 
 
 def timed_rows(root):
-    """{minutes: {arm: [(seed, val_bpc, steps, elapsed minutes)]}} of checkpoints/recipe/m<M>/."""
+    """{minutes: {arm: [(seed, val_bpc, steps, elapsed minutes, machine)]}} of checkpoints/recipe/m<M>/."""
     found = {}
     for name in os.listdir(root) if os.path.isdir(root) else []:
         if re.fullmatch(r"m\d+(\.\d+)?", name):
             runs = load(os.path.join(root, name))
-            found[float(name[1:])] = {arm: [(seed, bpc, steps, elapsed_minutes(os.path.join(root, name, f"{arm}_s{seed}")))
-                                            for seed, bpc, steps in values] for arm, values in runs.items()}
+            found[float(name[1:])] = {
+                arm: [(seed, bpc, steps, elapsed_minutes(os.path.join(root, name, f"{arm}_s{seed}")),
+                       machine_of(os.path.join(root, name, f"{arm}_s{seed}"), os.path.dirname(root)))
+                      for seed, bpc, steps in values] for arm, values in runs.items()}
     return dict(sorted(found.items()))
 
 
@@ -155,7 +157,7 @@ def train_command(arm, minutes):
 def minutes_table(timed):
     """README's table: each budget's preset at the final seeds; the candidates' seed-1 hints below."""
     lines = ["| minutes | preset | full-pass val BPC, seeds 11-13 | 95% interval of the mean | target | "
-             "training minutes (elapsed_s) | steps | command |", "|---|---|---|---|---|---|---|---|"]
+             "training minutes (elapsed_s) | steps | machine | command |", "|---|---|---|---|---|---|---|---|---|"]
     hints = []
     for minutes, arms in timed.items():
         for arm, values in arms.items():
@@ -166,12 +168,13 @@ def minutes_table(timed):
                 target = target_verdict(bpcs, TARGETS[minutes]) if minutes in TARGETS else "-"
                 spent = [by_seed[s][2] for s in FINAL_SEEDS]
                 steps = sorted({by_seed[s][1] for s in FINAL_SEEDS})
+                machine = " / ".join(sorted({by_seed[s][3] for s in FINAL_SEEDS}))
                 command = f"`{train_command(arm, minutes)}`"
                 lines.append(f"| {minutes:g} | {arm} | **{mean:.4f}** ± {std:.4f} ({', '.join(f'{b:.4f}' for b in bpcs)}) "
                              f"| [{low:.4f}, {high:.4f}] | {target} | {min(spent):.1f}-{max(spent):.1f} "
-                             f"| {steps[0]:,}-{steps[-1]:,} | {command} |")
+                             f"| {steps[0]:,}-{steps[-1]:,} | {machine} | {command} |")
             if 1 in by_seed:
-                bpc, steps, spent = by_seed[1]
+                bpc, steps, spent, _ = by_seed[1]
                 hints.append(f"{minutes:g} min, {arm} (`{ARMS[arm]}`): {bpc:.4f} ({steps:,} steps, {spent:.1f} min)")
     if len(lines) == 2:   # the header alone
         lines = ["No preset has its three timed seeds yet."]

@@ -1,8 +1,10 @@
 """The clock of a training run and, with --time-budget, its ceiling.
 
-A timed run fixes its number of steps once, from a probe of its costs (train.fit_steps_to_budget),
-so that the schedule is a function of a saved number and --resume is exact. The probe's pace is
-an estimate, so the budget is also a ceiling: the run stops early, validated and saved like a last
+A timed run fixes its number of steps from a probe of its costs (train.fit_steps_to_budget), and
+once more at the end of its warmup from the pace of its own steps (train.PlanFromPace), while no
+step's learning rate has yet depended on the number; that number is saved, so the schedule is a
+function of a saved number and --resume is exact. The pace is still an estimate (a machine can
+slow down later), so the budget is also a ceiling: the run stops early, validated and saved like a last
 step, once going on to the next read of the loss and then validating and saving would pass the
 budget. The clock starts when training starts (reading the corpus, compiling and the probe count)
 and goes on across resumed sessions (elapsed_s is saved in every checkpoint).
@@ -39,6 +41,7 @@ class Budget:
         self.elapsed_before = elapsed_s
         self.started = self.window_started = time.perf_counter()
         self.paces = deque(maxlen=PACE_WINDOWS)
+        self.trained_s = 0.0   # seconds of steps alone (no validations or checkpoints) this session
 
     def elapsed(self):
         """Seconds of training so far, summed over resumed sessions."""
@@ -61,5 +64,7 @@ class Budget:
     def end_window(self, steps):
         """A read of the loss after `steps` steps: the pace becomes the slowest of the last
         PACE_WINDOWS windows' seconds per step, so a slowdown counts at once and errs long."""
-        self.paces.append((time.perf_counter() - self.window_started) / steps)
+        seconds = time.perf_counter() - self.window_started
+        self.trained_s += seconds
+        self.paces.append(seconds / steps)
         self.costs["step_s"] = max(self.paces)

@@ -612,6 +612,50 @@ def plan_steps(model, optimizer, cfg, train_ids, val_ids, val_batches, autocast,
     return steps
 
 
+class PlanFromPace:
+    """--time-budget's second plan. The probe times 16 cold steps on a copy of the model, and its
+    pace can be several percent off the run's real one (docs/flags.md). So at the end of the warmup, while the learning rate of every step so
+    far is still the same whatever the number of steps, the steps are fitted again to the pace of
+    this run's own steps since a quarter of the warmup: the run is then the `--steps N` run for
+    the new N (saved in the checkpoints, so --resume is exact). The ceiling (budget.Budget.over)
+    stays in force. Off for untimed runs and for a warmup under 8 steps."""
+
+    def __init__(self, cfg, step):
+        self.start, self.end = cfg.warmup_steps // 4, cfg.warmup_steps
+        self.active = bool(cfg.time_budget) and cfg.warmup_steps >= 8 and step < self.end
+        self.mark = (0.0, step) if step >= self.start else None   # (trained seconds, step) where timing starts
+
+    def due(self, step):
+        """Whether the loss must be read back at this step (the plan reads the clock then)."""
+        return self.active and step in (self.start, self.end)
+
+    def revise(self, step, cfg, budget, device, world_size, main_process):
+        """At the warmup's end, cfg.steps fitted to the measured pace (every rank takes the slowest's)."""
+        if not self.due(step):
+            return
+        if step == self.start:
+            self.mark = (budget.trained_s, step)
+            return
+        self.active = False
+        pace = (budget.trained_s - self.mark[0]) / (step - self.mark[1])
+        remaining = steps_that_fit(cfg.time_budget, dict(budget.costs, step_s=pace), cfg.eval_every, cfg.ckpt_every,
+                                   budget.elapsed())
+        steps = torch.tensor([step + remaining], device=device)
+        if world_size > 1:
+            torch.distributed.all_reduce(steps, op=torch.distributed.ReduceOp.MIN)
+        planned, cfg.steps = cfg.steps, max(step + 1, int(steps.item()))
+        if main_process:
+            tqdm.write(f"time budget planned again at the end of the warmup (step {step}) from this run's pace, "
+                       f"{1000 * pace:.1f} ms a step: {cfg.steps:,} steps (the probe's plan: {planned:,})")
+
+
+def set_learning_rate(optimizer, step, cfg):
+    lr = lr_at(step, cfg)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    return lr
+
+
 def read_back(unread, stop_signal, checkpoint_asked, budget_over, device, world_size):
     """One read back to the host for the steps since the last: their mean losses over all ranks,
     the signal that stops the run (SIGTERM if any rank got one, else SIGINT if any did, else None),
@@ -660,6 +704,7 @@ class RunLog:
 
     def step_done(self):
         self.interval_steps += 1
+        self.bar.total = self.cfg.steps   # a timed run's plan may change at the end of its warmup
         self.bar.update(1)
 
     def tokens_per_s(self):
@@ -761,8 +806,7 @@ def run_training(model_cfg, cfg, resumed, progress):
     source = load_checkpoint(cfg.init_from, "best") if cfg.init_from and not resumed else None
     vocab, train_ids, val_ids, fingerprint = read_corpus(cfg, model_cfg, resumed, source, rank, world_size)
     model_cfg.vocab_size = len(vocab)
-    os.makedirs(cfg.out, exist_ok=True)
-    if main_process:
+    if main_process:   # its folder: made by train()'s RunLock
         with AtomicFile(os.path.join(cfg.out, "config.toml")) as f:
             f.write(config_toml(model_cfg, cfg))
     model, optimizer = build_model(model_cfg, cfg, source, device, rank, world_size)
@@ -791,12 +835,11 @@ def run_training(model_cfg, cfg, resumed, progress):
     # itself came after, and costs, so that every rank decides alike); a fresh run trains its first step
     budget_spent = (resumed is not None and step < cfg.steps
                     and budget.over(budget.costs["checkpoint_s"], elapsed_s=resumed["elapsed_s"]))
+    plan = PlanFromPace(cfg, step)
     with StopRequest() as stop, RunLog(cfg, model_cfg, rows, step, show=progress and main_process) as log:
         stopped_early = False
         while step < cfg.steps and not budget_spent and not stopped_early:
-            lr = lr_at(step, cfg)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
+            lr = set_learning_rate(optimizer, step, cfg)
             x, y = (runtime.to_device(t[local_batch], device)
                     for t in get_batch(train_ids, cfg.batch_size, model_cfg.seq_len, batch_rng))
             unread.append(train_step(runner, optimizer, x, y, cfg.grad_clip, autocast, cfg.grad_accum).float())
@@ -804,7 +847,7 @@ def run_training(model_cfg, cfg, resumed, progress):
             log.step_done()
             at_ckpt = step % cfg.ckpt_every == 0 or step == cfg.steps
             at_eval = at_ckpt or step % cfg.eval_every == 0   # a checkpoint is always validated
-            if not (at_eval or at_ckpt or step % budget.sync_every == 0):
+            if not (at_eval or at_ckpt or step % budget.sync_every == 0 or plan.due(step)):
                 continue
             own_costs = at_eval * budget.costs["validation_s"] + at_ckpt * budget.costs["checkpoint_s"]
             losses, stop_signal, checkpoint_asked, over = read_back(
@@ -813,6 +856,7 @@ def run_training(model_cfg, cfg, resumed, progress):
             check_finite(losses, step - len(losses) + 1, last_good)
             unread = []
             budget.end_window(len(losses))
+            plan.revise(step, cfg, budget, device, world_size, main_process)
             if over and step < cfg.steps:   # this step is the last: validate and save it
                 budget_spent = at_eval = at_ckpt = True
             pending_losses.extend(losses)

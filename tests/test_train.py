@@ -573,6 +573,28 @@ def test_the_budget_counts_setting_up_and_the_probe_and_reserves_for_the_slowest
     assert [saved[s]["budget_costs"]["step_s"] for s in (25, 50, 70)] == pytest.approx([0.010, 0.100, 0.010])
 
 
+def test_a_timed_run_plans_again_at_the_end_of_its_warmup_from_its_own_pace(tmp_path, monkeypatch, capsys):
+    # the probe said 20 ms a step (100 steps); the run's steps take 10 ms. At the end of the warmup
+    # (step 20) the steps are fitted again to the pace measured from step 5 (a quarter of the
+    # warmup), and the run is then exactly the --steps N run: no step so far depended on N
+    fake_clock(monkeypatch, step_s=lambda step: 0.050 if step < 5 else 0.010, validation_s=0.0, checkpoint_s=0.0)
+    monkeypatch.setattr(train, "fit_steps_to_budget", lambda *args, **kwargs: (100, dict(step_s=0.02, validation_s=0.0,
+                                                                                         checkpoint_s=0.0)))
+    flags = ["--eval-every", "50", "--ckpt-every", "50", *TINY_FLAGS, "--warmup-steps", "20"]
+    timed = train.train(*configs("--out", str(tmp_path / "timed"), "--time-budget", "0.05", *flags)[:2], progress=False)
+    elapsed = 0.0   # at step 20, summed as the clock sums it; the slow first steps are not the pace
+    for step in range(1, 21):
+        elapsed += 0.050 if step < 5 else 0.010
+    planned = 20 + budget.steps_that_fit(0.05, dict(step_s=0.010, validation_s=0.0, checkpoint_s=0.0), 50, 50, elapsed)
+    assert planned > 250 and load_checkpoint(str(tmp_path / "timed"))["train_config"]["steps"] == planned
+    assert (f"time budget planned again at the end of the warmup (step 20) from this run's pace, 10.0 ms a step: "
+            f"{planned:,} steps (the probe's plan: 100)") in capsys.readouterr().out
+    monkeypatch.undo()
+    untimed = train.train(*configs("--out", str(tmp_path / "untimed"), "--steps", str(planned), *flags)[:2],
+                          progress=False)
+    assert losses(timed) == losses(untimed)
+
+
 @pytest.mark.parametrize("eval_every, last_step, saved_at_s", [(25, 46, 0.566), (20, 40, 0.506)])
 def test_the_time_budget_is_a_ceiling_a_run_slower_than_planned_stops_early_validated_and_saved(
         tmp_path, monkeypatch, eval_every, last_step, saved_at_s):

@@ -39,6 +39,7 @@ import cli
 import pictures
 import record
 import runtime
+from dynamic import dynamic_nats
 from checkpoint import checkpoint_choice, describe_choice, load_checkpoint, model_from_checkpoint
 from cli import ArgumentParser, UserError
 from corpus import load_corpus, parse_split, symbol_counts
@@ -90,15 +91,36 @@ def stream_nats(model, stream, n_context, window, batch_size=64, device="cpu", a
     return nats
 
 
+def scoring_stream(train_ids, val_ids, window):
+    """(the units a full pass reads: the end of the training split, then the scored split; how many
+    of them come from the training split, unscored)."""
+    # at least one unit before the first scored one: with a window of 1 that is all there is
+    n_context = min(max(1, window // 2), len(train_ids))
+    return np.concatenate([np.asarray(train_ids[len(train_ids) - n_context:]), np.asarray(val_ids)]), n_context
+
+
 def full_pass_bpc(model, train_ids, val_ids, batch_size=64, device="cpu", context=None, autocast=nullcontext(),
                   progress=False, unit="char"):
     """(BPC, units scored) over the whole validation (or test) split; see the module docstring.
     context: the window length (default the model's seq_len)."""
     window = context or model.cfg.seq_len
-    # at least one unit before the first scored one: with a window of 1 that is all there is
-    n_context = min(max(1, window // 2), len(train_ids))
-    stream = np.concatenate([np.asarray(train_ids[len(train_ids) - n_context:]), np.asarray(val_ids)])
-    nats = stream_nats(model, stream, n_context, window, batch_size, device, autocast, progress, unit)
+    stream, n_context = scoring_stream(train_ids, val_ids, window)
+    return mean_bits(stream_nats(model, stream, n_context, window, batch_size, device, autocast, progress, unit))
+
+
+def dynamic_bpc(model, train_ids, val_ids, lr, decay=0.0, device="cpu", context=None, autocast=nullcontext(),
+                progress=False, unit="char"):
+    """(BPC, units scored) of dynamic evaluation (dynamic.py) over the whole split, with the full
+    pass's windows and context; lr 0 gives full_pass_bpc's figure."""
+    window = context or model.cfg.seq_len
+    stream, n_context = scoring_stream(train_ids, val_ids, window)
+    windows = scoring_windows(n_context, len(stream) - n_context, window)
+    return mean_bits(dynamic_nats(model, stream, n_context, windows, window, lr, decay, device, autocast, progress,
+                                  unit))
+
+
+def mean_bits(nats):
+    """(BPC, units scored) of the per-unit cross-entropies in nats: each unit counts once."""
     return float(nats.sum()) / len(nats) / math.log(2), len(nats)
 
 
@@ -167,9 +189,9 @@ def evaluate_run(path, data=None, batch_size=64, device="cpu", contexts=(None,),
 
 
 def score_run(ckpt, model, vocab, data=None, batch_size=64, device="cpu", contexts=(None,), part="val",
-              precision="auto", progress=False):
-    """(one result dict per context length (None: the model's own seq_len), (vocab, train ids,
-    scored ids) for the reference rows)."""
+              precision="auto", progress=False, dynamic=None):
+    """(one result dict per context length (None: the model's own seq_len), then one for dynamic
+    evaluation if dynamic = (lr, decay), (vocab, train ids, scored ids) for the reference rows)."""
     data = data or ckpt["train_config"]["data"]
     unit = ckpt["train_config"]["unit"]
     split_spec = ckpt["train_config"]["split"]
@@ -201,6 +223,13 @@ def score_run(ckpt, model, vocab, data=None, batch_size=64, device="cpu", contex
                                         split_spec=split_spec, part="test", run_dir=run_dir)
         results[0]["test_bpc"] = full_pass_bpc(model, train_ids, test_ids, batch_size, device, None, autocast,
                                                progress, unit[:-1])[0]
+    if dynamic:
+        lr, decay = dynamic
+        bpc, _ = dynamic_bpc(model, train_ids, scored_ids, lr, decay, device, None, autocast, progress, unit[:-1])
+        results.append(dict(results[0], name=f"{results[0]['name']} (dynamic)", val_bpc=bpc, context=model.cfg.seq_len,
+                            note=f"dynamic evaluation, lr {lr:g}, decay {decay:g}: not a static figure",
+                            dynamic=dict(lr=lr, decay=decay)))
+        results[-1].pop("test_bpc", None)
     return results, (vocab, train_ids, scored_ids)
 
 
@@ -277,6 +306,13 @@ def parse_args(argv=None):
                         help="where to write the surprisal picture (default: <run dir>/surprisal.png; with several "
                              "runs, <run dir>/surprisal.png each)")
     parser.add_argument("--no-references", action="store_true", help="skip the uniform/unigram/bz2/lzma rows")
+    parser.add_argument("--dynamic", type=float, metavar="LR",
+                        help="also score each run by dynamic evaluation (a row of its own): the split read once, in "
+                             "order, each window scored and then learnt from by one SGD step of learning rate LR "
+                             "(docs/evaluation.md)")
+    parser.add_argument("--dynamic-decay", type=float, default=0.0, metavar="D",
+                        help="with --dynamic: after each step every weight moves back toward its trained value by the "
+                             "fraction D (default 0)")
     parser.add_argument("--context", type=int, nargs="+", metavar="N",
                         help="score with windows of N characters instead of the trained seq_len (stride N/2); "
                              "several values give one row each (length extrapolation)")
@@ -286,6 +322,12 @@ def parse_args(argv=None):
     for n in args.context or []:
         if n <= 0:
             raise UserError(f"--context must be positive, got {n}")
+    if args.dynamic is not None and args.dynamic < 0:
+        raise UserError(f"--dynamic must be a learning rate of 0 or more, got {args.dynamic:g}")
+    if not 0 <= args.dynamic_decay <= 1:
+        raise UserError(f"--dynamic-decay must be between 0 and 1, got {args.dynamic_decay:g}")
+    if args.dynamic_decay and args.dynamic is None:
+        raise UserError("--dynamic-decay needs --dynamic LR")
     runtime.resolve_device(args.device)   # one that is not here: a one-line error, before any work
     args.surprisal_text = args.surprisal
     if args.surprisal is not None and os.path.isfile(args.surprisal):
@@ -320,7 +362,8 @@ def main(argv=None):
         model, vocab = model_from_checkpoint(ckpt, args.device)
         choices.append(f"{run}: {describe_choice(ckpt)}")
         rows, run_corpus = score_run(ckpt, model, vocab, args.data, args.batch_size, args.device,
-                                     args.context or (None,), args.split, args.precision, progress)
+                                     args.context or (None,), args.split, args.precision, progress,
+                                     None if args.dynamic is None else (args.dynamic, args.dynamic_decay))
         if results and scored_text(rows[0]) != scored_text(results[0]):
             # one table has one header, one footer and one set of reference rows: those of one text
             raise UserError(f"{rows[0]['name']} and {results[0]['name']} were not scored on the same text "

@@ -649,6 +649,12 @@ class PlanFromPace:
                        f"{1000 * pace:.1f} ms a step: {cfg.steps:,} steps (the probe's plan: {planned:,})")
 
 
+def checkpoint_rng(batch_rng, device, world_size):
+    """The random streams a checkpoint saves: rank 0's, the batch stream's, every rank's (a collective)."""
+    rank_states = runtime.gather_rng_states(device, world_size)
+    return {"torch": rank_states[0]["torch"], "batches": batch_rng.get_state(), "ranks": rank_states}
+
+
 def set_learning_rate(optimizer, step, cfg):
     lr = lr_at(step, cfg)
     for group in optimizer.param_groups:
@@ -874,8 +880,7 @@ def run_training(model_cfg, cfg, resumed, progress):
             if at_ckpt or stop_signal or checkpoint_asked:
                 save_start = time.perf_counter()
                 stopped_early = at_ckpt and checkpoints.judge(step, bpc, device, world_size) and step < cfg.steps
-                rank_states = runtime.gather_rng_states(device, world_size)   # every rank takes part
-                rng = {"torch": rank_states[0]["torch"], "batches": batch_rng.get_state(), "ranks": rank_states}
+                rng = checkpoint_rng(batch_rng, device, world_size)   # every rank takes part
                 payload = make_checkpoint(step, asdict(model_cfg), asdict(cfg), vocab, fingerprint, model, optimizer, rng,
                                           budget.elapsed(), pending_losses, budget.costs, checkpoints.best, sessions
                                           ) if main_process else None

@@ -22,6 +22,7 @@ layers, 15,000 steps) moves the no-position gap: a difference of two differences
 Welch-Satterthwaite over the four groups.
 """
 import fnmatch
+import functools
 import json
 import math
 import os
@@ -88,14 +89,20 @@ GAP_PAIRS = [
 NANOGPT_VAL_LOSS = 1.4697   # nats: nanoGPT's shakespeare_char (6 layers, 384 wide, 10.7M params), 5000 iterations
 
 
+@functools.lru_cache(maxsize=None)
+def known_machines(checkpoints_dir):
+    """experiments/machines.json beside checkpoints_dir (read once), or no entries where there is none."""
+    machines_file = os.path.join(os.path.dirname(checkpoints_dir), "experiments", "machines.json")
+    if not os.path.exists(machines_file):
+        return dict(aliases={}, runs={})
+    with open(machines_file) as f:
+        return json.load(f)
+
+
 def machine_of(run_dir, checkpoints_dir):
     """The machine a run trained on: its run.json's (every session's, if they differ), else
     experiments/machines.json's entry for its folder (relative to checkpoints/), else "unknown"."""
-    known = dict(aliases={}, runs={})
-    machines_file = os.path.join(os.path.dirname(checkpoints_dir), "experiments", "machines.json")
-    if os.path.exists(machines_file):
-        with open(machines_file) as f:
-            known = json.load(f)
+    known = known_machines(checkpoints_dir)
     path = os.path.join(run_dir, "run.json")
     if os.path.exists(path):
         with open(path) as f:

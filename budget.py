@@ -2,9 +2,10 @@
 
 A timed run fixes its number of steps from a probe of its costs (train.fit_steps_to_budget), and
 once more at the end of its warmup from the pace of its own steps (train.PlanFromPace), while no
-step's learning rate has yet depended on the number; that number is saved, so the schedule is a
-function of a saved number and --resume is exact. The pace is still an estimate (a machine can
-slow down later), so the budget is also a ceiling: the run stops early, validated and saved like a last
+step's learning rate has yet depended on the number, and again whenever the clock later says
+the run would end past its budget or well before it (a machine that slowed down or sped up), the
+rest of the schedule then laid over the steps left (train.lr_at). Each decision is saved, so
+--resume is exact. A pace is still an estimate, so the budget is also a ceiling: the run stops early, validated and saved like a last
 step, once going on to the next read of the loss and then validating and saving would pass the
 budget. The clock starts when training starts (reading the corpus, compiling and the probe count)
 and goes on across resumed sessions (elapsed_s is saved in every checkpoint).
@@ -19,12 +20,23 @@ BUDGET_PLANNED = 0.97
 PACE_WINDOWS = 16   # the pace is the slowest of this many recent windows between reads of the loss
 
 
+# A timed run reads its clock every CHECK_EVERY steps after its warmup, and plans again when its
+# steps, at the pace of the last 2 * CHECK_EVERY, would end past the budget or more than
+# REPLAN_EARLY of it before the BUDGET_PLANNED share (train.PlanFromPace).
+CHECK_EVERY = 100
+REPLAN_EARLY = 0.03
+
+
+def seconds_per_step(timing, eval_every, ckpt_every):
+    """A step's seconds with its share of a validation every eval_every steps and a checkpoint
+    every ckpt_every. timing: step_s, validation_s and checkpoint_s."""
+    return timing["step_s"] + timing["validation_s"] / eval_every + timing["checkpoint_s"] / ckpt_every
+
+
 def steps_that_fit(minutes, timing, eval_every, ckpt_every, spent_s):
-    """How many steps, each with its share of a validation every eval_every steps and a checkpoint
-    every ckpt_every, fit BUDGET_PLANNED of `minutes` after the spent_s seconds already gone
-    (setting up and probing). timing: the probe's step_s, validation_s and checkpoint_s. At least 1."""
-    per_step = timing["step_s"] + timing["validation_s"] / eval_every + timing["checkpoint_s"] / ckpt_every
-    return max(1, int((minutes * 60 * BUDGET_PLANNED - spent_s) / per_step))
+    """How many steps (seconds_per_step each) fit BUDGET_PLANNED of `minutes` after the spent_s
+    seconds already gone (setting up, probing, training). At least 1."""
+    return max(1, int((minutes * 60 * BUDGET_PLANNED - spent_s) / seconds_per_step(timing, eval_every, ckpt_every)))
 
 
 class Budget:

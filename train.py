@@ -24,6 +24,7 @@ import signal
 import sys
 import tempfile
 import time
+from collections import deque
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, fields, replace
 
@@ -33,7 +34,7 @@ from tqdm import tqdm
 import cli
 import record
 import runtime
-from budget import BUDGET_PLANNED, Budget, steps_that_fit
+from budget import BUDGET_PLANNED, CHECK_EVERY, REPLAN_EARLY, Budget, seconds_per_step, steps_that_fit
 from checkpoint import BEST_NAME, checkpoint_path, describe_choice, list_checkpoints, load_checkpoint, make_checkpoint, save_checkpoint
 from cli import ArgumentParser, UserError, add_config_flags, config_file_flags, setting, toml_value
 from corpus import DEFAULT_SPLIT, Vocab, check_file, encoded_corpus, get_batch, load_corpus, parse_split
@@ -94,6 +95,11 @@ class TrainConfig:
                                       "reproducible and --resume exact; the budget is a ceiling: a run slower than "
                                       "planned stops early, validated and saved; replaces --steps (--steps on "
                                       "--resume: the run goes on to --steps, untimed)", shown="off")
+    # Set by a plan made during a timed run (PlanFromPace, lr_at): the step it was made at (0: none),
+    # where the schedule was then, in steps of the schedule it had, and that schedule's length.
+    knot_step: int = 0
+    knot_at: float = 0.0
+    schedule_steps: int = 0
     unit: str = "chars"         # what a token is: a character of UTF-8 text, or a byte of any file (flag --bytes)
     split: str = setting(DEFAULT_SPLIT, "train,validation[,test] parts of the corpus, in order: fractions (0.9,0.1) or "
                                         "counts of characters/bytes (enwik8: 90000000,5000000,5000000)")
@@ -270,18 +276,38 @@ def resolve_configs(args):
         raise UserError(f"invalid settings: {e}") from None
 
 
+def schedule_position(step, cfg):
+    """Where `step` is in the learning rate's schedule, and that schedule's length: (step,
+    cfg.steps), but after a plan made during the run (PlanFromPace: cfg.knot_step) the rest of the
+    schedule it had (schedule_steps long, at knot_at of them) is laid over the steps now left, so
+    the learning rate goes on from where it was and the last step trains at that schedule's last rate."""
+    if not cfg.knot_step or step < cfg.knot_step:
+        return step, cfg.steps
+    last, planned_last = cfg.steps - 1, cfg.schedule_steps - 1   # the last steps trained: step N-1 of N
+    stretch = (planned_last - cfg.knot_at) / max(1, last - cfg.knot_step)
+    return cfg.knot_at + (step - cfg.knot_step) * stretch, cfg.schedule_steps
+
+
+def replan_schedule(cfg, step, steps):
+    """cfg.steps becomes `steps` from step `step` on; the learning rate is continuous there."""
+    cfg.knot_at, cfg.schedule_steps = schedule_position(step, cfg)
+    cfg.knot_step, cfg.steps = step, steps
+
+
 def lr_at(step, cfg):
     """Linear warmup over warmup_steps, then cosine decay from lr to min_lr at the last step; or
-    (wsd) lr held until the last decay_fraction of the steps, then a linear decay to min_lr."""
+    (wsd) lr held until the last decay_fraction of the steps, then a linear decay to min_lr. The
+    steps are those of schedule_position (a timed run may plan again as it goes)."""
+    step, total = schedule_position(step, cfg)
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
     if cfg.schedule == "wsd":
-        decay_steps = max(1, round(cfg.decay_fraction * cfg.steps))
-        into_decay = step - (cfg.steps - decay_steps)
+        decay_steps = max(1, round(cfg.decay_fraction * total))
+        into_decay = step - (total - decay_steps)
         if into_decay <= 0:
             return cfg.lr
         return cfg.lr + (cfg.min_lr - cfg.lr) * min(1.0, into_decay / decay_steps)
-    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    progress = (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps)
     return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
@@ -613,40 +639,64 @@ def plan_steps(model, optimizer, cfg, train_ids, val_ids, val_batches, autocast,
 
 
 class PlanFromPace:
-    """--time-budget's second plan. The probe times 16 cold steps on a copy of the model, and its
-    pace can be several percent off the run's real one (docs/flags.md). So at the end of the warmup, while the learning rate of every step so
-    far is still the same whatever the number of steps, the steps are fitted again to the pace of
-    this run's own steps since a quarter of the warmup: the run is then the `--steps N` run for
-    the new N (saved in the checkpoints, so --resume is exact). The ceiling (budget.Budget.over)
-    stays in force. Off for untimed runs and for a warmup under 8 steps."""
+    """--time-budget's plans made during the run. The probe times 16 cold steps on a copy of the
+    model, and its pace can be several percent off the run's real one (docs/flags.md). So at the
+    end of the warmup, while the learning rate of every step so far is still the same whatever the
+    number of steps, the steps are fitted again to the pace of this run's own steps since a
+    quarter of the warmup (off for a warmup under 8 steps). From then on, every CHECK_EVERY steps,
+    the clock is read again: if the steps of the last 2 * CHECK_EVERY at their pace would end the
+    run past its budget, or more than REPLAN_EARLY before it (the machine slowed down or sped up),
+    the steps are fitted to that pace and the rest of the schedule laid over them (lr_at), so the
+    learning rate still decays fully by the end. Each decision is saved in the checkpoints (cfg),
+    so --resume is exact; a run that never planned again is the `--steps N` run. The ceiling
+    (budget.Budget.over) stays in force."""
 
     def __init__(self, cfg, step):
+        self.timed = bool(cfg.time_budget)
         self.start, self.end = cfg.warmup_steps // 4, cfg.warmup_steps
-        self.active = bool(cfg.time_budget) and cfg.warmup_steps >= 8 and step < self.end
-        self.mark = (0.0, step) if step >= self.start else None   # (trained seconds, step) where timing starts
+        self.warmup_plan = self.timed and cfg.warmup_steps >= 8 and step < self.end
+        self.marks = deque([(0.0, step)], maxlen=2)   # (seconds trained this session, step) at the last checks
 
     def due(self, step):
         """Whether the loss must be read back at this step (the plan reads the clock then)."""
-        return self.active and step in (self.start, self.end)
+        if self.warmup_plan:
+            return step in (self.start, self.end)
+        return self.timed and step > self.end and step % CHECK_EVERY == 0
 
     def revise(self, step, cfg, budget, device, world_size, main_process):
-        """At the warmup's end, cfg.steps fitted to the measured pace (every rank takes the slowest's)."""
+        """cfg.steps fitted to the pace since the oldest mark, when due (every rank takes the slowest's)."""
         if not self.due(step):
             return
-        if step == self.start:
-            self.mark = (budget.trained_s, step)
+        if self.warmup_plan and step == self.start:
+            self.marks = deque([(budget.trained_s, step)], maxlen=2)
             return
-        self.active = False
-        pace = (budget.trained_s - self.mark[0]) / (step - self.mark[1])
-        remaining = steps_that_fit(cfg.time_budget, dict(budget.costs, step_s=pace), cfg.eval_every, cfg.ckpt_every,
-                                   budget.elapsed())
-        steps = torch.tensor([step + remaining], device=device)
+        then_s, then_step = self.marks[0]
+        pace = (budget.trained_s - then_s) / (step - then_step)
+        self.marks.append((budget.trained_s, step))
+        costs = dict(budget.costs, step_s=pace)
+        fitted = step + steps_that_fit(cfg.time_budget, costs, cfg.eval_every, cfg.ckpt_every, budget.elapsed())
+        agreed = torch.tensor([-fitted, seconds_per_step(costs, cfg.eval_every, cfg.ckpt_every)], device=device)
         if world_size > 1:
-            torch.distributed.all_reduce(steps, op=torch.distributed.ReduceOp.MIN)
-        planned, cfg.steps = cfg.steps, max(step + 1, int(steps.item()))
+            torch.distributed.all_reduce(agreed, op=torch.distributed.ReduceOp.MAX)
+        fitted, per_step = -int(agreed[0].item()), agreed[1].item()
+        fitted = max(step + 1, fitted)
+        if self.warmup_plan:
+            self.warmup_plan, planned, cfg.steps = False, cfg.steps, fitted
+            self.marks = deque([(budget.trained_s, step)], maxlen=2)
+            if main_process:
+                tqdm.write(f"time budget planned again at the end of the warmup (step {step}) from this run's pace, "
+                           f"{1000 * pace:.1f} ms a step: {cfg.steps:,} steps (the probe's plan: {planned:,})")
+            return
+        late_s = (cfg.steps - fitted) * per_step   # when the planned steps end after the fitted ones (which end on plan)
+        if -REPLAN_EARLY * cfg.time_budget * 60 <= late_s <= (1 - BUDGET_PLANNED) * cfg.time_budget * 60:
+            return
+        planned = cfg.steps
+        replan_schedule(cfg, step, fitted)
         if main_process:
-            tqdm.write(f"time budget planned again at the end of the warmup (step {step}) from this run's pace, "
-                       f"{1000 * pace:.1f} ms a step: {cfg.steps:,} steps (the probe's plan: {planned:,})")
+            tqdm.write(f"time budget planned again at step {step}: the last {step - then_step} steps took "
+                       f"{1000 * pace:.1f} ms each, so the {planned:,} steps planned would end "
+                       f"{abs(late_s):.0f} s {'past' if late_s > 0 else 'before'} the budget: {fitted:,} steps, "
+                       f"the rest of the learning rate's schedule laid over them")
 
 
 def checkpoint_rng(batch_rng, device, world_size):

@@ -3,13 +3,14 @@ Ctrl-C, divergence, and reproducibility."""
 import contextlib
 import math
 import os
+import re
 import signal
 import stat
 import subprocess
 import sys
 import time
 import types
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import pytest
 import torch
@@ -593,6 +594,70 @@ def test_a_timed_run_plans_again_at_the_end_of_its_warmup_from_its_own_pace(tmp_
     untimed = train.train(*configs("--out", str(tmp_path / "untimed"), "--steps", str(planned), *flags)[:2],
                           progress=False)
     assert losses(timed) == losses(untimed)
+
+
+def test_a_plan_made_during_the_run_keeps_the_learning_rate_continuous_and_still_decays_it_fully():
+    # cosine over 110 steps; at step 40 the run learns it has 70 steps in all, then at step 50 that it
+    # has 200: each time the rest of the schedule it had is laid over the steps left
+    _, cfg, _ = configs("--lr", "1e-3", "--min-lr", "1e-4", "--warmup-steps", "10", "--steps", "110")
+    planned = [train.lr_at(s, cfg) for s in range(110)]
+    train.replan_schedule(cfg, 40, 70)
+    assert train.lr_at(40, cfg) == planned[40]                                 # where it was, exactly
+    assert train.lr_at(69, cfg) == pytest.approx(planned[109])                 # the schedule's last rate, sooner
+    at_50 = train.lr_at(50, cfg)
+    train.replan_schedule(cfg, 50, 200)
+    assert train.lr_at(50, cfg) == pytest.approx(at_50) and cfg.steps == 200
+    assert train.lr_at(199, cfg) == pytest.approx(planned[109])
+    assert all(train.lr_at(s, cfg) >= train.lr_at(s + 1, cfg) for s in range(10, 200))
+    # wsd: a plan made in the stable phase keeps the rate; the rest, decay included, is compressed
+    _, wsd, _ = configs("--lr", "1e-3", "--min-lr", "1e-4", "--warmup-steps", "10", "--steps", "110",
+                        "--schedule", "wsd", "--decay-fraction", "0.2")
+    planned_wsd = replace(wsd)
+    train.replan_schedule(wsd, 30, 60)
+    assert all(train.lr_at(s, wsd) == 1e-3 for s in range(10, 51))   # the schedule's step 88 is step 51.3 now
+    assert train.lr_at(52, wsd) < 1e-3 and train.lr_at(59, wsd) == pytest.approx(train.lr_at(109, planned_wsd))
+
+
+def test_a_timed_run_that_slows_down_plans_again_and_ends_on_time_with_its_learning_rate_decayed(
+        tmp_path, monkeypatch, capsys):
+    # steps take 10 ms (the plan: about 1,160 steps in 97% of 12 s), then 20 ms from step 101 on.
+    # The clock is read every 100 steps; the pace of the last 200 (from 20 at step 200) says the
+    # planned steps would end past the budget: the run plans again at steps 200 and 300, then is on
+    # time, and ends on its last planned step, in 95-100% of the budget, its rate at --min-lr
+    fake_clock(monkeypatch, step_s=lambda step: 0.010 if step <= 100 else 0.020, validation_s=0.0, checkpoint_s=0.0)
+    monkeypatch.setattr(train, "fit_steps_to_budget", lambda *args, **kwargs: (300, dict(step_s=0.01, validation_s=0.0,
+                                                                                         checkpoint_s=0.0)))
+    rows = train.train(*configs("--out", str(tmp_path / "r"), "--time-budget", "0.2", "--eval-every", "50",
+                                "--ckpt-every", "50", *TINY_FLAGS, "--warmup-steps", "20")[:2], progress=False)
+    said = capsys.readouterr().out
+    assert [int(s) for s in re.findall(r"time budget planned again at step (\d+)", said)] == [200, 300]
+    assert "time budget spent" not in said                                 # the ceiling never had to stop it
+    ckpt = load_checkpoint(str(tmp_path / "r"))
+    assert ckpt["step"] == ckpt["train_config"]["steps"] == rows[-1]["step"] and ckpt["train_config"]["knot_step"] == 300
+    assert 0.95 * 12 <= ckpt["elapsed_s"] <= 12
+    assert rows[-1]["lr"] == pytest.approx(1e-4, rel=1e-3)                  # --min-lr, TINY_FLAGS' lr 1e-3
+    # the plans are saved: resumed after the second, at the pace it planned for, it is the same run
+    for step, path in list_checkpoints(str(tmp_path / "r")):
+        if step > 450:
+            os.remove(path)
+    fake_clock(monkeypatch, step_s=0.020, validation_s=0.0, checkpoint_s=0.0)
+    resumed = train.train(*configs("--out", str(tmp_path / "r"), "--resume"), progress=False)
+    assert losses(resumed)[-5:] == losses(rows)[-5:] and len(resumed) == len(rows)
+    assert "planned again" not in capsys.readouterr().out
+
+
+def test_a_timed_run_that_speeds_up_plans_more_steps_and_still_ends_on_time(tmp_path, monkeypatch, capsys):
+    # 20 ms a step (the plan: about 580 steps), then 10 ms from step 101 on: without planning again
+    # the run would end at about two thirds of its budget
+    fake_clock(monkeypatch, step_s=lambda step: 0.020 if step <= 100 else 0.010, validation_s=0.0, checkpoint_s=0.0)
+    monkeypatch.setattr(train, "fit_steps_to_budget", lambda *args, **kwargs: (300, dict(step_s=0.02, validation_s=0.0,
+                                                                                         checkpoint_s=0.0)))
+    rows = train.train(*configs("--out", str(tmp_path / "r"), "--time-budget", "0.2", "--eval-every", "50",
+                                "--ckpt-every", "50", *TINY_FLAGS, "--warmup-steps", "20")[:2], progress=False)
+    assert "before the budget" in capsys.readouterr().out
+    ckpt = load_checkpoint(str(tmp_path / "r"))
+    assert ckpt["step"] == ckpt["train_config"]["steps"] > 1000 and 0.95 * 12 <= ckpt["elapsed_s"] <= 12
+    assert rows[-1]["lr"] == pytest.approx(1e-4, rel=1e-3)
 
 
 @pytest.mark.parametrize("eval_every, last_step, saved_at_s", [(25, 46, 0.566), (20, 40, 0.506)])

@@ -3,11 +3,13 @@ part-way through (a machine that slows down after the plan), and one line of res
 
     python experiments/budget/run.py --preset cpu7 --seed 1
     python experiments/budget/run.py --preset cpu7 --seed 1 --load-after 120   # a busy loop from 120 s on
+    python experiments/budget/run.py --preset cpu7 --seed 1 --load-after 120 --tag replan   # named ..._replan
 
 Trains `python train.py --data ../shared/data/tinyshakespeare.txt --preset P --seed S` into
-checkpoints/budget/<P>_s<S>[_load<T>] (a run already finished there is only summarised), keeps its
+checkpoints/budget/<P>_s<S>[_load<T>][_<tag>] (a run already finished there is only summarised), keeps its
 log, metrics.csv and run.json beside this file, and appends to results.md: the steps the probe
-planned, the steps planned again at the end of the warmup, the steps run, the training time as a
+planned, the steps planned again at the end of the warmup, the plans made later (step: steps, from
+the pace of the last 200 steps; "none" before they existed, commit 1a1a035 and older), the steps run, the training time as a
 share of the budget (metrics.csv's last elapsed_s; the target is 95-100%), whether the ceiling
 stopped it, and the machine. One run is a hint, not a measurement of the spread.
 """
@@ -38,7 +40,9 @@ def summarise(name, log, out, preset, load_after):
     probe = re.search(r"time budget [\d.]+ min: a step takes ([\d.]+) ms.*?: ([\d,]+) steps", log)
     again = re.search(r"planned again .*?pace, ([\d.]+) ms a step: ([\d,]+) steps", log)
     ceiling = re.search(r"stopped at step ([\d,]+) of the ([\d,]+) planned", log)
+    later = re.findall(r"planned again at step ([\d,]+): the last [\d,]+ steps took ([\d.]+) ms .*?: ([\d,]+) steps", log)
     return (f"| {name} | {probe[2]} ({probe[1]} ms) | " + (f"{again[2]} ({again[1]} ms)" if again else "-")
+            + " | " + ("; ".join(f"at {s}: {n} ({ms} ms)" for s, ms, n in later) or "none")
             + f" | {int(last[0]):,} | {float(last[7]):.1f} s = {100 * float(last[7]) / budget_s:.1f}% "
             + f"| {'yes' if ceiling else 'no'} | {f'busy loop from {load_after:g} s' if load_after else 'none'} "
             + f"| {record.describe(session)} |")
@@ -49,8 +53,10 @@ def main():
     parser.add_argument("--preset", required=True, choices=sorted(p for p in PRESETS if PRESETS[p].get("time_budget")))
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--load-after", type=float, default=0.0, help="start a busy loop this many seconds in")
+    parser.add_argument("--tag", default="", help="a word added to the run's name (a run with new code)")
     args = parser.parse_args()
-    name = f"{args.preset}_s{args.seed}" + (f"_load{args.load_after:g}" if args.load_after else "")
+    name = (f"{args.preset}_s{args.seed}" + (f"_load{args.load_after:g}" if args.load_after else "")
+            + (f"_{args.tag}" if args.tag else ""))
     out = os.path.join(ROOT, "checkpoints", "budget", name)
     log_path = os.path.join(HERE, name, "train.log")
     if not os.path.exists(log_path):
@@ -81,8 +87,8 @@ def main():
     results = os.path.join(HERE, "results.md")
     if not os.path.exists(results):
         with open(results, "w") as f:
-            f.write("| run | probe's plan (its pace) | planned again (the run's pace) | steps run | training time "
-                    "| ceiling stopped it | load | machine |\n|---|---|---|---|---|---|---|---|\n")
+            f.write("| run | probe's plan (its pace) | planned again (the run's pace) | later plans (pace) | steps run "
+                    "| training time | ceiling stopped it | load | machine |\n|---|---|---|---|---|---|---|---|---|\n")
     with open(results) as f:
         known = f.read()
     if f"| {name} |" not in known:   # summarised once

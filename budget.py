@@ -10,6 +10,7 @@ step, once going on to the next read of the loss and then validating and saving 
 budget. The clock starts when training starts (reading the corpus, compiling and the probe count)
 and goes on across resumed sessions (elapsed_s is saved in every checkpoint).
 """
+import statistics
 import time
 from collections import deque
 
@@ -24,7 +25,7 @@ PACE_WINDOWS = 16   # the pace is the slowest of this many recent windows betwee
 # steps, at the pace of the last 2 * CHECK_EVERY, would end past the budget or more than
 # REPLAN_EARLY of it before the BUDGET_PLANNED share (train.PlanFromPace).
 CHECK_EVERY = 100
-REPLAN_EARLY = 0.03
+REPLAN_EARLY = 0.02
 
 
 def seconds_per_step(timing, eval_every, ckpt_every):
@@ -35,8 +36,10 @@ def seconds_per_step(timing, eval_every, ckpt_every):
 
 def steps_that_fit(minutes, timing, eval_every, ckpt_every, spent_s):
     """How many steps (seconds_per_step each) fit BUDGET_PLANNED of `minutes` after the spent_s
-    seconds already gone (setting up, probing, training). At least 1."""
-    return max(1, int((minutes * 60 * BUDGET_PLANNED - spent_s) / seconds_per_step(timing, eval_every, ckpt_every)))
+    seconds already gone (setting up, probing, training) and before the last step's validation and
+    checkpoint. At least 1."""
+    left_s = minutes * 60 * BUDGET_PLANNED - spent_s - timing["validation_s"] - timing["checkpoint_s"]
+    return max(1, int(left_s / seconds_per_step(timing, eval_every, ckpt_every)))
 
 
 class Budget:
@@ -54,6 +57,7 @@ class Budget:
         self.started = self.window_started = time.perf_counter()
         self.paces = deque(maxlen=PACE_WINDOWS)
         self.trained_s = 0.0   # seconds of steps alone (no validations or checkpoints) this session
+        self.in_steps = {}     # a validation's and a checkpoint's seconds over the pace of steps when timed
 
     def elapsed(self):
         """Seconds of training so far, summed over resumed sessions."""
@@ -66,8 +70,21 @@ class Budget:
         elapsed_s: the time spent (default: elapsed()). Always False for an untimed run."""
         if not self.minutes:
             return False
-        reserve = 2 * self.sync_every * self.costs["step_s"] + self.costs["validation_s"] + self.costs["checkpoint_s"]
+        step_s = self.costs["step_s"]
+        reserve = 2 * self.sync_every * step_s + self.cost("validation_s", step_s) + self.cost("checkpoint_s", step_s)
         return (self.elapsed() if elapsed_s is None else elapsed_s) + own_s + reserve > self.minutes * 60
+
+    def measured(self, name, seconds):
+        """A validation's or a checkpoint's seconds (name: validation_s or checkpoint_s), as just
+        timed; kept also as a multiple of the steps' recent (median) pace."""
+        self.costs[name] = seconds
+        if self.paces:
+            self.in_steps[name] = seconds / statistics.median(self.paces)
+
+    def cost(self, name, step_s):
+        """A validation's or a checkpoint's seconds when a step takes step_s: as timed, or more if the
+        steps have slowed down since (the machine is busier: they slow down alike)."""
+        return max(self.costs[name], self.in_steps.get(name, 0.0) * step_s)
 
     def start_window(self):
         """The steps from here to the next read of the loss make one window of the pace."""

@@ -188,16 +188,34 @@ def evaluate_run(path, data=None, batch_size=64, device="cpu", contexts=(None,),
                      progress)
 
 
+def check_parts(ckpt, parts, train_ids, trained_ids):
+    """--parts: another division of the corpus is scored only if its training part is the run's
+    own and no checkpoint was chosen on the run's validation split (which the new parts share)."""
+    spec = ckpt["train_config"]["split"]
+    if len(train_ids) != len(trained_ids):
+        raise UserError(f"--parts {parts}: its training part has {len(train_ids):,} units, the run trained on "
+                        f"{len(trained_ids):,} (--split {spec}): it would score text the model was trained on or "
+                        f"leave some out; give the run's training part first")
+    if ckpt["chosen_by_validation"]:
+        raise UserError(f"--parts {parts}: {ckpt['path']} was chosen by its score on the run's validation split "
+                        f"(--split {spec}), which the new parts are cut from: score --checkpoint last or a step")
+
+
 def score_run(ckpt, model, vocab, data=None, batch_size=64, device="cpu", contexts=(None,), part="val",
-              precision="auto", progress=False, dynamic=None):
+              precision="auto", progress=False, dynamic=None, parts=None):
     """(one result dict per context length (None: the model's own seq_len), then one for dynamic
-    evaluation if dynamic = (lr, decay), (vocab, train ids, scored ids) for the reference rows)."""
+    evaluation if dynamic = (lr, decay), (vocab, train ids, scored ids) for the reference rows).
+    parts: score this division of the corpus (train.py's --split) instead of the run's own."""
     data = data or ckpt["train_config"]["data"]
     unit = ckpt["train_config"]["unit"]
-    split_spec = ckpt["train_config"]["split"]
+    split_spec = parts or ckpt["train_config"]["split"]
     run_dir = os.path.dirname(ckpt["path"])
     _, train_ids, scored_ids, _ = load_corpus(data, model.cfg.seq_len, vocab, ckpt["data_fingerprint"], unit=unit,
                                               split_spec=split_spec, part=part, run_dir=run_dir)
+    if parts:
+        check_parts(ckpt, parts, train_ids, load_corpus(data, model.cfg.seq_len, vocab, ckpt["data_fingerprint"],
+                                                         unit=unit, split_spec=ckpt["train_config"]["split"],
+                                                         run_dir=run_dir)[1])
     autocast, precision = run_autocast(ckpt, precision, device)
     evaluated_on = record.session(device, precision)
     results = []
@@ -289,6 +307,11 @@ def parse_args(argv=None):
     parser.add_argument("--data", help="the corpus, if it is no longer at the path saved in the checkpoint")
     parser.add_argument("--split", choices=["val", "test"], default="val",
                         help="score the validation split or the test split (runs trained with a 3-part --split) (default val)")
+    parser.add_argument("--parts", metavar="SPEC",
+                        help="score another division of the corpus than the run's --split, given as train.py's "
+                             "--split; its training part must be the run's, so nothing scored was trained on: e.g. "
+                             "0.9,0.05,0.05 cuts a 0.9,0.1 run's held-out tenth in a validation and a test half "
+                             "(docs/evaluation.md)")
     parser.add_argument("--batch-size", type=int, default=64, help="windows per forward pass (default 64)")
     parser.add_argument("--device", choices=["cpu", "cuda", "mps"], default="cpu", help="default cpu")
     parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
@@ -328,6 +351,8 @@ def parse_args(argv=None):
         raise UserError(f"--dynamic-decay must be between 0 and 1, got {args.dynamic_decay:g}")
     if args.dynamic_decay and args.dynamic is None:
         raise UserError("--dynamic-decay needs --dynamic LR")
+    if args.parts:
+        parse_split(args.parts)   # a malformed one: its one-line error, before any work
     runtime.resolve_device(args.device)   # one that is not here: a one-line error, before any work
     args.surprisal_text = args.surprisal
     if args.surprisal is not None and os.path.isfile(args.surprisal):
@@ -363,7 +388,7 @@ def main(argv=None):
         choices.append(f"{run}: {describe_choice(ckpt)}")
         rows, run_corpus = score_run(ckpt, model, vocab, args.data, args.batch_size, args.device,
                                      args.context or (None,), args.split, args.precision, progress,
-                                     None if args.dynamic is None else (args.dynamic, args.dynamic_decay))
+                                     None if args.dynamic is None else (args.dynamic, args.dynamic_decay), args.parts)
         if results and scored_text(rows[0]) != scored_text(results[0]):
             # one table has one header, one footer and one set of reference rows: those of one text
             raise UserError(f"{rows[0]['name']} and {results[0]['name']} were not scored on the same text "

@@ -673,7 +673,8 @@ class PlanFromPace:
         then_s, then_step = self.marks[0]
         pace = (budget.trained_s - then_s) / (step - then_step)
         self.marks.append((budget.trained_s, step))
-        costs = dict(budget.costs, step_s=pace)
+        costs = dict(step_s=pace, validation_s=budget.cost("validation_s", pace),
+                     checkpoint_s=budget.cost("checkpoint_s", pace))
         fitted = step + steps_that_fit(cfg.time_budget, costs, cfg.eval_every, cfg.ckpt_every, budget.elapsed())
         agreed = torch.tensor([-fitted, seconds_per_step(costs, cfg.eval_every, cfg.ckpt_every)], device=device)
         if world_size > 1:
@@ -905,7 +906,8 @@ def run_training(model_cfg, cfg, resumed, progress):
             at_eval = at_ckpt or step % cfg.eval_every == 0   # a checkpoint is always validated
             if not (at_eval or at_ckpt or step % budget.sync_every == 0 or plan.due(step)):
                 continue
-            own_costs = at_eval * budget.costs["validation_s"] + at_ckpt * budget.costs["checkpoint_s"]
+            own_costs = (at_eval * budget.cost("validation_s", budget.costs["step_s"])
+                         + at_ckpt * budget.cost("checkpoint_s", budget.costs["step_s"]))
             losses, stop_signal, checkpoint_asked, over = read_back(
                 unread, stop.requested, stop.take_checkpoint_request(), main_process and budget.over(own_costs),
                 device, world_size)
@@ -924,7 +926,7 @@ def run_training(model_cfg, cfg, resumed, progress):
                     bpc, score_s = score_checkpoint(model, train_ids, val_ids, autocast)
                 log.validation(step, sum(pending_losses) / len(pending_losses), val_loss, lr, tokens_per_s,
                                budget.elapsed(), bpc)
-                budget.costs["validation_s"] = log.restart_clock() - now - score_s
+                budget.measured("validation_s", log.restart_clock() - now - score_s)
             if at_eval:
                 pending_losses = []
             if at_ckpt or stop_signal or checkpoint_asked:
@@ -936,7 +938,7 @@ def run_training(model_cfg, cfg, resumed, progress):
                                           ) if main_process else None
                 last_good = checkpoints.save(step, payload)   # on every rank: rank 0 wrote it
                 # tokens/s counts training only; the checkpoint's cost includes scoring it
-                budget.costs["checkpoint_s"] = log.restart_clock() - save_start + score_s
+                budget.measured("checkpoint_s", log.restart_clock() - save_start + score_s)
             if stop_signal and not budget_spent:   # out of time anyway: the run is done, not paused
                 log.bar.close()
                 if main_process:

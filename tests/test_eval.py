@@ -93,6 +93,28 @@ def test_eval_errors_are_one_line(tiny_run, tmp_path):
     assert_one_line_error(run_script("eval.py", tiny_run, "--data", str(other)), "not the text")
 
 
+def test_parts_scores_another_division_of_the_held_out_text_and_never_trained_text(tiny_run):
+    # the run trained on the first 90% (--split 0.9,0.1); --parts 0.9,0.05,0.05 cuts its held-out
+    # tenth into a validation and a test half, scored apart (the test half's first windows take
+    # their context from the end of the training split, as every split's do)
+    def scored(*flags):
+        result = run_script("eval.py", tiny_run, "--checkpoint", "last", "--json", "--no-references", *flags)
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)["runs"][0]
+    whole, val, test = scored(), scored("--parts", "0.9,0.05,0.05"), scored("--parts", "0.9,0.05,0.05", "--split", "test")
+    assert (val["val_chars"], test["val_chars"], whole["val_chars"]) == (1833, 1834, 3667)
+    assert val["split_spec"] == test["split_spec"] == "0.9,0.05,0.05" and val["val_bpc"] != test["val_bpc"]
+    halves = (val["val_bpc"] * 1833 + test["val_bpc"] * 1834) / 3667
+    assert halves == pytest.approx(whole["val_bpc"], abs=0.02)
+
+
+def test_parts_refuses_a_training_part_that_is_not_the_runs_or_a_checkpoint_chosen_on_its_validation(tiny_run):
+    assert_one_line_error(run_script("eval.py", tiny_run, "--checkpoint", "last", "--parts", "0.8,0.1,0.1"),
+                          "its training part has")
+    assert_one_line_error(run_script("eval.py", tiny_run, "--parts", "0.9,0.05,0.05"), "chosen by its score")
+    assert_one_line_error(run_script("eval.py", tiny_run, "--parts", "0.9"), "--split must be 2 or 3")
+
+
 def test_attention_maps_are_plotted_for_every_head_of_every_layer(tiny_run, tmp_path):
     result = run_script("eval.py", tiny_run, "--no-references", "--attention", "tokenization is",
                         "--attention-dir", str(tmp_path))

@@ -618,15 +618,40 @@ def test_a_plan_made_during_the_run_keeps_the_learning_rate_continuous_and_still
     assert train.lr_at(52, wsd) < 1e-3 and train.lr_at(59, wsd) == pytest.approx(train.lr_at(109, planned_wsd))
 
 
+def test_a_plan_keeps_room_for_the_last_validation_and_checkpoint():
+    # 60 s at 97% = 58.2 s; 3.2 s of them for the last step's validation (1 s) and checkpoint (2.2 s)
+    timing = dict(step_s=0.1, validation_s=1.0, checkpoint_s=2.2)
+    assert budget.steps_that_fit(1, timing, 10**9, 10**9, spent_s=4.95) == 500   # (58.2 - 4.95 - 3.2) / 0.1 = 500.5
+
+
+def test_validations_and_checkpoints_are_expected_to_slow_down_as_the_steps_do(monkeypatch):
+    clock = [0.0]
+    monkeypatch.setattr(budget, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
+    timed = budget.Budget(1, sync_every=1)
+    for seconds in (0.1, 0.1, 0.3, 0.1, 0.1):   # the median pace: 0.1 s a step
+        timed.start_window()
+        clock[0] += seconds
+        timed.end_window(1)
+    timed.measured("validation_s", 0.5)          # five steps' worth
+    assert timed.cost("validation_s", 0.1) == 0.5 and timed.cost("validation_s", 0.05) == 0.5   # never less
+    assert timed.cost("validation_s", 0.4) == pytest.approx(2.0)                              # 4x slower steps
+    # the ceiling keeps that much room: the slowest recent step is 0.3 s, so 1.5 s for a validation
+    assert timed.over(elapsed_s=60 - 2 * 0.3 - 1.5 - 0.01) is False
+    assert timed.over(elapsed_s=60 - 2 * 0.3 - 1.5 + 0.01) is True
+
+
 def test_a_timed_run_that_slows_down_plans_again_and_ends_on_time_with_its_learning_rate_decayed(
         tmp_path, monkeypatch, capsys):
     # steps take 10 ms (the plan: about 1,160 steps in 97% of 12 s), then 20 ms from step 101 on.
     # The clock is read every 100 steps; the pace of the last 200 (from 20 at step 200) says the
     # planned steps would end past the budget: the run plans again at steps 200 and 300, then is on
     # time, and ends on its last planned step, in 95-100% of the budget, its rate at --min-lr
-    fake_clock(monkeypatch, step_s=lambda step: 0.010 if step <= 100 else 0.020, validation_s=0.0, checkpoint_s=0.0)
-    monkeypatch.setattr(train, "fit_steps_to_budget", lambda *args, **kwargs: (300, dict(step_s=0.01, validation_s=0.0,
-                                                                                         checkpoint_s=0.0)))
+    # Validations (10 ms) and checkpoints (20 ms) slow down alike: the plan expects it
+    slow = [1]
+    clock = fake_clock(monkeypatch, step_s=lambda step: slow.__setitem__(0, 1 + (step > 100)) or 0.010 * slow[0],
+                       validation_s=lambda: 0.010 * slow[0], checkpoint_s=lambda: 0.020 * slow[0])
+    monkeypatch.setattr(train, "fit_steps_to_budget", lambda *args, **kwargs: (300, dict(step_s=0.01, validation_s=0.01,
+                                                                                         checkpoint_s=0.02)))
     rows = train.train(*configs("--out", str(tmp_path / "r"), "--time-budget", "0.2", "--eval-every", "50",
                                 "--ckpt-every", "50", *TINY_FLAGS, "--warmup-steps", "20")[:2], progress=False)
     said = capsys.readouterr().out
@@ -634,13 +659,13 @@ def test_a_timed_run_that_slows_down_plans_again_and_ends_on_time_with_its_learn
     assert "time budget spent" not in said                                 # the ceiling never had to stop it
     ckpt = load_checkpoint(str(tmp_path / "r"))
     assert ckpt["step"] == ckpt["train_config"]["steps"] == rows[-1]["step"] and ckpt["train_config"]["knot_step"] == 300
-    assert 0.95 * 12 <= ckpt["elapsed_s"] <= 12
+    assert 0.95 * 12 <= ckpt["elapsed_s"] and clock[0] <= 12                # the last checkpoint's save included
     assert rows[-1]["lr"] == pytest.approx(1e-4, rel=1e-3)                  # --min-lr, TINY_FLAGS' lr 1e-3
     # the plans are saved: resumed after the second, at the pace it planned for, it is the same run
     for step, path in list_checkpoints(str(tmp_path / "r")):
         if step > 450:
             os.remove(path)
-    fake_clock(monkeypatch, step_s=0.020, validation_s=0.0, checkpoint_s=0.0)
+    fake_clock(monkeypatch, step_s=0.020, validation_s=0.020, checkpoint_s=0.040)
     resumed = train.train(*configs("--out", str(tmp_path / "r"), "--resume"), progress=False)
     assert losses(resumed)[-5:] == losses(rows)[-5:] and len(resumed) == len(rows)
     assert "planned again" not in capsys.readouterr().out

@@ -16,9 +16,13 @@ import summarize  # noqa: E402
 import train  # noqa: E402
 
 
-def fake_timed_run(root, minutes, arm, seed, val_bpc, steps=1000, elapsed_s=1500.0):
-    run_dir = root / f"m{minutes}" / f"{arm}_s{seed}"
+def fake_timed_run(root, minutes, arm, seed, val_bpc, steps=1000, elapsed_s=1500.0, tag="", commit=None):
+    run_dir = root / (f"m{minutes}" + (f"_{tag}" if tag else "")) / f"{arm}_s{seed}"
     run_dir.mkdir(parents=True)
+    if commit:   # the run record train.py writes (record.session), in part
+        session = dict(cpu="Intel(R) Xeon(R) Processor", cores=2, bf16_hardware="amx", gpu=None, torch="2.13.0+cpu",
+                       torch_cuda=None, device="cpu", precision="bf16", processes=1, commit=commit, dirty=False)
+        (run_dir / "run.json").write_text(json.dumps({"sessions": [session]}))
     rows = [dict(step=s, train_loss=1.5, train_bpc=2.2, val_loss=1.6, val_bpc=2.3, lr=1e-3,
                  tokens_per_s=20000.0, elapsed_s=elapsed_s * s / steps) for s in (steps // 2, steps)]
     write_metrics(str(run_dir / "metrics.csv"), rows)
@@ -57,8 +61,21 @@ def test_the_table_shows_each_budgets_final_seeds_and_the_candidates_hints(tmp_p
     assert cells[4].startswith("met (mean <= 2.1")
     assert cells[5] == "29.9-30.1" and cells[6] == "18,000-18,000"
     assert "30 min, baseline" in table and "2.3000 (17,000 steps, 28.3 min)" in table
-    assert cells[7] == "unknown"   # no run.json, and not a folder experiments/machines.json names
-    assert "--time-budget 30 " in cells[8]   # the command that made the row
+    assert cells[7] == "the probe's, once"   # m30/: the first runs
+    assert cells[8] == "unknown"   # no run.json, and not a folder experiments/machines.json names
+    assert "--time-budget 30 " in cells[9]   # the command that made the row
+
+
+def test_runs_of_later_budget_code_get_rows_of_their_own_with_their_commit_and_machine(tmp_path):
+    for seed in (11, 12, 13):
+        fake_timed_run(tmp_path, 30, "cpu30", seed, 2.08)
+        fake_timed_run(tmp_path, 30, "cpu30", seed, 2.07, tag="clock", commit="0fefd89aa1b2")
+    rows = [[c.strip() for c in line.split("|")[1:-1]]
+            for line in summarize.minutes_table(summarize.timed_rows(str(tmp_path))).splitlines()
+            if line.startswith("| 30 |")]
+    assert [(r[2][:10], r[7]) for r in rows] == [("**2.0800**", "the probe's, once"),
+                                                 ("**2.0700**", "the run's own pace, every 100 steps (commit 0fefd89)")]
+    assert rows[1][8] == "Intel(R) Xeon(R) Processor, 2 cores, amx"   # from run.json (no alias file here)
 
 
 def test_the_minutes_figure_skips_a_checkpoint_with_no_metrics_row(tmp_path):

@@ -4,6 +4,7 @@ interrupted one continues with --resume).
     python experiments/recipe/run.py --base-steps 5000 --seeds 1 rope relu2 ...
     python experiments/recipe/run.py --base-steps 5000 --seeds 1,2,3 baseline
     python experiments/recipe/run.py --minutes 30 --seeds 11,12,13 baseline     # timed for real
+    python experiments/recipe/run.py --minutes 30 --seeds 11,12,13 --tag clock cpu30   # into m30_clock/
 
 
 Equal wall-clock: an arm gets round(base_steps / ratio) steps (arms.SAME_COMPUTE: base_steps), where ratio is its step time over
@@ -41,9 +42,10 @@ def arm_steps(arm, base_steps, costs):
     return max(1, round(base_steps / costs[arm]["ratio"]))
 
 
-def run_arm(arm, seed, base_steps, costs, minutes=None):
-    """base_steps: the arm's steps from its step cost; minutes: train.py --time-budget instead."""
-    budget = f"m{minutes:g}" if minutes else f"b{base_steps}"
+def run_arm(arm, seed, base_steps, costs, minutes=None, tag=""):
+    """base_steps: the arm's steps from its step cost; minutes: train.py --time-budget instead;
+    tag: a word added to the budget's folder (runs of new code beside the old ones)."""
+    budget = (f"m{minutes:g}" if minutes else f"b{base_steps}") + (f"_{tag}" if tag else "")
     out = os.path.join("checkpoints", "recipe", budget, f"{arm}_s{seed}")
     if os.path.exists(os.path.join(out, "eval.json")):
         return out
@@ -78,6 +80,12 @@ def minutes(text):
     return value
 
 
+def tag_word(text):
+    if not text.isidentifier():
+        raise argparse.ArgumentTypeError(f"a tag is one word of letters, digits and _, got {text!r}")
+    return text
+
+
 def seed_list(text):
     try:
         return [int(seed) for seed in text.split(",")]
@@ -93,13 +101,15 @@ def main():
     length.add_argument("--minutes", type=minutes, help="train.py --time-budget MINUTES (timed for real)")
     # one comma-separated value, so that the arms can follow it: with nargs="+" they would be read as seeds
     parser.add_argument("--seeds", type=seed_list, required=True, help="seeds, fixed before any run: 1 or 2,3,4")
+    parser.add_argument("--tag", default="", type=tag_word,
+                        help="runs go to checkpoints/recipe/m<M>_<TAG>/ (or b<N>_<TAG>/): new code beside the old runs")
     args = parser.parse_args()
     with open(os.path.join(HERE, "step_cost.json")) as f:
         costs = json.load(f)
     os.chdir(ROOT)
     for arm in args.arms:
         for seed in args.seeds:
-            print(run_arm(arm, seed, args.base_steps, costs, args.minutes), "done", flush=True)
+            print(run_arm(arm, seed, args.base_steps, costs, args.minutes, args.tag), "done", flush=True)
 
 
 if __name__ == "__main__":

@@ -136,17 +136,34 @@ def elapsed_minutes(run_dir):
     return float(rows[-1]["elapsed_s"]) / 60
 
 
+# How each folder's runs planned their steps: m<M>/ (the first runs) and m<M>_<tag>/ (runs of later code)
+PLANS = {"": "the probe's, once", "clock": "the run's own pace, every 100 steps"}
+
+
 def timed_rows(root):
-    """{minutes: {arm: [(seed, val_bpc, steps, elapsed minutes, machine)]}} of checkpoints/recipe/m<M>/."""
+    """{(minutes, tag): {arm: [(seed, val_bpc, steps, elapsed minutes, machine, commit)]}} of
+    checkpoints/recipe/m<M>[_<tag>]/; commit: the run's (run.json), "" before run records."""
     found = {}
     for name in os.listdir(root) if os.path.isdir(root) else []:
-        if re.fullmatch(r"m\d+(\.\d+)?", name):
+        match = re.fullmatch(r"m(\d+(?:\.\d+)?)(?:_(\w+))?", name)
+        if match:
             runs = load(os.path.join(root, name))
-            found[float(name[1:])] = {
+            found[float(match[1]), match[2] or ""] = {
                 arm: [(seed, bpc, steps, elapsed_minutes(os.path.join(root, name, f"{arm}_s{seed}")),
-                       machine_of(os.path.join(root, name, f"{arm}_s{seed}"), os.path.dirname(root)))
+                       machine_of(os.path.join(root, name, f"{arm}_s{seed}"), os.path.dirname(root)),
+                       run_commit(os.path.join(root, name, f"{arm}_s{seed}")))
                       for seed, bpc, steps in values] for arm, values in runs.items()}
     return dict(sorted(found.items()))
+
+
+def run_commit(run_dir):
+    """The commit a run's first session ran (run.json), or "" for runs from before run records."""
+    path = os.path.join(run_dir, "run.json")
+    if not os.path.exists(path):
+        return ""
+    with open(path) as f:
+        session = json.load(f)["sessions"][0]
+    return session["commit"][:7] + (" + changes" if session.get("dirty") else "")
 
 
 def train_command(arm, minutes):
@@ -157,9 +174,10 @@ def train_command(arm, minutes):
 def minutes_table(timed):
     """README's table: each budget's preset at the final seeds; the candidates' seed-1 hints below."""
     lines = ["| minutes | preset | full-pass val BPC, seeds 11-13 | 95% interval of the mean | target | "
-             "training minutes (elapsed_s) | steps | machine | command |", "|---|---|---|---|---|---|---|---|---|"]
+             "training minutes (elapsed_s) | steps | steps planned from | machine | command |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     hints = []
-    for minutes, arms in timed.items():
+    for (minutes, tag), arms in timed.items():
         for arm, values in arms.items():
             by_seed = {seed: rest for seed, *rest in values}
             if all(s in by_seed for s in FINAL_SEEDS):
@@ -169,12 +187,14 @@ def minutes_table(timed):
                 spent = [by_seed[s][2] for s in FINAL_SEEDS]
                 steps = sorted({by_seed[s][1] for s in FINAL_SEEDS})
                 machine = " / ".join(sorted({by_seed[s][3] for s in FINAL_SEEDS}))
+                commits = " / ".join(sorted({by_seed[s][4] for s in FINAL_SEEDS} - {""}))
+                plan = PLANS.get(tag, tag) + (f" (commit {commits})" if commits else "")
                 command = f"`{train_command(arm, minutes)}`"
                 lines.append(f"| {minutes:g} | {arm} | **{mean:.4f}** ± {std:.4f} ({', '.join(f'{b:.4f}' for b in bpcs)}) "
                              f"| [{low:.4f}, {high:.4f}] | {target} | {min(spent):.1f}-{max(spent):.1f} "
-                             f"| {steps[0]:,}-{steps[-1]:,} | {machine} | {command} |")
+                             f"| {steps[0]:,}-{steps[-1]:,} | {plan} | {machine} | {command} |")
             if 1 in by_seed:
-                bpc, steps, spent, _ = by_seed[1]
+                bpc, steps, spent, *_ = by_seed[1]
                 hints.append(f"{minutes:g} min, {arm} (`{ARMS[arm]}`): {bpc:.4f} ({steps:,} steps, {spent:.1f} min)")
     if len(lines) == 2:   # the header alone
         lines = ["No preset has its three timed seeds yet."]
@@ -191,10 +211,10 @@ def plot_minutes(timed, root, path):
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(7, 4.5))
     drawn = 0
-    pairs = [(minutes, arm) for minutes, arms in timed.items() for arm in arms]
-    for i, (minutes, arm) in enumerate(pairs):
-        for seed, *_ in timed[minutes][arm]:
-            run_dir = os.path.join(root, f"m{minutes:g}", f"{arm}_s{seed}")
+    pairs = [(key, arm) for key, arms in timed.items() for arm in arms]
+    for i, ((minutes, tag), arm) in enumerate(pairs):
+        for seed, *_ in timed[minutes, tag][arm]:
+            run_dir = os.path.join(root, f"m{minutes:g}" + (f"_{tag}" if tag else ""), f"{arm}_s{seed}")
             if seed not in FINAL_SEEDS or not os.path.exists(os.path.join(run_dir, "curve.json")):
                 continue
             with open(os.path.join(run_dir, "curve.json")) as f:
@@ -204,7 +224,7 @@ def plot_minutes(timed, root, path):
             # a checkpoint saved by Ctrl-C has no metrics row (no elapsed_s): it is left out
             points = [(at[s], bpc) for s, bpc in zip(curve["steps"], curve["val_bpc"]) if s in at]
             ax.plot(*zip(*points), marker="o", markersize=3, color=f"C{i % 10}",
-                    label=f"{arm}, {minutes:g} min" if seed == FINAL_SEEDS[0] else None)
+                    label=f"{arm}, {minutes:g} min" + (f" ({tag})" if tag else "") if seed == FINAL_SEEDS[0] else None)
             drawn += 1
     if not drawn:
         plt.close(fig)

@@ -22,8 +22,8 @@ PACE_WINDOWS = 16   # the pace is the slowest of this many recent windows betwee
 
 
 # A timed run reads its clock every CHECK_EVERY steps after its warmup, and plans again when its
-# steps, at the pace of the last 2 * CHECK_EVERY, would end past the budget or more than
-# REPLAN_EARLY of it before the BUDGET_PLANNED share (train.PlanFromPace).
+# steps, at the pace of the last 2 * CHECK_EVERY, would end past the budget or before
+# BUDGET_PLANNED - REPLAN_EARLY of it (train.PlanFromPace).
 CHECK_EVERY = 100
 REPLAN_EARLY = 0.02
 

@@ -644,10 +644,10 @@ class PlanFromPace:
     end of the warmup, while the learning rate of every step so far is still the same whatever the
     number of steps, the steps are fitted again to the pace of this run's own steps since a
     quarter of the warmup (off for a warmup under 8 steps). From then on, every CHECK_EVERY steps,
-    the clock is read again: if the steps of the last 2 * CHECK_EVERY at their pace would end the
-    run past its budget, or more than REPLAN_EARLY before it (the machine slowed down or sped up),
-    the steps are fitted to that pace and the rest of the schedule laid over them (lr_at), so the
-    learning rate still decays fully by the end. Each decision is saved in the checkpoints (cfg),
+    the clock is read again: if the planned steps, at the pace of the last 2 * CHECK_EVERY, would
+    end the run past its budget or before BUDGET_PLANNED - REPLAN_EARLY of it (the machine slowed
+    down or sped up), they are fitted to that pace and the rest of the schedule is laid over them
+    (lr_at), so the learning rate still decays fully by the end. Each decision is saved in the checkpoints (cfg),
     so --resume is exact; a run that never planned again is the `--steps N` run. The ceiling
     (budget.Budget.over) stays in force."""
 
@@ -688,16 +688,17 @@ class PlanFromPace:
                 tqdm.write(f"time budget planned again at the end of the warmup (step {step}) from this run's pace, "
                            f"{1000 * pace:.1f} ms a step: {cfg.steps:,} steps (the probe's plan: {planned:,})")
             return
-        late_s = (cfg.steps - fitted) * per_step   # when the planned steps end after the fitted ones (which end on plan)
-        if -REPLAN_EARLY * cfg.time_budget * 60 <= late_s <= (1 - BUDGET_PLANNED) * cfg.time_budget * 60:
+        budget_s = cfg.time_budget * 60
+        end_s = BUDGET_PLANNED * budget_s + (cfg.steps - fitted) * per_step   # when the planned steps would end
+        if (BUDGET_PLANNED - REPLAN_EARLY) * budget_s <= end_s <= budget_s:
             return
         planned = cfg.steps
         replan_schedule(cfg, step, fitted)
         if main_process:
             tqdm.write(f"time budget planned again at step {step}: the last {step - then_step} steps took "
-                       f"{1000 * pace:.1f} ms each, so the {planned:,} steps planned would end "
-                       f"{abs(late_s):.0f} s {'past' if late_s > 0 else 'before'} the budget: {fitted:,} steps, "
-                       f"the rest of the learning rate's schedule laid over them")
+                       f"{1000 * pace:.1f} ms each, so the {planned:,} steps planned would end at "
+                       f"{100 * end_s / budget_s:.0f}% of the budget: {fitted:,} steps, the rest of the learning "
+                       f"rate's schedule laid over them")
 
 
 def checkpoint_rng(batch_rng, device, world_size):

@@ -11,7 +11,8 @@ log, metrics.csv and run.json beside this file, and appends to results.md: the s
 planned, the steps planned again at the end of the warmup, the plans made later (step: steps, from
 the pace of the last 200 steps; "none" before they existed, commit 1a1a035 and older), the steps run, the training time as a
 share of the budget (metrics.csv's last elapsed_s; the target is 95-100%), whether the ceiling
-stopped it, and the machine. One run is a hint, not a measurement of the spread.
+stopped it, the last step's learning rate (--min-lr, 1e-4, when the schedule ran to its end), the
+last checkpoint's full-pass validation BPC as the run scored it (bf16), and the machine. One run is a hint, not a measurement of the spread.
 """
 import argparse
 import json
@@ -29,6 +30,9 @@ import record  # noqa: E402
 from train import PRESETS  # noqa: E402
 
 BUSY = "while True: pass"
+HEADER = ("| run | probe's plan (its pace) | planned again (the run's pace) | later plans (pace) | steps run "
+          "| training time | ceiling stopped it | last learning rate | last checkpoint's BPC | load | machine |\n"
+          "|---|---|---|---|---|---|---|---|---|---|---|\n")
 
 
 def summarise(name, log, out, preset, load_after):
@@ -44,7 +48,8 @@ def summarise(name, log, out, preset, load_after):
     return (f"| {name} | {probe[2]} ({probe[1]} ms) | " + (f"{again[2]} ({again[1]} ms)" if again else "-")
             + " | " + ("; ".join(f"at {s}: {n} ({ms} ms)" for s, ms, n in later) or "none")
             + f" | {int(last[0]):,} | {float(last[7]):.1f} s = {100 * float(last[7]) / budget_s:.1f}% "
-            + f"| {'yes' if ceiling else 'no'} | {f'busy loop from {load_after:g} s' if load_after else 'none'} "
+            + f"| {'yes' if ceiling else 'no'} | {float(last[5]):.2e} | {float(last[8]):.4f} "
+            + f"| {f'busy loop from {load_after:g} s' if load_after else 'none'} "
             + f"| {record.describe(session)} |")
 
 
@@ -87,8 +92,7 @@ def main():
     results = os.path.join(HERE, "results.md")
     if not os.path.exists(results):
         with open(results, "w") as f:
-            f.write("| run | probe's plan (its pace) | planned again (the run's pace) | later plans (pace) | steps run "
-                    "| training time | ceiling stopped it | load | machine |\n|---|---|---|---|---|---|---|---|---|\n")
+            f.write(HEADER)
     with open(results) as f:
         known = f.read()
     if f"| {name} |" not in known:   # summarised once

@@ -20,16 +20,16 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "recipe"))
 import record  # noqa: E402
 from checkpoint import load_checkpoint, model_from_checkpoint  # noqa: E402
 from cli import ArgumentParser  # noqa: E402
 from eval import score_run  # noqa: E402
 from files import AtomicFile  # noqa: E402
-from recipe.summarize import mean_interval  # noqa: E402
+from summarize import mean_interval  # noqa: E402
 
 PARTS = "0.9,0.05,0.05"
-GRID = [(lr, decay) for lr in (0.001, 0.003, 0.01, 0.03, 0.1) for decay in (0.0, 0.02)]
+GRID = [(lr, decay) for lr in (0.003, 0.01, 0.03, 0.1, 0.3) for decay in (0.0, 0.02)]
 RESULTS = os.path.join(HERE, "results.json")
 
 

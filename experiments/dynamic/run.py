@@ -6,13 +6,16 @@
 The runs trained on the first 90% of Tiny Shakespeare (--split 0.9,0.1). Their held-out tenth is
 cut in two (eval.py --parts 0.9,0.05,0.05): on the validation half every (learning rate, decay) of
 GRID is scored for every run, and the pair with the lowest mean validation BPC over the runs is
-chosen (one pair for all, the rule fixed before any figure); the test half is then scored once per
+chosen (one pair for all, the rule fixed before any figure; a pair that diverged on a run, nan,
+is never chosen); the test half is then scored once per
 run, static and dynamic with that pair, side by side, with the mean of the per-run differences and
 its 95% t interval. Each run's last checkpoint is scored: best.pt was chosen on the whole held-out
 tenth, the test half included. fp32 scoring, as README's table. Every figure goes to results.json
-as it is made (a second call skips what is there); results.md is written from it.
+as it is made (a second call skips what is there); results.md and README's generated block
+"dynamic" are written from it.
 """
 import json
+import math
 import os
 import statistics
 import sys
@@ -26,7 +29,7 @@ from checkpoint import load_checkpoint, model_from_checkpoint  # noqa: E402
 from cli import ArgumentParser  # noqa: E402
 from eval import score_run  # noqa: E402
 from files import AtomicFile  # noqa: E402
-from summarize import mean_interval  # noqa: E402
+from summarize import mean_interval, rewrite  # noqa: E402
 
 PARTS = "0.9,0.05,0.05"
 GRID = [(lr, decay) for lr in (0.003, 0.01, 0.03, 0.1, 0.3) for decay in (0.0, 0.02)]
@@ -91,7 +94,7 @@ def main():
                 print(f"{run} val lr {lr:g} decay {decay:g}: {results['val'][run][key]['dynamic']:.4f} "
                       f"(static {results['val'][run][key]['static']:.4f})", flush=True)
     means = {key: statistics.mean(results["val"][run][key]["dynamic"] for run in runs) for key in results["val"][runs[0]]}
-    chosen = min(means, key=means.get)
+    chosen = min(means, key=lambda key: math.inf if math.isnan(means[key]) else means[key])   # nan: diverged
     results["chosen"] = [float(v) for v in chosen.split(",")]
     for run in runs:
         if run not in results["test"] or results["test"][run].get("pair") != results["chosen"]:
@@ -100,6 +103,7 @@ def main():
     text = table(results, runs)
     with AtomicFile(os.path.join(HERE, "results.md")) as f:
         f.write(text + "\n")
+    rewrite(os.path.join(ROOT, "README.md"), "dynamic", text)
     print(text)
 
 

@@ -69,7 +69,8 @@ def table(results, runs):
             for key in results["val"][runs[0]]}
     static = statistics.mean(results["val"][run][next(iter(grid))]["static"] for run in runs)
     lines += ["", f"Validation half, mean over the runs (static {static:.4f}): "
-              + "; ".join(f"lr {k.split(',')[0]} decay {k.split(',')[1]}: {v:.4f}" for k, v in grid.items()) + ".",
+              + "; ".join(f"lr {k.split(',')[0]} decay {k.split(',')[1]}: "
+                          + ("diverged (nan on a run)" if math.isnan(v) else f"{v:.4f}") for k, v in grid.items()) + ".",
               "", f"Machine: {record.describe(results['test'][runs[0]]['evaluated_on'])} (scoring); the runs: "
               f"{record.describe(results['test'][runs[0]]['run_record'][0])}."]
     return "\n".join(lines)

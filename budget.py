@@ -86,6 +86,11 @@ class Budget:
         steps have slowed down since (the machine is busier: they slow down alike)."""
         return max(self.costs[name], self.in_steps.get(name, 0.0) * step_s)
 
+    def due_costs(self, validation, checkpoint):
+        """The seconds of a validation and/or a checkpoint due now, at the current pace."""
+        step_s = self.costs["step_s"]
+        return validation * self.cost("validation_s", step_s) + checkpoint * self.cost("checkpoint_s", step_s)
+
     def start_window(self):
         """The steps from here to the next read of the loss make one window of the pace."""
         self.window_started = time.perf_counter()

@@ -907,8 +907,7 @@ def run_training(model_cfg, cfg, resumed, progress):
             at_eval = at_ckpt or step % cfg.eval_every == 0   # a checkpoint is always validated
             if not (at_eval or at_ckpt or step % budget.sync_every == 0 or plan.due(step)):
                 continue
-            own_costs = (at_eval * budget.cost("validation_s", budget.costs["step_s"])
-                         + at_ckpt * budget.cost("checkpoint_s", budget.costs["step_s"]))
+            own_costs = budget.due_costs(at_eval, at_ckpt)
             losses, stop_signal, checkpoint_asked, over = read_back(
                 unread, stop.requested, stop.take_checkpoint_request(), main_process and budget.over(own_costs),
                 device, world_size)

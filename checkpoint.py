@@ -25,11 +25,11 @@ BEST_NAME = "best.pt"   # the run's checkpoint with the lowest full-pass validat
 EXPORT_WEIGHTS, EXPORT_CONFIG = "model.safetensors", "config.json"   # an exported model's folder (export.py)
 REQUIRED_KEYS = ("format_version", "step", "model_config", "vocab", "model")
 # training settings added after format 1, as the code ran before each existed
-TRAIN_CONFIG_BEFORE = dict(unit="chars", optimizer="adamw", split=DEFAULT_SPLIT, precision="fp32")
+TRAIN_CONFIG_BEFORE = dict(unit="chars", optimizer="adamw", split=DEFAULT_SPLIT, precision="fp32", ema=0.0)
 
 
 def make_checkpoint(step, model_config, train_config, vocab, data_fingerprint, model, optimizer, rng, elapsed_s,
-                    pending_losses, budget_costs, best, run_record):
+                    pending_losses, budget_costs, best, run_record, trained=None):
     """A training run's checkpoint at `step`: what --resume needs to continue exactly.
 
     model_config, train_config: the configs as dicts (dataclasses.asdict); vocab: a Vocab (saved as
@@ -40,14 +40,16 @@ def make_checkpoint(step, model_config, train_config, vocab, data_fingerprint, m
     budget's measured costs (budget.Budget); best: {"step", "bpc", "scored", "since"} of the
     best checkpoint so far (bpc None before the first), how many were scored, and how many in a
     row since the best did not improve on it (train.Best); run_record: the run's sessions so far
-    (record.py: machine, software, code, command), this one last."""
+    (record.py: machine, software, code, command), this one last; trained: with --ema, model is the
+    weights' average (what eval.py, generate.py and export.py use) and trained the weights as the
+    optimizer left them (what --resume continues), saved as "trained"."""
     return {
         "format_version": FORMAT_VERSION, "step": step, "model_config": model_config, "train_config": train_config,
         "vocab": vocab.chars, "data_fingerprint": data_fingerprint,
         "model": model.state_dict(), "optimizer": optimizer.state_dict(), "rng": rng,
         "elapsed_s": elapsed_s, "pending_losses": list(pending_losses), "budget_costs": dict(budget_costs),
         "best": dict(best), "run_record": list(run_record),
-    }
+    } | ({"trained": trained.state_dict()} if trained else {})
 
 
 def checkpoint_path(run_dir, step):
@@ -126,7 +128,13 @@ def checkpoint_choice(which):
 
 
 def describe_choice(ckpt):
-    """Which checkpoint of its run ckpt is, in words: "step 5,000, best of 15 by validation BPC"."""
+    """Which checkpoint of its run ckpt is, in words: "step 5,000, best of 15 by validation BPC", and
+    which of its weights where it has two (--ema)."""
+    choice = describe_checkpoint(ckpt)
+    return choice if ckpt.get("weights", "as trained") == "as trained" else f"{choice}, weights {ckpt['weights']}"
+
+
+def describe_checkpoint(ckpt):
     run_dir = os.path.dirname(ckpt["path"])
     if "exported_from" in ckpt:
         return f"step {ckpt['step']:,}, exported from {ckpt['exported_from']}"
@@ -138,6 +146,14 @@ def describe_choice(ckpt):
     scored = sum(r.get("checkpoint_bpc") is not None for r in read_metrics(metrics_path)) if os.path.exists(
         metrics_path) else ckpt["best"]["scored"]
     return f"step {ckpt['step']:,}, best of {scored} by validation BPC (best.pt)"
+
+
+def as_trained(ckpt):
+    """The checkpoint with the weights as trained in place of their average (a run with --ema), so
+    that both can be scored; a checkpoint without an average is returned as it is."""
+    if "trained" not in ckpt:
+        return ckpt
+    return dict(ckpt, model=ckpt["trained"], weights="as trained (not the --ema average)")
 
 
 def is_export(path):
@@ -165,9 +181,14 @@ def load_export(path):
 def load_checkpoint(path, which="last"):
     """Load a checkpoint file, or a run directory's (find_checkpoint's `which`), or a folder written
     by export.py, onto the CPU."""
-    if is_export(path):
-        return load_export(path)
-    path = find_checkpoint(path, which)
+    ckpt = load_export(path) if is_export(path) else read_checkpoint(find_checkpoint(path, which))
+    ema = ckpt["train_config"].get("ema", 0.0)
+    ckpt["weights"] = f"the --ema {ema:g} average" if ema else "as trained"
+    return ckpt
+
+
+def read_checkpoint(path):
+    """A checkpoint file, checked and completed for what older versions did not save."""
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated, corrupt, or not a torch file at all

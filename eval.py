@@ -40,7 +40,7 @@ import pictures
 import record
 import runtime
 from dynamic import dynamic_nats
-from checkpoint import checkpoint_choice, describe_choice, load_checkpoint, model_from_checkpoint
+from checkpoint import as_trained, checkpoint_choice, describe_choice, load_checkpoint, model_from_checkpoint
 from cli import ArgumentParser, UserError
 from corpus import load_corpus, parse_split, symbol_counts
 from metrics import plot_curves, read_metrics
@@ -232,7 +232,7 @@ def score_run(ckpt, model, vocab, data=None, batch_size=64, device="cpu", contex
                             pos_encoding=model.cfg.pos_encoding, seq_len=model.cfg.seq_len,
                             context=context or model.cfg.seq_len, note=note, unit=unit, split=part,
                             split_spec=split_spec, precision=precision, val_bpc=bpc, val_chars=n_scored,
-                            run_dir=run_dir, checkpoint_choice=describe_choice(ckpt),
+                            run_dir=run_dir, checkpoint_choice=describe_choice(ckpt), weights=ckpt["weights"],
                             chosen_by_validation=ckpt["chosen_by_validation"], run_record=ckpt["run_record"],
                             evaluated_on=evaluated_on))
     if results[0]["chosen_by_validation"] and part == "val" and len(parse_split(split_spec)) == 3:
@@ -304,6 +304,9 @@ def parse_args(argv=None):
                         help="which checkpoint of a run directory: best (best.pt: the lowest full-pass validation BPC "
                              "of its checkpoints; the last for runs trained before best.pt existed), last, or a step "
                              "number (default best)")
+    parser.add_argument("--trained-weights", action="store_true",
+                        help="score the weights as trained instead of their moving average (runs trained with --ema "
+                             "save both; the average is the run's model)")
     parser.add_argument("--data", help="the corpus, if it is no longer at the path saved in the checkpoint")
     parser.add_argument("--split", choices=["val", "test"], default="val",
                         help="score the validation split or the test split (runs trained with a 3-part --split) (default val)")
@@ -384,6 +387,8 @@ def main(argv=None):
     results, first_rows, corpus, choices = [], [], None, []
     for run in args.runs:
         ckpt = load_checkpoint(run, args.checkpoint)
+        if args.trained_weights:
+            ckpt = as_trained(ckpt)
         model, vocab = model_from_checkpoint(ckpt, args.device)
         choices.append(f"{run}: {describe_choice(ckpt)}")
         rows, run_corpus = score_run(ckpt, model, vocab, args.data, args.batch_size, args.device,

@@ -306,6 +306,15 @@ class CharTransformer(nn.Module):
             with torch.no_grad():   # the amplitude the sqrt(d_model)-scaled tokens were scaled to meet
                 self.pos_emb.weight.copy_(sinusoidal_table(cfg.seq_len, cfg.d_model))
 
+    def set_dropout(self, p):
+        """Every dropout of the model at rate p (the attention weights' only if cfg.dropout_attention):
+        cfg.dropout at first; train.py --dropout-from changes it during training (late dropout)."""
+        for module in self.modules():
+            if isinstance(module, Dropout):
+                module.p = p
+            elif isinstance(module, MultiHeadAttention):
+                module.dropout = p if self.cfg.dropout_attention else 0.0
+
     @staticmethod
     def _init_weights(module):
         if isinstance(module, (nn.Linear, nn.Embedding)):

@@ -34,6 +34,12 @@ def resolve_precision(precision, device):
     return precision
 
 
+def use_threads(threads):
+    """--threads: this many CPU threads for torch's operations (0: torch's default, one per core)."""
+    if threads:
+        torch.set_num_threads(threads)
+
+
 def resolve_device(name):
     if name == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda: no CUDA GPU is available here (try --device cpu)")

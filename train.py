@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, fields, replace
 import torch
 from tqdm import tqdm
 
+import choose
 import cli
 import record
 import runtime
@@ -77,6 +78,8 @@ class TrainConfig:
     keep_last: int = setting(None, "keep only the last K step checkpoints (and best.pt); at least 1, the one "
                                    "--resume needs", shown="all")
     seed: int = setting(1337, "seed for initialisation, batches and dropout")
+    threads: int = setting(0, "CPU threads for torch's operations (torch.set_num_threads); 0 = torch's default, "
+                              "one per core", shown="0: one per core")
     device: str = setting("auto", "where to train", choices=("auto", "cpu", "cuda", "mps"),
                           shown="auto: cuda, then mps, then cpu")
     compile: bool = setting(None, "torch.compile the training step", shown="on for CUDA, off on CPU, where it measured "
@@ -100,9 +103,18 @@ class TrainConfig:
     knot_step: int = 0
     knot_at: float = 0.0
     schedule_steps: int = 0
+    chosen_in_s: float = 0.0    # seconds --preset auto spent timing its candidates: the budget's clock counts them
     unit: str = "chars"         # what a token is: a character of UTF-8 text, or a byte of any file (flag --bytes)
     split: str = setting(DEFAULT_SPLIT, "train,validation[,test] parts of the corpus, in order: fractions (0.9,0.1) or "
                                         "counts of characters/bytes (enwik8: 90000000,5000000,5000000)")
+    dropout_from: float = setting(0.0, "late dropout: no dropout for the first fraction F of the learning rate's "
+                                       "schedule, then --dropout (Liu et al. 2023, \"Dropout Reduces Underfitting\"): "
+                                       "the steps before it are as fast as without dropout", shown="0: from the start")
+    ema: float = setting(0.0, "keep an exponential moving average of the weights with this decay (e.g. 0.999; 0 = off; "
+                              "its first updates average faster: decay min(D, u / (9 + u)) at step u): the "
+                              "average is the run's model, which validations, checkpoint scores, best.pt, eval.py, "
+                              "generate.py and export.py use; the weights as trained are saved beside it for --resume "
+                              "(eval.py --trained-weights scores them)", shown="0: off")
     optimizer: str = setting("adamw", "adamw, or muon: torch.optim.Muon for the blocks' matrices (its learning rate "
                                       "matched to AdamW's update size, so --lr and --weight-decay carry over), AdamW "
                                       "for embeddings, head, LayerNorms and biases" + RECIPE, choices=OPTIMIZERS)
@@ -117,7 +129,7 @@ class TrainConfig:
             raise ValueError(f"--min-lr must be between 0 and --lr ({self.lr}), got {self.min_lr}")
         if self.keep_last is not None and self.keep_last < 1:
             raise ValueError(f"--keep-last must be at least 1 (the checkpoint --resume needs), got {self.keep_last}")
-        for name in ("warmup_steps", "weight_decay", "grad_clip", "early_stop"):
+        for name in ("warmup_steps", "weight_decay", "grad_clip", "early_stop", "threads"):
             if getattr(self, name) < 0:
                 raise ValueError(f"--{name.replace('_', '-')} must not be negative, got {getattr(self, name)}")
         parse_split(self.split)   # a UserError, with its own message
@@ -127,6 +139,10 @@ class TrainConfig:
             raise ValueError(f"--decay-fraction must be in (0, 1], got {self.decay_fraction}")
         if self.time_budget < 0:
             raise ValueError(f"--time-budget must not be negative, got {self.time_budget}")
+        if not 0 <= self.dropout_from < 1:
+            raise ValueError(f"--dropout-from must be a fraction in [0, 1), got {self.dropout_from}")
+        if not 0 <= self.ema < 1:
+            raise ValueError(f"--ema must be a decay in [0, 1), got {self.ema}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
 
@@ -153,10 +169,12 @@ def parse_args(argv=None):
     parser.add_argument("--bytes", action=argparse.BooleanOptionalAction, default=None,
                         help="a byte-level model: the vocabulary is the file's bytes (any file, UTF-8 or not) "
                              "and BPC means bits per byte (default --no-bytes: Unicode characters of a UTF-8 file)")
-    parser.add_argument("--preset", choices=sorted(PRESETS), default=None,
+    parser.add_argument("--preset", choices=sorted(PRESETS) + ["auto"], default=None,
                         help="baseline = 4 heads + sinusoidal; ablation = 1 head + no positional encoding; "
                              "cpuN = the recipe's best model for N minutes of training on 2 CPU cores (sets "
-                             "--time-budget N; README: The best model in N minutes)")
+                             "--time-budget N; README: The best model in N minutes); auto (with --time-budget) = "
+                             "the recipe's candidate shape predicted best for the steps this machine affords in "
+                             "that time, each timed here (docs/flags.md)")
     parser.add_argument("--resume", action="store_true",
                         help="continue from the latest checkpoint in --out, with its saved settings")
     parser.add_argument("--config", metavar="FILE.toml",
@@ -243,15 +261,16 @@ def resolve_configs(args):
                             f"include some this code does not know ({', '.join(unknown)})")
         model_fields.update(resumed["model_config"])
         train_fields.update(resumed["train_config"])
-    if args.preset:   # a preset may set model and training fields alike
-        for field, value in PRESETS[args.preset].items():
-            (model_fields if field in model_fields else train_fields)[field] = value
+    preset = auto_preset(model_fields, train_fields, explicit, resumed) if args.preset == "auto" else PRESETS.get(
+        args.preset, {})
+    for field, value in preset.items():   # a preset may set model and training fields alike
+        (model_fields if field in model_fields else train_fields)[field] = value
     for field, value in explicit.items():
         (model_fields if field in model_fields else train_fields)[field] = value
     if "steps" in explicit and "time_budget" not in explicit:
         train_fields["time_budget"] = 0.0   # --steps given: a preset's (or a resumed run's) time budget gives way
     if train_fields["init_from"] and not resumed:
-        given = set(explicit) | set(PRESETS[args.preset] if args.preset else ())
+        given = set(explicit) | set(preset)
         take_source_shape(load_checkpoint(train_fields["init_from"], "best"), model_fields, train_fields, given)
     if resumed:
         for field, saved in resumed["model_config"].items():
@@ -266,14 +285,41 @@ def resolve_configs(args):
         if train_fields["optimizer"] != saved_optimizer:
             raise UserError(f"--resume: this run was trained with --optimizer {saved_optimizer}, and a resumed run "
                             f"keeps its optimizer (its state is that optimizer's)")
-        if train_fields["split"] != resumed["train_config"]["split"]:
-            raise UserError(f"--resume: this run was trained with --split {resumed['train_config']['split']}, "
-                            f"and a resumed run keeps its split")
+        for name in ("split", "ema"):   # the run's data, and its average's decay
+            if train_fields[name] != resumed["train_config"][name]:
+                raise UserError(f"--resume: this run was trained with --{name} {resumed['train_config'][name]}, "
+                                f"and a resumed run keeps its {name}")
     model_fields["vocab_size"] = 1  # a placeholder until the corpus is read
     try:
-        return ModelConfig(**model_fields), TrainConfig(**train_fields), resumed
+        model_cfg, cfg = ModelConfig(**model_fields), TrainConfig(**train_fields)
     except ValueError as e:
         raise UserError(f"invalid settings: {e}") from None
+    if cfg.dropout_from and not model_cfg.dropout:
+        raise UserError("--dropout-from says when dropout starts: it needs --dropout P")
+    return model_cfg, cfg, resumed
+
+
+def auto_preset(model_fields, train_fields, explicit, resumed):
+    """--preset auto's fields: the candidate choose.py predicts best for --time-budget on this
+    machine (each timed with the user's other flags), and the seconds spent choosing (chosen_in_s),
+    which the run's clock counts."""
+    if resumed:
+        raise UserError("--preset auto chooses a new run's shape: a resumed run keeps its own (drop --preset)")
+    if not explicit.get("time_budget"):
+        raise UserError("--preset auto needs --time-budget MINUTES: it chooses the shape for the steps that time buys")
+
+    def configs(fields):
+        merged_model, merged_train = dict(model_fields, vocab_size=1), dict(train_fields)
+        for field, value in {**fields, **explicit}.items():
+            (merged_model if field in merged_model else merged_train)[field] = value
+        try:
+            return ModelConfig(**merged_model), TrainConfig(**merged_train)
+        except ValueError as e:
+            raise UserError(f"invalid settings: {e}") from None
+
+    runtime.use_threads(configs({})[1].threads)
+    _, fields, seconds = choose.choose(configs, explicit["time_budget"], BEST_SCORED)
+    return dict(fields, chosen_in_s=seconds)
 
 
 def schedule_position(step, cfg):
@@ -380,6 +426,25 @@ def train_step(model, optimizer, x, y, grad_clip, autocast=nullcontext(), micro_
         torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
     optimizer.step()
     return loss
+
+
+class WeightAverage:
+    """--ema: an exponential moving average of a model's weights, updated after each optimizer step
+    (in fp32, like the weights), held in a copy of the model that validations and checkpoints score.
+    Its decay after step u (1, 2, ...) is min(decay, u / (9 + u)), so that a short run's average is
+    not dominated by the initial weights."""
+
+    def __init__(self, model, decay):
+        import copy
+        self.decay, self.model = decay, copy.deepcopy(model).eval()
+        self.model.requires_grad_(False)
+        self.averaged, self.trained = list(self.model.parameters()), list(model.parameters())
+
+    @torch.no_grad()
+    def update(self, step):
+        """Move the average toward the weights as they are after `step` (1, 2, ...)."""
+        decay = min(self.decay, step / (9 + step))
+        torch._foreach_lerp_(self.averaged, self.trained, 1 - decay)
 
 
 @torch.no_grad()
@@ -579,10 +644,12 @@ def read_corpus(cfg, model_cfg, resumed, source, rank, world_size):
     return corpus if rank == 0 else read()
 
 
-def restore(resumed, model, optimizer, batch_rng, seed, device, rank, world_size, metrics_path):
-    """Load a checkpoint's weights, optimizer and random streams; returns (step, pending_losses,
-    metrics rows up to that step)."""
-    model.load_state_dict(resumed["model"])
+def restore(resumed, model, average, optimizer, batch_rng, seed, device, rank, world_size, metrics_path):
+    """Load a checkpoint's weights (and their average: --ema), optimizer and random streams;
+    returns (step, pending_losses, metrics rows up to that step)."""
+    model.load_state_dict(resumed.get("trained", resumed["model"]))
+    if average:
+        average.model.load_state_dict(resumed["model"])
     optimizer.load_state_dict(resumed["optimizer"])
     batch_rng.set_state(resumed["rng"]["batches"])
     step = resumed["step"]
@@ -707,10 +774,15 @@ def checkpoint_rng(batch_rng, device, world_size):
     return {"torch": rank_states[0]["torch"], "batches": batch_rng.get_state(), "ranks": rank_states}
 
 
-def set_learning_rate(optimizer, step, cfg):
+def follow_schedule(model, optimizer, step, cfg):
+    """The learning rate of `step` (returned), and its dropout: --dropout-from's fraction of the
+    schedule (schedule_position: where a timed run's plans have moved it) without, then the model's."""
     lr = lr_at(step, cfg)
     for group in optimizer.param_groups:
         group["lr"] = lr
+    if cfg.dropout_from:
+        position, total = schedule_position(step, cfg)
+        model.set_dropout(model.cfg.dropout if position >= cfg.dropout_from * total else 0.0)
     return lr
 
 
@@ -809,15 +881,16 @@ def record_session(cfg, resumed, device, world_size, main_process):
 
 
 def build_model(model_cfg, cfg, source, device, rank, world_size):
-    """(model, optimizer): the same initial weights on every rank, from --seed, or the source's
-    (--init-from); then each rank draws its own dropout masks, as N processes' slices should."""
+    """(model, optimizer, its WeightAverage or None): the same initial weights on every rank, from
+    --seed, or the source's (--init-from); then each rank draws its own dropout masks, as N
+    processes' slices should."""
     torch.manual_seed(cfg.seed)
     model = CharTransformer(model_cfg).to(device)
     if source:
         start_from(model, source["model"])
     if world_size > 1:
         torch.manual_seed(cfg.seed + rank)
-    return model, make_optimizer(model, cfg)
+    return model, make_optimizer(model, cfg), WeightAverage(model, cfg.ema) if cfg.ema else None
 
 
 def announce(model, cfg, vocab, train_ids, val_ids, source, device, world_size, compiled):
@@ -857,8 +930,9 @@ def run_training(model_cfg, cfg, resumed, progress):
     model_cfg, cfg = replace(model_cfg), replace(cfg)   # what is resolved below is this run's, not the caller's
     # the clock starts here: reading the corpus, compiling and the budget's probe count against it
     device = runtime.resolve_device(cfg.device)
-    budget = Budget(cfg.time_budget, runtime.host_sync_interval(device), resumed["elapsed_s"] if resumed else 0.0,
-                    resumed["budget_costs"] if resumed else None)
+    runtime.use_threads(cfg.threads)
+    budget = Budget(cfg.time_budget, runtime.host_sync_interval(device),
+                    resumed["elapsed_s"] if resumed else cfg.chosen_in_s, resumed["budget_costs"] if resumed else None)
     device, rank, world_size = start_processes(device, cfg, resumed)
     main_process = rank == 0
     source = load_checkpoint(cfg.init_from, "best") if cfg.init_from and not resumed else None
@@ -867,7 +941,8 @@ def run_training(model_cfg, cfg, resumed, progress):
     if main_process:   # its folder: made by train()'s RunLock
         with AtomicFile(os.path.join(cfg.out, "config.toml")) as f:
             f.write(config_toml(model_cfg, cfg))
-    model, optimizer = build_model(model_cfg, cfg, source, device, rank, world_size)
+    model, optimizer, average = build_model(model_cfg, cfg, source, device, rank, world_size)
+    scored = average.model if average else model   # what validations, scores and checkpoints take as the model
     batch_rng = torch.Generator().manual_seed(cfg.seed)
     val_batches = fixed_validation_batches(val_ids, cfg, model_cfg.seq_len, device)
     cfg.precision = runtime.resolve_precision(cfg.precision, device)
@@ -875,7 +950,7 @@ def run_training(model_cfg, cfg, resumed, progress):
     sessions = record_session(cfg, resumed, device, world_size, main_process)
     step, pending_losses, rows = 0, [], []
     if resumed:
-        step, pending_losses, rows = restore(resumed, model, optimizer, batch_rng, cfg.seed, device, rank, world_size,
+        step, pending_losses, rows = restore(resumed, model, average, optimizer, batch_rng, cfg.seed, device, rank, world_size,
                                              os.path.join(cfg.out, "metrics.csv"))
     runner, compiled = make_runner(model, cfg, train_ids, device, world_size, autocast)
     if cfg.time_budget and not resumed:
@@ -897,11 +972,13 @@ def run_training(model_cfg, cfg, resumed, progress):
     with StopRequest() as stop, RunLog(cfg, model_cfg, rows, step, show=progress and main_process) as log:
         stopped_early = False
         while step < cfg.steps and not budget_spent and not stopped_early:
-            lr = set_learning_rate(optimizer, step, cfg)
+            lr = follow_schedule(model, optimizer, step, cfg)
             x, y = (runtime.to_device(t[local_batch], device)
                     for t in get_batch(train_ids, cfg.batch_size, model_cfg.seq_len, batch_rng))
             unread.append(train_step(runner, optimizer, x, y, cfg.grad_clip, autocast, cfg.grad_accum).float())
             step += 1
+            if average:
+                average.update(step)
             log.step_done()
             at_ckpt = step % cfg.ckpt_every == 0 or step == cfg.steps
             at_eval = at_ckpt or step % cfg.eval_every == 0   # a checkpoint is always validated
@@ -921,9 +998,9 @@ def run_training(model_cfg, cfg, resumed, progress):
             bpc, score_s = None, 0.0
             if main_process and at_eval:
                 now, tokens_per_s = time.perf_counter(), log.tokens_per_s()
-                val_loss = validation_loss(model, val_batches, autocast)
+                val_loss = validation_loss(scored, val_batches, autocast)
                 if at_ckpt:
-                    bpc, score_s = score_checkpoint(model, train_ids, val_ids, autocast)
+                    bpc, score_s = score_checkpoint(scored, train_ids, val_ids, autocast)
                 log.validation(step, sum(pending_losses) / len(pending_losses), val_loss, lr, tokens_per_s,
                                budget.elapsed(), bpc)
                 budget.measured("validation_s", log.restart_clock() - now - score_s)
@@ -933,9 +1010,9 @@ def run_training(model_cfg, cfg, resumed, progress):
                 save_start = time.perf_counter()
                 stopped_early = at_ckpt and checkpoints.judge(step, bpc, device, world_size) and step < cfg.steps
                 rng = checkpoint_rng(batch_rng, device, world_size)   # every rank takes part
-                payload = make_checkpoint(step, asdict(model_cfg), asdict(cfg), vocab, fingerprint, model, optimizer, rng,
-                                          budget.elapsed(), pending_losses, budget.costs, checkpoints.best, sessions
-                                          ) if main_process else None
+                payload = make_checkpoint(step, asdict(model_cfg), asdict(cfg), vocab, fingerprint, scored, optimizer, rng,
+                                          budget.elapsed(), pending_losses, budget.costs, checkpoints.best, sessions,
+                                          trained=model if average else None) if main_process else None
                 last_good = checkpoints.save(step, payload)   # on every rank: rank 0 wrote it
                 # tokens/s counts training only; the checkpoint's cost includes scoring it
                 budget.measured("checkpoint_s", log.restart_clock() - save_start + score_s)

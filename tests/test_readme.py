@@ -66,7 +66,8 @@ EXPERIMENTS = ["experiments/report.py", "experiments/checkpoint_curve.py", "expe
                "experiments/recipe/summarize.py", "experiments/recipe/step_cost.py", "experiments/recipe/dropout_cost.py",
                "experiments/refactor/compare.py", "experiments/scale/measure.py",
                "experiments/finetune/run.py", "experiments/faults/soak.py",
-               "experiments/budget/run.py", "experiments/dynamic/run.py"]
+               "experiments/budget/run.py", "experiments/dynamic/run.py", "experiments/recipe/candidates.py",
+               "experiments/recipe/auto_demo.py"]
 
 
 def test_the_experiments_list_names_every_script_of_experiments():

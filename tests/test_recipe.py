@@ -78,6 +78,20 @@ def test_runs_of_later_budget_code_get_rows_of_their_own_with_their_commit_and_m
     assert rows[1][8] == "Intel(R) Xeon(R) Processor, 2 cores, amx"   # from run.json (no alias file here)
 
 
+def test_readmes_table_is_the_presets_run_with_todays_code_and_nothing_else(tmp_path):
+    for seed in (11, 12, 13):
+        fake_timed_run(tmp_path, 30, "cpu30", seed, 2.08)                                   # older code
+        fake_timed_run(tmp_path, 30, "cpu30", seed, 2.07, tag="clock", commit="0fefd89aa1b2")
+        fake_timed_run(tmp_path, 7, "cpu7_ema", seed, 2.15, tag="clock", commit="0fefd89aa1b2")   # a lever
+    fake_timed_run(tmp_path, 7, "baseline", 1, 2.1678, tag="clock")                         # a candidate's hint
+    timed = summarize.timed_rows(str(tmp_path))
+    readme = summarize.minutes_table(summarize.current_presets(timed), hints=False)
+    assert [line.split("|")[2].strip() for line in readme.splitlines() if line.startswith("| ")][1:] == ["cpu30"]
+    assert "2.0700" in readme and "2.0800" not in readme and "Candidates" not in readme
+    everything = summarize.minutes_table(timed)   # experiments/recipe/README.md's
+    assert "2.0800" in everything and "cpu7_ema" in everything and "7 min, baseline" in everything
+
+
 def test_the_minutes_figure_skips_a_checkpoint_with_no_metrics_row(tmp_path):
     for seed in (11, 12, 13):
         fake_timed_run(tmp_path, 5, "baseline", seed, 2.4, steps=1000, elapsed_s=300.0)

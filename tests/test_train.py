@@ -804,3 +804,46 @@ def test_a_muon_run_with_every_lever_resumes_exactly(tmp_path):
     assert losses(run(crashed, "--resume", "--precision", "bf16", steps=12)) == losses(uninterrupted)
     saved = load_checkpoint(str(crashed))
     assert set(saved["optimizer"]) == {"muon", "adamw"} and saved["train_config"]["optimizer"] == "muon"
+
+
+def dropout_rates(model):
+    from model import Dropout
+    return {m.p for m in model.modules() if isinstance(m, Dropout)} | {b.attn.dropout for b in model.blocks}
+
+
+def test_late_dropout_starts_at_its_fraction_of_the_schedule_and_follows_a_plan():
+    model_cfg, cfg, _ = configs("--dropout", "0.1", "--dropout-from", "0.5", "--steps", "10", *TINY_FLAGS)
+    model_cfg.vocab_size = 8
+    model = CharTransformer(model_cfg)
+    optimizer = train.make_optimizer(model, cfg)
+    rates = []
+    for step in range(10):
+        train.follow_schedule(model, optimizer, step, cfg)
+        rates.append(dropout_rates(model))
+    assert rates == [{0.0}] * 5 + [{0.1}] * 5
+    # a timed run planned again at step 2 for 20 steps: the rest of the schedule (steps 2-9) is laid
+    # over steps 2-19, and its first half now ends after step 9
+    train.replan_schedule(cfg, 2, 20)
+    rates = []
+    for step in (9, 10):
+        train.follow_schedule(model, optimizer, step, cfg)
+        rates.append(dropout_rates(model))
+    assert rates == [{0.0}, {0.1}]
+
+
+def test_late_dropout_trains_as_no_dropout_until_it_starts_and_resumes_exactly(tmp_path):
+    late = run(tmp_path / "late", "--dropout", "0.1", "--dropout-from", "0.5", steps=12)
+    without = run(tmp_path / "none", steps=12)
+    assert losses(late)[:3] == losses(without)[:3]   # validations at steps 2, 4, 6: the switch is at step 6
+    assert losses(late)[3:] != losses(without)[3:]
+    crashed = tmp_path / "crashed"
+    run(crashed, "--dropout", "0.1", "--dropout-from", "0.5", steps=12)
+    os.remove(crashed / "step_000012.pt")
+    assert losses(run(crashed, "--resume", steps=12)) == losses(late)
+
+
+@pytest.mark.parametrize("flags,message", [(["--dropout-from", "0.5"], "it needs --dropout P"),
+                                           (["--dropout", "0.1", "--dropout-from", "1"], "--dropout-from must be")])
+def test_late_dropout_mistakes_are_one_line_errors(flags, message):
+    with pytest.raises(UserError, match=re.escape(message)):
+        configs(*flags)

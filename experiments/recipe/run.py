@@ -17,7 +17,8 @@ fitted to the pace measured at its start), into checkpoints/recipe/m{M}/; the cp
 its budget, so its runs are README's command with --seed.
 
 Runs: checkpoints/recipe/b{BASE_STEPS}/{ARM}_s{SEED}/ (or m{M}/) with its log beside it; each
-gets eval.json (eval.py's full pass over the validation split, fp32 scoring, as the study's).
+gets eval.json (eval.py's full pass over the validation split, fp32 scoring, as the study's); an arm
+with --ema also eval_trained.json, the weights as trained (eval.py --trained-weights).
 """
 import argparse
 import json
@@ -58,18 +59,22 @@ def run_arm(arm, seed, base_steps, costs, minutes=None, tag=""):
         steps = arm_steps(arm, base_steps, costs)
         length, final = ["--steps", str(steps)], os.path.join(out, f"step_{steps:06d}.pt")
         print(f"{out}: {steps} steps{' (resumed)' if resume else ''}", flush=True)
+    flags = timed_flags(arm, minutes) if minutes else ARMS[arm].split()
     command = [sys.executable, "train.py", "--data", "data/tinyshakespeare.txt", "--out", out, "--seed", str(seed),
-               *length, *(timed_flags(arm, minutes) if minutes else ARMS[arm].split())] + (["--resume"] if resume else [])
+               *length, *flags] + (["--resume"] if resume else [])
     with open(out + ".log", "a") as log:
         if final is None or not os.path.exists(final):   # a finished time-budget run resumes and stops at once
             log.write("$ " + " ".join(command) + "\n")
             log.flush()
             subprocess.run(command, cwd=ROOT, stdout=log, stderr=log, check=True)
-        scored = subprocess.run([sys.executable, "eval.py", out, "--checkpoint", "last", "--precision", "fp32", "--json",
-                                 "--no-references"],
-                                cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True, check=True).stdout
-    with AtomicFile(os.path.join(ROOT, out, "eval.json")) as f:
-        f.write(scored)
+        # an arm with --ema saves the weights' average as its model and the weights as trained beside it;
+        # eval.json last: it marks the run done
+        for name, extra in [("eval_trained.json", ["--trained-weights"])] * ("--ema" in flags) + [("eval.json", [])]:
+            scored = subprocess.run([sys.executable, "eval.py", out, "--checkpoint", "last", "--precision", "fp32",
+                                     "--json", "--no-references", *extra],
+                                    cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True, check=True).stdout
+            with AtomicFile(os.path.join(ROOT, out, name)) as f:
+                f.write(scored)
     return out
 
 

@@ -3,7 +3,9 @@ hint; stage B (seeds 2-4, arm and baseline) gives the verdict by report.py's rul
 interval that excludes 0. Stage C (the 30-minute budget, b18000) shows seed-1 hints against the
 baseline's stage-A mean. The timed rows (checkpoints/recipe/m<MINUTES>/, train.py --time-budget) give README's
 table "The best model in N minutes": seeds 11-13 of each preset, mean, std and the 95% t interval
-of the mean, against the targets; and figures/recipe_minutes.png, BPC against minutes of training.
+of the mean, against the targets (today's code: m<MINUTES>_clock/; every timed row, older code's and
+the levers' too, in experiments/recipe/README.md); and figures/recipe_minutes.png, BPC against
+minutes of training.
 
     python experiments/recipe/summarize.py     # rewrites the generated blocks of both READMEs
 """
@@ -138,6 +140,14 @@ def elapsed_minutes(run_dir):
 
 # How each folder's runs planned their steps: m<M>/ (the first runs) and m<M>_<tag>/ (runs of later code)
 PLANS = {"": "the probe's, once", "clock": "the run's own pace, every 100 steps"}
+CURRENT = "clock"   # the folders of today's budget code: README's table shows their presets' rows only
+PRESET_ARMS = ("cpu5", "cpu7", "cpu15", "cpu30")
+
+
+def current_presets(timed):
+    """README's rows: the presets run with today's code (m<M>_clock/), no other arm or older code."""
+    return {key: {arm: runs for arm, runs in arms.items() if arm in PRESET_ARMS}
+            for key, arms in timed.items() if key[1] == CURRENT}
 
 
 def timed_rows(root):
@@ -171,12 +181,13 @@ def train_command(arm, minutes):
     return f"python train.py --data data/tinyshakespeare.txt {' '.join(timed_flags(arm, minutes))} --out checkpoints/{arm}"
 
 
-def minutes_table(timed):
-    """README's table: each budget's preset at the final seeds; the candidates' seed-1 hints below."""
+def minutes_table(timed, hints=True):
+    """Each budget's arms at the final seeds (README's table: current_presets); the candidates'
+    seed-1 hints below."""
     lines = ["| minutes | preset | full-pass val BPC, seeds 11-13 | 95% interval of the mean | target | "
              "training minutes (elapsed_s) | steps | steps planned from | machine | command |",
              "|---|---|---|---|---|---|---|---|---|---|"]
-    hints = []
+    found_hints = []
     for (minutes, tag), arms in timed.items():
         for arm, values in arms.items():
             by_seed = {seed: rest for seed, *rest in values}
@@ -193,13 +204,13 @@ def minutes_table(timed):
                 lines.append(f"| {minutes:g} | {arm} | **{mean:.4f}** ± {std:.4f} ({', '.join(f'{b:.4f}' for b in bpcs)}) "
                              f"| [{low:.4f}, {high:.4f}] | {target} | {min(spent):.1f}-{max(spent):.1f} "
                              f"| {steps[0]:,}-{steps[-1]:,} | {plan} | {machine} | {command} |")
-            if 1 in by_seed:
+            if 1 in by_seed and hints:
                 bpc, steps, spent, *_ = by_seed[1]
-                hints.append(f"{minutes:g} min, {arm} (`{ARMS[arm]}`): {bpc:.4f} ({steps:,} steps, {spent:.1f} min)")
+                found_hints.append(f"{minutes:g} min, {arm} (`{ARMS[arm]}`): {bpc:.4f} ({steps:,} steps, {spent:.1f} min)")
     if len(lines) == 2:   # the header alone
         lines = ["No preset has its three timed seeds yet."]
-    if hints:
-        lines += ["", "Candidates, seed 1 (hints, the choice of each preset): " + "; ".join(hints) + "."]
+    if hints and found_hints:
+        lines += ["", "Candidates, seed 1 (hints, the choice of each preset): " + "; ".join(found_hints) + "."]
     return "\n".join(lines)
 
 
@@ -264,8 +275,9 @@ def main():
     print(content)
     timed = timed_rows(root)
     if timed:
-        rows = minutes_table(timed)
+        rows = minutes_table(current_presets(timed), hints=False)
         rewrite(os.path.join(ROOT, "README.md"), "minutes", rows)
+        rewrite(os.path.join(HERE, "README.md"), "presets", minutes_table(timed))
         plot_minutes(timed, root, os.path.join(ROOT, "figures", "recipe_minutes.png"))
         print(rows)
 

@@ -1,0 +1,113 @@
+"""train.py --preset auto (choose.py): each candidate shape's step is timed on this machine, turned
+into the steps the budget affords, and the shape whose committed runs predict the lowest BPC at
+that many steps is chosen and printed. A faster machine (or a longer budget) favours the shape
+that pays off only with more steps; the prediction never assumes more steps than any run help."""
+import os
+import time
+
+import pytest
+
+import choose
+import train
+from budget import steps_that_fit
+from conftest import PRIMER, TINY_FLAGS, assert_one_line_error, run_script
+
+# two shapes, as the recipe's: a small one that learns fast and then overfits, a big one that
+# starts slower and ends lower
+TABLE = {"corpus": "test", "candidates": {
+    "small": dict(shape="small", fields=dict(n_layers=1), points=[[1000, 2.4], [2000, 2.2], [4000, 2.15], [8000, 2.3]]),
+    "big": dict(shape="big", fields=dict(n_layers=2), points=[[500, 2.9], [1000, 2.5], [2000, 2.2], [4000, 2.05]]),
+}}
+
+
+def test_prediction_fits_the_points_and_extends_them_with_care():
+    points = [[1000, 2.5], [2000, 2.2], [4000, 2.05]]
+    # a parabola in log(steps) through three points is exact at them
+    assert [round(choose.predict(points, s), 6) for s in (1000, 2000, 4000)] == [2.5, 2.2, 2.05]
+    assert 2.05 < choose.predict(points, 3000) < 2.2
+    # more steps than any run: still falling at the end, so no further gain is assumed
+    assert choose.predict(points, 64000) == pytest.approx(2.05)
+    # fewer steps than any run: worse, along the fit's slope at its first point
+    assert choose.predict(points, 500) > 2.5
+    # a curve that rises at its end (overfitting) goes on rising
+    rising = [[1000, 2.4], [2000, 2.2], [4000, 2.15], [8000, 2.3]]
+    assert choose.predict(rising, 16000) > choose.predict(rising, 8000) > 2.2
+
+
+def choice(monkeypatch, minutes, step_s):
+    """choose.choose's pick with the two shapes' steps timed at step_s = {n_layers: seconds}."""
+    monkeypatch.setattr(choose, "load_candidates", lambda: TABLE)
+    monkeypatch.setattr(choose, "time_candidate", lambda model_cfg, cfg, device, autocast: (
+        step_s[model_cfg.n_layers], step_s[model_cfg.n_layers] / 3))
+    lines = []
+
+    def configs(fields):
+        model_cfg, cfg, _ = train.resolve_configs(train.parse_args(["--data", PRIMER, "--time-budget",
+                                                                     f"{minutes}"]))
+        model_cfg.n_layers = fields["n_layers"]
+        return model_cfg, cfg
+
+    name, fields, seconds = choose.choose(configs, minutes, 250_000, log=lines.append)
+    return name, lines
+
+
+def test_the_shape_predicted_best_for_the_steps_this_machine_affords_is_chosen(monkeypatch):
+    # 5 minutes at 0.1 s and 0.2 s a step: ~2,800 and ~1,400 steps, where the small shape is lower
+    assert choice(monkeypatch, 5, {1: 0.1, 2: 0.2})[0] == "small"
+    # 30 minutes on the same machine: ~17,000 and ~8,500 steps: the small one overfits, the big wins
+    assert choice(monkeypatch, 30, {1: 0.1, 2: 0.2})[0] == "big"
+    # 30 minutes on a machine 4 times slower: back to the small one
+    name, lines = choice(monkeypatch, 30, {1: 0.4, 2: 0.8})
+    assert name == "small"
+    assert "preset auto for 30 minutes" in lines[0]
+    assert any("small" in line and "<- chosen" in line for line in lines)
+    assert any("big" in line and "800.0 ms a step" in line and "<- chosen" not in line for line in lines)
+
+
+def test_the_steps_afforded_are_planned_as_a_timed_run_plans_them():
+    model_cfg, cfg, _ = train.resolve_configs(train.parse_args(["--data", PRIMER, "--time-budget", "5"]))
+    steps = choose.affordable_steps(5, 0.1, 0.03, model_cfg, cfg, 10.0, 250_000)
+    # a validation: --eval-batches forward passes; a checkpoint's score: the validation tenth of the
+    # file (at most 250,000 units) in windows of seq_len / 2 new units, --batch-size windows a pass
+    score_passes = min(0.1 * os.path.getsize(PRIMER), 250_000) / 64 / 32
+    assert steps == steps_that_fit(5, dict(step_s=0.1, validation_s=20 * 0.03, checkpoint_s=score_passes * 0.03),
+                                   500, 1000, 10.0)
+
+
+def test_a_run_with_preset_auto_trains_the_chosen_shape_and_counts_the_choice_against_its_budget(tmp_path):
+    done = run_script("train.py", "--out", str(tmp_path / "auto"), "--preset", "auto", "--time-budget", "0.15",
+                      *TINY_FLAGS, "--eval-every", "5", "--ckpt-every", "10", timeout=300)
+    assert done.returncode == 0, done.stderr[-500:]
+    assert "preset auto for 0.15 minutes: 3 candidates timed here" in done.stdout
+    chosen = [line.split()[0] for line in done.stdout.splitlines() if line.endswith("<- chosen")]
+    assert len(chosen) == 1
+    ckpt = train.load_checkpoint(str(tmp_path / "auto"))
+    fields = choose.load_candidates()["candidates"][chosen[0]]["fields"]
+    assert ckpt["model_config"]["dropout"] == fields.get("dropout", 0.0)   # the explicit flags' shape otherwise
+    assert 0 < ckpt["train_config"]["chosen_in_s"] < ckpt["elapsed_s"] < 0.15 * 60
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--preset", "auto"], "--preset auto needs --time-budget MINUTES"),
+    (["--preset", "auto", "--steps", "10"], "--preset auto needs --time-budget MINUTES"),
+    (["--threads", "-1"], "--threads must not be negative"),
+])
+def test_preset_auto_and_threads_mistakes_are_one_line_errors(tmp_path, flags, message):
+    assert_one_line_error(run_script("train.py", "--out", str(tmp_path / "bad"), *TINY_FLAGS, *flags), message)
+
+
+def test_a_resumed_run_keeps_its_shape_so_preset_auto_is_refused(tmp_path):
+    assert run_script("train.py", "--out", str(tmp_path / "r"), *TINY_FLAGS, "--steps", "2").returncode == 0
+    assert_one_line_error(run_script("train.py", "--out", str(tmp_path / "r"), "--resume", "--preset", "auto",
+                                     "--time-budget", "1"), "a resumed run keeps its own")
+
+
+def test_the_seconds_spent_choosing_count_against_the_budget(tmp_path):
+    model_cfg, cfg, _ = train.resolve_configs(train.parse_args(
+        ["--out", str(tmp_path / "r"), "--time-budget", "0.6", *TINY_FLAGS, "--eval-every", "50", "--ckpt-every", "100"]))
+    cfg.chosen_in_s = 30.0   # as if choosing had taken 30 of the budget's 36 seconds
+    start = time.perf_counter()
+    train.train(model_cfg, cfg, progress=False)
+    trained_s = time.perf_counter() - start
+    elapsed_s = train.load_checkpoint(str(tmp_path / "r"))["elapsed_s"]
+    assert 30.0 < elapsed_s <= 36.0 and trained_s < 6.0

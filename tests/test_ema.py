@@ -68,6 +68,7 @@ def test_validations_scores_and_eval_are_the_averages(tmp_path):
 def test_eval_trained_weights_scores_the_weights_as_trained(tmp_path, capsys):
     run(tmp_path / "plain")
     run(tmp_path / "ema", "--ema", "0.9")
+    capsys.readouterr()   # the runs' own output
     eval_main([str(tmp_path / "ema"), str(tmp_path / "plain"), "--trained-weights", "--checkpoint", "last",
                "--json", "--no-references"])
     ema_row, plain_row = json.loads(capsys.readouterr().out)["runs"]

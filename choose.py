@@ -109,8 +109,9 @@ def choose(configs, minutes, scored_units, log=print):
         steps = affordable_steps(minutes, step_s, forward_s, model_cfg, cfg, spent_s, scored_units)
         rows.append((predict(candidate["points"], steps), name, candidate, step_s, steps))
     bpc, name, candidate, _, _ = min(rows, key=lambda r: r[0])
-    log(f"preset auto for {minutes:g} minutes: {len(rows)} candidates timed here ({torch.get_num_threads()} threads); "
-        f"BPC predicted from the recipe's runs of each ({os.path.relpath(CANDIDATES, ROOT)}, {table['corpus']})")
+    threads = torch.get_num_threads()
+    log(f"preset auto for {minutes:g} minutes: {len(rows)} candidates timed here "
+        f"({threads} thread{'s' * (threads != 1)}); BPC predicted from the recipe's runs of each ({os.path.relpath(CANDIDATES, ROOT)}, {table['corpus']})")
     for predicted, row_name, row, step_s, steps in rows:
         ranges = [p[0] for p in row["points"]]
         outside = "" if min(ranges) <= steps <= max(ranges) else f" (outside its runs' {min(ranges):,}-{max(ranges):,})"

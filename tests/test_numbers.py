@@ -180,9 +180,132 @@ def claim_loaded_runs():
                          f"let the ceiling cut the schedule short, at {100 * once:.1f}%")
 
 
+def tokens_per_s(log):
+    """The mean of a run's tokens/s over its validations (training steps alone), from its log."""
+    found = [int(n.replace(",", "")) for n in re.findall(r"([\d,]+) tokens/s", text(log))]
+    return statistics.mean(found)
+
+
+def claim_short_clock_rows():
+    """experiments/recipe/README.md's rows of today's cpu7 and cpu5 runs, and the machine's pace."""
+    claims = []
+    for minutes in (7, 5):
+        bpcs = []
+        for seed in (11, 12, 13):
+            run = f"recipe/m{minutes}_clock/cpu{minutes}_s{seed}"
+            last = rows(f"checkpoints/{run}/metrics.csv")[-1]
+            bpcs.append(eval_bpc(run))
+            claims.append(f"| cpu{minutes}, {seed} |")
+            claims.append(f"| {int(last['step']):,} | {float(last['elapsed_s']):.1f} s "
+                          f"({100 * float(last['elapsed_s']) / (60 * minutes):.1f}%) | {bpcs[-1]:.4f} |")
+        mean, half = statistics.mean(bpcs), report.student_t_quantile(0.975, 2) * statistics.stdev(bpcs) / 3 ** 0.5
+        claims.append(f"**{mean:.4f} ± {statistics.stdev(bpcs):.4f}**, 95% t interval [{mean - half:.4f}, "
+                      f"{mean + half:.4f}]" if minutes == 7 else f"**{mean:.4f} ± {statistics.stdev(bpcs):.4f}**, "
+                      f"[{mean - half:.4f}, {mean + half:.4f}]")
+
+    for minutes, said in ((7, "Against the first rows ({first:.4f}): {diff:+.4f} BPC, Welch 95% interval "
+                                "[{low:+.3f}, {high:+.3f}]"),
+                          (5, "against the first rows ({first:.4f}): {diff:+.4f}, Welch 95% interval [{low:+.3f}, "
+                              "{high:+.3f}]")):
+        today, first = preset_rows(f"m{minutes}_clock", minutes)[0], preset_rows(f"m{minutes}", minutes)[0]
+        claims.append(said.format(first=statistics.mean(first), **report.welch_interval(today, first)))
+
+    def pace(pattern):
+        return [tokens_per_s(os.path.relpath(log, ROOT)) for log in glob.glob(os.path.join(ROOT, pattern))]
+    for label, pattern in (("their training ran at", "checkpoints/recipe/m5_clock/cpu5_s1?.log"),
+                           ("the first cpu5 runs' at", "checkpoints/recipe/m5/cpu5_s1?.log"),
+                           ("just before them with the same code, at", "checkpoints/recipe/m7_clock/cpu7_s1?.log"),
+                           ("(the first cpu7 runs:", "checkpoints/recipe/m7/cpu7_s1?.log")):
+        found = pace(pattern)
+        claims.append(f"{label} {round(min(found), -2):,.0f}-{round(max(found), -2):,.0f}")
+    return ("experiments/recipe/README.md", *claims)
+
+
+def preset_rows(folder, minutes):
+    """(BPCs, shares of the budget) of a preset's seeds 11-13 in checkpoints/recipe/<folder>/."""
+    runs = [f"recipe/{folder}/cpu{minutes}_s{seed}" for seed in (11, 12, 13)]
+    return [eval_bpc(run) for run in runs], shares_of_budget(f"checkpoints/recipe/{folder}/cpu{minutes}_s1[123]", minutes)
+
+
+def claim_readme_short_rows():
+    (today7, ends7), (first7, _) = preset_rows("m7_clock", 7), preset_rows("m7", 7)
+    (today5, ends5), (first5, _) = preset_rows("m5_clock", 5), preset_rows("m5", 5)
+    mean, half = statistics.mean(today7), report.student_t_quantile(0.975, 2) * statistics.stdev(today7) / 3 ** 0.5
+    w7, w5 = report.welch_interval(today7, first7), report.welch_interval(today5, first5)
+    pace = [[tokens_per_s(os.path.relpath(log, ROOT)) for log in glob.glob(os.path.join(ROOT, pattern))]
+            for pattern in ("checkpoints/recipe/m5_clock/cpu5_s1?.log", "checkpoints/recipe/m5/cpu5_s1?.log")]
+    return "README.md", (
+        f"Today's cpu7 runs ended at {100 * min(ends7):.1f}-{100 * max(ends7):.1f}% of their 7 minutes and the cpu5 "
+        f"runs at {100 * min(ends5):.1f}-{100 * max(ends5):.1f}% of their 5"), (
+        f"cpu7's mean is {mean:.4f}, its interval [{mean - half:.4f}, {mean + half:.4f}] wholly above 2.156 (the first "
+        f"rows: {statistics.mean(first7):.4f}; today's minus those: {w7['diff']:+.4f} BPC, Welch 95% interval "
+        f"[{w7['low']:+.3f}, {w7['high']:+.3f}], no difference)"), (
+        f"({round(min(pace[0]), -2):,.0f}-{round(max(pace[0]), -2):,.0f} training tokens/s against the first cpu5 runs' "
+        f"{round(min(pace[1]), -2):,.0f}-{round(max(pace[1]), -2):,.0f})"), (
+        f"and {statistics.mean(today5):.4f} against {statistics.mean(first5):.4f} ({w5['diff']:+.4f}, Welch 95% interval "
+        f"[{w5['low']:+.3f}, {w5['high']:+.3f}])")
+
+
+def claim_averaging():
+    """experiments/recipe/README.md's reading of the cpu7_ema runs."""
+    runs = [f"recipe/m7_clock/cpu7_ema_s{seed}" for seed in (11, 12, 13)]
+    average = [eval_bpc(run) for run in runs]
+    trained = []
+    for run in runs:
+        with open(os.path.join(ROOT, "checkpoints", run, "eval_trained.json")) as f:
+            trained.append(json.load(f)["runs"][0]["val_bpc"])
+    preset = preset_rows("m7_clock", 7)[0]
+    gaps = [a - t for a, t in zip(average, trained)]
+    mean, half = statistics.mean(gaps), report.student_t_quantile(0.975, 2) * statistics.stdev(gaps) / 3 ** 0.5
+    welch, own = report.welch_interval(average, preset), report.welch_interval(trained, preset)
+
+    def steps_and_pace(pattern):
+        logs = sorted(glob.glob(os.path.join(ROOT, pattern)))
+        steps = [int(rows(os.path.relpath(log[:-4], ROOT) + "/metrics.csv")[-1]["step"]) for log in logs]
+        return steps, [tokens_per_s(os.path.relpath(log, ROOT)) for log in logs]
+    (ema_steps, ema_pace), (steps, pace) = (steps_and_pace("checkpoints/recipe/m7_clock/cpu7_ema_s1?.log"),
+                                            steps_and_pace("checkpoints/recipe/m7_clock/cpu7_s1?.log"))
+    return "experiments/recipe/README.md", (
+        f"by {-max(gaps):.4f}-{-min(gaps):.4f} BPC (paired mean {mean:+.4f}, 95% t interval [{mean - half:+.4f}, "
+        f"{mean + half:+.4f}]), but against today's cpu7 rows the difference, {welch['diff']:+.4f} BPC, has a Welch 95% "
+        f"interval of [{welch['low']:+.3f}, {welch['high']:+.3f}]"), (
+        f"came out {own['diff']:+.4f} against the cpu7 rows, [{own['low']:+.3f}, {own['high']:+.3f}]"), (
+        f"The average's mean, {statistics.mean(average):.4f}, misses the 7-minute target (2.156) by "
+        f"{statistics.mean(average) - 2.156:.4f}"), (
+        f"these runs trained {min(ema_steps):,}-{max(ema_steps):,} steps at {round(min(ema_pace), -3):,.0f}-"
+        f"{round(max(ema_pace), -3):,.0f} tokens/s, today's cpu7 runs {min(steps):,}-{max(steps):,} at "
+        f"{round(min(pace), -2):,.0f}-{round(max(pace), -2):,.0f}")
+
+
+def claim_best_is_the_last():
+    """How often best.pt is the last checkpoint in today's timed runs (experiments/recipe/README.md)."""
+    runs, exceptions = sorted(glob.glob(os.path.join(ROOT, "checkpoints/recipe/m*_clock/*_s1[123]", "eval.json"))), []
+    for path in runs:
+        scored = [r for r in rows(os.path.relpath(os.path.dirname(path), ROOT) + "/metrics.csv") if r["checkpoint_bpc"]]
+        best = min(scored, key=lambda r: float(r["checkpoint_bpc"]))
+        if best is not scored[-1]:
+            arm, seed = re.fullmatch(r"(.+)_s(\d+)", os.path.basename(os.path.dirname(path))).groups()
+            exceptions.append(f"{arm} seed {seed}: step {int(best['step']):,}'s, "
+                              f"{float(scored[-1]['checkpoint_bpc']) - float(best['checkpoint_bpc']):.4f} BPC below the last")
+    return "experiments/recipe/README.md", (f"in {len(runs) - len(exceptions)} of today's {len(runs)} timed runs"), *exceptions
+
+
+def claim_auto_demo():
+    """The choices of --preset auto, as experiments/recipe/auto_demo.txt printed them."""
+    chosen = []
+    for block in text("experiments/recipe/auto_demo.txt").split(" $ ")[1:]:
+        found = re.search(r"(\S+) +\d+ layers x 256, [a-z0-9. ]+? +[\d.]+ ms a step, ~([\d,]+) steps[^:]*: ([\d.]+) BPC "
+                          r"<- chosen", block)
+        chosen.append(f"{found[1]}, ~{found[2]} steps, {found[3]}")
+    assert len(chosen) == 8
+    return ("experiments/recipe/README.md", *chosen)
+
+
 CLAIMS = [claim_matmul_rates, claim_matmul_share, claim_compiled_generation, claim_plain_undisturbed_segments,
           claim_plain_against_tinychar, claim_position_effect, claim_long_baseline_minutes, claim_c2_elapsed,
-          claim_minutes_curves, claim_recipe_budgets, claim_multiplicity, claim_clock_rows, claim_loaded_runs]
+          claim_minutes_curves, claim_recipe_budgets, claim_multiplicity, claim_clock_rows, claim_loaded_runs,
+          claim_auto_demo, claim_short_clock_rows, claim_readme_short_rows,
+          claim_averaging, claim_best_is_the_last]
 
 
 @pytest.mark.parametrize("claim", CLAIMS, ids=[c.__name__[6:] for c in CLAIMS])

@@ -92,6 +92,23 @@ def test_readmes_table_is_the_presets_run_with_todays_code_and_nothing_else(tmp_
     assert "2.0800" in everything and "cpu7_ema" in everything and "7 min, baseline" in everything
 
 
+def test_an_averaged_arm_is_judged_against_its_presets_rows_and_shown_beside_its_trained_weights(tmp_path):
+    for seed, (average, trained, preset) in zip((11, 12, 13), ((2.140, 2.150, 2.170), (2.145, 2.160, 2.180),
+                                                             (2.150, 2.170, 2.175))):
+        fake_timed_run(tmp_path, 7, "cpu7", seed, preset, tag="clock")
+        fake_timed_run(tmp_path, 7, "cpu7_ema", seed, average, tag="clock")
+        (tmp_path / "m7_clock" / f"cpu7_ema_s{seed}" / "eval_trained.json").write_text(json.dumps(
+            {"runs": [dict(steps=1000, val_bpc=trained)], "references": {}}))
+    table = summarize.levers_table(str(tmp_path))
+    assert "| cpu7_ema | 11 | 1,000 | 1500.0 s | 2.1500 | 2.1400 | -0.0100 |" in table
+    # averages 2.145 +- 0.005 against the preset's 2.175 +- 0.005: Welch t(4) half width 0.0113
+    assert "the average minus cpu7's rows (today's code, seeds 11-13): -0.0300 BPC" in table
+    assert "**kept: better**" in table and "Paired, the average minus the same runs' trained weights: -0.0150" in table
+    for seed, bpc in zip((11, 12, 13), (2.17, 2.19, 2.18)):   # a lever without an average: its verdict alone
+        fake_timed_run(tmp_path, 7, "cpu7_wsd", seed, bpc, tag="clock")
+    assert "cpu7_wsd minus cpu7's rows (today's code, seeds 11-13): +0.0050 BPC" in summarize.levers_table(str(tmp_path))
+
+
 def test_the_minutes_figure_skips_a_checkpoint_with_no_metrics_row(tmp_path):
     for seed in (11, 12, 13):
         fake_timed_run(tmp_path, 5, "baseline", seed, 2.4, steps=1000, elapsed_s=300.0)

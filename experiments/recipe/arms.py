@@ -43,6 +43,7 @@ ARMS = {
     # issue 25's levers on the presets, timed for real (fixed before their runs: experiments/recipe/README.md)
     "cpu7_ema": "--preset cpu7 --ema 0.999",
     "cpu30_late_ema": "--preset cpu30 --dropout-from 0.5 --ema 0.999",
+    "cpu7_wsd": "--preset cpu7 --schedule wsd",
 }
 
 # arms whose step does the baseline's arithmetic (a schedule, a learning rate, a decay, an

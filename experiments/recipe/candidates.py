@@ -58,7 +58,8 @@ def main(argv=None):
     parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", default=os.path.join(ROOT, "checkpoints", "recipe"),
                         help="the recipe's run folders (default checkpoints/recipe)")
-    parser.add_argument("--out", default=os.path.join(HERE, "candidates.json"), help="default experiments/recipe/candidates.json")
+    parser.add_argument("--out", default=os.path.join(HERE, "candidates.json"),
+                        help="default experiments/recipe/candidates.json")
     args = parser.parse_args(argv)
     written = table(args.runs)
     with AtomicFile(args.out) as f:

@@ -253,6 +253,76 @@ def plot_minutes(timed, root, path):
     return True
 
 
+# Issue 25's levers, as fixed before their runs (experiments/recipe/README.md): (budget folder, arm,
+# the preset rows it is judged against). AVERAGED: runs with --ema, scored twice (run.py)
+AVERAGED = [("m7_clock", "cpu7_ema", "cpu7"), ("m30_clock", "cpu30_late_ema", "cpu30")]
+PLAIN_LEVERS = [("m7_clock", "cpu7_wsd", "cpu7")]
+
+
+def scored_twice(run_dir):
+    """(BPC of the average, of the weights as trained, steps, elapsed_s) of a run with --ema."""
+    bpcs = []
+    for name in ("eval.json", "eval_trained.json"):
+        with open(os.path.join(run_dir, name)) as f:
+            bpcs.append(json.load(f)["runs"][0]["val_bpc"])
+    with open(os.path.join(run_dir, "eval.json")) as f:
+        steps = json.load(f)["runs"][0]["steps"]
+    return bpcs[0], bpcs[1], steps, elapsed_minutes(run_dir) * 60
+
+
+def verdict(interval):
+    return "kept: better" if interval["high"] < 0 else "worse" if interval["low"] > 0 else "no difference"
+
+
+def final_seeds(root, folder, arm):
+    """{seed: BPC} of an arm's scored runs at the final seeds in root/folder."""
+    found = load(os.path.join(root, folder)) if os.path.isdir(os.path.join(root, folder)) else {}
+    return {seed: bpc for seed, bpc, _ in found.get(arm, []) if seed in FINAL_SEEDS}
+
+
+def averaged_rows(root, folder, arm, preset):
+    """(table rows, verdict line) of a lever run with --ema, each run scored as the average and as trained."""
+    rows = {seed: scored_twice(os.path.join(root, folder, f"{arm}_s{seed}")) for seed in final_seeds(root, folder, arm)}
+    lines = [f"| {arm} | {seed} | {steps:,} | {elapsed:.1f} s | {trained:.4f} | {average:.4f} | {average - trained:+.4f} |"
+             for seed, (average, trained, steps, elapsed) in sorted(rows.items())]
+    baseline = list(final_seeds(root, folder, preset).values())
+    averages, trained = [r[0] for r in rows.values()], [r[1] for r in rows.values()]
+    if len(averages) == 3 and len(baseline) == 3:
+        welch, paired = welch_interval(averages, baseline), paired_interval(list(zip(averages, trained)))
+        return lines, (f"{arm}: the average minus {preset}'s rows (today's code, seeds 11-13): {welch['diff']:+.4f} BPC, "
+                       f"Welch 95% interval [{welch['low']:+.4f}, {welch['high']:+.4f}] (n = 3 a side): "
+                       f"**{verdict(welch)}**. Paired, the average minus the same runs' trained weights: "
+                       f"{paired[0]:+.4f} [{paired[1]:+.4f}, {paired[2]:+.4f}] (shown, not the rule).")
+    if averages and baseline:
+        base = statistics.mean(baseline)
+        return lines, (f"{arm} (seed {', '.join(str(s) for s in sorted(rows))}: a hint): trained weights minus "
+                       f"{preset}'s rows' mean ({base:.4f}): {statistics.mean(trained) - base:+.4f}; the average minus "
+                       f"that mean: {statistics.mean(averages) - base:+.4f}.")
+    return lines, None
+
+
+def levers_table(root):
+    """Issue 25's levers against the preset rows they change, by the rules fixed before the runs
+    (Welch with 3 seeds a side, else a hint): the averaged arms' runs as the average and as trained,
+    then the other levers' verdicts (their seeds are in the table of every timed row)."""
+    lines = ["| arm | seed | steps | `elapsed_s` | trained weights | the average (`--ema 0.999`) | average - trained |",
+             "|---|---|---|---|---|---|---|"]
+    verdicts = []
+    for lever in AVERAGED:
+        rows, said = averaged_rows(root, *lever)
+        lines += rows
+        verdicts += [said] if said else []
+    for folder, arm, preset in PLAIN_LEVERS:
+        runs, baseline = final_seeds(root, folder, arm), final_seeds(root, folder, preset)
+        if len(runs) == 3 and len(baseline) == 3:
+            welch = welch_interval(list(runs.values()), list(baseline.values()))
+            verdicts.append(f"{arm} minus {preset}'s rows (today's code, seeds 11-13): {welch['diff']:+.4f} BPC, Welch 95% "
+                            f"interval [{welch['low']:+.4f}, {welch['high']:+.4f}] (n = 3 a side): **{verdict(welch)}**.")
+    if len(lines) == 2 and not verdicts:
+        return "No lever run has finished yet."
+    return "\n".join(lines + [""] + verdicts)
+
+
 def rewrite(path, name, content):
     with open(path, encoding="utf-8") as f:
         text = f.read()
@@ -278,6 +348,7 @@ def main():
         rows = minutes_table(current_presets(timed), hints=False)
         rewrite(os.path.join(ROOT, "README.md"), "minutes", rows)
         rewrite(os.path.join(HERE, "README.md"), "presets", minutes_table(timed))
+        rewrite(os.path.join(HERE, "README.md"), "averaging", levers_table(root))
         plot_minutes(timed, root, os.path.join(ROOT, "figures", "recipe_minutes.png"))
         print(rows)
 

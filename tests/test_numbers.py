@@ -248,12 +248,7 @@ def claim_readme_short_rows():
 
 def claim_averaging():
     """experiments/recipe/README.md's reading of the cpu7_ema runs."""
-    runs = [f"recipe/m7_clock/cpu7_ema_s{seed}" for seed in (11, 12, 13)]
-    average = [eval_bpc(run) for run in runs]
-    trained = []
-    for run in runs:
-        with open(os.path.join(ROOT, "checkpoints", run, "eval_trained.json")) as f:
-            trained.append(json.load(f)["runs"][0]["val_bpc"])
+    average, trained = scored_twice("m7_clock", "cpu7_ema", (11, 12, 13))
     preset = preset_rows("m7_clock", 7)[0]
     gaps = [a - t for a, t in zip(average, trained)]
     mean, half = statistics.mean(gaps), report.student_t_quantile(0.975, 2) * statistics.stdev(gaps) / 3 ** 0.5
@@ -290,6 +285,55 @@ def claim_best_is_the_last():
     return "experiments/recipe/README.md", (f"in {len(runs) - len(exceptions)} of today's {len(runs)} timed runs"), *exceptions
 
 
+def claim_late_dropout_hint():
+    """experiments/recipe/README.md's reading of the one cpu30_late_ema run."""
+    run = "recipe/m30_clock/cpu30_late_ema_s11"
+    (average,), (trained,) = scored_twice("m30_clock", "cpu30_late_ema", (11,))
+    preset = statistics.mean(preset_rows("m30_clock", 30)[0])
+    metrics = rows(f"checkpoints/{run}/metrics.csv")
+    before = [float(r["tokens_per_s"]) for r in metrics if int(r["step"]) <= 4500]
+    after = [float(r["tokens_per_s"]) for r in metrics if int(r["step"]) >= 5500]
+    lowest = min((r for r in metrics if int(r["step"]) <= 5000), key=lambda r: float(r["val_bpc"]))
+    at_5000 = next(r for r in metrics if r["step"] == "5000")
+    return "experiments/recipe/README.md", (
+        f"({round(min(before), -2):,.0f}-{round(max(before), -2):,.0f} tokens/s), 1.7x as fast as with it "
+        f"({round(min(after), -2):,.0f}-{round(max(after), -2):,.0f} tokens/s after)"), (
+        f"down to {int(metrics[-1]['step']):,} steps (it ended at {100 * float(metrics[-1]['elapsed_s']) / 1800:.1f}% of "
+        f"its budget"), (
+        f"lowest at step {int(lowest['step']):,} ({float(lowest['val_bpc']):.4f}) and rose to {float(at_5000['val_bpc']):.4f} "
+        f"by step 5,000"), f"dropout it fell again, to {float(metrics[-1]['val_bpc']):.4f}", (
+        f"Its trained weights scored {trained:.4f}, level with today's cpu30 rows (mean {preset:.4f})"), (
+        f"Its average scored {average:.4f}, {trained - average:.4f} below its own trained weights")
+
+
+def scored_twice(folder, arm, seeds):
+    """([BPC of the average], [BPC of the weights as trained]) of runs with --ema (run.py scores both)."""
+    average, trained = [], []
+    for seed in seeds:
+        run = f"recipe/{folder}/{arm}_s{seed}"
+        average.append(eval_bpc(run))
+        with open(os.path.join(ROOT, "checkpoints", run, "eval_trained.json")) as f:
+            trained.append(json.load(f)["runs"][0]["val_bpc"])
+    return average, trained
+
+
+def claim_levers_in_readme():
+    """README's paragraph on the levers, from the same files as experiments/recipe/README.md's."""
+    average, trained = scored_twice("m7_clock", "cpu7_ema", (11, 12, 13))
+    gaps = [a - t for a, t in zip(average, trained)]
+    mean, half = statistics.mean(gaps), report.student_t_quantile(0.975, 2) * statistics.stdev(gaps) / 3 ** 0.5
+    welch = report.welch_interval(average, preset_rows("m7_clock", 7)[0])
+    (late_average,), (late_trained,) = scored_twice("m30_clock", "cpu30_late_ema", (11,))
+    late_steps = rows("checkpoints/recipe/m30_clock/cpu30_late_ema_s11/metrics.csv")[-1]["step"]
+    return "README.md", (
+        f"(paired mean {mean:+.4f}, 95% t interval [{mean - half:+.4f}, {mean + half:+.4f}]), but against today's cpu7 "
+        f"rows the difference, {welch['diff']:+.4f} BPC, has a Welch 95% interval of [{welch['low']:+.3f}, "
+        f"{welch['high']:+.3f}]"), (
+        f"its mean, {statistics.mean(average):.4f}, misses the 7-minute target by {statistics.mean(average) - 2.156:.4f}"), (
+        f"the run got {int(late_steps):,} steps, but its trained weights scored {late_trained:.4f}, level with the cpu30 "
+        f"rows (mean {statistics.mean(preset_rows('m30_clock', 30)[0]):.4f}); its average {late_average:.4f}")
+
+
 def claim_auto_demo():
     """The choices of --preset auto, as experiments/recipe/auto_demo.txt printed them."""
     chosen = []
@@ -305,7 +349,8 @@ CLAIMS = [claim_matmul_rates, claim_matmul_share, claim_compiled_generation, cla
           claim_plain_against_tinychar, claim_position_effect, claim_long_baseline_minutes, claim_c2_elapsed,
           claim_minutes_curves, claim_recipe_budgets, claim_multiplicity, claim_clock_rows, claim_loaded_runs,
           claim_auto_demo, claim_short_clock_rows, claim_readme_short_rows,
-          claim_averaging, claim_best_is_the_last]
+          claim_averaging, claim_best_is_the_last, claim_late_dropout_hint,
+          claim_levers_in_readme]
 
 
 @pytest.mark.parametrize("claim", CLAIMS, ids=[c.__name__[6:] for c in CLAIMS])

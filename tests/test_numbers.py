@@ -334,6 +334,29 @@ def claim_levers_in_readme():
         f"rows (mean {statistics.mean(preset_rows('m30_clock', 30)[0]):.4f}); its average {late_average:.4f}")
 
 
+def wsd_figures():
+    """(BPCs of cpu7_wsd's seeds, their mean, the Welch interval against today's cpu7, the t interval's top)."""
+    wsd = [eval_bpc(f"recipe/m7_clock/cpu7_wsd_s{seed}") for seed in (11, 12, 13)]
+    mean = statistics.mean(wsd)
+    top = mean + report.student_t_quantile(0.975, 2) * statistics.stdev(wsd) / 3 ** 0.5
+    return wsd, mean, report.welch_interval(wsd, preset_rows("m7_clock", 7)[0]), top
+
+
+def claim_wsd():
+    wsd, mean, welch, top = wsd_figures()
+    return "experiments/recipe/README.md", (
+        f"{wsd[0]:.4f}, {wsd[1]:.4f} and {wsd[2]:.4f} (mean {mean:.4f}), against today's cpu7 rows "
+        f"{welch['diff']:+.4f} BPC, Welch 95% interval [{welch['low']:+.4f}, {welch['high']:+.4f}]"), (
+        f"the interval reaches {top:.4f})")
+
+
+def claim_wsd_in_readme():
+    wsd, mean, welch, top = wsd_figures()
+    return "README.md", (
+        f"3 seeds: {welch['diff']:+.4f} BPC against today's cpu7 rows, Welch 95% interval [{welch['low']:+.4f}, "
+        f"{welch['high']:+.4f}]"), f"its mean, {mean:.4f}, is at or below", f"the interval reaches {top:.4f})"
+
+
 def claim_auto_demo():
     """The choices of --preset auto, as experiments/recipe/auto_demo.txt printed them."""
     chosen = []
@@ -350,7 +373,7 @@ CLAIMS = [claim_matmul_rates, claim_matmul_share, claim_compiled_generation, cla
           claim_minutes_curves, claim_recipe_budgets, claim_multiplicity, claim_clock_rows, claim_loaded_runs,
           claim_auto_demo, claim_short_clock_rows, claim_readme_short_rows,
           claim_averaging, claim_best_is_the_last, claim_late_dropout_hint,
-          claim_levers_in_readme]
+          claim_levers_in_readme, claim_wsd, claim_wsd_in_readme]
 
 
 @pytest.mark.parametrize("claim", CLAIMS, ids=[c.__name__[6:] for c in CLAIMS])

@@ -320,7 +320,7 @@ def levers_table(root):
                             f"interval [{welch['low']:+.4f}, {welch['high']:+.4f}] (n = 3 a side): **{verdict(welch)}**.")
     if len(lines) == 2 and not verdicts:
         return "No lever run has finished yet."
-    return "\n".join(lines + [""] + verdicts)
+    return "\n".join(lines + [""]) + "\n\n".join(verdicts)
 
 
 def rewrite(path, name, content):

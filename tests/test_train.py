@@ -821,11 +821,11 @@ def test_late_dropout_starts_at_its_fraction_of_the_schedule_and_follows_a_plan(
         train.follow_schedule(model, optimizer, step, cfg)
         rates.append(dropout_rates(model))
     assert rates == [{0.0}] * 5 + [{0.1}] * 5
-    # a timed run planned again at step 2 for 20 steps: the rest of the schedule (steps 2-9) is laid
-    # over steps 2-19, and its first half now ends after step 9
-    train.replan_schedule(cfg, 2, 20)
+    # a timed run planned again at step 2 for 30 steps: the rest of the schedule (steps 2-9) is laid
+    # over steps 2-29, and its first half now ends after step 13 (not at half the 30 steps)
+    train.replan_schedule(cfg, 2, 30)
     rates = []
-    for step in (9, 10):
+    for step in (13, 14):
         train.follow_schedule(model, optimizer, step, cfg)
         rates.append(dropout_rates(model))
     assert rates == [{0.0}, {0.1}]

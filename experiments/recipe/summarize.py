@@ -222,10 +222,15 @@ def plot_minutes(timed, root, path):
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(7, 4.5))
     drawn = 0
-    pairs = [(key, arm) for key, arms in timed.items() for arm in arms]
+
+    def folder(minutes, tag):
+        return os.path.join(root, f"m{minutes:g}" + (f"_{tag}" if tag else ""))
+    # one colour per series that has a curve (a lever's runs without curve.json take none)
+    pairs = [(key, arm) for key, arms in timed.items() for arm in arms
+             if any(os.path.exists(os.path.join(folder(*key), f"{arm}_s{seed}", "curve.json")) for seed in FINAL_SEEDS)]
     for i, ((minutes, tag), arm) in enumerate(pairs):
         for seed, *_ in timed[minutes, tag][arm]:
-            run_dir = os.path.join(root, f"m{minutes:g}" + (f"_{tag}" if tag else ""), f"{arm}_s{seed}")
+            run_dir = os.path.join(folder(minutes, tag), f"{arm}_s{seed}")
             if seed not in FINAL_SEEDS or not os.path.exists(os.path.join(run_dir, "curve.json")):
                 continue
             with open(os.path.join(run_dir, "curve.json")) as f:
@@ -234,8 +239,8 @@ def plot_minutes(timed, root, path):
                 at = {int(r["step"]): float(r["elapsed_s"]) / 60 for r in csv.DictReader(f)}
             # a checkpoint saved by Ctrl-C has no metrics row (no elapsed_s): it is left out
             points = [(at[s], bpc) for s, bpc in zip(curve["steps"], curve["val_bpc"]) if s in at]
-            ax.plot(*zip(*points), marker="o", markersize=3, color=f"C{i % 10}",
-                    label=f"{arm}, {minutes:g} min" + (f" ({tag})" if tag else "") if seed == FINAL_SEEDS[0] else None)
+            ax.plot(*zip(*points), marker="o", markersize=3, color=f"C{i % 10}", linestyle="-" if tag else "--",
+                    label=f"{arm}, {minutes:g} min ({tag or 'first code'})" if seed == FINAL_SEEDS[0] else None)
             drawn += 1
     if not drawn:
         plt.close(fig)

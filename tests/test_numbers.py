@@ -285,6 +285,11 @@ def claim_best_is_the_last():
     return "experiments/recipe/README.md", (f"in {len(runs) - len(exceptions)} of today's {len(runs)} timed runs"), *exceptions
 
 
+def claim_best_in_readme():
+    counted = claim_best_is_the_last()[1]
+    return "README.md", f"best.pt is the last checkpoint {counted}"
+
+
 def claim_late_dropout_hint():
     """experiments/recipe/README.md's reading of the one cpu30_late_ema run."""
     run = "recipe/m30_clock/cpu30_late_ema_s11"
@@ -373,7 +378,8 @@ CLAIMS = [claim_matmul_rates, claim_matmul_share, claim_compiled_generation, cla
           claim_minutes_curves, claim_recipe_budgets, claim_multiplicity, claim_clock_rows, claim_loaded_runs,
           claim_auto_demo, claim_short_clock_rows, claim_readme_short_rows,
           claim_averaging, claim_best_is_the_last, claim_late_dropout_hint,
-          claim_levers_in_readme, claim_wsd, claim_wsd_in_readme]
+          claim_levers_in_readme, claim_wsd, claim_wsd_in_readme,
+          claim_best_in_readme]
 
 
 @pytest.mark.parametrize("claim", CLAIMS, ids=[c.__name__[6:] for c in CLAIMS])

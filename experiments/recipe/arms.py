@@ -44,6 +44,8 @@ ARMS = {
     "cpu7_ema": "--preset cpu7 --ema 0.999",
     "cpu30_late_ema": "--preset cpu30 --dropout-from 0.5 --ema 0.999",
     "cpu7_wsd": "--preset cpu7 --schedule wsd",
+    "cpu5_wsd": "--preset cpu5 --schedule wsd",
+    "cpu30_wsd": "--preset cpu30 --schedule wsd",
 }
 
 # arms whose step does the baseline's arithmetic (a schedule, a learning rate, a decay, an

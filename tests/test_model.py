@@ -299,6 +299,29 @@ def test_dropout_zeroes_a_fraction_p_and_scales_the_rest_like_f_dropout():
     assert (layer.train()(x) == 0).any()
 
 
+@pytest.mark.parametrize("p", [0.1, 0.6, 0.003])
+def test_the_cpu_keep_mask_drops_each_element_with_probability_p_at_every_byte_of_its_words(p):
+    from model import keep_mask
+    torch.manual_seed(0)
+    dropped = ~keep_mask((1_000_000, 8), p)   # column j: byte j of each 64-bit word drawn
+    # 1e6 draws a column: within 5 standard deviations of p (p = 0.1 without the ties redrawn: 0.0977)
+    tolerance = 5 * (p * (1 - p) / 1e6) ** 0.5
+    assert (dropped.float().mean(0) - p).abs().max().item() < tolerance
+    both = (dropped[:, :-1] & dropped[:, 1:]).float().mean().item()   # neighbours independent: p^2
+    assert abs(both - p * p) < 5 * (p * p / 7e6) ** 0.5
+    assert keep_mask((3, 5, 7), p).shape == (3, 5, 7)
+
+
+def test_dropout_on_a_cpu_is_the_input_times_the_keep_mask_times_the_scale_in_fp32_and_bf16():
+    from model import dropout, keep_mask
+    for dtype in (torch.float32, torch.bfloat16):
+        x = torch.randn(64, 33).to(dtype)
+        torch.manual_seed(1)
+        y = dropout(x, 0.3)
+        torch.manual_seed(1)
+        assert y.dtype == dtype and torch.equal(y, x * keep_mask(x.shape, 0.3) * (1 / 0.7))
+
+
 def test_without_attention_dropout_the_attention_weights_are_never_dropped():
     torch.manual_seed(0)
     cfg = dict(vocab_size=13, seq_len=16, d_model=32, n_layers=1, n_heads=4, dropout=0.5)

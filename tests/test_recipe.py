@@ -84,12 +84,15 @@ def test_readmes_table_is_the_presets_run_with_todays_code_and_nothing_else(tmp_
         fake_timed_run(tmp_path, 30, "cpu30", seed, 2.07, tag="clock", commit="0fefd89aa1b2")
         fake_timed_run(tmp_path, 7, "cpu7_ema", seed, 2.15, tag="clock", commit="0fefd89aa1b2")   # a lever
     fake_timed_run(tmp_path, 7, "baseline", 1, 2.1678, tag="clock")                         # a candidate's hint
+    for seed in (21, 22, 23):                                                               # a confirmation's
+        fake_timed_run(tmp_path, 30, "cpu30", seed, 2.09, tag="clock", commit="0fefd89aa1b2")
     timed = summarize.timed_rows(str(tmp_path))
     readme = summarize.minutes_table(summarize.current_presets(timed), hints=False)
     assert [line.split("|")[2].strip() for line in readme.splitlines() if line.startswith("| ")][1:] == ["cpu30"]
-    assert "2.0700" in readme and "2.0800" not in readme and "Candidates" not in readme
+    assert "2.0700" in readme and "2.0800" not in readme and "2.0900" not in readme and "Candidates" not in readme
     everything = summarize.minutes_table(timed)   # experiments/recipe/README.md's
     assert "2.0800" in everything and "cpu7_ema" in everything and "7 min, baseline" in everything
+    assert "| 30 | cpu30, seeds 21-23 | **2.0900**" in everything
 
 
 def test_an_averaged_arm_is_judged_against_its_presets_rows_and_shown_beside_its_trained_weights(tmp_path):
@@ -107,6 +110,26 @@ def test_an_averaged_arm_is_judged_against_its_presets_rows_and_shown_beside_its
     for seed, bpc in zip((11, 12, 13), (2.17, 2.19, 2.18)):   # a lever without an average: its verdict alone
         fake_timed_run(tmp_path, 7, "cpu7_wsd", seed, bpc, tag="clock")
     assert "cpu7_wsd minus cpu7's rows (today's code, seeds 11-13): +0.0050 BPC" in summarize.levers_table(str(tmp_path))
+
+
+def test_a_levers_fresh_seeds_are_judged_on_their_own_and_one_seed_is_a_hint(tmp_path):
+    for seed, preset, chosen, fresh in zip((11, 12, 13), (2.17, 2.18, 2.19), (2.15, 2.16, 2.17), (2.19, 2.20, 2.21)):
+        fake_timed_run(tmp_path, 7, "cpu7", seed, preset, tag="clock")
+        fake_timed_run(tmp_path, 7, "cpu7_wsd", seed, chosen, tag="clock")
+        fake_timed_run(tmp_path, 7, "cpu7_wsd", seed + 10, fresh, tag="clock")
+        fake_timed_run(tmp_path, 30, "cpu30", seed, preset - 0.1, tag="clock")
+    fake_timed_run(tmp_path, 30, "cpu30_wsd", 11, 2.05, tag="clock")
+    for seed, cosine, wsd in zip((21, 22, 23), (2.23, 2.24, 2.25), (2.20, 2.21, 2.22)):   # fresh seeds on both sides
+        fake_timed_run(tmp_path, 5, "cpu5", seed, cosine, tag="clock")
+        fake_timed_run(tmp_path, 5, "cpu5_wsd", seed, wsd, tag="clock")
+    table = summarize.levers_table(str(tmp_path))
+    assert "cpu5_wsd, seeds 21-23, minus cpu5's rows (today's code, seeds 21-23): -0.0300 BPC" in table
+    assert "cpu7_wsd minus cpu7's rows (today's code, seeds 11-13): -0.0200 BPC" in table
+    assert "cpu7_wsd, seeds 21-23, minus cpu7's rows (today's code, seeds 11-13): +0.0200 BPC" in table
+    assert "cpu30_wsd (seed 11: a hint): 2.0500, minus cpu30's rows' mean (2.0800): -0.0300." in table
+    rows = summarize.minutes_table(summarize.timed_rows(str(tmp_path)), hints=False)
+    assert "| 7 | cpu7_wsd, seeds 21-23 | **2.2000** ± 0.0100 (2.1900, 2.2000, 2.2100) |" in rows
+    assert "| 7 | cpu7_wsd | **2.1600** ± 0.0100 (2.1500, 2.1600, 2.1700) |" in rows
 
 
 def test_the_minutes_figure_skips_a_checkpoint_with_no_metrics_row(tmp_path):

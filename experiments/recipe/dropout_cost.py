@@ -1,6 +1,7 @@
-"""What dropout costs a CPU training step, with F.dropout's mask and with model.dropout's (fp32
-uniforms compared with p), at the baseline shape, bf16 autocast and fp32, arms interleaved in one
-process (median of 7 rounds of 3 steps).
+"""What dropout costs a CPU training step, with F.dropout's mask, with fp32 uniforms compared with p
+(model.dropout until issue 25) and with model.dropout's (keep_mask: a random byte an element), at
+the baseline shape, bf16 autocast and fp32, arms interleaved in one process (median of 7 rounds
+of 3 steps).
 
     python experiments/recipe/dropout_cost.py > experiments/recipe/dropout_cost.txt   # alone on the machine
 """
@@ -27,6 +28,11 @@ def torch_dropout(x, p):
     return F.dropout(x, p) if p > 0 else x
 
 
+def uniforms_dropout(x, p):
+    """model.dropout before keep_mask: a 32-bit draw an element."""
+    return x * (torch.rand(x.shape) >= p) * (1.0 / (1.0 - p)) if p > 0 else x
+
+
 def main():
     # no flags: --help says what it does, a stray argument is an error
     ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=RawDescriptionHelpFormatter,
@@ -38,6 +44,7 @@ def main():
     for precision in ("bf16", "fp32"):
         autocast = torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
         for label, p, mask in (("no dropout", 0.0, OURS), ("dropout 0.1, F.dropout", 0.1, torch_dropout),
+                               ("dropout 0.1, fp32 uniforms", 0.1, uniforms_dropout),
                                ("dropout 0.1, model.dropout", 0.1, OURS)):
             torch.manual_seed(0)
             m = CharTransformer(ModelConfig(vocab_size=65, dropout=p)).train()

@@ -32,6 +32,7 @@ STAGE_A_BASELINE = (1, 2, 3)   # the baseline seeds an arm's stage-A seed 1 is c
 STAGE_B = (2, 3, 4)            # the seeds of stage B, for the arm and the baseline alike
 STAGE_A_BUDGET = 5000          # b5000: stages A and B; any other b<N> is a stage C budget
 FINAL_SEEDS = (11, 12, 13)     # the timed rows' seeds, never used in a choice
+FRESH_SEEDS = (21, 22, 23)     # a lever's confirmation, after seeds 11-13 chose it (experiments/recipe/README.md)
 TARGETS = {7: 2.156, 30: 2.10}  # the issue's targets: full-pass BPC within that many minutes
 
 
@@ -141,12 +142,15 @@ def elapsed_minutes(run_dir):
 # How each folder's runs planned their steps: m<M>/ (the first runs) and m<M>_<tag>/ (runs of later code)
 PLANS = {"": "the probe's, once", "clock": "the run's own pace, every 100 steps"}
 CURRENT = "clock"   # the folders of today's budget code: README's table shows their presets' rows only
-PRESET_ARMS = ("cpu5", "cpu7", "cpu15", "cpu30")
+# README's row of each preset as train.py now defines it: the arm whose runs are that preset, at its
+# seeds (a lever made part of a preset by the rule: its fresh seeds, experiments/recipe/README.md)
+PRESET_ROWS = {"cpu5": FINAL_SEEDS, "cpu7": FINAL_SEEDS, "cpu15": FINAL_SEEDS, "cpu30": FINAL_SEEDS}
 
 
 def current_presets(timed):
-    """README's rows: the presets run with today's code (m<M>_clock/), no other arm or older code."""
-    return {key: {arm: runs for arm, runs in arms.items() if arm in PRESET_ARMS}
+    """README's rows: the presets run with today's code (m<M>_clock/), no other arm, seed or older code."""
+    return {key: {arm: [run for run in runs if run[0] in PRESET_ROWS[arm]]
+                  for arm, runs in arms.items() if arm in PRESET_ROWS}
             for key, arms in timed.items() if key[1] == CURRENT}
 
 
@@ -184,24 +188,27 @@ def train_command(arm, minutes):
 def minutes_table(timed, hints=True):
     """Each budget's arms at the final seeds (README's table: current_presets); the candidates'
     seed-1 hints below."""
-    lines = ["| minutes | preset | full-pass val BPC, seeds 11-13 | 95% interval of the mean | target | "
+    lines = ["| minutes | preset | full-pass val BPC, seeds 11-13 unless named | 95% interval of the mean | target | "
              "training minutes (elapsed_s) | steps | steps planned from | machine | command |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     found_hints = []
     for (minutes, tag), arms in timed.items():
         for arm, values in arms.items():
             by_seed = {seed: rest for seed, *rest in values}
-            if all(s in by_seed for s in FINAL_SEEDS):
-                bpcs = [by_seed[s][0] for s in FINAL_SEEDS]
+            for seeds in (FINAL_SEEDS, FRESH_SEEDS):
+                if not all(s in by_seed for s in seeds):
+                    continue
+                bpcs = [by_seed[s][0] for s in seeds]
                 mean, std, low, high = mean_interval(bpcs)
                 target = target_verdict(bpcs, TARGETS[minutes]) if minutes in TARGETS else "-"
-                spent = [by_seed[s][2] for s in FINAL_SEEDS]
-                steps = sorted({by_seed[s][1] for s in FINAL_SEEDS})
-                machine = " / ".join(sorted({by_seed[s][3] for s in FINAL_SEEDS}))
-                commits = " / ".join(sorted({by_seed[s][4] for s in FINAL_SEEDS} - {""}))
+                spent = [by_seed[s][2] for s in seeds]
+                steps = sorted({by_seed[s][1] for s in seeds})
+                machine = " / ".join(sorted({by_seed[s][3] for s in seeds}))
+                commits = " / ".join(sorted({by_seed[s][4] for s in seeds} - {""}))
                 plan = PLANS.get(tag, tag) + (f" (commit {commits})" if commits else "")
                 command = f"`{train_command(arm, minutes)}`"
-                lines.append(f"| {minutes:g} | {arm} | **{mean:.4f}** ± {std:.4f} ({', '.join(f'{b:.4f}' for b in bpcs)}) "
+                name = arm if seeds == FINAL_SEEDS else f"{arm}, seeds {seeds[0]}-{seeds[-1]}"
+                lines.append(f"| {minutes:g} | {name} | **{mean:.4f}** ± {std:.4f} ({', '.join(f'{b:.4f}' for b in bpcs)}) "
                              f"| [{low:.4f}, {high:.4f}] | {target} | {min(spent):.1f}-{max(spent):.1f} "
                              f"| {steps[0]:,}-{steps[-1]:,} | {plan} | {machine} | {command} |")
             if 1 in by_seed and hints:
@@ -261,7 +268,12 @@ def plot_minutes(timed, root, path):
 # Issue 25's levers, as fixed before their runs (experiments/recipe/README.md): (budget folder, arm,
 # the preset rows it is judged against). AVERAGED: runs with --ema, scored twice (run.py)
 AVERAGED = [("m7_clock", "cpu7_ema", "cpu7"), ("m30_clock", "cpu30_late_ema", "cpu30")]
-PLAIN_LEVERS = [("m7_clock", "cpu7_wsd", "cpu7")]
+# PLAIN_LEVERS: (budget folder, arm, its seeds, the preset it is judged against, the preset's seeds); one seed is a hint
+PLAIN_LEVERS = [("m7_clock", "cpu7_wsd", FINAL_SEEDS, "cpu7", FINAL_SEEDS),
+                ("m7_clock", "cpu7_wsd", FRESH_SEEDS, "cpu7", FINAL_SEEDS),
+                ("m5_clock", "cpu5_wsd", FINAL_SEEDS, "cpu5", FINAL_SEEDS),
+                ("m5_clock", "cpu5_wsd", FRESH_SEEDS, "cpu5", FRESH_SEEDS),
+                ("m30_clock", "cpu30_wsd", (11,), "cpu30", FINAL_SEEDS)]
 
 
 def scored_twice(run_dir):
@@ -279,10 +291,10 @@ def verdict(interval):
     return "kept: better" if interval["high"] < 0 else "worse" if interval["low"] > 0 else "no difference"
 
 
-def final_seeds(root, folder, arm):
-    """{seed: BPC} of an arm's scored runs at the final seeds in root/folder."""
+def final_seeds(root, folder, arm, seeds=FINAL_SEEDS):
+    """{seed: BPC} of an arm's scored runs at the given seeds (the final ones) in root/folder."""
     found = load(os.path.join(root, folder)) if os.path.isdir(os.path.join(root, folder)) else {}
-    return {seed: bpc for seed, bpc, _ in found.get(arm, []) if seed in FINAL_SEEDS}
+    return {seed: bpc for seed, bpc, _ in found.get(arm, []) if seed in seeds}
 
 
 def averaged_rows(root, folder, arm, preset):
@@ -317,12 +329,18 @@ def levers_table(root):
         rows, said = averaged_rows(root, *lever)
         lines += rows
         verdicts += [said] if said else []
-    for folder, arm, preset in PLAIN_LEVERS:
-        runs, baseline = final_seeds(root, folder, arm), final_seeds(root, folder, preset)
+    for folder, arm, seeds, preset, preset_seeds in PLAIN_LEVERS:
+        runs, baseline = final_seeds(root, folder, arm, seeds), final_seeds(root, folder, preset, preset_seeds)
+        named = f"{arm}, seeds {seeds[0]}-{seeds[-1]}," if seeds != FINAL_SEEDS else arm
         if len(runs) == 3 and len(baseline) == 3:
             welch = welch_interval(list(runs.values()), list(baseline.values()))
-            verdicts.append(f"{arm} minus {preset}'s rows (today's code, seeds 11-13): {welch['diff']:+.4f} BPC, Welch 95% "
+            verdicts.append(f"{named} minus {preset}'s rows (today's code, seeds {preset_seeds[0]}-{preset_seeds[-1]}): "
+                            f"{welch['diff']:+.4f} BPC, Welch 95% "
                             f"interval [{welch['low']:+.4f}, {welch['high']:+.4f}] (n = 3 a side): **{verdict(welch)}**.")
+        elif len(seeds) == 1 and runs and len(baseline) == 3:
+            base = statistics.mean(baseline.values())
+            verdicts.append(f"{arm} (seed {seeds[0]}: a hint): {runs[seeds[0]]:.4f}, minus {preset}'s rows' mean "
+                            f"({base:.4f}): {runs[seeds[0]] - base:+.4f}.")
     if len(lines) == 2 and not verdicts:
         return "No lever run has finished yet."
     return "\n".join(lines + [""]) + "\n\n".join(verdicts)

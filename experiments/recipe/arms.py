@@ -46,6 +46,7 @@ ARMS = {
     "cpu7_wsd": "--preset cpu7 --schedule wsd",
     "cpu5_wsd": "--preset cpu5 --schedule wsd",
     "cpu30_wsd": "--preset cpu30 --schedule wsd",
+    "cpu30_masks": "--preset cpu30",   # cpu30 as it stands, with keep_mask's dropout masks (model.py)
 }
 
 # arms whose step does the baseline's arithmetic (a schedule, a learning rate, a decay, an

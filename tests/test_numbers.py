@@ -229,14 +229,15 @@ def preset_rows(folder, minutes):
 
 def claim_readme_short_rows():
     (today7, ends7), (first7, _) = preset_rows("m7_clock", 7), preset_rows("m7", 7)
-    (today5, ends5), (first5, _) = preset_rows("m5_clock", 5), preset_rows("m5", 5)
+    (today5, _), (first5, _) = preset_rows("m5_clock", 5), preset_rows("m5", 5)
     mean, half = statistics.mean(today7), report.student_t_quantile(0.975, 2) * statistics.stdev(today7) / 3 ** 0.5
     w7, w5 = report.welch_interval(today7, first7), report.welch_interval(today5, first5)
     pace = [[tokens_per_s(os.path.relpath(log, ROOT)) for log in glob.glob(os.path.join(ROOT, pattern))]
             for pattern in ("checkpoints/recipe/m5_clock/cpu5_s1?.log", "checkpoints/recipe/m5/cpu5_s1?.log")]
+    rows5 = shares_of_budget("checkpoints/recipe/m5_clock/cpu5_wsd_s2[123]", 5)   # README's 5-minute row
     return "README.md", (
-        f"Today's cpu7 runs ended at {100 * min(ends7):.1f}-{100 * max(ends7):.1f}% of their 7 minutes and the cpu5 "
-        f"runs at {100 * min(ends5):.1f}-{100 * max(ends5):.1f}% of their 5"), (
+        f"Today's cpu7 runs ended at {100 * min(ends7):.1f}-{100 * max(ends7):.1f}% of their 7 minutes, the cpu5 "
+        f"rows' at {100 * min(rows5):.1f}-{100 * max(rows5):.1f}% of their 5"), (
         f"cpu7's mean is {mean:.4f}, its interval [{mean - half:.4f}, {mean + half:.4f}] wholly above 2.156 (the first "
         f"rows: {statistics.mean(first7):.4f}; today's minus those: {w7['diff']:+.4f} BPC, Welch 95% interval "
         f"[{w7['low']:+.3f}, {w7['high']:+.3f}], no difference)"), (
@@ -274,7 +275,7 @@ def claim_averaging():
 
 def claim_best_is_the_last():
     """How often best.pt is the last checkpoint in today's timed runs (experiments/recipe/README.md)."""
-    runs, exceptions = sorted(glob.glob(os.path.join(ROOT, "checkpoints/recipe/m*_clock/*_s1[123]", "eval.json"))), []
+    runs, exceptions = sorted(glob.glob(os.path.join(ROOT, "checkpoints/recipe/m*_clock/*_s[12][123]", "eval.json"))), []
     for path in runs:
         scored = [r for r in rows(os.path.relpath(os.path.dirname(path), ROOT) + "/metrics.csv") if r["checkpoint_bpc"]]
         best = min(scored, key=lambda r: float(r["checkpoint_bpc"]))
@@ -362,6 +363,102 @@ def claim_wsd_in_readme():
         f"{welch['high']:+.4f}]"), f"its mean, {mean:.4f}, is at or below", f"the interval reaches {top:.4f})"
 
 
+def wsd_confirmations():
+    """(cpu7_wsd's fresh seeds' BPCs, their Welch interval against today's cpu7 rows; cpu5's and
+    cpu5_wsd's fresh seeds' BPCs, the Welch interval of the second against the first)."""
+    fresh7 = [eval_bpc(f"recipe/m7_clock/cpu7_wsd_s{seed}") for seed in (21, 22, 23)]
+    cosine5, wsd5 = ([eval_bpc(f"recipe/m5_clock/{arm}_s{seed}") for seed in (21, 22, 23)] for arm in ("cpu5", "cpu5_wsd"))
+    return (fresh7, report.welch_interval(fresh7, preset_rows("m7_clock", 7)[0]),
+            cosine5, wsd5, report.welch_interval(wsd5, cosine5))
+
+
+def steps_of(pattern):
+    found = [int(rows(os.path.relpath(path, ROOT))[-1]["step"])
+             for path in glob.glob(os.path.join(ROOT, "checkpoints/recipe", pattern, "metrics.csv"))]
+    return f"{min(found):,}-{max(found):,}"
+
+
+def claim_wsd_confirmed():
+    """experiments/recipe/README.md's reading of WSD's fresh seeds at 7 and 5 minutes and its 5-minute seeds 11-13."""
+    fresh7, w7, cosine5, wsd5, w5 = wsd_confirmations()
+    mean = statistics.mean(fresh7)
+    half = report.student_t_quantile(0.975, 2) * statistics.stdev(fresh7) / 3 ** 0.5
+    chose5 = [eval_bpc(f"recipe/m5_clock/cpu5_wsd_s{seed}") for seed in (11, 12, 13)]
+    w5_chose = report.welch_interval(chose5, preset_rows("m5_clock", 5)[0])
+    return "experiments/recipe/README.md", (
+        f"{fresh7[0]:.4f}, {fresh7[1]:.4f} and {fresh7[2]:.4f} (mean {mean:.4f}), against today's cpu7 rows "
+        f"{w7['diff']:+.4f} BPC, Welch 95% interval [{w7['low']:+.4f}, {w7['high']:+.4f}]"), (
+        f"({steps_of('m7_clock/cpu7_wsd_s2[123]')} steps against the cpu7 rows' {steps_of('m7_clock/cpu7_s1[123]')})"), (
+        f"their t interval [{mean - half:.4f}, {mean + half:.4f}] is not"), (
+        f"{chose5[0]:.4f}, {chose5[1]:.4f} and {chose5[2]:.4f} (mean {statistics.mean(chose5):.4f}), against today's "
+        f"cpu5 rows {w5_chose['diff']:+.4f} BPC, Welch 95% interval [{w5_chose['low']:+.4f}, {w5_chose['high']:+.4f}]"), (
+        f"These runs trained {steps_of('m5_clock/cpu5_wsd_s1[123]')} steps, the cpu5 rows {steps_of('m5_clock/cpu5_s1[123]')}"), (
+        f"Cosine {cosine5[0]:.4f}, {cosine5[1]:.4f} and {cosine5[2]:.4f} ({steps_of('m5_clock/cpu5_s2[123]')} steps), "
+        f"WSD {wsd5[0]:.4f}, {wsd5[1]:.4f} and {wsd5[2]:.4f} ({steps_of('m5_clock/cpu5_wsd_s2[123]')} steps): "
+        f"{w5['diff']:+.4f} BPC, Welch 95% interval [{w5['low']:+.4f}, {w5['high']:+.4f}]")
+
+
+def claim_wsd_confirmed_in_readme():
+    fresh7, w7, cosine5, wsd5, w5 = wsd_confirmations()
+    wsd30 = eval_bpc("recipe/m30_clock/cpu30_wsd_s11")
+    return "README.md", (f"alternately with cosine runs of the same seeds: {w5['diff']:+.4f} BPC, Welch 95% interval "
+                         f"[{w5['low']:+.4f}, {w5['high']:+.4f}]: **kept**"), (
+        f"did not confirm it ({w7['diff']:+.4f}, [{w7['low']:+.4f}, {w7['high']:+.4f}])"), f"WSD: {wsd30:.4f};"
+
+
+def claim_wsd_30_hint():
+    run = "recipe/m30_clock/cpu30_wsd_s11"
+    last = rows(f"checkpoints/{run}/metrics.csv")[-1]
+    bpc, preset = eval_bpc(run), statistics.mean(preset_rows("m30_clock", 30)[0])
+    return "experiments/recipe/README.md", (
+        f"{bpc:.4f} after {int(last['step']):,} steps ({float(last['elapsed_s']):,.0f} s, "
+        f"{100 * float(last['elapsed_s']) / 1800:.1f}% of the budget), {bpc - preset:+.4f} against today's cpu30 rows' "
+        f"mean ({preset:.4f})")
+
+
+def dropout_costs():
+    """{(precision, mask): (ms, ratio)} as experiments/recipe/dropout_cost.txt printed them."""
+    found = re.findall(r"(bf16|fp32), (?:dropout 0\.1, )?([\w. ]+?) +([\d.]+) ms/step \(min [\d.]+, max [\d.]+\) "
+                       r"+([\d.]+)x", text("experiments/recipe/dropout_cost.txt"))
+    return {(precision, mask): (ms, ratio) for precision, mask, ms, ratio in found}
+
+
+def claim_dropout_masks():
+    cost, masks = dropout_costs(), ("F.dropout", "fp32 uniforms", "model.dropout")
+    (f_ms, f_x), (u_ms, u_x), (k_ms, k_x) = (cost["bf16", mask] for mask in masks)
+    return "experiments/recipe/README.md", (
+        f"costs {f_x}x the step without it with F.dropout's mask, {u_x}x with the fp32 uniforms model.py drew until "
+        f"now and **{k_x}x** with keep_mask ({f_ms}, {u_ms} and {k_ms} ms against {cost['bf16', 'no dropout'][0]}); "
+        f"in fp32 {cost['fp32', masks[0]][1]}x, {cost['fp32', masks[1]][1]}x and {cost['fp32', masks[2]][1]}x")
+
+
+def claim_dropout_masks_in_readme():
+    cost = dropout_costs()
+    return "README.md", (f"dropout-0.1 step costs {cost['bf16', 'model.dropout'][1]}x the step without dropout, "
+                         f"not {cost['bf16', 'fp32 uniforms'][1]}x")
+
+
+def claim_masks_30_hint():
+    """experiments/recipe/README.md's reading of the one cpu30_masks run."""
+    run, pace = "recipe/m30_clock/cpu30_masks_s11", []
+    for name in ("cpu30_masks_s11", "cpu30_s1[123]"):
+        pace.append([float(r["tokens_per_s"]) for path in glob.glob(os.path.join(ROOT, "checkpoints/recipe/m30_clock", name))
+                     for r in rows(os.path.relpath(path, ROOT) + "/metrics.csv")])
+    last = rows(f"checkpoints/{run}/metrics.csv")[-1]
+    bpc, preset = eval_bpc(run), preset_rows("m30_clock", 30)[0]
+    return "experiments/recipe/README.md", (
+        f"trained at {round(min(pace[0]), -2):,.0f}-{round(max(pace[0]), -2):,.0f} tokens/s (the cpu30 rows: "
+        f"{round(min(pace[1]), -2):,.0f}-{round(max(pace[1]), -2):,.0f}) and got {int(last['step']):,} steps (the rows: "
+        f"{steps_of('m30_clock/cpu30_s1[123]')}) in {float(last['elapsed_s']):,.0f} s; it scored {bpc:.4f}, "
+        f"{bpc - statistics.mean(preset):+.4f} against the rows' mean ({statistics.mean(preset):.4f}), below all three rows "
+        f"({min(preset):.4f}-{max(preset):.4f})")
+
+
+def claim_masks_30_hint_in_readme():
+    return "README.md", f"the cheaper masks: {eval_bpc('recipe/m30_clock/cpu30_masks_s11'):.4f} in " \
+        f"{int(rows('checkpoints/recipe/m30_clock/cpu30_masks_s11/metrics.csv')[-1]['step']):,} steps"
+
+
 def claim_auto_demo():
     """The choices of --preset auto, as experiments/recipe/auto_demo.txt printed them."""
     chosen = []
@@ -379,7 +476,8 @@ CLAIMS = [claim_matmul_rates, claim_matmul_share, claim_compiled_generation, cla
           claim_auto_demo, claim_short_clock_rows, claim_readme_short_rows,
           claim_averaging, claim_best_is_the_last, claim_late_dropout_hint,
           claim_levers_in_readme, claim_wsd, claim_wsd_in_readme,
-          claim_best_in_readme]
+          claim_best_in_readme, claim_wsd_confirmed, claim_wsd_confirmed_in_readme, claim_wsd_30_hint,
+          claim_dropout_masks, claim_dropout_masks_in_readme, claim_masks_30_hint, claim_masks_30_hint_in_readme]
 
 
 @pytest.mark.parametrize("claim", CLAIMS, ids=[c.__name__[6:] for c in CLAIMS])

@@ -3,6 +3,7 @@ into README's "best model in N minutes" table: mean, std and the 95% t interval 
 the target verdict by the rule fixed before the runs (met: the mean at or below the target; met
 with confidence: the interval's upper end too)."""
 import json
+from dataclasses import asdict
 import os
 import sys
 
@@ -86,9 +87,14 @@ def test_readmes_table_is_the_presets_run_with_todays_code_and_nothing_else(tmp_
     fake_timed_run(tmp_path, 7, "baseline", 1, 2.1678, tag="clock")                         # a candidate's hint
     for seed in (21, 22, 23):                                                               # a confirmation's
         fake_timed_run(tmp_path, 30, "cpu30", seed, 2.09, tag="clock", commit="0fefd89aa1b2")
+        # cpu5 became WSD on fresh seeds: its row is those runs, not the cosine runs before them
+        fake_timed_run(tmp_path, 5, "cpu5", seed - 10, 2.23, tag="clock", commit="0fefd89aa1b2")
+        fake_timed_run(tmp_path, 5, "cpu5_wsd", seed, 2.18, tag="clock", commit="0fefd89aa1b2")
     timed = summarize.timed_rows(str(tmp_path))
     readme = summarize.minutes_table(summarize.current_presets(timed), hints=False)
-    assert [line.split("|")[2].strip() for line in readme.splitlines() if line.startswith("| ")][1:] == ["cpu30"]
+    assert [line.split("|")[2].strip() for line in readme.splitlines()
+            if line.startswith("| ")][1:] == ["cpu5_wsd, seeds 21-23", "cpu30"]
+    assert "--preset cpu5 --schedule wsd --time-budget 5" in readme and "2.2300" not in readme
     assert "2.0700" in readme and "2.0800" not in readme and "2.0900" not in readme and "Candidates" not in readme
     everything = summarize.minutes_table(timed)   # experiments/recipe/README.md's
     assert "2.0800" in everything and "cpu7_ema" in everything and "7 min, baseline" in everything
@@ -166,9 +172,18 @@ def test_each_cpu_preset_is_an_arm_that_trains_for_the_minutes_its_name_says():
     for name in cpu_presets:
         minutes = float(name[3:])
         assert train.PRESETS[name]["time_budget"] == minutes
-        assert arms.ARMS[name] == f"--preset {name}" and arms.timed_flags(name, minutes) == ["--preset", name]
-        _, cfg, _ = train.resolve_configs(train.parse_args(["--preset", name]))
+        flags = arms.timed_flags(name, minutes)   # the arm of its rows (cpu5's: the cosine runs before WSD)
+        assert flags[:2] == ["--preset", name]
+        _, cfg, _ = train.resolve_configs(train.parse_args(flags))
         assert cfg.time_budget == minutes
+
+
+def test_readmes_row_of_each_preset_was_trained_with_the_settings_the_preset_has_now():
+    for arm in summarize.PRESET_ROWS:
+        preset = arm.split("_")[0]
+        as_run = train.resolve_configs(train.parse_args(arms.timed_flags(arm, float(preset[3:]))))
+        as_now = train.resolve_configs(train.parse_args(["--preset", preset]))
+        assert [asdict(c) for c in as_run[:2]] == [asdict(c) for c in as_now[:2]], arm
 
 
 def test_the_study_presets_stay_the_configurations_the_report_compares():

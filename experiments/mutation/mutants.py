@@ -602,4 +602,8 @@ MUTANTS = [
            "final_seeds(root, folder, preset)",
            "a lever's fresh seeds are judged against the preset's seeds 11-13, not the fresh runs beside them",
            ["tests/test_recipe.py"]),
+    Mutant("cpu5_preset_stays_cosine", "train.py",
+           '    "cpu5": dict(BASELINE_FIELDS, schedule="wsd", time_budget=5.0),',
+           '    "cpu5": dict(BASELINE_FIELDS, time_budget=5.0),',
+           "README's 5-minute row (WSD runs) is not what --preset cpu5 trains", ["tests/test_recipe.py"]),
 ]

@@ -144,7 +144,7 @@ PLANS = {"": "the probe's, once", "clock": "the run's own pace, every 100 steps"
 CURRENT = "clock"   # the folders of today's budget code: README's table shows their presets' rows only
 # README's row of each preset as train.py now defines it: the arm whose runs are that preset, at its
 # seeds (a lever made part of a preset by the rule: its fresh seeds, experiments/recipe/README.md)
-PRESET_ROWS = {"cpu5": FINAL_SEEDS, "cpu7": FINAL_SEEDS, "cpu15": FINAL_SEEDS, "cpu30": FINAL_SEEDS}
+PRESET_ROWS = {"cpu5_wsd": FRESH_SEEDS, "cpu7": FINAL_SEEDS, "cpu15": FINAL_SEEDS, "cpu30": FINAL_SEEDS}
 
 
 def current_presets(timed):
@@ -273,7 +273,8 @@ PLAIN_LEVERS = [("m7_clock", "cpu7_wsd", FINAL_SEEDS, "cpu7", FINAL_SEEDS),
                 ("m7_clock", "cpu7_wsd", FRESH_SEEDS, "cpu7", FINAL_SEEDS),
                 ("m5_clock", "cpu5_wsd", FINAL_SEEDS, "cpu5", FINAL_SEEDS),
                 ("m5_clock", "cpu5_wsd", FRESH_SEEDS, "cpu5", FRESH_SEEDS),
-                ("m30_clock", "cpu30_wsd", (11,), "cpu30", FINAL_SEEDS)]
+                ("m30_clock", "cpu30_wsd", (11,), "cpu30", FINAL_SEEDS),
+                ("m30_clock", "cpu30_masks", (11,), "cpu30", FINAL_SEEDS)]
 
 
 def scored_twice(run_dir):

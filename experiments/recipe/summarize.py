@@ -186,8 +186,8 @@ def train_command(arm, minutes):
 
 
 def minutes_table(timed, hints=True):
-    """Each budget's arms at the final seeds (README's table: current_presets); the candidates'
-    seed-1 hints below."""
+    """Each budget's arms at the final seeds, and at the fresh ones where they ran (README's table:
+    current_presets); the candidates' seed-1 hints below."""
     lines = ["| minutes | preset | full-pass val BPC, seeds 11-13 unless named | 95% interval of the mean | target | "
              "training minutes (elapsed_s) | steps | steps planned from | machine | command |",
              "|---|---|---|---|---|---|---|---|---|---|"]
@@ -292,18 +292,18 @@ def verdict(interval):
     return "kept: better" if interval["high"] < 0 else "worse" if interval["low"] > 0 else "no difference"
 
 
-def final_seeds(root, folder, arm, seeds=FINAL_SEEDS):
-    """{seed: BPC} of an arm's scored runs at the given seeds (the final ones) in root/folder."""
+def runs_at_seeds(root, folder, arm, seeds=FINAL_SEEDS):
+    """{seed: BPC} of an arm's scored runs at the given seeds (default the final ones) in root/folder."""
     found = load(os.path.join(root, folder)) if os.path.isdir(os.path.join(root, folder)) else {}
     return {seed: bpc for seed, bpc, _ in found.get(arm, []) if seed in seeds}
 
 
 def averaged_rows(root, folder, arm, preset):
     """(table rows, verdict line) of a lever run with --ema, each run scored as the average and as trained."""
-    rows = {seed: scored_twice(os.path.join(root, folder, f"{arm}_s{seed}")) for seed in final_seeds(root, folder, arm)}
+    rows = {seed: scored_twice(os.path.join(root, folder, f"{arm}_s{seed}")) for seed in runs_at_seeds(root, folder, arm)}
     lines = [f"| {arm} | {seed} | {steps:,} | {elapsed:.1f} s | {trained:.4f} | {average:.4f} | {average - trained:+.4f} |"
              for seed, (average, trained, steps, elapsed) in sorted(rows.items())]
-    baseline = list(final_seeds(root, folder, preset).values())
+    baseline = list(runs_at_seeds(root, folder, preset).values())
     averages, trained = [r[0] for r in rows.values()], [r[1] for r in rows.values()]
     if len(averages) == 3 and len(baseline) == 3:
         welch, paired = welch_interval(averages, baseline), paired_interval(list(zip(averages, trained)))
@@ -331,7 +331,7 @@ def levers_table(root):
         lines += rows
         verdicts += [said] if said else []
     for folder, arm, seeds, preset, preset_seeds in PLAIN_LEVERS:
-        runs, baseline = final_seeds(root, folder, arm, seeds), final_seeds(root, folder, preset, preset_seeds)
+        runs, baseline = runs_at_seeds(root, folder, arm, seeds), runs_at_seeds(root, folder, preset, preset_seeds)
         named = f"{arm}, seeds {seeds[0]}-{seeds[-1]}," if seeds != FINAL_SEEDS else arm
         if len(runs) == 3 and len(baseline) == 3:
             welch = welch_interval(list(runs.values()), list(baseline.values()))

@@ -10,7 +10,9 @@ was trained on. Every validation character is scored exactly once, by sliding wi
 seq_len characters with stride seq_len / 2: a window scores only its last seq_len / 2
 predictions, so each scored character sees at least seq_len / 2 characters of context (the
 first ones take theirs from the end of the training split, which is not scored).
-BPC = total cross-entropy in bits / number of validation characters. With --context N the
+BPC = total cross-entropy in bits / number of validation characters. No logits are made for a
+window's context half: its last block makes only the scored rows (model.py's outputs_from), the
+same figures for less work (experiments/eval_speed.txt). With --context N the
 windows are N characters long instead (stride N / 2): shorter or longer than the context the
 model was trained on, to measure how it extrapolates.
 
@@ -80,12 +82,14 @@ def stream_nats(model, stream, n_context, window, batch_size=64, device="cpu", a
     for i in range(0, len(windows), batch_size):
         starts, firsts = windows[i:i + batch_size, 0], windows[i:i + batch_size, 1]
         rows = torch.from_numpy(stream[starts[:, None] + offsets].astype(np.int64)).to(device)   # (b, T + 1)
+        scored_from = int(firsts.min())   # the positions before it are context: no logits for them
         with autocast:
-            logits, _ = model(rows[:, :-1])
-        step_nats = F.cross_entropy(logits.float().transpose(1, 2), rows[:, 1:], reduction="none").double().cpu()
+            logits, _ = model(rows[:, :-1], outputs_from=scored_from)
+        step_nats = F.cross_entropy(logits.float().transpose(1, 2), rows[:, 1 + scored_from:],
+                                    reduction="none").double().cpu()
         for start, first, row in zip(starts, firsts, step_nats.numpy()):   # a window at a time: O(windows)
             target = start + 1 + first - n_context                           # index of its first new target
-            nats[target:target + window - first] = row[first:]
+            nats[target:target + window - first] = row[first - scored_from:]
         bar.update(int((window - firsts).sum()))
     bar.close()
     return nats

@@ -212,9 +212,11 @@ class MultiHeadAttention(nn.Module):
         self.proj = nn.Linear(cfg.d_model, cfg.d_model)
         self.resid_drop = Dropout(cfg.dropout)
 
-    def forward(self, x, causal=True, need_weights=False, cache=None, mask=None, rope=None):
+    def forward(self, x, causal=True, need_weights=False, cache=None, mask=None, rope=None, queries_from=0):
         """x: (B, T, d) -> (y (B, T, d), attention weights (B, nh, T, keys) or None). need_weights
         selects the explicit path, which makes the weights (the fused kernel does not).
+        queries_from: y has rows queries_from.. only (T - queries_from of them, the same numbers as
+        those rows of the whole y): the output projection skips the others.
 
         cache: sampling.py's LayerCache (or SlotWrite); the new keys/values are appended to it
         and the queries attend to everything it returns. Either T new tokens into an empty cache (a prefill) or one.
@@ -243,7 +245,9 @@ class MultiHeadAttention(nn.Module):
             if mask is not None and not self.alibi:   # -inf and 0: exact in any dtype
                 mask = mask.to(q.dtype)
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, is_causal=is_causal)
-        y = y.transpose(1, 2).reshape(B, T, d)                              # (B, T, d)
+        # every query attends (a small part of the work), so the kernel and its numbers are the whole
+        # pass's; the rows before queries_from stop here, before the projection and feed-forward
+        y = y[:, :, queries_from:].transpose(1, 2).reshape(B, T - queries_from, d)   # (B, T, d)
         y = self.resid_drop(self.proj(y))
         return y, weights
 
@@ -285,10 +289,12 @@ class Block(nn.Module):
         self.ln2 = nn.LayerNorm(cfg.d_model)
         self.ff = FeedForward(cfg)
 
-    def forward(self, x, need_weights=False, cache=None, mask=None, rope=None):
-        """x: (B, T, d) -> (x, the attention weights or None), as MultiHeadAttention."""
-        a, weights = self.attn(self.ln1(x), need_weights=need_weights, cache=cache, mask=mask, rope=rope)
-        x = x + a
+    def forward(self, x, need_weights=False, cache=None, mask=None, rope=None, queries_from=0):
+        """x: (B, T, d) -> (x, the attention weights or None), as MultiHeadAttention; with
+        queries_from, x's rows from queries_from on only."""
+        a, weights = self.attn(self.ln1(x), need_weights=need_weights, cache=cache, mask=mask, rope=rope,
+                               queries_from=queries_from)
+        x = x[:, queries_from:] + a
         x = x + self.ff(self.ln2(x))
         return x, weights
 
@@ -359,9 +365,11 @@ class CharTransformer(nn.Module):
             x = x + self.pos_emb(positions)
         return self.drop(x)
 
-    def forward(self, idx, targets=None, caches=None, positions=None, window=None):
-        """idx: (B, T) -> (logits (B, T, V), mean cross-entropy against targets or None)."""
-        logits = self.output(self.residual_stream(idx, caches, positions, window)[0])   # (B, T, V)
+    def forward(self, idx, targets=None, caches=None, positions=None, window=None, outputs_from=0):
+        """idx: (B, T) -> (logits (B, T, V), mean cross-entropy against targets or None).
+        outputs_from: the logits of positions outputs_from.. only, (B, T - outputs_from, V), and
+        targets theirs: the last block skips the other positions' work (eval.py's context)."""
+        logits = self.output(self.residual_stream(idx, caches, positions, window, outputs_from=outputs_from)[0])
         if targets is None:
             return logits, None
         return logits, F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1))
@@ -370,13 +378,15 @@ class CharTransformer(nn.Module):
         """Every layer's attention weights for idx (B, T): a list of (B, nh, T, T)."""
         return self.residual_stream(idx, need_weights=True)[1]
 
-    def residual_stream(self, idx, caches=None, positions=None, window=None, need_weights=False):
+    def residual_stream(self, idx, caches=None, positions=None, window=None, need_weights=False, outputs_from=0):
         """idx: (B, T) -> (the last block's output (B, T, d), each layer's attention weights or None).
 
         positions: (T,) the tokens' positions; default 0..T-1, or after what the caches hold.
         T may exceed seq_len (eval.py --context) except with learned positions, which have no
         table rows there. window: each query sees at most this many keys, itself included
-        (sliding-window attention: the uncached reference of rolling generation)."""
+        (sliding-window attention: the uncached reference of rolling generation). outputs_from: the
+        output of positions outputs_from.. only, (B, T - outputs_from, d): nothing reads the last
+        block's other rows, so it does not make them."""
         T = idx.size(1)
         start = caches[0].next_position if caches else 0
         if caches and caches[0].length > 0 and T > 1:
@@ -399,8 +409,10 @@ class CharTransformer(nn.Module):
                 key_positions = positions
             mask = attention_mask(positions, key_positions, getattr(self, "slopes", None), window)
         all_weights = []
+        last = len(self.blocks) - 1
         for i, block in enumerate(self.blocks):
-            x, weights = block(x, need_weights=need_weights, cache=caches[i] if caches else None, mask=mask, rope=rope)
+            x, weights = block(x, need_weights=need_weights, cache=caches[i] if caches else None, mask=mask, rope=rope,
+                               queries_from=outputs_from if i == last else 0)
             all_weights.append(weights)
         return x, all_weights
 

@@ -157,6 +157,16 @@ def test_full_pass_equals_scoring_each_character_alone_from_its_own_window(pos_e
     assert bpc == pytest.approx(brute_force_bpc(model, train_ids, val_ids, window), abs=1e-5)
 
 
+def test_the_last_block_makes_only_the_rows_a_window_scores():
+    model = CharTransformer(ModelConfig(vocab_size=11, seq_len=16, d_model=32, n_heads=4, n_layers=2)).eval()
+    rows = {0: [], 1: []}   # the rows each block's feed-forward is given, per call
+    for i, block in enumerate(model.blocks):
+        block.ff.register_forward_hook(lambda module, args, out, i=i: rows[i].append(args[0].size(1)))
+    evaluation.full_pass_bpc(model, torch.randint(0, 11, (300,)), torch.randint(0, 11, (157,)), batch_size=5)
+    assert set(rows[0]) == {16}                 # the first block makes every row: the last one's keys need them
+    assert max(rows[1]) <= 16 // 2 + 1          # the last: the scored half (the first window scores one more)
+
+
 def test_context_gives_one_row_per_length_and_says_where_sinusoids_were_never_trained(tiny_run):
     result = run_script("eval.py", tiny_run, "--context", "8", "16", "64", "--json", "--no-references")
     assert result.returncode == 0, result.stderr

@@ -94,6 +94,27 @@ def test_explicit_and_fused_attention_paths_give_the_same_logits(pos_encoding):
     assert torch.all(weights[1].triu(1) == 0)  # nothing attends to the future
 
 
+@pytest.mark.parametrize("pos_encoding", POS_ENCODINGS)
+@pytest.mark.parametrize("n_layers,outputs_from", [(2, 7), (3, 1), (1, 8)])
+def test_outputs_from_gives_those_positions_logits_and_the_last_block_makes_only_their_rows(pos_encoding, n_layers,
+                                                                                           outputs_from):
+    model = tiny_model(pos_encoding=pos_encoding, n_layers=n_layers, qk_norm=True)
+    idx = torch.randint(0, 13, (3, 16))
+    rows_in = []   # the rows each block's feed-forward is given
+    for block in model.blocks:
+        block.ff.register_forward_hook(lambda module, args, out: rows_in.append(args[0].size(1)))
+    with torch.no_grad():
+        whole, _ = model(idx)
+        rows_in.clear()
+        part, _ = model(idx, outputs_from=outputs_from)
+        windowed, _ = model(idx, window=5)
+        windowed_part, _ = model(idx, window=5, outputs_from=outputs_from)
+    assert part.shape == (3, 16 - outputs_from, 13) and windowed_part.shape == part.shape
+    assert (part - whole[:, outputs_from:]).abs().max().item() <= 1e-6
+    assert (windowed_part - windowed[:, outputs_from:]).abs().max().item() <= 1e-6
+    assert rows_in[:n_layers] == [16] * (n_layers - 1) + [16 - outputs_from]   # every block but the last: all rows
+
+
 @pytest.mark.parametrize("field,value", [
     ("d_model", 30), ("n_heads", 0), ("d_model", -8), ("seq_len", 0), ("vocab_size", 0),
     ("n_layers", 0), ("d_ff", -1), ("dropout", 1.0), ("pos_encoding", "rotary"), ("learned_init", "zeros"),

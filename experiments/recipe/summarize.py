@@ -33,6 +33,8 @@ STAGE_B = (2, 3, 4)            # the seeds of stage B, for the arm and the basel
 STAGE_A_BUDGET = 5000          # b5000: stages A and B; any other b<N> is a stage C budget
 FINAL_SEEDS = (11, 12, 13)     # the timed rows' seeds, never used in a choice
 FRESH_SEEDS = (21, 22, 23)     # a lever's confirmation, after seeds 11-13 chose it (experiments/recipe/README.md)
+ALTERNATED_SEEDS = (31, 32, 33)   # WSD at 7 minutes again, each seed run with both schedules in turn
+ROW_SEEDS = (FINAL_SEEDS, FRESH_SEEDS, ALTERNATED_SEEDS)   # the seed sets a table row can stand for
 TARGETS = {7: 2.156, 30: 2.10}  # the issue's targets: full-pass BPC within that many minutes
 
 
@@ -186,8 +188,8 @@ def train_command(arm, minutes):
 
 
 def minutes_table(timed, hints=True):
-    """Each budget's arms at the final seeds, and at the fresh ones where they ran (README's table:
-    current_presets); the candidates' seed-1 hints below."""
+    """Each budget's arms at each of ROW_SEEDS where all three ran (README's table: current_presets);
+    the candidates' seed-1 hints below."""
     lines = ["| minutes | preset | full-pass val BPC, seeds 11-13 unless named | 95% interval of the mean | target | "
              "training minutes (elapsed_s) | steps | steps planned from | machine | command |",
              "|---|---|---|---|---|---|---|---|---|---|"]
@@ -195,7 +197,7 @@ def minutes_table(timed, hints=True):
     for (minutes, tag), arms in timed.items():
         for arm, values in arms.items():
             by_seed = {seed: rest for seed, *rest in values}
-            for seeds in (FINAL_SEEDS, FRESH_SEEDS):
+            for seeds in ROW_SEEDS:
                 if not all(s in by_seed for s in seeds):
                     continue
                 bpcs = [by_seed[s][0] for s in seeds]
@@ -221,9 +223,15 @@ def minutes_table(timed, hints=True):
     return "\n".join(lines)
 
 
+def drawn_seeds(tag, arm):
+    """The runs recipe_minutes.png draws: in today's folders README's rows (PRESET_ROWS), in the
+    first code's seeds 11-13."""
+    return PRESET_ROWS.get(arm, ()) if tag == CURRENT else FINAL_SEEDS
+
+
 def plot_minutes(timed, root, path):
-    """Full-pass BPC against minutes of training, every checkpoint of every timed run that has a
-    curve.json (experiments/checkpoint_curve.py), one colour per budget and preset."""
+    """Full-pass BPC against minutes of training, every checkpoint of the runs drawn_seeds names
+    that have a curve.json (experiments/checkpoint_curve.py), one colour per budget and preset."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -234,11 +242,13 @@ def plot_minutes(timed, root, path):
         return os.path.join(root, f"m{minutes:g}" + (f"_{tag}" if tag else ""))
     # one colour per series that has a curve (a lever's runs without curve.json take none)
     pairs = [(key, arm) for key, arms in timed.items() for arm in arms
-             if any(os.path.exists(os.path.join(folder(*key), f"{arm}_s{seed}", "curve.json")) for seed in FINAL_SEEDS)]
+             if any(os.path.exists(os.path.join(folder(*key), f"{arm}_s{seed}", "curve.json"))
+                    for seed in drawn_seeds(key[1], arm))]
     for i, ((minutes, tag), arm) in enumerate(pairs):
+        seeds = drawn_seeds(tag, arm)
         for seed, *_ in timed[minutes, tag][arm]:
             run_dir = os.path.join(folder(minutes, tag), f"{arm}_s{seed}")
-            if seed not in FINAL_SEEDS or not os.path.exists(os.path.join(run_dir, "curve.json")):
+            if seed not in seeds or not os.path.exists(os.path.join(run_dir, "curve.json")):
                 continue
             with open(os.path.join(run_dir, "curve.json")) as f:
                 curve = json.load(f)
@@ -247,7 +257,7 @@ def plot_minutes(timed, root, path):
             # a checkpoint saved by Ctrl-C has no metrics row (no elapsed_s): it is left out
             points = [(at[s], bpc) for s, bpc in zip(curve["steps"], curve["val_bpc"]) if s in at]
             ax.plot(*zip(*points), marker="o", markersize=3, color=f"C{i % 10}", linestyle="-" if tag else "--",
-                    label=f"{arm}, {minutes:g} min ({tag or 'first code'})" if seed == FINAL_SEEDS[0] else None)
+                    label=f"{arm}, {minutes:g} min ({tag or 'first code'})" if seed == seeds[0] else None)
             drawn += 1
     if not drawn:
         plt.close(fig)
@@ -257,7 +267,7 @@ def plot_minutes(timed, root, path):
         ax.text(0, target, f"target for {minutes} min: {target}", fontsize=7, va="bottom", color="grey")
     ax.set_xlabel("minutes of training (elapsed_s)")
     ax.set_ylabel("validation BPC (full pass)")
-    ax.set_title("Tiny Shakespeare, 2-core CPU: BPC against minutes (seeds 11-13)")
+    ax.set_title("Tiny Shakespeare, 2-core CPU: BPC against minutes (README's rows)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -273,6 +283,7 @@ PLAIN_LEVERS = [("m7_clock", "cpu7_wsd", FINAL_SEEDS, "cpu7", FINAL_SEEDS),
                 ("m7_clock", "cpu7_wsd", FRESH_SEEDS, "cpu7", FINAL_SEEDS),
                 ("m5_clock", "cpu5_wsd", FINAL_SEEDS, "cpu5", FINAL_SEEDS),
                 ("m5_clock", "cpu5_wsd", FRESH_SEEDS, "cpu5", FRESH_SEEDS),
+                ("m7_clock", "cpu7_wsd", ALTERNATED_SEEDS, "cpu7", ALTERNATED_SEEDS),
                 ("m30_clock", "cpu30_wsd", (11,), "cpu30", FINAL_SEEDS),
                 ("m30_clock", "cpu30_masks", (11,), "cpu30", FINAL_SEEDS)]
 

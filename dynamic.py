@@ -40,7 +40,7 @@ def dynamic_nats(model, stream, n_context, windows, window, lr, decay=0.0, devic
         row = torch.from_numpy(stream[start:start + window + 1].astype(np.int64))[None].to(device)   # (1, T + 1)
         with torch.inference_mode(), autocast:   # the static pass's forward, so lr 0 gives its figures
             logits, _ = adapting(row[:, :-1], outputs_from=first)
-        step_nats = F.cross_entropy(logits.float()[0], row[0, first + 1:], reduction="none")
+        step_nats = F.cross_entropy(logits.float().transpose(1, 2), row[:, first + 1:], reduction="none")[0]
         target = start + 1 + first - n_context
         nats[target:target + window - first] = step_nats.double().cpu().numpy()
         with torch.enable_grad(), autocast:   # then learn from what was just scored

@@ -3,6 +3,8 @@ seq_len / 2 characters of context; BPC is the mean in bits; the table, JSON and 
 import json
 import math
 
+from contextlib import nullcontext
+
 import numpy as np
 import pytest
 import torch
@@ -165,6 +167,13 @@ def test_the_last_block_makes_only_the_rows_a_window_scores():
     evaluation.full_pass_bpc(model, torch.randint(0, 11, (300,)), torch.randint(0, 11, (157,)), batch_size=5)
     assert set(rows[0]) == {16}                 # the first block makes every row: the last one's keys need them
     assert max(rows[1]) <= 16 // 2 + 1          # the last: the scored half (the first window scores one more)
+    # the scored rows reach the projection as one matrix: rows with gaps between windows would make
+    # it a batched product with its weight copied for every window (aten::bmm), several times slower
+    for autocast in (nullcontext(), torch.autocast("cpu", dtype=torch.bfloat16)):   # bf16's kernel: the case
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profile:
+            evaluation.full_pass_bpc(model, torch.randint(0, 11, (300,)), torch.randint(0, 11, (157,)), batch_size=5,
+                                     autocast=autocast)
+        assert "aten::bmm" not in {event.key for event in profile.key_averages()}
 
 
 def test_context_gives_one_row_per_length_and_says_where_sinusoids_were_never_trained(tiny_run):

@@ -47,18 +47,20 @@ def speed(rounds):
     print(f"# {record.describe(record.session('cpu', 'fp32 and bf16'))}")
     print(f"full pass, 20,000 random characters, windows of 128 (stride 64), median of {rounds} rounds, "
           f"the two ways taking turns; chars/s")
-    print(f"{'shape':28} {'precision':9} {'every row':>10} {'scored rows':>12} {'ratio':>6}")
+    print(f"{'shape':28} {'precision':9} {'every row':>10} {'scored rows':>12} {'ratio':>6}  BPC, scored rows - every row")
     for name, fields in SHAPES.items():
         torch.manual_seed(0)
         model = CharTransformer(ModelConfig(vocab_size=65, **fields)).eval()
         val_ids, train_ids = torch.randint(0, 65, (20_000,)), torch.randint(0, 65, (128,))
         for precision, autocast in (("fp32", None), ("bf16", BF16)):
             extra = {} if autocast is None else {"autocast": autocast}
-            times = interleaved({"every": lambda: full_pass_bpc(EveryRow(model), train_ids, val_ids, **extra),
-                                 "scored": lambda: full_pass_bpc(model, train_ids, val_ids, **extra)}, rounds, 1)
+            ways = {"every": lambda: full_pass_bpc(EveryRow(model), train_ids, val_ids, **extra)[0],
+                    "scored": lambda: full_pass_bpc(model, train_ids, val_ids, **extra)[0]}
+            difference = ways["scored"]() - ways["every"]()
+            times = interleaved(ways, rounds, 1)
             rate = {k: len(val_ids) / statistics.median(t) for k, t in times.items()}
             print(f"{name:28} {precision:9} {rate['every']:>10,.0f} {rate['scored']:>12,.0f} "
-                  f"{rate['scored'] / rate['every']:>5.2f}x", flush=True)
+                  f"{rate['scored'] / rate['every']:>5.2f}x  {difference:+.1e}", flush=True)
 
 
 def figures(run_dirs):

@@ -2,8 +2,9 @@
 eval.py uses), against the same pass making every row, in one process; and the committed
 figures scored again with it.
 
-    python experiments/eval_speed.py > experiments/eval_speed.txt      # alone on the machine
-    python experiments/eval_speed.py --figures checkpoints/recipe/m*_clock/*/ >> experiments/eval_speed.txt
+    python experiments/eval_speed.py                                     # alone on the machine
+    python experiments/eval_speed.py --figures "checkpoints/recipe/m*_clock/*/"
+(their outputs, two speed runs and one of the figures: experiments/eval_speed.txt)
 
 A scoring window's first half is context: no logits are read there, so the last block need not
 make those rows (its keys and values come from the rows of the block before, which are all made).

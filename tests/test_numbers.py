@@ -275,7 +275,7 @@ def claim_averaging():
 
 def claim_best_is_the_last():
     """How often best.pt is the last checkpoint in today's timed runs (experiments/recipe/README.md)."""
-    runs, exceptions = sorted(glob.glob(os.path.join(ROOT, "checkpoints/recipe/m*_clock/*_s[12][123]", "eval.json"))), []
+    runs, exceptions = sorted(glob.glob(os.path.join(ROOT, "checkpoints/recipe/m*_clock/*_s[123][123]", "eval.json"))), []
     for path in runs:
         scored = [r for r in rows(os.path.relpath(os.path.dirname(path), ROOT) + "/metrics.csv") if r["checkpoint_bpc"]]
         best = min(scored, key=lambda r: float(r["checkpoint_bpc"]))
@@ -470,6 +470,57 @@ def claim_auto_demo():
     return ("experiments/recipe/README.md", *chosen)
 
 
+def claim_wsd_alternated_7():
+    """experiments/recipe/README.md's reading of cpu7 and cpu7_wsd at seeds 31-33, run in turns."""
+    cosine, wsd = ([eval_bpc(f"recipe/m7_clock/{arm}_s{seed}") for seed in (31, 32, 33)] for arm in ("cpu7", "cpu7_wsd"))
+    welch = report.welch_interval(wsd, cosine)
+    return "experiments/recipe/README.md", (
+        f"Cosine {cosine[0]:.4f}, {cosine[1]:.4f} and {cosine[2]:.4f} (mean {statistics.mean(cosine):.4f}; "
+        f"{steps_of('m7_clock/cpu7_s3[123]')} steps), WSD {wsd[0]:.4f}, {wsd[1]:.4f} and {wsd[2]:.4f} (mean "
+        f"{statistics.mean(wsd):.4f}; {steps_of('m7_clock/cpu7_wsd_s3[123]')} steps): {welch['diff']:+.4f} BPC, Welch 95% "
+        f"interval [{welch['low']:+.4f}, {welch['high']:+.4f}]"), (
+        f"fresh cosine runs scored {statistics.mean(preset_rows('m7_clock', 7)[0]) - statistics.mean(cosine):.3f} below "
+        f"those rows with more steps in the same 7 minutes ({steps_of('m7_clock/cpu7_s3[123]')} against "
+        f"{steps_of('m7_clock/cpu7_s1[123]')})")
+
+
+def claim_wsd_alternated_7_in_readme():
+    cosine, wsd = ([eval_bpc(f"recipe/m7_clock/{arm}_s{seed}") for seed in (31, 32, 33)] for arm in ("cpu7", "cpu7_wsd"))
+    welch = report.welch_interval(wsd, cosine)
+    return "README.md", (f"nor did seeds 31-33 run alternately with cosine runs ({welch['diff']:+.4f}, "
+                         f"[{welch['low']:+.4f}, {welch['high']:+.4f}]): cpu7 stays cosine")
+
+
+def claim_eval_speed():
+    """docs/performance.md's reading of experiments/eval_speed.txt, and the share of the work skipped."""
+    from model import ModelConfig
+    found = re.findall(r"(baseline|cpu30) \(\d layers x 256\) +(fp32|bf16) +([\d,]+) +([\d,]+) +([\d.]+)x(?: +([+-]\d\.\de[+-]\d+))?",
+                       text("experiments/eval_speed.txt"))
+    ratios = {}
+    for shape, precision, _, _, ratio, _ in found:
+        ratios.setdefault((shape, precision), []).append(ratio)
+    assert all(float(difference) == 0 for *_, difference in found if difference)   # "the same to the last bit"
+
+    def spread(key):
+        low, high = min(ratios[key], key=float), max(ratios[key], key=float)
+        return f"{low}x" if low == high else f"{low}-{high}x"
+
+    second = {(shape, precision): scored for shape, precision, _, scored, _, difference in found if difference}
+    skipped = []
+    for layers in (2, 4):
+        cfg = ModelConfig(vocab_size=65, n_layers=layers)
+        d, ff, V = cfg.d_model, cfg.d_ff, cfg.vocab_size
+        skipped.append(round(100 * (d * d + 2 * d * ff + d * V) / 2 / (layers * (4 * d * d + 2 * d * ff) + d * V)))
+    figures = re.search(r"(\d+) figures; largest difference (\S+) BPC", text("experiments/eval_speed.txt"))
+    return "docs/performance.md", (
+        f"{skipped[0]}% of a 2-layer pass's multiply-adds ({skipped[1]}% of a 4-layer one's)"), (
+        f"the baseline shape {spread(('baseline', 'fp32'))} in fp32 and {spread(('baseline', 'bf16'))} in bf16 "
+        f"({second['baseline', 'fp32']} and {second['baseline', 'bf16']} chars/s in the second run), the 4-layer cpu30 "
+        f"shape {spread(('cpu30', 'fp32'))} and {spread(('cpu30', 'bf16'))}"), (
+        f"the {figures[1]} committed figures of the timed recipe runs, scored again (`--figures`), moved by at most "
+        f"{figures[2]} BPC")
+
+
 CLAIMS = [claim_matmul_rates, claim_matmul_share, claim_compiled_generation, claim_plain_undisturbed_segments,
           claim_plain_against_tinychar, claim_position_effect, claim_long_baseline_minutes, claim_c2_elapsed,
           claim_minutes_curves, claim_recipe_budgets, claim_multiplicity, claim_clock_rows, claim_loaded_runs,
@@ -477,7 +528,8 @@ CLAIMS = [claim_matmul_rates, claim_matmul_share, claim_compiled_generation, cla
           claim_averaging, claim_best_is_the_last, claim_late_dropout_hint,
           claim_levers_in_readme, claim_wsd, claim_wsd_in_readme,
           claim_best_in_readme, claim_wsd_confirmed, claim_wsd_confirmed_in_readme, claim_wsd_30_hint,
-          claim_dropout_masks, claim_dropout_masks_in_readme, claim_masks_30_hint, claim_masks_30_hint_in_readme]
+          claim_dropout_masks, claim_dropout_masks_in_readme, claim_masks_30_hint, claim_masks_30_hint_in_readme,
+          claim_wsd_alternated_7, claim_wsd_alternated_7_in_readme, claim_eval_speed]
 
 
 @pytest.mark.parametrize("claim", CLAIMS, ids=[c.__name__[6:] for c in CLAIMS])

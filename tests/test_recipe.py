@@ -138,6 +138,13 @@ def test_a_levers_fresh_seeds_are_judged_on_their_own_and_one_seed_is_a_hint(tmp
     assert "| 7 | cpu7_wsd | **2.1600** ± 0.0100 (2.1500, 2.1600, 2.1700) |" in rows
 
 
+def test_the_minutes_figure_draws_readmes_rows_and_the_first_codes_seeds_11_to_13():
+    assert summarize.drawn_seeds("clock", "cpu5_wsd") == summarize.PRESET_ROWS["cpu5_wsd"] == (21, 22, 23)
+    assert summarize.drawn_seeds("clock", "cpu5") == ()          # today's cosine runs: not README's 5-minute row
+    assert summarize.drawn_seeds("clock", "cpu7_wsd") == ()      # a lever's runs
+    assert summarize.drawn_seeds("", "cpu5") == (11, 12, 13)     # the first code's presets
+
+
 def test_the_minutes_figure_skips_a_checkpoint_with_no_metrics_row(tmp_path):
     for seed in (11, 12, 13):
         fake_timed_run(tmp_path, 5, "baseline", seed, 2.4, steps=1000, elapsed_s=300.0)

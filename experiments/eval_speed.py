@@ -4,14 +4,17 @@ figures scored again with it.
 
     python experiments/eval_speed.py                                     # alone on the machine
     python experiments/eval_speed.py --figures "checkpoints/recipe/m*_clock/*/"
-(their outputs, two speed runs and one of the figures: experiments/eval_speed.txt)
+    python experiments/eval_speed.py --dynamic
+(their outputs, two speed runs and one of each other: experiments/eval_speed.txt)
 
 A scoring window's first half is context: no logits are read there, so the last block need not
 make those rows (its keys and values come from the rows of the block before, which are all made).
 Speed: eval.full_pass_bpc on the same 20,000 random characters as bench.py, the two ways taking
 turns, the median of --rounds rounds; "every row" is the model wrapped so that it makes every
 row's logits and hands back the scored ones, as the pass did before. Figures: each run's
-eval.json against its checkpoint scored again now, in the precision eval.json names.
+eval.json against its checkpoint scored again now, in the precision eval.json names. Dynamic:
+experiments/dynamic/results.json's test figures (static and dynamic, whose gradient steps take
+the same scored rows) against their checkpoints scored again now.
 """
 import argparse
 import glob
@@ -27,7 +30,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import record                                               # noqa: E402
 from bench import BF16, interleaved                        # noqa: E402
 from cli import ArgumentParser                              # noqa: E402
-from eval import evaluate_run, full_pass_bpc               # noqa: E402
+from checkpoint import load_checkpoint, model_from_checkpoint   # noqa: E402
+from eval import evaluate_run, full_pass_bpc, score_run    # noqa: E402
 from model import CharTransformer, ModelConfig             # noqa: E402
 
 SHAPES = {"baseline (2 layers x 256)": dict(n_layers=2), "cpu30 (4 layers x 256)": dict(n_layers=4)}
@@ -90,14 +94,36 @@ def positive(text):
     return int(text)
 
 
+def dynamic_figures():
+    print(f"# {record.describe(record.session('cpu', 'fp32'))}")
+    print("experiments/dynamic/results.json's test figures against their checkpoints scored again by today's eval.py")
+    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "dynamic", "results.json")) as f:
+        results = json.load(f)
+    for run_dir, committed in sorted(results["test"].items()):
+        if not os.path.isdir(run_dir):
+            print(f"{run_dir}: not here, skipped")
+            continue
+        ckpt = load_checkpoint(run_dir, "last")
+        model, vocab = model_from_checkpoint(ckpt)
+        rows, _ = score_run(ckpt, model, vocab, part="test", precision="fp32", dynamic=tuple(committed["pair"]),
+                            parts="0.9,0.05,0.05")
+        for row, kind in zip(rows, ("static", "dynamic")):
+            print(f"{run_dir:40} {kind:8} committed {committed[kind]:.10f} now {row['val_bpc']:.10f} "
+                  f"difference {row['val_bpc'] - committed[kind]:+.1e}", flush=True)
+
+
 def main(argv=None):
     parser = ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
                             epilog=__doc__.split("\n\n", 1)[1])
     parser.add_argument("--rounds", type=positive, default=7, help="rounds of the speed comparison (default 7)")
     parser.add_argument("--figures", nargs="+", metavar="RUN_DIR",
                         help="score these runs again and compare with their eval.json (no speed comparison)")
+    parser.add_argument("--dynamic", action="store_true",
+                        help="score experiments/dynamic/results.json's test figures again (no speed comparison)")
     args = parser.parse_args(argv)
-    if args.figures:
+    if args.dynamic:
+        dynamic_figures()
+    elif args.figures:
         run_dirs = sorted(d for pattern in args.figures for d in glob.glob(pattern))
         if not run_dirs:
             parser.error(f"--figures: nothing matches {' '.join(args.figures)}")

@@ -517,6 +517,19 @@ def score_checkpoint(model, train_ids, val_ids, autocast):
     return bpc, time.perf_counter() - start
 
 
+def validate(model, val_batches, train_ids, val_ids, autocast, log, budget, step, train_loss, lr, score):
+    """Rank 0's validation at step: the quick estimate on the fixed batches and, with score, the
+    checkpoint's full pass, logged with the training loss since the last validation. The budget
+    learns what the validation cost (the full pass's seconds count to the checkpoint's). Returns
+    (the full pass's BPC or None, its seconds)."""
+    now, tokens_per_s = time.perf_counter(), log.tokens_per_s()
+    val_loss = validation_loss(model, val_batches, autocast)
+    bpc, score_s = score_checkpoint(model, train_ids, val_ids, autocast) if score else (None, 0.0)
+    log.validation(step, train_loss, val_loss, lr, tokens_per_s, budget.elapsed(), bpc)
+    budget.measured("validation_s", log.restart_clock() - now - score_s)
+    return bpc, score_s
+
+
 class RunCheckpoints:
     """A run's checkpoints: step_NNNNNN.pt at each --ckpt-every and at the end, each scored by the
     full pass (first BEST_SCORED units of the validation split); best.pt, the lowest score so far;
@@ -998,13 +1011,8 @@ def run_training(model_cfg, cfg, resumed, progress):
             pending_losses.extend(losses)
             bpc, score_s = None, 0.0
             if main_process and at_eval:
-                now, tokens_per_s = time.perf_counter(), log.tokens_per_s()
-                val_loss = validation_loss(scored, val_batches, autocast)
-                if at_ckpt:
-                    bpc, score_s = score_checkpoint(scored, train_ids, val_ids, autocast)
-                log.validation(step, sum(pending_losses) / len(pending_losses), val_loss, lr, tokens_per_s,
-                               budget.elapsed(), bpc)
-                budget.measured("validation_s", log.restart_clock() - now - score_s)
+                bpc, score_s = validate(scored, val_batches, train_ids, val_ids, autocast, log, budget, step,
+                                        sum(pending_losses) / len(pending_losses), lr, score=at_ckpt)
             if at_eval:
                 pending_losses = []
             if at_ckpt or stop_signal or checkpoint_asked:

@@ -39,7 +39,7 @@ def make_checkpoint(step, model_config, train_config, vocab, data_fingerprint, m
     training so far; pending_losses: the losses since the last validation; budget_costs: the time
     budget's measured costs (budget.Budget); best: {"step", "bpc", "scored", "since"} of the
     best checkpoint so far (bpc None before the first), how many were scored, and how many in a
-    row since the best did not improve on it (train.Best); run_record: the run's sessions so far
+    row since the best did not improve on it (train.RunCheckpoints); run_record: the run's sessions so far
     (record.py: machine, software, code, command), this one last; trained: with --ema, model is the
     weights' average (what eval.py, generate.py and export.py use) and trained the weights as the
     optimizer left them (what --resume continues), saved as "trained"."""

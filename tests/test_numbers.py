@@ -470,10 +470,15 @@ def claim_auto_demo():
     return ("experiments/recipe/README.md", *chosen)
 
 
-def claim_wsd_alternated_7():
-    """experiments/recipe/README.md's reading of cpu7 and cpu7_wsd at seeds 31-33, run in turns."""
+def alternated_7():
+    """(cosine BPCs, WSD BPCs, Welch interval of WSD - cosine) of cpu7 and cpu7_wsd at seeds 31-33, run in turns."""
     cosine, wsd = ([eval_bpc(f"recipe/m7_clock/{arm}_s{seed}") for seed in (31, 32, 33)] for arm in ("cpu7", "cpu7_wsd"))
-    welch = report.welch_interval(wsd, cosine)
+    return cosine, wsd, report.welch_interval(wsd, cosine)
+
+
+def claim_wsd_alternated_7():
+    """experiments/recipe/README.md's reading of the alternated 7-minute runs."""
+    cosine, wsd, welch = alternated_7()
     return "experiments/recipe/README.md", (
         f"Cosine {cosine[0]:.4f}, {cosine[1]:.4f} and {cosine[2]:.4f} (mean {statistics.mean(cosine):.4f}; "
         f"{steps_of('m7_clock/cpu7_s3[123]')} steps), WSD {wsd[0]:.4f}, {wsd[1]:.4f} and {wsd[2]:.4f} (mean "
@@ -485,8 +490,7 @@ def claim_wsd_alternated_7():
 
 
 def claim_wsd_alternated_7_in_readme():
-    cosine, wsd = ([eval_bpc(f"recipe/m7_clock/{arm}_s{seed}") for seed in (31, 32, 33)] for arm in ("cpu7", "cpu7_wsd"))
-    welch = report.welch_interval(wsd, cosine)
+    welch = alternated_7()[2]
     return "README.md", (f"nor did seeds 31-33 run alternately with cosine runs ({welch['diff']:+.4f}, "
                          f"[{welch['low']:+.4f}, {welch['high']:+.4f}]): cpu7 stays cosine")
 

@@ -28,12 +28,12 @@ from contextlib import nullcontext
 
 import torch
 
-from cli import ArgumentParser
+from tinychar.cli import ArgumentParser
 from eval import full_pass_bpc
 from model import CharTransformer, ModelConfig, count_params, flops_per_token
-from plain_gpt import PlainGPT, plain_optimizer
-from runtime import compile_model, resolve_precision
-from sampling import compile_decoder, generate
+from tinychar.plain_gpt import PlainGPT, plain_optimizer
+from tinychar.runtime import compile_model, resolve_precision
+from tinychar.sampling import compile_decoder, generate
 from train import TrainConfig, make_optimizer, train_step
 
 

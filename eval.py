@@ -37,15 +37,15 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-import cli
-import pictures
-import record
-import runtime
-from dynamic import dynamic_nats
-from checkpoint import as_trained, checkpoint_choice, describe_choice, load_checkpoint, model_from_checkpoint
-from cli import ArgumentParser, UserError
-from corpus import load_corpus, parse_split, symbol_counts
-from metrics import plot_curves, read_metrics
+from tinychar import cli
+from tinychar import pictures
+from tinychar import record
+from tinychar import runtime
+from tinychar.dynamic import dynamic_nats
+from tinychar.checkpoint import as_trained, checkpoint_choice, describe_choice, load_checkpoint, model_from_checkpoint
+from tinychar.cli import ArgumentParser, UserError
+from tinychar.corpus import load_corpus, parse_split, symbol_counts
+from tinychar.metrics import plot_curves, read_metrics
 
 
 def scoring_windows(n_context, n_scored, seq_len):

@@ -16,12 +16,12 @@ import os
 
 import torch
 
-import cli
-from checkpoint import EXPORT_CONFIG, EXPORT_FORMAT, EXPORT_WEIGHTS, checkpoint_choice, describe_choice, load_checkpoint
-from cli import ArgumentParser, UserError
-from corpus import parse_split
+from tinychar import cli
+from tinychar.checkpoint import EXPORT_CONFIG, EXPORT_FORMAT, EXPORT_WEIGHTS, checkpoint_choice, describe_choice, load_checkpoint
+from tinychar.cli import ArgumentParser, UserError
+from tinychar.corpus import parse_split
 from eval import evaluate_run
-from files import AtomicFile
+from tinychar.files import AtomicFile
 
 
 def parse_args(argv=None):

@@ -14,11 +14,11 @@ import sys
 
 import torch
 
-from checkpoint import checkpoint_choice, describe_choice, load_checkpoint, model_from_checkpoint
-import cli
-import runtime
-from cli import ArgumentParser, UserError
-from sampling import compile_decoder, generate_tokens
+from tinychar.checkpoint import checkpoint_choice, describe_choice, load_checkpoint, model_from_checkpoint
+from tinychar import cli
+from tinychar import runtime
+from tinychar.cli import ArgumentParser, UserError
+from tinychar.sampling import compile_decoder, generate_tokens
 
 
 def parse_args(argv=None):

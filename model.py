@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from cli import setting
+from tinychar.cli import setting
 
 POS_ENCODINGS = ("sinusoidal", "learned", "none", "rope", "alibi")
 RELATIVE_ENCODINGS = ("rope", "alibi", "none")   # nothing ties a key to a slot of the window

@@ -31,17 +31,17 @@ from dataclasses import asdict, dataclass, fields, replace
 import torch
 from tqdm import tqdm
 
-import choose
-import cli
-import record
-import runtime
-from budget import BUDGET_PLANNED, CHECK_EVERY, REPLAN_EARLY, Budget, seconds_per_step, steps_that_fit
-from checkpoint import BEST_NAME, checkpoint_path, describe_choice, list_checkpoints, load_checkpoint, make_checkpoint, save_checkpoint
-from cli import ArgumentParser, UserError, add_config_flags, config_file_flags, setting, toml_value
-from corpus import DEFAULT_SPLIT, Vocab, check_file, encoded_corpus, get_batch, load_corpus, parse_split
+from tinychar import choose
+from tinychar import cli
+from tinychar import record
+from tinychar import runtime
+from tinychar.budget import BUDGET_PLANNED, CHECK_EVERY, REPLAN_EARLY, Budget, seconds_per_step, steps_that_fit
+from tinychar.checkpoint import BEST_NAME, checkpoint_path, describe_choice, list_checkpoints, load_checkpoint, make_checkpoint, save_checkpoint
+from tinychar.cli import ArgumentParser, UserError, add_config_flags, config_file_flags, setting, toml_value
+from tinychar.corpus import DEFAULT_SPLIT, Vocab, check_file, encoded_corpus, get_batch, load_corpus, parse_split
 from eval import full_pass_bpc
-from files import AtomicFile, RunLock, replace_with_link
-from metrics import plot_curves, read_metrics, write_metrics
+from tinychar.files import AtomicFile, RunLock, replace_with_link
+from tinychar.metrics import plot_curves, read_metrics, write_metrics
 from model import RECIPE, CharTransformer, ModelConfig, count_params
 
 DEFAULT_DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "lm_primer.txt")

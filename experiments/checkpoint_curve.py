@@ -13,8 +13,8 @@ import sys
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path.insert(0, ROOT)
-from checkpoint import list_checkpoints  # noqa: E402
-from files import AtomicFile  # noqa: E402
+from tinychar.checkpoint import list_checkpoints  # noqa: E402
+from tinychar.files import AtomicFile  # noqa: E402
 
 
 def main(run_dirs):

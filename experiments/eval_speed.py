@@ -27,10 +27,10 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-import record                                               # noqa: E402
+from tinychar import record                                               # noqa: E402
 from bench import BF16, interleaved                        # noqa: E402
-from cli import ArgumentParser                              # noqa: E402
-from checkpoint import load_checkpoint, model_from_checkpoint   # noqa: E402
+from tinychar.cli import ArgumentParser                              # noqa: E402
+from tinychar.checkpoint import load_checkpoint, model_from_checkpoint   # noqa: E402
 from eval import evaluate_run, full_pass_bpc, score_run    # noqa: E402
 from model import CharTransformer, ModelConfig             # noqa: E402
 

@@ -71,7 +71,7 @@ def whole_model_diff():
 
 if __name__ == "__main__":
     from argparse import RawDescriptionHelpFormatter
-    from cli import ArgumentParser
+    from tinychar.cli import ArgumentParser
     # no flags: --help says what it does, a stray argument is an error
     ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=RawDescriptionHelpFormatter,
                    epilog=__doc__.split("\n\n", 1)[1]).parse_args()

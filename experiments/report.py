@@ -32,9 +32,9 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-import record  # noqa: E402
-from files import AtomicFile, save_figure  # noqa: E402
-from metrics import plot_curves, read_metrics  # noqa: E402
+from tinychar import record  # noqa: E402
+from tinychar.files import AtomicFile, save_figure  # noqa: E402
+from tinychar.metrics import plot_curves, read_metrics  # noqa: E402
 CONFIGS = {  # name: (heads, positional encoding, description)
     "baseline": (4, "sinusoidal", "baseline"),
     "ablation": (1, "none", "classic ablation"),
@@ -589,6 +589,6 @@ def main(root=ROOT):
 
 
 if __name__ == "__main__":
-    from cli import ArgumentParser  # no flags: --help says what it does, a stray argument is an error
+    from tinychar.cli import ArgumentParser  # no flags: --help says what it does, a stray argument is an error
     ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args()
     main()

@@ -9,7 +9,7 @@ import torch
 
 import eval as evaluation
 import train
-from checkpoint import list_checkpoints, load_checkpoint
+from tinychar.checkpoint import list_checkpoints, load_checkpoint
 from conftest import TINY_FLAGS, assert_one_line_error, run_script
 
 RUN = ["--eval-every", "5", "--ckpt-every", "10", *TINY_FLAGS]

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-import choose
+from tinychar import choose
 import train
-from budget import steps_that_fit
+from tinychar.budget import steps_that_fit
 from conftest import PRIMER, TINY_FLAGS, assert_one_line_error, run_script
 
 # two shapes, as the recipe's: a small one that learns fast and then overfits, a big one that

@@ -5,7 +5,7 @@ import tomllib
 
 import train
 from conftest import TINY_FLAGS, assert_one_line_error, run_script
-from metrics import read_metrics
+from tinychar.metrics import read_metrics
 
 
 def configs(*argv):

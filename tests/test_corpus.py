@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-import corpus
-from cli import UserError
-from corpus import Vocab, encoded_corpus, get_batch, load_corpus, split, symbol_counts
+from tinychar import corpus
+from tinychar.cli import UserError
+from tinychar.corpus import Vocab, encoded_corpus, get_batch, load_corpus, split, symbol_counts
 
 TEXT = "naïve café — ☃ snow, übung!\n" * 40 + "the end.\n"
 
@@ -203,7 +203,7 @@ def test_a_byte_model_on_a_file_that_is_not_utf8_trains_evaluates_on_test_and_ge
 def test_generate_decodes_a_byte_sample_as_utf8_with_replacement(tmp_path):
     # a model that always predicts the first byte of "é" (0xc3) and never its second: the sample is
     # cut mid-character, printed as U+FFFD, not a crash
-    from corpus import Vocab
+    from tinychar.corpus import Vocab
     vocab = Vocab([chr(b) for b in (0x61, 0xa9, 0xc3)], "bytes")
     assert vocab.decode([2, 1, 0]).decode("utf-8") == "éa"
     assert vocab.decode([0, 2]).decode("utf-8", errors="replace") == "a\ufffd"

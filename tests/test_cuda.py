@@ -7,9 +7,9 @@ import os
 import pytest
 import torch
 
-import runtime
+from tinychar import runtime
 import train
-from checkpoint import load_checkpoint
+from tinychar.checkpoint import load_checkpoint
 from conftest import TINY_FLAGS, run_script
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU here")

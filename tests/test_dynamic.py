@@ -12,7 +12,7 @@ import eval as eval_script
 import train
 from conftest import TINY_FLAGS, tiny_model
 from eval import dynamic_bpc, full_pass_bpc, scoring_stream, scoring_windows
-from dynamic import dynamic_nats
+from tinychar.dynamic import dynamic_nats
 
 
 def text(n, seed=0, vocab=13):

@@ -9,10 +9,10 @@ import pytest
 import torch
 
 import train
-from checkpoint import load_checkpoint
+from tinychar.checkpoint import load_checkpoint
 from conftest import TINY_FLAGS, assert_one_line_error, run_script
 from eval import evaluate_run, main as eval_main
-from metrics import read_metrics
+from tinychar.metrics import read_metrics
 
 
 def run(out, *extra, steps=8):

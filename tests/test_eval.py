@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 import eval as evaluation
 from conftest import PRIMER, TINY_FLAGS, assert_one_line_error, run_script
-from corpus import Vocab, load_corpus
+from tinychar.corpus import Vocab, load_corpus
 from model import CharTransformer, ModelConfig
 
 

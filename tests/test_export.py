@@ -6,8 +6,8 @@ import os
 import pytest
 import torch
 
-import checkpoint
-from checkpoint import load_checkpoint, model_from_checkpoint
+from tinychar import checkpoint
+from tinychar.checkpoint import load_checkpoint, model_from_checkpoint
 from conftest import TINY_FLAGS, assert_one_line_error, run_script
 
 

@@ -10,13 +10,13 @@ import time
 
 import pytest
 
-import cli
-import files
+from tinychar import cli
+from tinychar import files
 import train
-from checkpoint import list_checkpoints, load_checkpoint
+from tinychar.checkpoint import list_checkpoints, load_checkpoint
 from conftest import ROOT, TINY_FLAGS, signals_as_in_a_terminal
-from files import TEMPORARY_NAME, RunLock, replace_with_link
-from metrics import read_metrics
+from tinychar.files import TEMPORARY_NAME, RunLock, replace_with_link
+from tinychar.metrics import read_metrics
 
 
 def losses(rows):

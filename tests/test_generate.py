@@ -5,8 +5,8 @@ import re
 import torch
 
 import generate
-import sampling
-from checkpoint import load_checkpoint, model_from_checkpoint
+from tinychar import sampling
+from tinychar.checkpoint import load_checkpoint, model_from_checkpoint
 from conftest import CYCLE, assert_one_line_error, run_script
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import train
-from checkpoint import load_checkpoint
+from tinychar.checkpoint import load_checkpoint
 from conftest import CYCLE, PRIMER, TINY_FLAGS, assert_one_line_error, run_script
 from model import CharTransformer, ModelConfig
 

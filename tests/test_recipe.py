@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from metrics import write_metrics
+from tinychar.metrics import write_metrics
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "experiments", "recipe"))
 import arms  # noqa: E402

@@ -6,9 +6,9 @@ import subprocess
 import sys
 
 import eval as eval_script
-import record
+from tinychar import record
 import train
-from checkpoint import load_checkpoint
+from tinychar.checkpoint import load_checkpoint
 from conftest import ROOT, TINY_FLAGS
 
 

@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from conftest import ROOT
-from metrics import write_metrics
+from tinychar.metrics import write_metrics
 
 sys.path.insert(0, os.path.join(ROOT, "experiments"))
 import report  # noqa: E402

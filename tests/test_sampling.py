@@ -10,7 +10,7 @@ import torch
 
 from conftest import tiny_model
 from model import POS_ENCODINGS, CharTransformer, ModelConfig
-from sampling import (LayerCache, StaticDecoder, compile_decoder, decode_step, generate, generate_tokens, new_caches,
+from tinychar.sampling import (LayerCache, StaticDecoder, compile_decoder, decode_step, generate, generate_tokens, new_caches,
                       sample_next)
 
 LOGITS = [2.0, 1.0, 0.5, 0.0, -1.0, -2.0]

@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-import runtime
+from tinychar import runtime
 import train
 from conftest import PRIMER, ROOT, TINY_FLAGS
 

@@ -15,14 +15,14 @@ from dataclasses import asdict, replace
 import pytest
 import torch
 
-import budget
-import runtime
+from tinychar import budget
+from tinychar import runtime
 import train
-from checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
+from tinychar.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from conftest import PRIMER, ROOT, TINY_FLAGS, signals_as_in_a_terminal
-from cli import UserError
-from corpus import get_batch, load_corpus
-from metrics import METRICS_FIELDS
+from tinychar.cli import UserError
+from tinychar.corpus import get_batch, load_corpus
+from tinychar.metrics import METRICS_FIELDS
 from model import CharTransformer, ModelConfig
 
 

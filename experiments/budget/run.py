@@ -26,7 +26,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 DATA = os.path.join(ROOT, "..", "shared", "data", "tinyshakespeare.txt")
 sys.path.insert(0, ROOT)
-import record  # noqa: E402
+from tinychar import record  # noqa: E402
 from train import PRESETS  # noqa: E402
 
 BUSY = "while True: pass"

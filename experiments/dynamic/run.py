@@ -24,11 +24,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "recipe"))
-import record  # noqa: E402
-from checkpoint import load_checkpoint, model_from_checkpoint  # noqa: E402
-from cli import ArgumentParser  # noqa: E402
+from tinychar import record  # noqa: E402
+from tinychar.checkpoint import load_checkpoint, model_from_checkpoint  # noqa: E402
+from tinychar.cli import ArgumentParser  # noqa: E402
 from eval import score_run  # noqa: E402
-from files import AtomicFile  # noqa: E402
+from tinychar.files import AtomicFile  # noqa: E402
 from summarize import mean_interval, rewrite  # noqa: E402
 
 PARTS = "0.9,0.05,0.05"

@@ -34,9 +34,9 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, ROOT)
 import torch  # noqa: E402
 
-from checkpoint import list_checkpoints  # noqa: E402
-from files import TEMPORARY_NAME  # noqa: E402
-from metrics import read_metrics  # noqa: E402
+from tinychar.checkpoint import list_checkpoints  # noqa: E402
+from tinychar.files import TEMPORARY_NAME  # noqa: E402
+from tinychar.metrics import read_metrics  # noqa: E402
 
 FLAGS = ["--steps", "1500", "--eval-every", "25", "--ckpt-every", "50", "--dropout", "0.1", "--precision", "fp32",
          "--d-model", "32", "--n-heads", "4", "--n-layers", "2", "--seq-len", "32", "--batch-size", "8",

@@ -19,7 +19,7 @@ import torch
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 sys.path.insert(0, ROOT)
 import model  # noqa: E402
-import sampling  # noqa: E402
+from tinychar import sampling  # noqa: E402
 
 BEFORE = "940a059"
 with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:

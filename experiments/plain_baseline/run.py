@@ -23,13 +23,13 @@ from contextlib import nullcontext
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", ".."))
-from checkpoint import save_checkpoint  # noqa: E402
-from cli import ArgumentParser  # noqa: E402
-from corpus import get_batch, load_corpus  # noqa: E402
+from tinychar.checkpoint import save_checkpoint  # noqa: E402
+from tinychar.cli import ArgumentParser  # noqa: E402
+from tinychar.corpus import get_batch, load_corpus  # noqa: E402
 from eval import full_pass_bpc  # noqa: E402
-from files import AtomicFile  # noqa: E402
+from tinychar.files import AtomicFile  # noqa: E402
 from model import ModelConfig, count_params  # noqa: E402
-from plain_gpt import PlainGPT, plain_optimizer  # noqa: E402
+from tinychar.plain_gpt import PlainGPT, plain_optimizer  # noqa: E402
 from train import TrainConfig, lr_at, train_step  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))

@@ -11,10 +11,10 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..", "..")
 sys.path.insert(0, ROOT)
-import record  # noqa: E402
-import runtime  # noqa: E402
+from tinychar import record  # noqa: E402
+from tinychar import runtime  # noqa: E402
 import train  # noqa: E402
-from cli import ArgumentParser  # noqa: E402
+from tinychar.cli import ArgumentParser  # noqa: E402
 
 BUDGETS = (5, 7, 15, 30)
 THREADS = (0, 1)   # 0: torch's default, one per core

@@ -1,4 +1,4 @@
-"""Write experiments/recipe/candidates.json, the table train.py --preset auto predicts from
+"""Write tinychar/candidates.json, the table train.py --preset auto predicts from
 (choose.py): for each candidate shape of the recipe's timed comparisons (the 5-, 7- and 15-minute
 candidates: the baseline, dropout 0.1, dropout 0.1 with 4 layers), the steps and full-pass BPC of
 every committed run of that shape (eval.py, last checkpoint, fp32, Tiny Shakespeare's validation
@@ -16,8 +16,8 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..", "..")
 sys.path.insert(0, ROOT)
-from cli import ArgumentParser  # noqa: E402
-from files import AtomicFile  # noqa: E402
+from tinychar.cli import ArgumentParser  # noqa: E402
+from tinychar.files import AtomicFile  # noqa: E402
 
 BASELINE = dict(n_heads=4, pos_encoding="sinusoidal")
 # name -> (what it is, train.py fields, the run folders' arm names with these fields)
@@ -58,8 +58,8 @@ def main(argv=None):
     parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", default=os.path.join(ROOT, "checkpoints", "recipe"),
                         help="the recipe's run folders (default checkpoints/recipe)")
-    parser.add_argument("--out", default=os.path.join(HERE, "candidates.json"),
-                        help="default experiments/recipe/candidates.json")
+    parser.add_argument("--out", default=os.path.join(ROOT, "tinychar", "candidates.json"),
+                        help="default tinychar/candidates.json")
     args = parser.parse_args(argv)
     written = table(args.runs)
     with AtomicFile(args.out) as f:

@@ -31,8 +31,8 @@ from arms import ARMS, SAME_COMPUTE, timed_flags
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..", "..")
 sys.path.insert(0, ROOT)
-from cli import ArgumentParser  # noqa: E402  (bad flags: one 'error:' line)
-from files import AtomicFile  # noqa: E402
+from tinychar.cli import ArgumentParser  # noqa: E402  (bad flags: one 'error:' line)
+from tinychar.files import AtomicFile  # noqa: E402
 
 
 def arm_steps(arm, base_steps, costs):

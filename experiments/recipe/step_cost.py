@@ -23,9 +23,9 @@ import torch
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 sys.path.insert(0, ROOT)
-from corpus import get_batch, load_corpus  # noqa: E402
-from files import AtomicFile  # noqa: E402
-from cli import ArgumentParser  # noqa: E402
+from tinychar.corpus import get_batch, load_corpus  # noqa: E402
+from tinychar.files import AtomicFile  # noqa: E402
+from tinychar.cli import ArgumentParser  # noqa: E402
 from model import CharTransformer  # noqa: E402
 from train import make_optimizer, parse_args, resolve_configs, train_step  # noqa: E402
 

@@ -22,8 +22,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..", "..")
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "experiments"))
-from files import AtomicFile, save_figure  # noqa: E402
-from cli import ArgumentParser  # noqa: E402
+from tinychar.files import AtomicFile, save_figure  # noqa: E402
+from tinychar.cli import ArgumentParser  # noqa: E402
 from report import fill, machine_of, student_t_quantile, welch_interval  # noqa: E402
 
 from arms import ARMS, timed_flags  # noqa: E402

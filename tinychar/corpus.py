@@ -18,8 +18,8 @@ import sys
 import numpy as np
 import torch
 
-from cli import UserError
-from files import AtomicFile
+from tinychar.cli import UserError
+from tinychar.files import AtomicFile
 
 DEFAULT_SPLIT = "0.9,0.1"   # first 90% train, last 10% validation, as nanoGPT and most Tiny Shakespeare results
 UNITS = ("chars", "bytes")

@@ -1,7 +1,7 @@
 """Text from a trained CharTransformer: the key/value cache, one generation loop, the compiled
 decoding step (generate.py --compile) and the sampler.
 
-    from sampling import generate
+    from tinychar.sampling import generate
     out = generate(model, prompt_idx, 200, temperature=0.8, top_k=20, seed=0)   # (B, T0 + 200)
 
 What the model sees as it writes past its context is a Window (below): absolute encodings

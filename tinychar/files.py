@@ -8,7 +8,7 @@ import socket
 import sys
 import time
 
-from cli import UserError
+from tinychar.cli import UserError
 
 try:
     import fcntl

@@ -5,7 +5,7 @@ Each candidate's training step is timed here (a few steps on random tokens: a st
 not depend on the text), its pace turned into the steps the budget affords (budget.steps_that_fit,
 with a validation's and a checkpoint score's seconds estimated from a forward pass's), and its
 full-pass BPC at that many steps predicted from the recipe's committed runs of that shape
-(experiments/recipe/candidates.json, written by experiments/recipe/candidates.py: each run's steps
+(tinychar/candidates.json, written by experiments/recipe/candidates.py: each run's steps
 and BPC, Tiny Shakespeare, validation split). A faster machine affords more steps and may favour
 a bigger shape; a slower one a smaller. The choice and its reasons are printed.
 """
@@ -17,13 +17,14 @@ import time
 import numpy as np
 import torch
 
-import runtime
-from budget import steps_that_fit
-from corpus import parse_split
+from tinychar import runtime
+from tinychar.budget import steps_that_fit
+from tinychar.corpus import parse_split
 from model import CharTransformer
 
-ROOT = os.path.dirname(os.path.abspath(__file__))
-CANDIDATES = os.path.join(ROOT, "experiments", "recipe", "candidates.json")
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+CANDIDATES = os.path.join(HERE, "candidates.json")
 TIMED_STEPS = 8    # after one untimed: enough to tell shapes 1.5x apart, not a run's exact pace
 VOCAB = 96         # the probe's vocabulary: printable ASCII and a few more; the step's time barely depends on it
 

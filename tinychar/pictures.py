@@ -2,7 +2,7 @@
 bits the model spent on each character (eval.py --attention, --surprisal)."""
 import torch
 
-from files import save_figure
+from tinychar.files import save_figure
 
 
 @torch.no_grad()

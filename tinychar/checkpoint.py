@@ -12,10 +12,10 @@ from dataclasses import fields
 
 import torch
 
-from cli import UserError
-from corpus import DEFAULT_SPLIT, Vocab
-from files import AtomicFile
-from metrics import read_metrics
+from tinychar.cli import UserError
+from tinychar.corpus import DEFAULT_SPLIT, Vocab
+from tinychar.files import AtomicFile
+from tinychar.metrics import read_metrics
 from model import CharTransformer, ModelConfig
 
 FORMAT_VERSION = 1

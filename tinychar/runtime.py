@@ -8,8 +8,8 @@ from contextlib import nullcontext
 
 import torch
 
-import record
-from cli import UserError
+from tinychar import record
+from tinychar.cli import UserError
 
 SYNC_EVERY_GPU = 16     # see host_sync_interval
 

@@ -1,6 +1,6 @@
 """The comparison point: nanoGPT's model (Karpathy's nanoGPT, model.py) reduced to tinychar's shape.
 
-    from plain_gpt import PlainGPT, plain_optimizer
+    from tinychar.plain_gpt import PlainGPT, plain_optimizer
     model = PlainGPT(ModelConfig(vocab_size=65))       # a ModelConfig gives the shape; its
     logits, loss = model(idx, targets)                 # positional and dropout fields are ignored
 

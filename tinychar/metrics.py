@@ -10,7 +10,7 @@ written before it existed).
 """
 import csv
 
-from files import AtomicFile, save_figure
+from tinychar.files import AtomicFile, save_figure
 
 METRICS_FIELDS = ["step", "train_loss", "train_bpc", "val_loss", "val_bpc", "lr", "tokens_per_s", "elapsed_s",
                   "checkpoint_bpc"]

@@ -7,7 +7,7 @@ Everything is timed after warm-up, as the median (and min-max spread) of --repea
 with the variants interleaved so that a noisy neighbour slows them all alike:
 - training: ms/step, tokens/s, model FLOPs/s, and those FLOPs/s as a fraction of a large fp32
   (and bf16) matmul measured in this run: not MFU, whose denominator is the hardware's peak
-  (which no CPU reports): a bf16 step can exceed 100% of the fp32 matmul rate; tinychar's step (train.train_step) in fp32, in bf16 autocast, and
+  (which no CPU reports): a bf16 step can exceed 100% of the fp32 matmul rate; tinychar's step (tinychar/step.py's train_step) in fp32, in bf16 autocast, and
   compiled, beside a plain nanoGPT-style implementation of the same shape (nn.Linear, exact
   GELU, fused SDPA, learned positions, foreach AdamW), in fp32 and in the same bf16 autocast, whose
   tokens/s give the speed-ups (over plain fp32, and over the plain step in the same precision);
@@ -29,12 +29,13 @@ from contextlib import nullcontext
 import torch
 
 from tinychar.cli import ArgumentParser
-from eval import full_pass_bpc
 from model import CharTransformer, ModelConfig, count_params, flops_per_token
 from tinychar.plain_gpt import PlainGPT, plain_optimizer
 from tinychar.runtime import compile_model, resolve_precision
 from tinychar.sampling import compile_decoder, generate
-from train import TrainConfig, make_optimizer, train_step
+from tinychar.scoring import full_pass_bpc
+from tinychar.settings import TrainConfig
+from tinychar.step import make_optimizer, train_step
 
 
 def summary(samples):

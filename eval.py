@@ -10,11 +10,9 @@ was trained on. Every validation character is scored exactly once, by sliding wi
 seq_len characters with stride seq_len / 2: a window scores only its last seq_len / 2
 predictions, so each scored character sees at least seq_len / 2 characters of context (the
 first ones take theirs from the end of the training split, which is not scored).
-BPC = total cross-entropy in bits / number of validation characters. No logits are made for a
-window's context half: its last block makes only the scored rows (model.py's outputs_from), the
-same figures for less work (experiments/eval_speed.txt). With --context N the
-windows are N characters long instead (stride N / 2): shorter or longer than the context the
-model was trained on, to measure how it extrapolates.
+BPC = total cross-entropy in bits / number of validation characters (tinychar/scoring.py). With
+--context N the windows are N characters long instead (stride N / 2): shorter or longer than the
+context the model was trained on, to measure how it extrapolates.
 
 Reference rows on the same split: uniform guessing (log2 V); a unigram model of the training
 split (add-one smoothed); and the bz2 and lzma compressors' conditional cost of the
@@ -34,98 +32,15 @@ from contextlib import nullcontext
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from tqdm import tqdm
 
-from tinychar import cli
-from tinychar import pictures
-from tinychar import record
-from tinychar import runtime
-from tinychar.dynamic import dynamic_nats
+from tinychar import cli, pictures, runtime
 from tinychar.checkpoint import as_trained, checkpoint_choice, describe_choice, load_checkpoint, model_from_checkpoint
 from tinychar.cli import ArgumentParser, UserError
-from tinychar.corpus import load_corpus, parse_split, symbol_counts
+from tinychar.corpus import parse_split, symbol_counts
 from tinychar.metrics import plot_curves, read_metrics
+from tinychar.scoring import run_autocast, score_run, stream_nats
 
 
-def scoring_windows(n_context, n_scored, seq_len):
-    """Windows over a stream of n_context unscored + n_scored scored characters.
-
-    Returns [(start, first)]: the window's inputs are stream[start:start + seq_len], its targets
-    stream[start + 1:start + seq_len + 1], and it scores targets first..seq_len - 1 of the window.
-    """
-    stride = seq_len // 2 or 1
-    end = n_context + n_scored                      # one past the last target position
-    windows, scored_up_to = [], n_context - 1       # target positions <= scored_up_to are done
-    start = max(0, n_context - 1 - (seq_len - stride))
-    while scored_up_to < end - 1:
-        start = min(start, end - 1 - seq_len)       # the last window ends exactly at the stream's end
-        first = scored_up_to + 1 - (start + 1)      # index in the window of the first new target
-        windows.append((start, first))
-        scored_up_to = start + seq_len
-        start += stride
-    return windows
-
-
-@torch.inference_mode()
-def stream_nats(model, stream, n_context, window, batch_size=64, device="cpu", autocast=nullcontext(),
-                progress=False, unit="char"):
-    """Cross-entropy in nats of every target stream[n_context:], each once, by the scoring windows
-    of `window` units: a float64 NumPy array. stream: 1-D integer ids (NumPy or torch)."""
-    stream = np.asarray(stream)
-    n_scored = len(stream) - n_context
-    windows = np.array(scoring_windows(n_context, n_scored, window))             # (n_windows, 2)
-    nats = np.empty(n_scored)
-    offsets = np.arange(window + 1)
-    bar = tqdm(total=n_scored, unit=unit, unit_scale=True, file=sys.stderr, delay=3, leave=False,
-               disable=not progress, dynamic_ncols=True)
-    for i in range(0, len(windows), batch_size):
-        starts, firsts = windows[i:i + batch_size, 0], windows[i:i + batch_size, 1]
-        rows = torch.from_numpy(stream[starts[:, None] + offsets].astype(np.int64)).to(device)   # (b, T + 1)
-        scored_from = int(firsts.min())   # the positions before it are context: no logits for them
-        with autocast:
-            logits, _ = model(rows[:, :-1], outputs_from=scored_from)
-        step_nats = F.cross_entropy(logits.float().transpose(1, 2), rows[:, 1 + scored_from:],
-                                    reduction="none").double().cpu()
-        for start, first, row in zip(starts, firsts, step_nats.numpy()):   # a window at a time: O(windows)
-            target = start + 1 + first - n_context                           # index of its first new target
-            nats[target:target + window - first] = row[first - scored_from:]
-        bar.update(int((window - firsts).sum()))
-    bar.close()
-    return nats
-
-
-def scoring_stream(train_ids, val_ids, window):
-    """(the units a full pass reads: the end of the training split, then the scored split; how many
-    of them come from the training split, unscored)."""
-    # at least one unit before the first scored one: with a window of 1 that is all there is
-    n_context = min(max(1, window // 2), len(train_ids))
-    return np.concatenate([np.asarray(train_ids[len(train_ids) - n_context:]), np.asarray(val_ids)]), n_context
-
-
-def full_pass_bpc(model, train_ids, val_ids, batch_size=64, device="cpu", context=None, autocast=nullcontext(),
-                  progress=False, unit="char"):
-    """(BPC, units scored) over the whole validation (or test) split; see the module docstring.
-    context: the window length (default the model's seq_len)."""
-    window = context or model.cfg.seq_len
-    stream, n_context = scoring_stream(train_ids, val_ids, window)
-    return mean_bits(stream_nats(model, stream, n_context, window, batch_size, device, autocast, progress, unit))
-
-
-def dynamic_bpc(model, train_ids, val_ids, lr, decay=0.0, device="cpu", context=None, autocast=nullcontext(),
-                progress=False, unit="char"):
-    """(BPC, units scored) of dynamic evaluation (dynamic.py) over the whole split, with the full
-    pass's windows and context; lr 0 gives full_pass_bpc's figure."""
-    window = context or model.cfg.seq_len
-    stream, n_context = scoring_stream(train_ids, val_ids, window)
-    windows = scoring_windows(n_context, len(stream) - n_context, window)
-    return mean_bits(dynamic_nats(model, stream, n_context, windows, window, lr, decay, device, autocast, progress,
-                                  unit))
-
-
-def mean_bits(nats):
-    """(BPC, units scored) of the per-unit cross-entropies in nats: each unit counts once."""
-    return float(nats.sum()) / len(nats) / math.log(2), len(nats)
 
 
 REFERENCE_CONTEXT = 4_000_000   # the compressors see at most this much of the training split's end ...
@@ -165,94 +80,6 @@ def reference_bpcs(vocab, train_ids, val_ids):
     }
 
 
-def context_note(cfg, context):
-    """Why a context length cannot be scored (UserError), or what to know about its figure."""
-    if cfg.pos_encoding == "learned" and context > cfg.seq_len:
-        raise UserError(f"--context {context}: learned positions exist only for the {cfg.seq_len} positions "
-                        f"the model was trained with")
-    if context <= cfg.seq_len:
-        return ""
-    if cfg.pos_encoding == "sinusoidal":
-        return f"sinusoids past position {cfg.seq_len - 1} computed, never trained"
-    return f"past the trained seq_len {cfg.seq_len}"
-
-
-def run_autocast(ckpt, precision, device):
-    """bf16 autocast where asked, or (auto) where the run trained in bf16; else none."""
-    if precision == "auto":
-        precision = ckpt["train_config"]["precision"]
-    return runtime.autocast(precision, device), precision
-
-
-def evaluate_run(path, data=None, batch_size=64, device="cpu", contexts=(None,), part="val", precision="auto",
-                 progress=False):
-    """score_run of the run directory or checkpoint file at path."""
-    ckpt = load_checkpoint(path)
-    return score_run(ckpt, *model_from_checkpoint(ckpt, device), data, batch_size, device, contexts, part, precision,
-                     progress)
-
-
-def check_parts(ckpt, parts, train_ids, trained_ids):
-    """--parts: another division of the corpus is scored only if its training part is the run's
-    own and no checkpoint was chosen on the run's validation split (which the new parts share)."""
-    spec = ckpt["train_config"]["split"]
-    if len(train_ids) != len(trained_ids):
-        raise UserError(f"--parts {parts}: its training part has {len(train_ids):,} units, the run trained on "
-                        f"{len(trained_ids):,} (--split {spec}): it would score text the model was trained on or "
-                        f"leave some out; give the run's training part first")
-    if ckpt["chosen_by_validation"]:
-        raise UserError(f"--parts {parts}: {ckpt['path']} was chosen by its score on the run's validation split "
-                        f"(--split {spec}), which the new parts are cut from: score --checkpoint last or a step")
-
-
-def score_run(ckpt, model, vocab, data=None, batch_size=64, device="cpu", contexts=(None,), part="val",
-              precision="auto", progress=False, dynamic=None, parts=None):
-    """(one result dict per context length (None: the model's own seq_len), then one for dynamic
-    evaluation if dynamic = (lr, decay), (vocab, train ids, scored ids) for the reference rows).
-    parts: score this division of the corpus (train.py's --split) instead of the run's own."""
-    data = data or ckpt["train_config"]["data"]
-    unit = ckpt["train_config"]["unit"]
-    split_spec = parts or ckpt["train_config"]["split"]
-    run_dir = os.path.dirname(ckpt["path"])
-    _, train_ids, scored_ids, _ = load_corpus(data, model.cfg.seq_len, vocab, ckpt["data_fingerprint"], unit=unit,
-                                              split_spec=split_spec, part=part, run_dir=run_dir)
-    if parts:
-        check_parts(ckpt, parts, train_ids, load_corpus(data, model.cfg.seq_len, vocab, ckpt["data_fingerprint"],
-                                                         unit=unit, split_spec=ckpt["train_config"]["split"],
-                                                         run_dir=run_dir)[1])
-    autocast, precision = run_autocast(ckpt, precision, device)
-    evaluated_on = record.session(device, precision)
-    results = []
-    for context in contexts:
-        note = "" if context is None else context_note(model.cfg, context)
-        if context is not None and context + 1 > len(scored_ids):
-            raise UserError(f"--context {context} is longer than the {'validation' if part == 'val' else part} split "
-                            f"({len(scored_ids)} {'characters' if unit == 'chars' else 'bytes'})")
-        bpc, n_scored = full_pass_bpc(model, train_ids, scored_ids, batch_size, device, context, autocast, progress,
-                                      unit[:-1])
-        results.append(dict(name=os.path.basename(os.path.normpath(run_dir)), checkpoint=ckpt["path"], data=data,
-                            params=sum(p.numel() for p in model.parameters()), steps=ckpt["step"],
-                            tokens_seen=ckpt["step"] * ckpt["train_config"]["batch_size"] * model.cfg.seq_len,
-                            pos_encoding=model.cfg.pos_encoding, seq_len=model.cfg.seq_len,
-                            context=context or model.cfg.seq_len, note=note, unit=unit, split=part,
-                            split_spec=split_spec, precision=precision, val_bpc=bpc, val_chars=n_scored,
-                            run_dir=run_dir, checkpoint_choice=describe_choice(ckpt), weights=ckpt["weights"],
-                            chosen_by_validation=ckpt["chosen_by_validation"], run_record=ckpt["run_record"],
-                            evaluated_on=evaluated_on))
-    if results[0]["chosen_by_validation"] and part == "val" and len(parse_split(split_spec)) == 3:
-        # the validation figure chose this checkpoint: the test split's is the unbiased one
-        _, _, test_ids, _ = load_corpus(data, model.cfg.seq_len, vocab, ckpt["data_fingerprint"], unit=unit,
-                                        split_spec=split_spec, part="test", run_dir=run_dir)
-        results[0]["test_bpc"] = full_pass_bpc(model, train_ids, test_ids, batch_size, device, None, autocast,
-                                               progress, unit[:-1])[0]
-    if dynamic:
-        lr, decay = dynamic
-        bpc, _ = dynamic_bpc(model, train_ids, scored_ids, lr, decay, device, None, autocast, progress, unit[:-1])
-        results.append(dict(results[0], name=f"{results[0]['name']} (dynamic)", val_bpc=bpc, context=model.cfg.seq_len,
-                            note=f"dynamic evaluation, lr {lr:g}, decay {decay:g}: not a static figure",
-                            dynamic=dict(lr=lr, decay=decay)))
-        results[-1].pop("test_bpc", None)
-    return results, (vocab, train_ids, scored_ids)
 
 
 def scored_text(row):

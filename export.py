@@ -20,8 +20,8 @@ from tinychar import cli
 from tinychar.checkpoint import EXPORT_CONFIG, EXPORT_FORMAT, EXPORT_WEIGHTS, checkpoint_choice, describe_choice, load_checkpoint
 from tinychar.cli import ArgumentParser, UserError
 from tinychar.corpus import parse_split
-from eval import evaluate_run
 from tinychar.files import AtomicFile
+from tinychar.scoring import evaluate_run
 
 
 def parse_args(argv=None):
@@ -59,7 +59,7 @@ A character-level transformer language model trained with tinychar ({"bytes" if 
   (train, validation[, test] parts, in order)
 - **Training**: {config["step"]:,} steps of {t["batch_size"]} windows of {m["seq_len"]} {unit}
   ({config["step"] * t["batch_size"] * m["seq_len"]:,} {unit} seen){f", {minutes:.1f} minutes" if minutes else ""},
-  {t["precision"]} precision; exported from {config["exported_from"]}
+  {config["plan"]["precision"]} precision; exported from {config["exported_from"]}
 - **Model**: {config["params"]:,} parameters; {m["n_layers"]} layers x {m["d_model"]}, {m["n_heads"]} heads,
   context {m["seq_len"]}, positions {m["pos_encoding"]}, vocabulary {len(config["vocab"])} {unit}
 - **Bits per {unit[:-1]}**: {scores}. Protocol: eval.py's full pass, every {unit[:-1]} of the split
@@ -89,7 +89,7 @@ def main(argv=None):
     if len(parse_split(ckpt["train_config"]["split"])) == 3:
         test = evaluate_run(ckpt["path"], args.data, part="test")[0][0]["val_bpc"]
     config = dict(format=EXPORT_FORMAT, step=ckpt["step"], model_config=ckpt["model_config"],
-                  train_config=ckpt["train_config"], vocab=ckpt["vocab"], unit=ckpt["train_config"]["unit"],
+                  train_config=ckpt["train_config"], plan=ckpt["plan"], vocab=ckpt["vocab"], unit=ckpt["train_config"]["unit"],
                   data_fingerprint=ckpt["data_fingerprint"], params=rows[0]["params"], val_bpc=rows[0]["val_bpc"],
                   test_bpc=test, bpc_precision=rows[0]["precision"], elapsed_s=ckpt.get("elapsed_s"),
                   exported_from=f"{args.run}: {describe_choice(ckpt)}",

@@ -31,7 +31,7 @@ from tinychar import record                                               # noqa
 from bench import BF16, interleaved                        # noqa: E402
 from tinychar.cli import ArgumentParser                              # noqa: E402
 from tinychar.checkpoint import load_checkpoint, model_from_checkpoint   # noqa: E402
-from eval import evaluate_run, full_pass_bpc, score_run    # noqa: E402
+from tinychar.scoring import evaluate_run, full_pass_bpc, score_run    # noqa: E402
 from model import CharTransformer, ModelConfig             # noqa: E402
 
 SHAPES = {"baseline (2 layers x 256)": dict(n_layers=2), "cpu30 (4 layers x 256)": dict(n_layers=4)}

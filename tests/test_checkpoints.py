@@ -8,9 +8,12 @@ import pytest
 import torch
 
 import eval as evaluation
+from tinychar import scoring
 import train
+from tinychar import run_log
 from tinychar.checkpoint import list_checkpoints, load_checkpoint
 from conftest import TINY_FLAGS, assert_one_line_error, run_script
+from tinychar.scoring import BEST_SCORED
 
 RUN = ["--eval-every", "5", "--ckpt-every", "10", *TINY_FLAGS]
 
@@ -18,7 +21,7 @@ RUN = ["--eval-every", "5", "--ckpt-every", "10", *TINY_FLAGS]
 def scripted_scores(monkeypatch, scores):
     """Checkpoints score these BPCs in turn instead of a real full pass."""
     left = list(scores)
-    monkeypatch.setattr(train, "score_checkpoint", lambda *args: (left.pop(0), 0.0))
+    monkeypatch.setattr(run_log, "score_checkpoint", lambda *args: (left.pop(0), 0.0))
 
 
 def checkpoint_column(out):
@@ -44,8 +47,8 @@ def test_each_checkpoint_is_scored_and_best_pt_is_the_lowest_so_far(tmp_path, mo
 def test_the_recorded_score_is_eval_pys_full_pass_bpc_of_that_checkpoint(tmp_path):
     out = str(tmp_path / "r")
     train.main(["--out", out, "--steps", "20", *RUN])
-    row = evaluation.evaluate_run(os.path.join(out, "step_000010.pt"), precision="fp32")[0][0]
-    assert row["val_chars"] < train.BEST_SCORED   # the primer's whole validation split is scored
+    row = scoring.evaluate_run(os.path.join(out, "step_000010.pt"), precision="fp32")[0][0]
+    assert row["val_chars"] < BEST_SCORED   # the primer's whole validation split is scored
     assert float(checkpoint_column(out)[10]) == pytest.approx(row["val_bpc"], abs=1e-9)
 
 
@@ -91,7 +94,7 @@ def scored_run(tmp_path_factory):
     out = str(tmp_path_factory.mktemp("best") / "run")
     patch = pytest.MonkeyPatch()
     scores = [2.0, 3.0]
-    patch.setattr(train, "score_checkpoint", lambda *args: (scores.pop(0), 0.0))
+    patch.setattr(run_log, "score_checkpoint", lambda *args: (scores.pop(0), 0.0))
     try:
         train.main(["--out", out, "--steps", "20", "--split", "0.8,0.1,0.1", *RUN])
     finally:

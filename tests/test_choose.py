@@ -11,6 +11,8 @@ from tinychar import choose
 import train
 from tinychar.budget import steps_that_fit
 from conftest import PRIMER, TINY_FLAGS, assert_one_line_error, run_script
+from tinychar.checkpoint import load_checkpoint
+from tinychar.settings import parse_args, resolve_configs
 
 # two shapes, as the recipe's: a small one that learns fast and then overfits, a big one that
 # starts slower and ends lower
@@ -42,7 +44,7 @@ def choice(monkeypatch, minutes, step_s):
     lines = []
 
     def configs(fields):
-        model_cfg, cfg, _ = train.resolve_configs(train.parse_args(["--data", PRIMER, "--time-budget",
+        model_cfg, cfg, _, _ = resolve_configs(parse_args(["--data", PRIMER, "--time-budget",
                                                                      f"{minutes}"]))
         model_cfg.n_layers = fields["n_layers"]
         return model_cfg, cfg
@@ -65,7 +67,7 @@ def test_the_shape_predicted_best_for_the_steps_this_machine_affords_is_chosen(m
 
 
 def test_the_steps_afforded_are_planned_as_a_timed_run_plans_them():
-    model_cfg, cfg, _ = train.resolve_configs(train.parse_args(["--data", PRIMER, "--time-budget", "5"]))
+    model_cfg, cfg, _, _ = resolve_configs(parse_args(["--data", PRIMER, "--time-budget", "5"]))
     steps = choose.affordable_steps(5, 0.1, 0.03, model_cfg, cfg, 10.0, 250_000)
     # a validation: --eval-batches forward passes; a checkpoint's score: the validation tenth of the
     # file (at most 250,000 units) in windows of seq_len / 2 new units, --batch-size windows a pass
@@ -81,10 +83,10 @@ def test_a_run_with_preset_auto_trains_the_chosen_shape_and_counts_the_choice_ag
     assert "preset auto for 0.15 minutes: 3 candidates timed here" in done.stdout
     chosen = [line.split()[0] for line in done.stdout.splitlines() if line.endswith("<- chosen")]
     assert len(chosen) == 1
-    ckpt = train.load_checkpoint(str(tmp_path / "auto"))
+    ckpt = load_checkpoint(str(tmp_path / "auto"))
     fields = choose.load_candidates()["candidates"][chosen[0]]["fields"]
     assert ckpt["model_config"]["dropout"] == fields.get("dropout", 0.0)   # the explicit flags' shape otherwise
-    assert 0 < ckpt["train_config"]["chosen_in_s"] < ckpt["elapsed_s"] < 0.15 * 60
+    assert 0 < ckpt["plan"]["chosen_in_s"] < ckpt["elapsed_s"] < 0.15 * 60
 
 
 @pytest.mark.parametrize("flags,message", [
@@ -103,11 +105,11 @@ def test_a_resumed_run_keeps_its_shape_so_preset_auto_is_refused(tmp_path):
 
 
 def test_the_seconds_spent_choosing_count_against_the_budget(tmp_path):
-    model_cfg, cfg, _ = train.resolve_configs(train.parse_args(
+    model_cfg, cfg, _, _ = resolve_configs(parse_args(
         ["--out", str(tmp_path / "r"), "--time-budget", "0.6", *TINY_FLAGS, "--eval-every", "50", "--ckpt-every", "100"]))
-    cfg.chosen_in_s = 30.0   # as if choosing had taken 30 of the budget's 36 seconds
+    choice = dict(preset="auto: as if", chosen_in_s=30.0)   # as if choosing had taken 30 of the budget's 36 seconds
     start = time.perf_counter()
-    train.train(model_cfg, cfg, progress=False)
+    train.train(model_cfg, cfg, choice=choice, progress=False)
     trained_s = time.perf_counter() - start
-    elapsed_s = train.load_checkpoint(str(tmp_path / "r"))["elapsed_s"]
+    elapsed_s = load_checkpoint(str(tmp_path / "r"))["elapsed_s"]
     assert 30.0 < elapsed_s <= 36.0 and trained_s < 6.0

@@ -6,17 +6,18 @@ import tomllib
 import train
 from conftest import TINY_FLAGS, assert_one_line_error, run_script
 from tinychar.metrics import read_metrics
+from tinychar.settings import config_toml, parse_args, resolve_configs
 
 
 def configs(*argv):
-    return train.resolve_configs(train.parse_args(list(argv)))
+    return resolve_configs(parse_args(list(argv)))
 
 
 def test_a_config_file_sets_any_flag_by_its_name_and_the_command_line_wins(tmp_path):
     path = tmp_path / "run.toml"
     path.write_text('lr = 0.5\nn-layers = 3\npos = "rope"\ndropout_attention = false\nbytes = true\n'
                     'warmup_steps = 7\n', encoding="utf-8")
-    model_cfg, cfg, _ = configs("--config", str(path), "--lr", "0.01")
+    model_cfg, cfg, _, _ = configs("--config", str(path), "--lr", "0.01")
     assert (model_cfg.n_layers, model_cfg.pos_encoding, model_cfg.dropout_attention) == (3, "rope", False)
     assert (cfg.lr, cfg.unit, cfg.warmup_steps) == (0.01, "bytes", 7)
 
@@ -24,7 +25,7 @@ def test_a_config_file_sets_any_flag_by_its_name_and_the_command_line_wins(tmp_p
 def test_a_preset_in_the_file_applies_and_its_fields_give_way_to_the_files_and_the_command_lines(tmp_path):
     path = tmp_path / "run.toml"
     path.write_text('preset = "cpu30"\nn_layers = 3\n', encoding="utf-8")
-    model_cfg, cfg, _ = configs("--config", str(path), "--dropout", "0.2")
+    model_cfg, cfg, _, _ = configs("--config", str(path), "--dropout", "0.2")
     assert (cfg.time_budget, model_cfg.n_layers, model_cfg.dropout) == (30.0, 3, 0.2)
 
 
@@ -60,8 +61,8 @@ def test_every_run_writes_its_configuration_and_that_file_repeats_the_run(tmp_pa
 
 
 def test_a_time_budgets_config_file_plans_again_instead_of_fixing_the_steps(tmp_path):
-    model_cfg, cfg, _ = configs("--time-budget", "5", "--out", str(tmp_path / "r"))
+    model_cfg, cfg, _, _ = configs("--time-budget", "5", "--out", str(tmp_path / "r"))
     path = tmp_path / "config.toml"
-    path.write_text(train.config_toml(model_cfg, cfg), encoding="utf-8")
+    path.write_text(config_toml(model_cfg, cfg), encoding="utf-8")
     assert "steps" not in tomllib.loads(path.read_text(encoding="utf-8"))
     assert configs("--config", str(path))[1].time_budget == 5.0

@@ -11,6 +11,7 @@ from tinychar import runtime
 import train
 from tinychar.checkpoint import load_checkpoint
 from conftest import TINY_FLAGS, run_script
+from tinychar.metrics import read_metrics
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU here")
 
@@ -21,7 +22,7 @@ TOLERANCE = 1e-4
 
 
 def losses(run_dir):
-    return [(r["step"], r["train_loss"], r["val_loss"]) for r in train.read_metrics(os.path.join(run_dir, "metrics.csv"))]
+    return [(r["step"], r["train_loss"], r["val_loss"]) for r in read_metrics(os.path.join(run_dir, "metrics.csv"))]
 
 
 def close(a, b):

@@ -11,8 +11,9 @@ import torch
 import eval as eval_script
 import train
 from conftest import TINY_FLAGS, tiny_model
-from eval import dynamic_bpc, full_pass_bpc, scoring_stream, scoring_windows
-from tinychar.dynamic import dynamic_nats
+from tinychar.scoring import dynamic_bpc, full_pass_bpc, scoring_stream, scoring_windows
+from tinychar.scoring import dynamic_nats
+from tinychar.settings import parse_args, resolve_configs
 
 
 def text(n, seed=0, vocab=13):
@@ -71,7 +72,7 @@ def test_the_trained_model_is_not_changed():
 
 def test_eval_py_gives_dynamic_evaluation_a_row_of_its_own(tmp_path, capsys):
     out = tmp_path / "run"
-    model_cfg, cfg, _ = train.resolve_configs(train.parse_args(["--out", str(out), "--steps", "4", "--eval-every", "2",
+    model_cfg, cfg, _, _ = resolve_configs(parse_args(["--out", str(out), "--steps", "4", "--eval-every", "2",
                                                                 "--ckpt-every", "2", *TINY_FLAGS]))
     train.train(model_cfg, cfg, progress=False)
     capsys.readouterr()

@@ -11,12 +11,15 @@ import torch
 import train
 from tinychar.checkpoint import load_checkpoint
 from conftest import TINY_FLAGS, assert_one_line_error, run_script
-from eval import evaluate_run, main as eval_main
+from eval import main as eval_main
+from tinychar.scoring import evaluate_run
 from tinychar.metrics import read_metrics
+from tinychar.settings import parse_args, resolve_configs
+from tinychar.step import WeightAverage
 
 
 def run(out, *extra, steps=8):
-    model_cfg, cfg, resumed = train.resolve_configs(train.parse_args(
+    model_cfg, cfg, resumed, _ = resolve_configs(parse_args(
         ["--out", str(out), "--steps", str(steps), "--eval-every", "2", "--ckpt-every", "4", *TINY_FLAGS, *extra]))
     return train.train(model_cfg, cfg, resumed, progress=False)
 
@@ -33,7 +36,7 @@ def test_the_average_follows_its_decay_with_a_faster_start():
     model = torch.nn.Linear(1, 1, bias=False)
     with torch.no_grad():
         model.weight.fill_(0.0)
-    average = train.WeightAverage(model, decay=0.5)
+    average = WeightAverage(model, decay=0.5)
     expected = 0.0
     for step, value in enumerate([10.0, 20.0, 30.0, 40.0], start=1):
         with torch.no_grad():

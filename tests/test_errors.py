@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from conftest import PRIMER, SHAKESPEARE, TINY_FLAGS, assert_one_line_error, run_script
+from tinychar.settings import parse_args, resolve_configs
 
 
 def train_cli(tmp_path, *args):
@@ -153,6 +154,7 @@ def test_a_checkpoint_of_the_first_format_still_evaluates_generates_and_resumes(
     # what format 1 held before the settings added since: no learned_init, levers, dropout_attention,
     # unit, split, optimizer, precision, schedule or time budget; one process's generator; no budget costs
     import eval as evaluation
+    from tinychar import scoring
     import train
     ckpt = torch.load(os.path.join(tiny_run, "step_000012.pt"), weights_only=True)
     for field in ("learned_init", "qk_norm", "activation", "zero_init", "logit_softcap", "dropout_attention"):
@@ -163,10 +165,10 @@ def test_a_checkpoint_of_the_first_format_still_evaluates_generates_and_resumes(
     old = tmp_path / "old"
     old.mkdir()
     torch.save(ckpt, old / "step_000012.pt")
-    (row,), _ = evaluation.evaluate_run(str(old))
+    (row,), _ = scoring.evaluate_run(str(old))
     assert row["precision"] == "fp32" and row["unit"] == "chars" and 0 < row["val_bpc"] < 8
     assert run_script("generate.py", "--ckpt", str(old), "--max-new-tokens", "20").returncode == 0
-    model_cfg, cfg, resumed = train.resolve_configs(train.parse_args(["--out", str(old), "--resume", "--steps", "14"]))
+    model_cfg, cfg, resumed, _ = resolve_configs(parse_args(["--out", str(old), "--resume", "--steps", "14"]))
     assert (cfg.optimizer, cfg.split, model_cfg.learned_init) == ("adamw", "0.9,0.1", "sinusoidal")
     assert train.train(model_cfg, cfg, resumed, progress=False)[-1]["step"] == 14
 

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 import eval as evaluation
+from tinychar import scoring
 from conftest import PRIMER, TINY_FLAGS, assert_one_line_error, run_script
 from tinychar.corpus import Vocab, load_corpus
 from model import CharTransformer, ModelConfig
@@ -20,7 +21,7 @@ from model import CharTransformer, ModelConfig
     (8, 100, 16), (8, 17, 16), (8, 16, 16), (7, 40, 15), (64, 3667, 128), (1, 50, 2), (0, 30, 8)])
 def test_windows_score_every_character_once_with_at_least_half_a_window_of_context(n_context, n_scored, seq_len):
     scored = []
-    for start, first in evaluation.scoring_windows(n_context, n_scored, seq_len):
+    for start, first in scoring.scoring_windows(n_context, n_scored, seq_len):
         assert 0 <= start and start + seq_len <= n_context + n_scored - 1 + 1
         for i in range(first, seq_len):
             position = start + 1 + i        # the stream position this target predicts
@@ -35,7 +36,7 @@ def test_a_model_that_knows_nothing_scores_exactly_log2_of_the_vocabulary():
     model = CharTransformer(ModelConfig(vocab_size=len(vocab), seq_len=16, d_model=32, n_heads=4)).eval()
     with torch.no_grad():
         model.tok_emb.weight.zero_()   # tied head: every logit is 0, a uniform prediction
-    bpc, n = evaluation.full_pass_bpc(model, train_ids, val_ids, batch_size=7)
+    bpc, n = scoring.full_pass_bpc(model, train_ids, val_ids, batch_size=7)
     assert n == len(val_ids)
     assert bpc == pytest.approx(math.log2(len(vocab)), rel=1e-6)
 
@@ -43,8 +44,8 @@ def test_a_model_that_knows_nothing_scores_exactly_log2_of_the_vocabulary():
 def test_full_pass_does_not_depend_on_the_batch_size(tiny_run):
     ckpt_model, vocab = evaluation.model_from_checkpoint(evaluation.load_checkpoint(tiny_run))
     _, train_ids, val_ids, _ = load_corpus(PRIMER, 16, vocab)
-    a, _ = evaluation.full_pass_bpc(ckpt_model, train_ids, val_ids, batch_size=1000)
-    b, _ = evaluation.full_pass_bpc(ckpt_model, train_ids, val_ids, batch_size=3)
+    a, _ = scoring.full_pass_bpc(ckpt_model, train_ids, val_ids, batch_size=1000)
+    b, _ = scoring.full_pass_bpc(ckpt_model, train_ids, val_ids, batch_size=3)
     assert a == pytest.approx(b, abs=1e-6)
 
 
@@ -154,7 +155,7 @@ def test_full_pass_equals_scoring_each_character_alone_from_its_own_window(pos_e
             p.add_(torch.randn_like(p) * 0.2)
     model.eval()
     train_ids, val_ids = torch.randint(0, 11, (300,)), torch.randint(0, 11, (157,))
-    bpc, n = evaluation.full_pass_bpc(model, train_ids, val_ids, batch_size=5, context=window)
+    bpc, n = scoring.full_pass_bpc(model, train_ids, val_ids, batch_size=5, context=window)
     assert n == 157
     assert bpc == pytest.approx(brute_force_bpc(model, train_ids, val_ids, window), abs=1e-5)
 
@@ -164,14 +165,14 @@ def test_the_last_block_makes_only_the_rows_a_window_scores():
     rows = {0: [], 1: []}   # the rows each block's feed-forward is given, per call
     for i, block in enumerate(model.blocks):
         block.ff.register_forward_hook(lambda module, args, out, i=i: rows[i].append(args[0].size(1)))
-    evaluation.full_pass_bpc(model, torch.randint(0, 11, (300,)), torch.randint(0, 11, (157,)), batch_size=5)
+    scoring.full_pass_bpc(model, torch.randint(0, 11, (300,)), torch.randint(0, 11, (157,)), batch_size=5)
     assert set(rows[0]) == {16}                 # the first block makes every row: the last one's keys need them
     assert max(rows[1]) <= 16 // 2 + 1          # the last: the scored half (the first window scores one more)
     # the scored rows reach the projection as one matrix: rows with gaps between windows would make
     # it a batched product with its weight copied for every window (aten::bmm), several times slower
     for autocast in (nullcontext(), torch.autocast("cpu", dtype=torch.bfloat16)):   # bf16's kernel: the case
         with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profile:
-            evaluation.full_pass_bpc(model, torch.randint(0, 11, (300,)), torch.randint(0, 11, (157,)), batch_size=5,
+            scoring.full_pass_bpc(model, torch.randint(0, 11, (300,)), torch.randint(0, 11, (157,)), batch_size=5,
                                      autocast=autocast)
         assert "aten::bmm" not in {event.key for event in profile.key_averages()}
 
@@ -221,7 +222,7 @@ def test_surprisal_draws_the_text_coloured_by_bits_and_gives_its_bpc(tiny_run, t
     assert bits[0] is None and len(bits) == len(chars) == 27 and all(b > 0 for b in bits[1:])
     # the same bits as the full-pass machinery gives that text as a stream scored after its first character
     ids = vocab.encode("the model predicts the next").numpy()
-    nats = evaluation.stream_nats(model, ids, 1, 16)
+    nats = scoring.stream_nats(model, ids, 1, 16)
     assert bits[1:] == pytest.approx((nats / math.log(2)).tolist())
     assert_one_line_error(run_script("eval.py", tiny_run, "--surprisal", "naïve"), "'ï'")
 
@@ -248,13 +249,13 @@ def test_checkpoint_curve_scores_every_kept_checkpoint_once_and_only_the_new_one
 
 
 def test_a_dropout_run_scores_the_same_every_time_as_its_model_with_dropout_off(dropout_run):
-    first = evaluation.evaluate_run(dropout_run)[0][0]["val_bpc"]
-    assert evaluation.evaluate_run(dropout_run)[0][0]["val_bpc"] == first
+    first = scoring.evaluate_run(dropout_run)[0][0]["val_bpc"]
+    assert scoring.evaluate_run(dropout_run)[0][0]["val_bpc"] == first
     ckpt = evaluation.load_checkpoint(dropout_run)
     model = CharTransformer(ModelConfig(**ckpt["model_config"]))
     model.load_state_dict(ckpt["model"])
     _, train_ids, val_ids, _ = load_corpus(PRIMER, 16)
-    assert first == pytest.approx(evaluation.full_pass_bpc(model.eval(), train_ids, val_ids)[0], rel=1e-9)
+    assert first == pytest.approx(scoring.full_pass_bpc(model.eval(), train_ids, val_ids)[0], rel=1e-9)
 
 
 def test_byte_surprisal_gives_each_character_the_bits_of_its_own_utf8_bytes(byte_run):

@@ -17,6 +17,7 @@ from tinychar.checkpoint import list_checkpoints, load_checkpoint
 from conftest import ROOT, TINY_FLAGS, signals_as_in_a_terminal
 from tinychar.files import TEMPORARY_NAME, RunLock, replace_with_link
 from tinychar.metrics import read_metrics
+from tinychar.settings import parse_args, resolve_configs
 
 
 def losses(rows):
@@ -182,8 +183,8 @@ def test_the_lock_names_its_holder_and_is_released_when_the_run_ends(tmp_path):
         holder = (out / "train.lock").read_text()
         assert holder.startswith(f"pid {os.getpid()} on ")
         with pytest.raises(cli.UserError, match=f"is in use by another training run \\(pid {os.getpid()} on "):
-            train.train(*train.resolve_configs(train.parse_args(["--out", str(out), *STEPS]))[:2], progress=False)
-    assert train.train(*train.resolve_configs(train.parse_args(["--out", str(out), *STEPS]))[:2], progress=False)
+            train.train(*resolve_configs(parse_args(["--out", str(out), *STEPS]))[:2], progress=False)
+    assert train.train(*resolve_configs(parse_args(["--out", str(out), *STEPS]))[:2], progress=False)
 
 
 def test_sigusr1_saves_a_checkpoint_and_training_goes_on_unchanged(tmp_path):

@@ -10,6 +10,8 @@ import train
 from tinychar.checkpoint import load_checkpoint
 from conftest import CYCLE, PRIMER, TINY_FLAGS, assert_one_line_error, run_script
 from model import CharTransformer, ModelConfig
+from tinychar.run_checkpoints import start_from
+from tinychar.settings import parse_args, resolve_configs
 
 FLAGS = ["--eval-every", "4", "--ckpt-every", "4", *TINY_FLAGS]
 
@@ -32,7 +34,7 @@ def test_start_from_copies_the_sources_rows_and_leaves_the_new_symbols_rows_as_i
     torch.manual_seed(1)
     big = CharTransformer(ModelConfig(vocab_size=7, seq_len=8, d_model=16, n_heads=2))
     fresh_rows = big.tok_emb.weight[5:].detach().clone()
-    train.start_from(big, small.state_dict())
+    start_from(big, small.state_dict())
     assert torch.equal(big.tok_emb.weight[:5], small.tok_emb.weight) and torch.equal(big.tok_emb.weight[5:], fresh_rows)
     assert big.head.weight is big.tok_emb.weight   # still tied
     assert all(torch.equal(big.state_dict()[k], v) for k, v in small.state_dict().items() if "tok_emb" not in k
@@ -80,11 +82,11 @@ def test_a_byte_model_continues_on_any_file(tmp_path):
 
 def test_a_run_started_from_a_source_resumes_exactly(source, tmp_path):
     flags = ["--data", source[1], "--init-from", source[0], "--steps", "12", "--dropout", "0.1", *FLAGS]
-    whole = train.train(*train.resolve_configs(train.parse_args(["--out", str(tmp_path / "w"), *flags]))[:2],
+    whole = train.train(*resolve_configs(parse_args(["--out", str(tmp_path / "w"), *flags]))[:2],
                         progress=False)
     crashed = tmp_path / "c"
     train.main(["--out", str(crashed), *flags])
     os.remove(crashed / "step_000012.pt")
-    model_cfg, cfg, resumed = train.resolve_configs(train.parse_args(["--out", str(crashed), "--resume"]))
+    model_cfg, cfg, resumed, _ = resolve_configs(parse_args(["--out", str(crashed), "--resume"]))
     again = train.train(model_cfg, cfg, resumed, progress=False)
     assert [(r["train_loss"], r["val_loss"]) for r in again] == [(r["train_loss"], r["val_loss"]) for r in whole]

@@ -304,7 +304,7 @@ def test_relu2_feed_forward_is_the_square_of_relu():
 
 
 def test_dropout_zeroes_a_fraction_p_and_scales_the_rest_like_f_dropout():
-    from model import Dropout, dropout
+    from tinychar.dropout import Dropout, dropout
     torch.manual_seed(0)
     x = torch.randn(1000, 1000).abs() + 0.5   # no zeros of its own
     y = dropout(x, 0.2)
@@ -322,7 +322,7 @@ def test_dropout_zeroes_a_fraction_p_and_scales_the_rest_like_f_dropout():
 
 @pytest.mark.parametrize("p", [0.1, 0.6, 0.003])
 def test_the_cpu_keep_mask_drops_each_element_with_probability_p_at_every_byte_of_its_words(p):
-    from model import keep_mask
+    from tinychar.dropout import keep_mask
     torch.manual_seed(0)
     dropped = ~keep_mask((1_000_000, 8), p)   # column j: byte j of each 64-bit word drawn
     # 1e6 draws a column: within 5 standard deviations of p (p = 0.1 without the ties redrawn: 0.0977)
@@ -334,7 +334,7 @@ def test_the_cpu_keep_mask_drops_each_element_with_probability_p_at_every_byte_o
 
 
 def test_dropout_on_a_cpu_is_the_input_times_the_keep_mask_times_the_scale_in_fp32_and_bf16():
-    from model import dropout, keep_mask
+    from tinychar.dropout import dropout, keep_mask
     for dtype in (torch.float32, torch.bfloat16):
         x = torch.randn(64, 33).to(dtype)
         torch.manual_seed(1)

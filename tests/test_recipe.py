@@ -15,6 +15,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "experiments", 
 import arms  # noqa: E402
 import summarize  # noqa: E402
 import train  # noqa: E402
+from tinychar.settings import PRESETS, parse_args, resolve_configs
 
 
 def fake_timed_run(root, minutes, arm, seed, val_bpc, steps=1000, elapsed_s=1500.0, tag="", commit=None):
@@ -174,28 +175,28 @@ def test_a_rows_command_is_the_preset_alone_when_the_preset_carries_the_minutes(
 
 
 def test_each_cpu_preset_is_an_arm_that_trains_for_the_minutes_its_name_says():
-    cpu_presets = [name for name in train.PRESETS if name.startswith("cpu")]
+    cpu_presets = [name for name in PRESETS if name.startswith("cpu")]
     assert {"cpu30", "cpu15", "cpu7", "cpu5"} <= set(cpu_presets)
     for name in cpu_presets:
         minutes = float(name[3:])
-        assert train.PRESETS[name]["time_budget"] == minutes
+        assert PRESETS[name]["time_budget"] == minutes
         flags = arms.timed_flags(name, minutes)   # the arm of its rows (cpu5's: the cosine runs before WSD)
         assert flags[:2] == ["--preset", name]
-        _, cfg, _ = train.resolve_configs(train.parse_args(flags))
+        _, cfg, _, _ = resolve_configs(parse_args(flags))
         assert cfg.time_budget == minutes
 
 
 def test_readmes_row_of_each_preset_was_trained_with_the_settings_the_preset_has_now():
     for arm in summarize.PRESET_ROWS:
         preset = arm.split("_")[0]
-        as_run = train.resolve_configs(train.parse_args(arms.timed_flags(arm, float(preset[3:]))))
-        as_now = train.resolve_configs(train.parse_args(["--preset", preset]))
+        as_run = resolve_configs(parse_args(arms.timed_flags(arm, float(preset[3:]))))
+        as_now = resolve_configs(parse_args(["--preset", preset]))
         assert [asdict(c) for c in as_run[:2]] == [asdict(c) for c in as_now[:2]], arm
 
 
 def test_the_study_presets_stay_the_configurations_the_report_compares():
-    assert train.PRESETS["baseline"] == dict(n_heads=4, pos_encoding="sinusoidal")
-    assert train.PRESETS["ablation"] == dict(n_heads=1, pos_encoding="none")
+    assert PRESETS["baseline"] == dict(n_heads=4, pos_encoding="sinusoidal")
+    assert PRESETS["ablation"] == dict(n_heads=1, pos_encoding="none")
 
 
 def test_before_any_preset_has_its_three_seeds_the_table_says_so_and_lists_the_candidates(tmp_path):

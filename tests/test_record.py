@@ -10,10 +10,11 @@ from tinychar import record
 import train
 from tinychar.checkpoint import load_checkpoint
 from conftest import ROOT, TINY_FLAGS
+from tinychar.settings import parse_args, resolve_configs
 
 
 def run(out, *extra):
-    model_cfg, cfg, resumed = train.resolve_configs(train.parse_args(
+    model_cfg, cfg, resumed, _ = resolve_configs(parse_args(
         ["--out", str(out), "--steps", "4", "--eval-every", "2", "--ckpt-every", "2", *TINY_FLAGS, *extra]))
     return train.train(model_cfg, cfg, resumed, progress=False)
 

@@ -11,6 +11,10 @@ import torch
 from tinychar import runtime
 import train
 from conftest import PRIMER, ROOT, TINY_FLAGS
+from model import CharTransformer, ModelConfig
+from tinychar.cli import UserError
+from tinychar.metrics import read_metrics
+from tinychar.settings import parse_args, resolve_configs
 
 
 def losses(rows):
@@ -34,8 +38,8 @@ def test_two_gloo_ranks_with_half_batches_match_one_process_with_the_whole_batch
     assert "2 processes" in ddp.stdout and ddp.stdout.count("parameters,") == 1   # only rank 0 prints
     assert "compiled" not in ddp.stdout   # the DDP wrapper is not a compiled model
     train.main(["--out", str(tmp_path / "single"), *flags])
-    two = losses(train.read_metrics(tmp_path / "ddp" / "metrics.csv"))
-    one = losses(train.read_metrics(tmp_path / "single" / "metrics.csv"))
+    two = losses(read_metrics(tmp_path / "ddp" / "metrics.csv"))
+    one = losses(read_metrics(tmp_path / "single" / "metrics.csv"))
     assert len(two) == len(one) == 10
     diff = max(abs(a - b) for pair_a, pair_b in zip(two, one) for a, b in zip(pair_a, pair_b))
     assert diff <= 1e-5, f"max loss difference {diff:.2e}"
@@ -50,8 +54,8 @@ def test_two_ranks_of_two_micro_batches_each_match_one_process_with_the_whole_ba
              "--batch-size", "8"]
     torchrun(tmp_path / "ddp", *flags, "--grad-accum", "2")   # 4 windows a rank, in 2 micro-batches of 2
     train.main(["--out", str(tmp_path / "single"), *flags])
-    two = losses(train.read_metrics(tmp_path / "ddp" / "metrics.csv"))
-    one = losses(train.read_metrics(tmp_path / "single" / "metrics.csv"))
+    two = losses(read_metrics(tmp_path / "ddp" / "metrics.csv"))
+    one = losses(read_metrics(tmp_path / "single" / "metrics.csv"))
     assert len(two) == len(one) == 3
     assert max(abs(a - b) for pair_a, pair_b in zip(two, one) for a, b in zip(pair_a, pair_b)) <= 1e-5
 
@@ -71,24 +75,24 @@ def test_with_dropout_each_rank_draws_its_own_masks_and_an_interrupted_ddp_run_r
     assert "token cache written" not in again.stdout + again.stderr   # reused by a later run and both ranks
     os.remove(crashed / "step_000012.pt")   # as if both ranks died after step 11: resume from step 8
     torchrun(crashed, "--resume")
-    resumed = losses(train.read_metrics(crashed / "metrics.csv"))
-    assert len(resumed) == 6 and resumed == losses(train.read_metrics(tmp_path / "whole" / "metrics.csv"))
+    resumed = losses(read_metrics(crashed / "metrics.csv"))
+    assert len(resumed) == 6 and resumed == losses(read_metrics(tmp_path / "whole" / "metrics.csv"))
 
 
 def test_batch_size_must_divide_among_ranks(tmp_path, monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "3")
     monkeypatch.setattr(runtime, "setup_distributed", lambda device: (0, 3))
-    model_cfg, cfg, _ = train.resolve_configs(train.parse_args(
+    model_cfg, cfg, _, _ = resolve_configs(parse_args(
         ["--out", str(tmp_path / "r"), "--steps", "2", *TINY_FLAGS, "--batch-size", "4"]))
-    with pytest.raises(train.UserError, match="divisible"):
+    with pytest.raises(UserError, match="divisible"):
         train.train(model_cfg, cfg, progress=False)
 
 
 def test_compiled_training_gives_the_losses_of_eager_training(tmp_path):
     flags = ["--steps", "20", "--eval-every", "1", "--ckpt-every", "20", *TINY_FLAGS]
-    eager = train.read_metrics(_run(tmp_path / "eager", flags + ["--no-compile"]))
+    eager = read_metrics(_run(tmp_path / "eager", flags + ["--no-compile"]))
     compiled_out = tmp_path / "compiled"
-    compiled = train.read_metrics(_run(compiled_out, flags + ["--compile"]))
+    compiled = read_metrics(_run(compiled_out, flags + ["--compile"]))
     diff = max(abs(a - b) for pa, pb in zip(losses(eager), losses(compiled)) for a, b in zip(pa, pb))
     assert len(compiled) == 20 and diff <= 1e-5, f"max loss difference {diff:.2e}"
     ckpt = torch.load(compiled_out / "step_000020.pt", weights_only=True)
@@ -119,7 +123,7 @@ def test_compile_falls_back_to_eager_with_one_warning_when_no_compiler_works(mon
         return fails
 
     monkeypatch.setattr(torch, "compile", broken_compile)
-    model = train.CharTransformer(train.ModelConfig(vocab_size=5, seq_len=8, d_model=16, n_heads=2))
+    model = CharTransformer(ModelConfig(vocab_size=5, seq_len=8, d_model=16, n_heads=2))
     example = (torch.zeros(1, 8, dtype=torch.long), torch.zeros(1, 8, dtype=torch.long))
     assert runtime.compile_model(model, example) is model
     warnings = capsys.readouterr().err.strip().splitlines()
@@ -135,14 +139,14 @@ def test_a_rank_other_than_0_names_the_checkpoint_rank_0_kept_when_the_loss_turn
     monkeypatch.setattr(torch.distributed, "all_reduce", lambda tensor, *args, **kwargs: tensor.mul_(2))
     monkeypatch.setattr(torch.distributed, "broadcast", lambda tensor, src: tensor)
     monkeypatch.setattr(torch.nn.parallel, "DistributedDataParallel", lambda module: module)
-    forward, calls = train.CharTransformer.forward, [0]
+    forward, calls = CharTransformer.forward, [0]
 
     def nan_at_step_6(self, idx, targets=None, **kwargs):
         logits, loss = forward(self, idx, targets, **kwargs)
         calls[0] += 1
         return logits, loss * float("nan") if calls[0] == 6 else loss
-    monkeypatch.setattr(train.CharTransformer, "forward", nan_at_step_6)
-    model_cfg, cfg, _ = train.resolve_configs(train.parse_args(
+    monkeypatch.setattr(CharTransformer, "forward", nan_at_step_6)
+    model_cfg, cfg, _, _ = resolve_configs(parse_args(
         ["--out", str(tmp_path / "r"), "--steps", "8", "--ckpt-every", "4", "--eval-every", "4", *TINY_FLAGS]))
-    with pytest.raises(train.UserError, match=r"nan at step 6.*the last good checkpoint is .*step_000004\.pt"):
+    with pytest.raises(UserError, match=r"nan at step 6.*the last good checkpoint is .*step_000004\.pt"):
         train.train(model_cfg, cfg, progress=False)

@@ -4,6 +4,7 @@ import contextlib
 import math
 import os
 import re
+import shutil
 import signal
 import stat
 import subprocess
@@ -24,14 +25,21 @@ from tinychar.cli import UserError
 from tinychar.corpus import get_batch, load_corpus
 from tinychar.metrics import METRICS_FIELDS
 from model import CharTransformer, ModelConfig
+from tinychar.budget import fit_steps_to_budget, plan_steps
+from tinychar import run_checkpoints, run_log, scoring
+from tinychar.metrics import read_metrics
+from tinychar.scoring import VAL_BATCH_SEED, validation_loss
+from tinychar.settings import PRESETS, parse_args, resolve_configs
+from tinychar.plan import RunPlan, plan_from_checkpoint
+from tinychar.step import follow_schedule, lr_at, make_optimizer
 
 
 def configs(*argv):
-    return train.resolve_configs(train.parse_args(list(argv)))
+    return resolve_configs(parse_args(list(argv)))
 
 
 def run(out, *extra, steps=8):
-    model_cfg, cfg, resumed = configs("--out", str(out), "--steps", str(steps), "--eval-every", "2",
+    model_cfg, cfg, resumed, _ = configs("--out", str(out), "--steps", str(steps), "--eval-every", "2",
                                       "--ckpt-every", "4", *TINY_FLAGS, *extra)
     return train.train(model_cfg, cfg, resumed, progress=False)
 
@@ -41,7 +49,7 @@ def losses(rows):
 
 
 def test_defaults_are_the_baseline_configuration():
-    model_cfg, cfg, _ = configs()
+    model_cfg, cfg, _, _ = configs()
     assert (model_cfg.n_layers, model_cfg.n_heads, model_cfg.d_model, model_cfg.seq_len) == (2, 4, 256, 128)
     assert model_cfg.pos_encoding == "sinusoidal"
     assert (cfg.steps, cfg.batch_size, cfg.eval_every, cfg.ckpt_every, cfg.grad_clip) == (5000, 32, 500, 1000, 1.0)
@@ -49,11 +57,11 @@ def test_defaults_are_the_baseline_configuration():
 
 
 def test_ablation_preset_is_one_head_without_positions_and_explicit_flags_override_it():
-    model_cfg, _, _ = configs("--preset", "ablation")
+    model_cfg, _, _, _ = configs("--preset", "ablation")
     assert (model_cfg.n_heads, model_cfg.pos_encoding) == (1, "none")
-    model_cfg, _, _ = configs("--preset", "ablation", "--n-heads", "2")
+    model_cfg, _, _, _ = configs("--preset", "ablation", "--n-heads", "2")
     assert (model_cfg.n_heads, model_cfg.pos_encoding) == (2, "none")
-    model_cfg, _, _ = configs("--preset", "baseline", "--pos", "learned")
+    model_cfg, _, _, _ = configs("--preset", "baseline", "--pos", "learned")
     assert (model_cfg.n_heads, model_cfg.pos_encoding) == (4, "learned")
 
 
@@ -68,13 +76,14 @@ def test_invalid_settings_are_user_errors(argv, fragment):
 
 
 def test_learning_rate_warms_up_linearly_then_decays_by_cosine_to_min_lr():
-    _, cfg, _ = configs("--lr", "1e-3", "--min-lr", "1e-4", "--warmup-steps", "10", "--steps", "110")
-    assert train.lr_at(0, cfg) == pytest.approx(1e-4)
-    assert train.lr_at(4, cfg) == pytest.approx(5e-4)
-    assert train.lr_at(10, cfg) == pytest.approx(1e-3)
-    assert train.lr_at(60, cfg) == pytest.approx(5.5e-4)  # half way: the mean of lr and min_lr
-    assert train.lr_at(110, cfg) == pytest.approx(1e-4)
-    assert all(train.lr_at(s, cfg) >= train.lr_at(s + 1, cfg) for s in range(10, 110))
+    _, cfg, _, _ = configs("--lr", "1e-3", "--min-lr", "1e-4", "--warmup-steps", "10", "--steps", "110")
+    plan = RunPlan(cfg.steps, "fp32")
+    assert lr_at(0, cfg, plan) == pytest.approx(1e-4)
+    assert lr_at(4, cfg, plan) == pytest.approx(5e-4)
+    assert lr_at(10, cfg, plan) == pytest.approx(1e-3)
+    assert lr_at(60, cfg, plan) == pytest.approx(5.5e-4)  # half way: the mean of lr and min_lr
+    assert lr_at(110, cfg, plan) == pytest.approx(1e-4)
+    assert all(lr_at(s, cfg, plan) >= lr_at(s + 1, cfg, plan) for s in range(10, 110))
 
 
 def test_the_learning_rate_logged_for_a_step_is_the_one_that_step_trained_with(tmp_path):
@@ -190,8 +199,8 @@ def test_grad_accum_that_does_not_divide_the_batch_is_a_user_error(tmp_path):
 
 def test_weight_decay_applies_to_linear_matrices_only():
     model = CharTransformer(ModelConfig(vocab_size=10, d_model=32, n_heads=4, pos_encoding="learned"))
-    _, cfg, _ = configs("--weight-decay", "0.1")
-    decay, no_decay = train.make_optimizer(model, cfg).param_groups
+    _, cfg, _, _ = configs("--weight-decay", "0.1")
+    decay, no_decay = make_optimizer(model, cfg).param_groups
     names = {id(p): n for n, p in model.named_parameters()}
     decayed = {names[id(p)] for p in decay["params"]}
     assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
@@ -201,7 +210,7 @@ def test_weight_decay_applies_to_linear_matrices_only():
 
 
 def test_a_run_writes_metrics_plot_and_self_contained_checkpoints(tiny_run):
-    rows = train.read_metrics(os.path.join(tiny_run, "metrics.csv"))
+    rows = read_metrics(os.path.join(tiny_run, "metrics.csv"))
     assert [r["step"] for r in rows] == [3, 6, 9, 12]
     assert set(rows[0]) == set(METRICS_FIELDS)
     assert all(math.isclose(r["val_bpc"], r["val_loss"] / math.log(2)) for r in rows)
@@ -240,9 +249,9 @@ def test_validation_scores_with_dropout_off_then_leaves_the_model_training():
     torch.manual_seed(0)
     model = CharTransformer(ModelConfig(vocab_size=13, seq_len=16, d_model=32, n_heads=4, dropout=0.5)).train()
     batches = [(torch.randint(0, 13, (4, 16)), torch.randint(0, 13, (4, 16))) for _ in range(2)]
-    first = train.validation_loss(model, batches, contextlib.nullcontext())
+    first = validation_loss(model, batches, contextlib.nullcontext())
     assert model.training   # the run trains on, with its dropout
-    assert train.validation_loss(model, batches, contextlib.nullcontext()) == first
+    assert validation_loss(model, batches, contextlib.nullcontext()) == first
     with torch.no_grad():
         assert first == pytest.approx(sum(model.eval()(x, y)[1].item() for x, y in batches) / 2, rel=1e-6)
 
@@ -253,7 +262,7 @@ def test_a_dropout_runs_logged_validation_is_its_checkpoints_loss_with_dropout_o
     model = CharTransformer(ModelConfig(**ckpt["model_config"]))
     model.load_state_dict(ckpt["model"])
     _, _, val_ids, _ = load_corpus(PRIMER, 16)
-    val_rng = torch.Generator().manual_seed(train.VAL_BATCH_SEED)   # the run's fixed validation batches
+    val_rng = torch.Generator().manual_seed(VAL_BATCH_SEED)   # the run's fixed validation batches
     batches = [get_batch(val_ids, 4, 16, val_rng) for _ in range(2)]
     with torch.no_grad():
         expected = sum(model.eval()(x, y)[1].item() for x, y in batches) / len(batches)
@@ -262,9 +271,9 @@ def test_a_dropout_runs_logged_validation_is_its_checkpoints_loss_with_dropout_o
 
 def test_train_leaves_the_callers_configs_as_they_were(tmp_path, monkeypatch):
     # it resolves the vocabulary size, the precision ("auto") and a time budget's steps for its own run
-    monkeypatch.setattr(train, "fit_steps_to_budget", lambda *args, **kwargs: (3, dict(step_s=0.01, validation_s=0.0,
+    monkeypatch.setattr(budget, "fit_steps_to_budget", lambda *args, **kwargs: (3, dict(step_s=0.01, validation_s=0.0,
                                                                              checkpoint_s=0.0)))
-    model_cfg, cfg, _ = configs("--out", str(tmp_path / "r"), "--time-budget", "1", *TINY_FLAGS[2:])
+    model_cfg, cfg, _, _ = configs("--out", str(tmp_path / "r"), "--time-budget", "1", *TINY_FLAGS[2:])
     before = (asdict(model_cfg), asdict(cfg))
     assert train.train(model_cfg, cfg, progress=False)[-1]["step"] == 3
     assert (asdict(model_cfg), asdict(cfg)) == before
@@ -283,12 +292,12 @@ def test_resume_after_a_crash_gives_exactly_the_losses_of_an_uninterrupted_run(t
     os.remove(crashed / "step_000012.pt")   # as if it died after step 11: last checkpoint at step 8
     resumed = run(crashed, "--resume", steps=12)
     assert losses(resumed) == losses(uninterrupted)
-    assert losses(train.read_metrics(crashed / "metrics.csv")) == losses(uninterrupted)
+    assert losses(read_metrics(crashed / "metrics.csv")) == losses(uninterrupted)
 
 
 def test_resume_uses_the_saved_settings_and_can_extend_the_run(tmp_path):
     run(tmp_path / "r", "--n-heads", "2", "--pos", "none", steps=4)
-    model_cfg, cfg, resumed = configs("--out", str(tmp_path / "r"), "--resume", "--steps", "6")
+    model_cfg, cfg, resumed, _ = configs("--out", str(tmp_path / "r"), "--resume", "--steps", "6")
     assert (model_cfg.n_heads, model_cfg.pos_encoding, model_cfg.d_model) == (2, "none", 32)
     rows = train.train(model_cfg, cfg, resumed, progress=False)
     assert [r["step"] for r in rows] == [2, 4, 6]
@@ -308,7 +317,7 @@ def test_resume_refuses_levers_a_checkpoint_from_before_them_did_not_have(tmp_pa
         del old["model_config"][field]
     del old["train_config"]["optimizer"]
     save_checkpoint(old, str(path))
-    model_cfg, cfg, _ = configs("--out", str(tmp_path / "r"), "--resume")
+    model_cfg, cfg, _, _ = configs("--out", str(tmp_path / "r"), "--resume")
     assert (model_cfg.qk_norm, model_cfg.activation, cfg.optimizer) == (False, "gelu", "adamw")
     for flags, fragment in ((["--qk-norm"], "qk_norm"), (["--activation", "relu2"], "activation"),
                             (["--logit-softcap", "30"], "logit_softcap"), (["--optimizer", "muon"], "keeps its optimizer")):
@@ -320,7 +329,7 @@ def test_resume_refuses_different_data(tmp_path):
     run(tmp_path / "r", steps=4)
     other = tmp_path / "other.txt"
     other.write_text("a different corpus entirely, long enough for windows of sixteen. " * 20)
-    model_cfg, cfg, resumed = configs("--out", str(tmp_path / "r"), "--resume", "--data", str(other))
+    model_cfg, cfg, resumed, _ = configs("--out", str(tmp_path / "r"), "--resume", "--data", str(other))
     with pytest.raises(UserError, match="not the text"):
         train.train(model_cfg, cfg, resumed, progress=False)
 
@@ -411,7 +420,7 @@ def test_ctrl_c_or_sigterm_saves_a_checkpoint_and_resuming_matches_an_uninterrup
     assert 50 <= step < 1000
     train.main(["--out", str(out), "--resume"])
     train.main(["--out", str(tmp_path / "whole"), *flags])
-    assert losses(train.read_metrics(out / "metrics.csv")) == losses(train.read_metrics(tmp_path / "whole" / "metrics.csv"))
+    assert losses(read_metrics(out / "metrics.csv")) == losses(read_metrics(tmp_path / "whole" / "metrics.csv"))
 
 
 def test_auto_precision_is_bf16_on_gpus_and_cpus_with_native_bf16(monkeypatch):
@@ -435,23 +444,25 @@ def test_bf16_training_learns_resumes_exactly_and_records_its_precision(tmp_path
     run(crashed, "--precision", "bf16", "--dropout", "0.1", steps=12)
     os.remove(crashed / "step_000012.pt")
     assert losses(run(crashed, "--resume", "--precision", "bf16", steps=12)) == losses(whole)
-    assert load_checkpoint(str(crashed))["train_config"]["precision"] == "bf16"
+    assert load_checkpoint(str(crashed))["plan"]["precision"] == "bf16"
 
 
 def test_a_resumed_run_keeps_the_precision_it_resolved(tmp_path, monkeypatch):
     monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: True)
-    model_cfg, cfg, _ = configs("--out", str(tmp_path / "r"), "--steps", "2", *TINY_FLAGS[2:])   # auto
+    model_cfg, cfg, _, _ = configs("--out", str(tmp_path / "r"), "--steps", "2", *TINY_FLAGS[2:])   # auto
     train.train(model_cfg, cfg, progress=False)
     monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: False)
-    _, cfg, _ = configs("--out", str(tmp_path / "r"), "--resume")
-    assert cfg.precision == "bf16"
+    model_cfg, cfg, resumed, _ = configs("--out", str(tmp_path / "r"), "--resume", "--steps", "3")
+    train.train(model_cfg, cfg, resumed, progress=False)
+    ckpt = load_checkpoint(str(tmp_path / "r"))
+    assert ckpt["step"] == 3 and ckpt["plan"]["precision"] == "bf16" and ckpt["train_config"]["precision"] == "auto"
 
 
 def test_a_preset_sets_training_fields_too_and_explicit_steps_replace_its_time_budget(monkeypatch):
-    monkeypatch.setitem(train.PRESETS, "fast", dict(d_model=128, lr=3e-3, dropout=0.1, time_budget=5.0))
-    model_cfg, cfg, _ = configs("--preset", "fast")
+    monkeypatch.setitem(PRESETS, "fast", dict(d_model=128, lr=3e-3, dropout=0.1, time_budget=5.0))
+    model_cfg, cfg, _, _ = configs("--preset", "fast")
     assert (model_cfg.d_model, model_cfg.dropout, cfg.lr, cfg.time_budget) == (128, 0.1, 3e-3, 5.0)
-    model_cfg, cfg, _ = configs("--preset", "fast", "--lr", "1e-3", "--steps", "100")
+    model_cfg, cfg, _, _ = configs("--preset", "fast", "--lr", "1e-3", "--steps", "100")
     assert (model_cfg.d_model, cfg.lr, cfg.steps, cfg.time_budget) == (128, 1e-3, 100, 0.0)
 
 
@@ -495,30 +506,33 @@ def test_on_cuda_the_devices_generator_is_saved_and_restored(monkeypatch):
 
 
 def test_wsd_holds_the_learning_rate_then_decays_linearly_over_the_last_fraction():
-    _, cfg, _ = configs("--lr", "1e-3", "--min-lr", "1e-4", "--warmup-steps", "10", "--steps", "110",
+    _, cfg, _, _ = configs("--lr", "1e-3", "--min-lr", "1e-4", "--warmup-steps", "10", "--steps", "110",
                         "--schedule", "wsd", "--decay-fraction", "0.2")
-    assert train.lr_at(4, cfg) == pytest.approx(5e-4)                 # the same warmup
-    assert all(train.lr_at(s, cfg) == 1e-3 for s in range(10, 89))   # stable until the last 22 steps
-    assert train.lr_at(89, cfg) == pytest.approx(1e-3 - 0.9e-3 / 22)  # the first step of the decay
-    assert train.lr_at(99, cfg) == pytest.approx(1e-3 - 0.9e-3 * 11 / 22)
-    assert train.lr_at(110, cfg) == pytest.approx(1e-4)
-    assert all(train.lr_at(s, cfg) >= train.lr_at(s + 1, cfg) for s in range(10, 110))
+    plan = RunPlan(cfg.steps, "fp32")
+    assert lr_at(4, cfg, plan) == pytest.approx(5e-4)                 # the same warmup
+    assert all(lr_at(s, cfg, plan) == 1e-3 for s in range(10, 89))   # stable until the last 22 steps
+    assert lr_at(89, cfg, plan) == pytest.approx(1e-3 - 0.9e-3 / 22)  # the first step of the decay
+    assert lr_at(99, cfg, plan) == pytest.approx(1e-3 - 0.9e-3 * 11 / 22)
+    assert lr_at(110, cfg, plan) == pytest.approx(1e-4)
+    assert all(lr_at(s, cfg, plan) >= lr_at(s + 1, cfg, plan) for s in range(10, 110))
 
 
 def test_a_time_budget_fixes_the_steps_from_the_measured_step_time_and_saves_them(tmp_path, monkeypatch):
     # the probe's clock is replaced: a step "takes" 10 ms, everything else nothing
-    monkeypatch.setattr(train, "fit_steps_to_budget", lambda *args, **kwargs: (9, dict(step_s=0.01, validation_s=0.0,
+    monkeypatch.setattr(budget, "fit_steps_to_budget", lambda *args, **kwargs: (9, dict(step_s=0.01, validation_s=0.0,
                                                                                        checkpoint_s=0.0)))
-    model_cfg, cfg, _ = configs("--out", str(tmp_path / "r"), "--time-budget", "0.5", "--eval-every", "3",
+    model_cfg, cfg, _, _ = configs("--out", str(tmp_path / "r"), "--time-budget", "0.5", "--eval-every", "3",
                                 "--ckpt-every", "3", *TINY_FLAGS)
+    given = asdict(cfg)
     rows = train.train(model_cfg, cfg, progress=False)
     assert [r["step"] for r in rows] == [3, 6, 9]
     ckpt = load_checkpoint(str(tmp_path / "r"))
-    assert ckpt["train_config"]["steps"] == 9 and ckpt["train_config"]["time_budget"] == 0.5
+    # the run's decision is its plan; its settings are saved as given, and never written to
+    assert ckpt["plan"]["steps"] == 9 and ckpt["train_config"] == given == asdict(cfg) and cfg.steps == 5000
     # resuming does not measure again: the saved number of steps stands, and the losses repeat
     os.remove(tmp_path / "r" / "step_000009.pt")
-    monkeypatch.setattr(train, "fit_steps_to_budget", lambda *args, **kwargs: pytest.fail("measured again"))
-    model_cfg, cfg, resumed = configs("--out", str(tmp_path / "r"), "--resume")
+    monkeypatch.setattr(budget, "fit_steps_to_budget", lambda *args, **kwargs: pytest.fail("measured again"))
+    model_cfg, cfg, resumed, _ = configs("--out", str(tmp_path / "r"), "--resume")
     assert losses(train.train(model_cfg, cfg, resumed, progress=False)) == losses(rows)
 
 
@@ -527,7 +541,7 @@ def fake_clock(monkeypatch, step_s, validation_s, checkpoint_s):
     by its seconds (step_s: a number, or a function of the step, counted from 1). Returns the clock,
     [seconds]."""
     clock, steps = [0.0], [0]
-    for module in (train, budget):
+    for module in (train, budget, run_log, scoring):   # every module that reads the clock in a run
         monkeypatch.setattr(module, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
 
     def taking(seconds, function):
@@ -540,8 +554,8 @@ def fake_clock(monkeypatch, step_s, validation_s, checkpoint_s):
         steps[0] += 1
         return step_s(steps[0]) if callable(step_s) else step_s
     monkeypatch.setattr(train, "train_step", taking(step_seconds, train.train_step))
-    monkeypatch.setattr(train, "validation_loss", taking(validation_s, train.validation_loss))
-    monkeypatch.setattr(train, "save_checkpoint", taking(checkpoint_s, train.save_checkpoint))
+    monkeypatch.setattr(run_log, "validation_loss", taking(validation_s, validation_loss))
+    monkeypatch.setattr(run_checkpoints, "save_checkpoint", taking(checkpoint_s, run_checkpoints.save_checkpoint))
     return clock
 
 
@@ -561,7 +575,7 @@ def test_the_budget_counts_setting_up_and_the_probe_and_reserves_for_the_slowest
         clock[0] += 0.25
         return 70, dict(step_s=0.010, validation_s=0.0, checkpoint_s=0.0)
     monkeypatch.setattr(train, "load_corpus", slow_corpus)
-    monkeypatch.setattr(train, "fit_steps_to_budget", probe)
+    monkeypatch.setattr(budget, "fit_steps_to_budget", probe)
     out = tmp_path / "r"
     train.train(*configs("--out", str(out), "--time-budget", "1", "--eval-every", "25", "--ckpt-every", "25",
                          *TINY_FLAGS)[:2], progress=False)
@@ -579,7 +593,7 @@ def test_a_timed_run_plans_again_at_the_end_of_its_warmup_from_its_own_pace(tmp_
     # (step 20) the steps are fitted again to the pace measured from step 5 (a quarter of the
     # warmup), and the run is then exactly the --steps N run: no step so far depended on N
     fake_clock(monkeypatch, step_s=lambda step: 0.050 if step < 5 else 0.010, validation_s=0.0, checkpoint_s=0.0)
-    monkeypatch.setattr(train, "fit_steps_to_budget", lambda *args, **kwargs: (100, dict(step_s=0.02, validation_s=0.0,
+    monkeypatch.setattr(budget, "fit_steps_to_budget", lambda *args, **kwargs: (100, dict(step_s=0.02, validation_s=0.0,
                                                                                          checkpoint_s=0.0)))
     flags = ["--eval-every", "50", "--ckpt-every", "50", *TINY_FLAGS, "--warmup-steps", "20"]
     timed = train.train(*configs("--out", str(tmp_path / "timed"), "--time-budget", "0.05", *flags)[:2], progress=False)
@@ -587,7 +601,7 @@ def test_a_timed_run_plans_again_at_the_end_of_its_warmup_from_its_own_pace(tmp_
     for step in range(1, 21):
         elapsed += 0.050 if step < 5 else 0.010
     planned = 20 + budget.steps_that_fit(0.05, dict(step_s=0.010, validation_s=0.0, checkpoint_s=0.0), 50, 50, elapsed)
-    assert planned > 250 and load_checkpoint(str(tmp_path / "timed"))["train_config"]["steps"] == planned
+    assert planned > 250 and load_checkpoint(str(tmp_path / "timed"))["plan"]["steps"] == planned
     assert (f"time budget planned again at the end of the warmup (step 20) from this run's pace, 10.0 ms a step: "
             f"{planned:,} steps (the probe's plan: 100)") in capsys.readouterr().out
     monkeypatch.undo()
@@ -599,23 +613,25 @@ def test_a_timed_run_plans_again_at_the_end_of_its_warmup_from_its_own_pace(tmp_
 def test_a_plan_made_during_the_run_keeps_the_learning_rate_continuous_and_still_decays_it_fully():
     # cosine over 110 steps; at step 40 the run learns it has 70 steps in all, then at step 50 that it
     # has 200: each time the rest of the schedule it had is laid over the steps left
-    _, cfg, _ = configs("--lr", "1e-3", "--min-lr", "1e-4", "--warmup-steps", "10", "--steps", "110")
-    planned = [train.lr_at(s, cfg) for s in range(110)]
-    train.replan_schedule(cfg, 40, 70)
-    assert train.lr_at(40, cfg) == planned[40]                                 # where it was, exactly
-    assert train.lr_at(69, cfg) == pytest.approx(planned[109])                 # the schedule's last rate, sooner
-    at_50 = train.lr_at(50, cfg)
-    train.replan_schedule(cfg, 50, 200)
-    assert train.lr_at(50, cfg) == pytest.approx(at_50) and cfg.steps == 200
-    assert train.lr_at(199, cfg) == pytest.approx(planned[109])
-    assert all(train.lr_at(s, cfg) >= train.lr_at(s + 1, cfg) for s in range(10, 200))
+    _, cfg, _, _ = configs("--lr", "1e-3", "--min-lr", "1e-4", "--warmup-steps", "10", "--steps", "110")
+    plan = RunPlan(cfg.steps, "fp32")
+    planned = [lr_at(s, cfg, plan) for s in range(110)]
+    plan.replan(40, 70)
+    assert lr_at(40, cfg, plan) == planned[40]                                 # where it was, exactly
+    assert lr_at(69, cfg, plan) == pytest.approx(planned[109])                 # the schedule's last rate, sooner
+    at_50 = lr_at(50, cfg, plan)
+    plan.replan(50, 200)
+    assert lr_at(50, cfg, plan) == pytest.approx(at_50) and plan.steps == 200
+    assert lr_at(199, cfg, plan) == pytest.approx(planned[109])
+    assert all(lr_at(s, cfg, plan) >= lr_at(s + 1, cfg, plan) for s in range(10, 200))
     # wsd: a plan made in the stable phase keeps the rate; the rest, decay included, is compressed
-    _, wsd, _ = configs("--lr", "1e-3", "--min-lr", "1e-4", "--warmup-steps", "10", "--steps", "110",
+    _, wsd, _, _ = configs("--lr", "1e-3", "--min-lr", "1e-4", "--warmup-steps", "10", "--steps", "110",
                         "--schedule", "wsd", "--decay-fraction", "0.2")
-    planned_wsd = replace(wsd)
-    train.replan_schedule(wsd, 30, 60)
-    assert all(train.lr_at(s, wsd) == 1e-3 for s in range(10, 51))   # the schedule's step 88 is step 51.3 now
-    assert train.lr_at(52, wsd) < 1e-3 and train.lr_at(59, wsd) == pytest.approx(train.lr_at(109, planned_wsd))
+    wsd_plan = RunPlan(wsd.steps, "fp32")
+    planned_wsd = replace(wsd_plan)
+    wsd_plan.replan(30, 60)
+    assert all(lr_at(s, wsd, wsd_plan) == 1e-3 for s in range(10, 51))   # the schedule's step 88 is step 51.3 now
+    assert lr_at(52, wsd, wsd_plan) < 1e-3 and lr_at(59, wsd, wsd_plan) == pytest.approx(lr_at(109, wsd, planned_wsd))
 
 
 def test_a_plan_keeps_room_for_the_last_validation_and_checkpoint():
@@ -650,7 +666,7 @@ def test_a_timed_run_that_slows_down_plans_again_and_ends_on_time_with_its_learn
     slow = [1]
     clock = fake_clock(monkeypatch, step_s=lambda step: slow.__setitem__(0, 1 + (step > 100)) or 0.010 * slow[0],
                        validation_s=lambda: 0.010 * slow[0], checkpoint_s=lambda: 0.020 * slow[0])
-    monkeypatch.setattr(train, "fit_steps_to_budget", lambda *args, **kwargs: (300, dict(step_s=0.01, validation_s=0.01,
+    monkeypatch.setattr(budget, "fit_steps_to_budget", lambda *args, **kwargs: (300, dict(step_s=0.01, validation_s=0.01,
                                                                                          checkpoint_s=0.02)))
     rows = train.train(*configs("--out", str(tmp_path / "r"), "--time-budget", "0.2", "--eval-every", "50",
                                 "--ckpt-every", "50", *TINY_FLAGS, "--warmup-steps", "20")[:2], progress=False)
@@ -658,7 +674,7 @@ def test_a_timed_run_that_slows_down_plans_again_and_ends_on_time_with_its_learn
     assert [int(s) for s in re.findall(r"time budget planned again at step (\d+)", said)] == [200, 300]
     assert "time budget spent" not in said                                 # the ceiling never had to stop it
     ckpt = load_checkpoint(str(tmp_path / "r"))
-    assert ckpt["step"] == ckpt["train_config"]["steps"] == rows[-1]["step"] and ckpt["train_config"]["knot_step"] == 300
+    assert ckpt["step"] == ckpt["plan"]["steps"] == rows[-1]["step"] and ckpt["plan"]["knot_step"] == 300
     assert 0.95 * 12 <= ckpt["elapsed_s"] and clock[0] <= 12                # the last checkpoint's save included
     assert rows[-1]["lr"] == pytest.approx(1e-4, rel=1e-3)                  # --min-lr, TINY_FLAGS' lr 1e-3
     # the plans are saved: resumed after the second, at the pace it planned for, it is the same run
@@ -675,14 +691,14 @@ def test_a_timed_run_that_speeds_up_plans_more_steps_and_still_ends_on_time(tmp_
     # 20 ms a step (the plan: about 580 steps), then 10 ms from step 101 on: without planning again
     # the run would end at about two thirds of its budget
     fake_clock(monkeypatch, step_s=lambda step: 0.020 if step <= 100 else 0.010, validation_s=0.0, checkpoint_s=0.0)
-    monkeypatch.setattr(train, "fit_steps_to_budget", lambda *args, **kwargs: (300, dict(step_s=0.02, validation_s=0.0,
+    monkeypatch.setattr(budget, "fit_steps_to_budget", lambda *args, **kwargs: (300, dict(step_s=0.02, validation_s=0.0,
                                                                                          checkpoint_s=0.0)))
     rows = train.train(*configs("--out", str(tmp_path / "r"), "--time-budget", "0.2", "--eval-every", "50",
                                 "--ckpt-every", "50", *TINY_FLAGS, "--warmup-steps", "20")[:2], progress=False)
     said = capsys.readouterr().out
     assert re.search(r"time budget planned again at step 200: .* would end at (6\d|7\d)% of the budget", said)
     ckpt = load_checkpoint(str(tmp_path / "r"))
-    assert ckpt["step"] == ckpt["train_config"]["steps"] > 1000 and 0.95 * 12 <= ckpt["elapsed_s"] <= 12
+    assert ckpt["step"] == ckpt["plan"]["steps"] > 1000 and 0.95 * 12 <= ckpt["elapsed_s"] <= 12
     assert rows[-1]["lr"] == pytest.approx(1e-4, rel=1e-3)
 
 
@@ -696,31 +712,31 @@ def test_the_time_budget_is_a_ceiling_a_run_slower_than_planned_stops_early_vali
     # every 25 steps: step 46 (0.523 s + 0.083 s); every 20: step 40, itself a validation step
     # (0.463 s + 0.063 s + 0.083 s), where not counting its own would spend them twice (0.605 s).
     clock = fake_clock(monkeypatch, step_s=0.010, validation_s=0.043, checkpoint_s=0.020)
-    monkeypatch.setattr(train, "fit_steps_to_budget", lambda *args, **kwargs: (100, dict(step_s=0.005, validation_s=0.0,
+    monkeypatch.setattr(budget, "fit_steps_to_budget", lambda *args, **kwargs: (100, dict(step_s=0.005, validation_s=0.0,
                                                                                          checkpoint_s=0.0)))
     out = tmp_path / "r"
-    model_cfg, cfg, _ = configs("--out", str(out), "--time-budget", "0.01", "--eval-every", str(eval_every),
+    model_cfg, cfg, _, _ = configs("--out", str(out), "--time-budget", "0.01", "--eval-every", str(eval_every),
                                 "--ckpt-every", str(eval_every), *TINY_FLAGS)
     rows = train.train(model_cfg, cfg, progress=False)
     ckpt = load_checkpoint(str(out))
     assert ckpt["step"] == last_step and [r["step"] for r in rows] == [eval_every, last_step]
     assert ckpt["elapsed_s"] == pytest.approx(saved_at_s) and 0.6 > clock[0] == pytest.approx(saved_at_s + 0.02)
     assert ckpt["budget_costs"] == pytest.approx(dict(step_s=0.01, validation_s=0.043, checkpoint_s=0.02))
-    assert ckpt["train_config"]["steps"] == 100                         # the schedule stays the planned one
+    assert ckpt["plan"]["steps"] == 100                                 # the schedule stays the planned one
     # resuming a run whose budget is spent ends at once; --steps on resume lets it go on untimed
     assert losses(train.train(*configs("--out", str(out), "--resume"), progress=False)) == losses(rows)
     assert list_checkpoints(str(out))[-1][0] == last_step and clock[0] == pytest.approx(saved_at_s + 0.02)
-    model_cfg, cfg, resumed = configs("--out", str(out), "--resume", "--steps", "100")
+    model_cfg, cfg, resumed, _ = configs("--out", str(out), "--resume", "--steps", "100")
     assert cfg.time_budget == 0 and train.train(model_cfg, cfg, resumed, progress=False)[-1]["step"] == 100
 
 
 def test_fit_steps_to_budget_fills_97_percent_of_the_budget_with_steps_at_the_measured_cost():
     model = CharTransformer(ModelConfig(vocab_size=10, seq_len=8, d_model=16, n_heads=2))
-    _, cfg, _ = configs("--time-budget", "0.5", "--eval-every", "1", "--ckpt-every", "1")   # 30 s (none of it spent)
+    _, cfg, _, _ = configs("--time-budget", "0.5", "--eval-every", "1", "--ckpt-every", "1")   # 30 s (none of it spent)
     batch = (torch.randint(0, 10, (2, 8)), torch.randint(0, 10, (2, 8)))
     state = {k: v.clone() for k, v in model.state_dict().items()}
     rng = torch.get_rng_state()
-    steps, timing = train.fit_steps_to_budget(model, train.make_optimizer(model, cfg), cfg, lambda: batch, [batch],
+    steps, timing = fit_steps_to_budget(model, make_optimizer(model, cfg), cfg, lambda: batch, [batch],
                                               contextlib.nullcontext())
     per_step = timing["step_s"] + timing["validation_s"] + timing["checkpoint_s"]   # each step validates and saves
     planned = timing["probe_s"] + steps * per_step
@@ -736,13 +752,13 @@ def test_under_torchrun_the_budget_probe_times_steps_through_distributed_data_pa
                                          rank=0, world_size=1)
     try:
         model = CharTransformer(ModelConfig(vocab_size=10, seq_len=8, d_model=16, n_heads=2))
-        _, cfg, _ = configs("--time-budget", "0.5", "--batch-size", "4")
+        _, cfg, _, _ = configs("--time-budget", "0.5", "--batch-size", "4")
         stepped = []
-        real_step = train.train_step
-        monkeypatch.setattr(train, "train_step", lambda runner, *a: stepped.append(type(runner)) or real_step(runner, *a))
+        real_step = budget.train_step
+        monkeypatch.setattr(budget, "train_step", lambda runner, *a: stepped.append(type(runner)) or real_step(runner, *a))
         ids = torch.randint(0, 10, (1000,)).numpy().astype("uint8")   # as corpus.py memory-maps it
         batch = (torch.randint(0, 10, (4, 8)), torch.randint(0, 10, (4, 8)))
-        steps = train.plan_steps(model, train.make_optimizer(model, cfg), cfg, ids, ids, [batch], contextlib.nullcontext(),
+        steps = plan_steps(model, make_optimizer(model, cfg), cfg, ids, ids, [batch], contextlib.nullcontext(),
                                  budget.Budget(0.5, 1, 0.0, None), torch.device("cpu"), rank=0, world_size=2)
         assert steps > 1 and stepped and set(stepped) == {torch.nn.parallel.DistributedDataParallel}
     finally:
@@ -762,13 +778,13 @@ def test_rope_and_alibi_train_end_to_end_in_both_precisions(tmp_path, pos, preci
     rows = run(tmp_path / "r", "--pos", pos, "--precision", precision, "--dropout", "0.1", steps=8)
     assert rows[-1]["train_loss"] < rows[0]["train_loss"] and all(math.isfinite(r["val_loss"]) for r in rows)
     ckpt = load_checkpoint(str(tmp_path / "r"))
-    assert ckpt["model_config"]["pos_encoding"] == pos and ckpt["train_config"]["precision"] == precision
+    assert ckpt["model_config"]["pos_encoding"] == pos and ckpt["plan"]["precision"] == precision
 
 
 def test_muon_takes_the_blocks_matrices_and_adamw_everything_else():
     model = CharTransformer(ModelConfig(vocab_size=10, d_model=32, n_heads=4, tie_weights=False))
-    _, cfg, _ = configs("--optimizer", "muon", "--weight-decay", "0.05", "--lr", "2e-3")
-    optimizer = train.make_optimizer(model, cfg)
+    _, cfg, _, _ = configs("--optimizer", "muon", "--weight-decay", "0.05", "--lr", "2e-3")
+    optimizer = make_optimizer(model, cfg)
     names = {id(p): n for n, p in model.named_parameters()}
     in_muon = {names[id(p)] for g in optimizer.muon.param_groups for p in g["params"]}
     in_adamw = {names[id(p)] for g in optimizer.adamw.param_groups for p in g["params"]}
@@ -781,12 +797,12 @@ def test_muon_takes_the_blocks_matrices_and_adamw_everything_else():
 
 
 def test_the_recipe_flags_reach_the_model_and_train_configs():
-    model_cfg, cfg, _ = configs("--activation", "relu2", "--qk-norm", "--zero-init", "--no-tie-weights",
+    model_cfg, cfg, _, _ = configs("--activation", "relu2", "--qk-norm", "--zero-init", "--no-tie-weights",
                                 "--logit-softcap", "15", "--optimizer", "muon", "--no-dropout-attention")
     assert (model_cfg.activation, model_cfg.qk_norm, model_cfg.zero_init, model_cfg.tie_weights,
             model_cfg.logit_softcap, cfg.optimizer, model_cfg.dropout_attention) == (
         "relu2", True, True, False, 15.0, "muon", False)
-    model_cfg, cfg, _ = configs()
+    model_cfg, cfg, _, _ = configs()
     assert (model_cfg.activation, model_cfg.qk_norm, model_cfg.zero_init, model_cfg.tie_weights,
             model_cfg.logit_softcap, cfg.optimizer, model_cfg.dropout_attention) == (
         "gelu", False, False, True, 0.0, "adamw", True)
@@ -807,26 +823,26 @@ def test_a_muon_run_with_every_lever_resumes_exactly(tmp_path):
 
 
 def dropout_rates(model):
-    from model import Dropout
+    from tinychar.dropout import Dropout
     return {m.p for m in model.modules() if isinstance(m, Dropout)} | {b.attn.dropout for b in model.blocks}
 
 
 def test_late_dropout_starts_at_its_fraction_of_the_schedule_and_follows_a_plan():
-    model_cfg, cfg, _ = configs("--dropout", "0.1", "--dropout-from", "0.5", "--steps", "10", *TINY_FLAGS)
+    model_cfg, cfg, _, _ = configs("--dropout", "0.1", "--dropout-from", "0.5", "--steps", "10", *TINY_FLAGS)
     model_cfg.vocab_size = 8
     model = CharTransformer(model_cfg)
-    optimizer = train.make_optimizer(model, cfg)
+    optimizer, plan = make_optimizer(model, cfg), RunPlan(cfg.steps, "fp32")
     rates = []
     for step in range(10):
-        train.follow_schedule(model, optimizer, step, cfg)
+        follow_schedule(model, optimizer, step, cfg, plan)
         rates.append(dropout_rates(model))
     assert rates == [{0.0}] * 5 + [{0.1}] * 5
     # a timed run planned again at step 2 for 30 steps: the rest of the schedule (steps 2-9) is laid
     # over steps 2-29, and its first half now ends after step 13 (not at half the 30 steps)
-    train.replan_schedule(cfg, 2, 30)
+    plan.replan(2, 30)
     rates = []
     for step in (13, 14):
-        train.follow_schedule(model, optimizer, step, cfg)
+        follow_schedule(model, optimizer, step, cfg, plan)
         rates.append(dropout_rates(model))
     assert rates == [{0.0}, {0.1}]
 
@@ -847,3 +863,32 @@ def test_late_dropout_trains_as_no_dropout_until_it_starts_and_resumes_exactly(t
 def test_late_dropout_mistakes_are_one_line_errors(flags, message):
     with pytest.raises(UserError, match=re.escape(message)):
         configs(*flags)
+
+
+FIXTURE = os.path.join(ROOT, "tests", "fixtures", "run_before_plans")
+
+
+def test_a_checkpoint_from_before_plans_were_saved_apart_loads_and_resumes_as_its_run_went_on(tmp_path):
+    # written by earlier code (tests/fixtures/README.md): its decisions sat in its training settings
+    out = tmp_path / "old"
+    os.makedirs(out)
+    for name in ("step_000004.pt", "metrics.csv"):   # metrics.csv: the rows after step 4 are logged again
+        shutil.copy(os.path.join(FIXTURE, name), out)
+    ckpt = load_checkpoint(str(out))
+    assert ckpt["plan"] == dict(steps=8, precision="fp32", chosen_in_s=0.0, knot_step=0, knot_at=0.0, schedule_steps=0)
+    assert not {"knot_step", "knot_at", "schedule_steps", "chosen_in_s"} & set(ckpt["train_config"])
+    model_cfg, cfg, resumed, _ = configs("--out", str(out), "--resume", "--data", PRIMER)
+    rows = train.train(model_cfg, cfg, resumed, progress=False)
+    whole = read_metrics(os.path.join(FIXTURE, "metrics.csv"))   # the old code's run, never interrupted
+    assert [r["step"] for r in rows] == [r["step"] for r in whole] == [2, 4, 6, 8]
+    assert [(r["train_loss"], r["val_loss"]) for r in rows] == pytest.approx(
+        [(r["train_loss"], r["val_loss"]) for r in whole], rel=1e-5)
+    assert load_checkpoint(str(out))["plan"]["steps"] == 8
+
+
+def test_an_old_timed_runs_knots_become_its_plan():
+    saved = dict(steps=4210, precision="bf16", time_budget=7.0, knot_step=300, knot_at=301.5, schedule_steps=4300,
+                 chosen_in_s=2.5, lr=1e-3)
+    assert RunPlan(**plan_from_checkpoint(saved)) == RunPlan(steps=4210, precision="bf16", chosen_in_s=2.5,
+                                                             knot_step=300, knot_at=301.5, schedule_steps=4300)
+    assert saved == dict(steps=4210, precision="bf16", time_budget=7.0, lr=1e-3)   # the settings keep the rest

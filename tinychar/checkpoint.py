@@ -8,7 +8,7 @@ what the code did then), so no other file guesses a default.
 import json
 import os
 import re
-from dataclasses import fields
+from dataclasses import dataclass, fields
 
 import torch
 
@@ -16,6 +16,7 @@ from tinychar.cli import UserError
 from tinychar.corpus import DEFAULT_SPLIT, Vocab
 from tinychar.files import AtomicFile
 from tinychar.metrics import read_metrics
+from tinychar.plan import plan_from_checkpoint
 from model import CharTransformer, ModelConfig
 
 FORMAT_VERSION = 1
@@ -28,28 +29,49 @@ REQUIRED_KEYS = ("format_version", "step", "model_config", "vocab", "model")
 TRAIN_CONFIG_BEFORE = dict(unit="chars", optimizer="adamw", split=DEFAULT_SPLIT, precision="fp32", ema=0.0)
 
 
-def make_checkpoint(step, model_config, train_config, vocab, data_fingerprint, model, optimizer, rng, elapsed_s,
-                    pending_losses, budget_costs, best, run_record, trained=None):
-    """A training run's checkpoint at `step`: what --resume needs to continue exactly.
+@dataclass
+class TrainingState:
+    """What a training run's checkpoint at `step` saves: what --resume needs to continue exactly.
 
-    model_config, train_config: the configs as dicts (dataclasses.asdict); vocab: a Vocab (saved as
-    its string of symbols: for unit "bytes" the bytes as chr(b)); model: the uncompiled module, so
-    saved keys never gain a compiler's prefix; rng: {"torch": rank 0's CPU generator, "batches": the
-    batch stream's generator, "ranks": every rank's dropout generators}; elapsed_s: seconds of
-    training so far; pending_losses: the losses since the last validation; budget_costs: the time
-    budget's measured costs (budget.Budget); best: {"step", "bpc", "scored", "since"} of the
-    best checkpoint so far (bpc None before the first), how many were scored, and how many in a
-    row since the best did not improve on it (train.RunCheckpoints); run_record: the run's sessions so far
-    (record.py: machine, software, code, command), this one last; trained: with --ema, model is the
-    weights' average (what eval.py, generate.py and export.py use) and trained the weights as the
-    optimizer left them (what --resume continues), saved as "trained"."""
+    model_config, train_config: the settings as given (dataclasses.asdict); plan: what the run
+    decided (plan.RunPlan, as a dict); vocab: a Vocab (saved as its string of symbols: for unit
+    "bytes" the bytes as chr(b)); model: the uncompiled module, so saved keys never gain a
+    compiler's prefix; rng: {"torch": rank 0's CPU generator, "batches": the batch stream's
+    generator, "ranks": every rank's dropout generators}; elapsed_s: seconds of training so far;
+    pending_losses: the losses since the last validation; budget_costs: the time budget's measured
+    costs (budget.Budget); best: {"step", "bpc", "scored", "since"} of the best checkpoint so far
+    (bpc None before the first), how many were scored, and how many in a row since the best did
+    not improve on it (run_checkpoints.RunCheckpoints); run_record: the run's sessions so far
+    (record.py: machine, software, code, command), this one last; trained: with --ema, model is
+    the weights' average (what eval.py, generate.py and export.py use) and trained the weights as
+    the optimizer left them (what --resume continues), saved as "trained"."""
+    step: int
+    model_config: dict
+    train_config: dict
+    plan: dict
+    vocab: Vocab
+    data_fingerprint: str
+    model: torch.nn.Module
+    optimizer: object
+    rng: dict
+    elapsed_s: float
+    pending_losses: list
+    budget_costs: dict
+    best: dict
+    run_record: list
+    trained: torch.nn.Module | None = None
+
+
+def make_checkpoint(state):
+    """The checkpoint of a TrainingState: a plain dict that torch.load(weights_only=True) reads."""
     return {
-        "format_version": FORMAT_VERSION, "step": step, "model_config": model_config, "train_config": train_config,
-        "vocab": vocab.chars, "data_fingerprint": data_fingerprint,
-        "model": model.state_dict(), "optimizer": optimizer.state_dict(), "rng": rng,
-        "elapsed_s": elapsed_s, "pending_losses": list(pending_losses), "budget_costs": dict(budget_costs),
-        "best": dict(best), "run_record": list(run_record),
-    } | ({"trained": trained.state_dict()} if trained else {})
+        "format_version": FORMAT_VERSION, "step": state.step, "model_config": state.model_config,
+        "train_config": state.train_config, "plan": dict(state.plan), "vocab": state.vocab.chars,
+        "data_fingerprint": state.data_fingerprint, "model": state.model.state_dict(),
+        "optimizer": state.optimizer.state_dict(), "rng": state.rng, "elapsed_s": state.elapsed_s,
+        "pending_losses": list(state.pending_losses), "budget_costs": dict(state.budget_costs),
+        "best": dict(state.best), "run_record": list(state.run_record),
+    } | ({"trained": state.trained.state_dict()} if state.trained else {})
 
 
 def checkpoint_path(run_dir, step):
@@ -175,6 +197,8 @@ def load_export(path):
         raise UserError(f"{path} is not a tinychar export ({EXPORT_CONFIG} has no format {EXPORT_FORMAT!r})")
     if config["model_config"]["tie_weights"]:   # saved once: the head is the token embedding
         weights["head.weight"] = weights["tok_emb.weight"]
+    if "plan" not in config:   # exported when the run's decisions were saved in its train_config
+        config["plan"] = plan_from_checkpoint(config["train_config"])
     return dict(dict(run_record=[]), **config, model=weights, path=os.path.join(path, EXPORT_WEIGHTS))
 
 
@@ -209,6 +233,8 @@ def read_checkpoint(path):
         ckpt["model_config"].setdefault(field.name, field.default)
     for name, value in TRAIN_CONFIG_BEFORE.items():
         ckpt.setdefault("train_config", {}).setdefault(name, value)
+    if "plan" not in ckpt:   # written when the run's decisions were saved in its train_config
+        ckpt["plan"] = plan_from_checkpoint(ckpt["train_config"])
     if "rng" in ckpt:   # written by one process before every rank's generators were saved
         ckpt["rng"].setdefault("ranks", [{"torch": ckpt["rng"]["torch"]}])
     ckpt.setdefault("budget_costs", {})

@@ -20,6 +20,7 @@ import torch
 from tinychar import runtime
 from tinychar.budget import steps_that_fit
 from tinychar.corpus import parse_split
+from tinychar.step import make_optimizer, train_step
 from model import CharTransformer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -52,9 +53,9 @@ def predict(points, steps):
 
 def time_candidate(model_cfg, cfg, device, autocast):
     """(seconds of a training step, of a forward pass without gradients) of a fresh model of this
-    shape at cfg's batch size, AdamW and gradient clipping as train.py's step; own random streams."""
+    shape at cfg's batch size: train.py's step (step.train_step, its optimizer); own random streams."""
     model = CharTransformer(model_cfg).to(device).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
+    optimizer = make_optimizer(model, cfg)
     rng = torch.Generator().manual_seed(0)
     x, y = (torch.randint(model_cfg.vocab_size, (cfg.batch_size, model_cfg.seq_len), generator=rng).to(device)
             for _ in range(2))
@@ -62,13 +63,7 @@ def time_candidate(model_cfg, cfg, device, autocast):
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         for _ in range(TIMED_STEPS + 1):
             start = time.perf_counter()
-            optimizer.zero_grad(set_to_none=True)
-            with autocast:
-                loss = model(x, y)[1]
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip or float("inf"))
-            optimizer.step()
-            loss.item()
+            train_step(model, optimizer, x, y, cfg.grad_clip, autocast, cfg.grad_accum).item()
             times.append(time.perf_counter() - start)
         model.eval()
         with torch.no_grad(), autocast:

@@ -27,7 +27,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 DATA = os.path.join(ROOT, "..", "shared", "data", "tinyshakespeare.txt")
 sys.path.insert(0, ROOT)
 from tinychar import record  # noqa: E402
-from train import PRESETS  # noqa: E402
+from tinychar.settings import PRESETS  # noqa: E402
 
 BUSY = "while True: pass"
 HEADER = ("| run | probe's plan (its pace) | planned again (the run's pace) | later plans (pace) | steps run "

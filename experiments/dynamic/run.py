@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "recipe"))
 from tinychar import record  # noqa: E402
 from tinychar.checkpoint import load_checkpoint, model_from_checkpoint  # noqa: E402
 from tinychar.cli import ArgumentParser  # noqa: E402
-from eval import score_run  # noqa: E402
+from tinychar.scoring import score_run  # noqa: E402
 from tinychar.files import AtomicFile  # noqa: E402
 from summarize import mean_interval, rewrite  # noqa: E402
 

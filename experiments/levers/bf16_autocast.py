@@ -1,7 +1,8 @@
 import time, torch, sys, statistics
 sys.path.insert(0,'.')
 from model import CharTransformer, ModelConfig
-from train import make_optimizer, TrainConfig, train_step
+from tinychar.settings import TrainConfig
+from tinychar.step import make_optimizer, train_step
 from contextlib import nullcontext
 x=torch.randint(0,65,(32,128)); y=torch.randint(0,65,(32,128))
 def mk(ctx):

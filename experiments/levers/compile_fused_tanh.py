@@ -3,7 +3,8 @@ import torch.nn.functional as F
 sys.path.insert(0,'.')
 import model as M
 from model import CharTransformer, ModelConfig
-from train import make_optimizer, TrainConfig
+from tinychar.settings import TrainConfig
+from tinychar.step import make_optimizer
 x=torch.randint(0,65,(32,128)); y=torch.randint(0,65,(32,128))
 def make(compile_=False, fused=False):
     torch.manual_seed(0)

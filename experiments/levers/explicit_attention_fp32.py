@@ -3,7 +3,8 @@ import torch.nn.functional as F
 sys.path.insert(0,'.')
 import model as M
 from model import CharTransformer, ModelConfig
-from train import make_optimizer, TrainConfig, train_step
+from tinychar.settings import TrainConfig
+from tinychar.step import make_optimizer, train_step
 x=torch.randint(0,65,(32,128)); y=torch.randint(0,65,(32,128))
 orig = F.scaled_dot_product_attention
 mask = torch.full((128,128), float('-inf')).triu(1)

@@ -12,7 +12,8 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", ".."))
 from model import POS_ENCODINGS, CharTransformer, ModelConfig  # noqa: E402
-from train import TrainConfig, make_optimizer, train_step  # noqa: E402
+from tinychar.settings import TrainConfig  # noqa: E402
+from tinychar.step import make_optimizer, train_step  # noqa: E402
 
 bf16 = torch.autocast("cpu", dtype=torch.bfloat16)
 x, y = torch.randint(0, 65, (32, 128)), torch.randint(0, 65, (32, 128))

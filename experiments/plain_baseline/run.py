@@ -26,11 +26,13 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", ".."))
 from tinychar.checkpoint import save_checkpoint  # noqa: E402
 from tinychar.cli import ArgumentParser  # noqa: E402
 from tinychar.corpus import get_batch, load_corpus  # noqa: E402
-from eval import full_pass_bpc  # noqa: E402
+from tinychar.scoring import full_pass_bpc  # noqa: E402
 from tinychar.files import AtomicFile  # noqa: E402
 from model import ModelConfig, count_params  # noqa: E402
 from tinychar.plain_gpt import PlainGPT, plain_optimizer  # noqa: E402
-from train import TrainConfig, lr_at, train_step  # noqa: E402
+from tinychar.settings import TrainConfig  # noqa: E402
+from tinychar.plan import RunPlan  # noqa: E402
+from tinychar.step import lr_at, train_step  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -61,6 +63,7 @@ def main(argv=None):
     parser.add_argument("--out", default=HERE, help="where metrics.csv and checkpoint.pt go (default: beside this script)")
     args = parser.parse_args(argv)
     cfg = TrainConfig(data=args.data, steps=args.steps, seed=args.seed)
+    plan = RunPlan(steps=args.steps, precision=args.precision)
     model_cfg = ModelConfig(vocab_size=1)
     vocab, train_ids, val_ids, _ = load_corpus(args.data, model_cfg.seq_len)
     model_cfg.vocab_size = len(vocab)
@@ -87,7 +90,7 @@ def main(argv=None):
               f"{args.steps} steps, seed {args.seed}", flush=True)
     for step in range(start_step, args.steps):
         for group in optimizer.param_groups:
-            group["lr"] = lr_at(step, cfg)
+            group["lr"] = lr_at(step, cfg, plan)
         x, y = get_batch(train_ids, cfg.batch_size, model_cfg.seq_len, batch_rng)
         start = time.perf_counter()
         loss = train_step(model, optimizer, x, y, cfg.grad_clip, autocast)

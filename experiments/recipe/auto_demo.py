@@ -13,7 +13,7 @@ ROOT = os.path.join(HERE, "..", "..")
 sys.path.insert(0, ROOT)
 from tinychar import record  # noqa: E402
 from tinychar import runtime  # noqa: E402
-import train  # noqa: E402
+from tinychar.settings import parse_args, resolve_configs  # noqa: E402
 from tinychar.cli import ArgumentParser  # noqa: E402
 
 BUDGETS = (5, 7, 15, 30)
@@ -32,8 +32,8 @@ def main(argv=None):
         for minutes in BUDGETS:
             print(f"\n$ python train.py --data {os.path.relpath(args.data, ROOT)} --preset auto --time-budget {minutes}"
                   + (f" --threads {threads}" if threads else ""))
-            train.resolve_configs(train.parse_args(["--data", args.data, "--preset", "auto", "--time-budget",
-                                                    str(minutes), "--threads", str(threads or os.cpu_count())]))
+            resolve_configs(parse_args(["--data", args.data, "--preset", "auto", "--time-budget", str(minutes),
+                                        "--threads", str(threads or os.cpu_count())]))
             sys.stdout.flush()
 
 

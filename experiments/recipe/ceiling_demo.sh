@@ -20,7 +20,7 @@ wait $trainer
 python - "$out" <<'PY' | tee checkpoints/recipe/ceiling/result.txt
 import sys
 sys.path.insert(0, ".")
-from checkpoint import load_checkpoint
+from tinychar.checkpoint import load_checkpoint
 ckpt = load_checkpoint(sys.argv[1])
 print(f"planned {ckpt['train_config']['steps']} steps, stopped at step {ckpt['step']}, "
       f"elapsed_s {ckpt['elapsed_s']:.1f} of {ckpt['train_config']['time_budget'] * 60:g}")

@@ -18,7 +18,8 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 import model as model_module  # noqa: E402
 from model import CharTransformer, ModelConfig  # noqa: E402
-from train import TrainConfig, make_optimizer, train_step  # noqa: E402
+from tinychar.settings import TrainConfig  # noqa: E402
+from tinychar.step import make_optimizer, train_step  # noqa: E402
 from tinychar.cli import ArgumentParser  # noqa: E402
 
 OURS = model_module.dropout

@@ -27,7 +27,8 @@ from tinychar.corpus import get_batch, load_corpus  # noqa: E402
 from tinychar.files import AtomicFile  # noqa: E402
 from tinychar.cli import ArgumentParser  # noqa: E402
 from model import CharTransformer  # noqa: E402
-from train import make_optimizer, parse_args, resolve_configs, train_step  # noqa: E402
+from tinychar.settings import parse_args, resolve_configs  # noqa: E402
+from tinychar.step import make_optimizer, train_step  # noqa: E402
 
 from arms import ARMS  # noqa: E402
 
@@ -35,7 +36,7 @@ STEPS, REPEATS = 3, 7
 
 
 def build(flags, train_ids):
-    model_cfg, cfg, _ = resolve_configs(parse_args(flags.split() + ["--precision", "bf16"]))
+    model_cfg, cfg, _, _ = resolve_configs(parse_args(flags.split() + ["--precision", "bf16"]))
     model_cfg.vocab_size = 65
     torch.manual_seed(0)
     model = CharTransformer(model_cfg)

@@ -4,10 +4,17 @@ with the working tree, on this machine, and compare what they wrote.
     python experiments/refactor/compare.py BEFORE_COMMIT --out experiments/refactor/comparison.txt
     python experiments/refactor/compare.py BEFORE_COMMIT --after AFTER_COMMIT   # keep editing meanwhile
 
-The commands (issue #22's "bit-identical" check), each run once per tree in a scratch folder:
+The commands, each run once per tree in a scratch folder:
   a) train.py --data <Tiny Shakespeare> --preset baseline --steps 300 --eval-every 100
   b) the same with --dropout 0.1 --n-layers 4 --pos rope
   c) (a) as 2 processes: python -m torch.distributed.run --standalone --nproc_per_node=2 train.py ...
+  d) (a) resumed: a copy of its folder without the checkpoints after step 100, then --resume
+  e) (a) with --ema 0.99 --grad-accum 2 --dropout 0.1
+  f) --init-from (a)'s run: 100 steps on the same corpus
+  g) --time-budget 0.1 (6 s) on a clock that only the optimizer's steps move (FAKE_CLOCK: 10 ms a
+     step, 20 ms from the 300th, the probe's included), so the probe's plan, the plan at the end of
+     the warmup, the plans made from the pace (the schedule's knots) and the ceiling fall alike in
+     both trees: the time budget's code with its plan fixed
 and for each run: eval.py RUN --json --no-references (the full-pass BPC) and generate.py --ckpt RUN
 --seed 7 --max-new-tokens 300 --prompt "ROMEO:". Compared exactly: metrics.csv's columns that do
 not measure time (step, train_loss, train_bpc, val_loss, val_bpc, lr), the final checkpoint's
@@ -18,8 +25,10 @@ ranks): with two threads the same command on the same code does not always repea
 """
 import argparse
 import csv
+import glob
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -29,11 +38,25 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 SHAKESPEARE = os.path.join(ROOT, "..", "shared", "data", "tinyshakespeare.txt")
 DETERMINISTIC = ("step", "train_loss", "train_bpc", "val_loss", "val_bpc", "lr")
 TRAIN = ["--preset", "baseline", "--steps", "300", "--eval-every", "100"]
-RUNS = {
-    "a": ([], 1),
-    "b": (["--dropout", "0.1", "--n-layers", "4", "--pos", "rope"], 1),
-    "c": ([], 2),
+RUNS = {   # name: (train.py's flags, processes, the run whose folder it starts from, on the fake clock)
+    "a": (TRAIN, 1, None, False),
+    "b": (TRAIN + ["--dropout", "0.1", "--n-layers", "4", "--pos", "rope"], 1, None, False),
+    "c": (TRAIN, 2, None, False),
+    "d": (TRAIN + ["--resume"], 1, "a", False),
+    "e": (TRAIN + ["--ema", "0.99", "--grad-accum", "2", "--dropout", "0.1"], 1, None, False),
+    "f": (["--steps", "100", "--eval-every", "50", "--init-from", "{a}"], 1, None, False),
+    "g": (["--preset", "baseline", "--time-budget", "0.1", "--eval-every", "100"], 1, None, True),
 }
+# g's clock: time.perf_counter reads the seconds of the optimizer steps taken so far, nothing else
+FAKE_CLOCK = """
+import runpy, sys, time
+import torch.optim.optimizer
+steps = [0]
+torch.optim.optimizer.register_optimizer_step_post_hook(lambda *args: steps.__setitem__(0, steps[0] + 1))
+time.perf_counter = lambda: 0.01 * min(steps[0], 300) + 0.02 * max(0, steps[0] - 300)
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
 
 
 def run(tree, *args):
@@ -48,15 +71,21 @@ def run(tree, *args):
 
 
 def outcomes(tree, data, scratch):
-    """{run: {what: value}} of the three runs made with the code in tree."""
+    """{run: {what: value}} of the runs made with the code in tree."""
     import torch
     results = {}
-    for name, (extra, processes) in RUNS.items():
+    for name, (flags, processes, start_from, fake_clock) in RUNS.items():
         out = os.path.join(scratch, name)
+        if start_from:   # its checkpoints after step 100 removed: --resume continues from there
+            shutil.copytree(os.path.join(scratch, start_from), out)
+            for path in glob.glob(os.path.join(out, "step_*.pt")):
+                if int(os.path.basename(path)[5:11]) > 100:
+                    os.remove(path)
         launcher = (["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"]
-                    if processes > 1 else [])
+                    if processes > 1 else ["-c", FAKE_CLOCK] if fake_clock else [])
+        flags = [flag.format(a=os.path.join(scratch, "a")) for flag in flags]
         start = time.perf_counter()
-        run(tree, *launcher, "train.py", "--data", data, "--out", out, *TRAIN, *extra)
+        run(tree, *launcher, "train.py", "--data", data, "--out", out, *flags)
         with open(os.path.join(out, "metrics.csv"), newline="") as f:
             rows = [[row[k] for k in DETERMINISTIC] for row in csv.DictReader(f)]
         last = sorted(n for n in os.listdir(out) if n.startswith("step_") and n.endswith(".pt"))[-1]
@@ -113,8 +142,10 @@ def main(argv=None):
         checks = {what: same(before[name][what], after[name][what]) for what in ("metrics", "weights", "bpc", "sample")}
         identical &= all(checks.values())
         verdicts = ", ".join(f"{what} {'identical' if ok else 'DIFFERENT'}" for what, ok in checks.items())
-        lines.append(f"{name}) {' '.join(RUNS[name][0]) or 'baseline'}{' x2 processes' if RUNS[name][1] > 1 else ''}: "
-                     f"{verdicts}")
+        flags, processes, start_from, fake_clock = RUNS[name]
+        lines.append(f"{name}) {' '.join(flags)}{' x2 processes' if processes > 1 else ''}"
+                     f"{f' from {start_from} at step 100' if start_from else ''}{' on the fake clock' if fake_clock else ''}: "
+                     f"{len(before[name]['metrics'])} rows, {verdicts}")
         lines.append(f"   full-pass BPC {before[name]['bpc']:.6f} -> {after[name]['bpc']:.6f}; last row "
                      f"{before[name]['metrics'][-1]} -> {after[name]['metrics'][-1]}; "
                      f"{before[name]['seconds']:.0f} s -> {after[name]['seconds']:.0f} s")

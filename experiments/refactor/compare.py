@@ -50,9 +50,9 @@ RUNS = {   # name: (train.py's flags, processes, the run whose folder it starts 
 # g's clock: time.perf_counter reads the seconds of the optimizer steps taken so far, nothing else
 FAKE_CLOCK = """
 import runpy, sys, time
-import torch.optim.optimizer
+from torch.optim.optimizer import register_optimizer_step_post_hook
 steps = [0]
-torch.optim.optimizer.register_optimizer_step_post_hook(lambda *args: steps.__setitem__(0, steps[0] + 1))
+register_optimizer_step_post_hook(lambda *args: steps.__setitem__(0, steps[0] + 1))
 time.perf_counter = lambda: 0.01 * min(steps[0], 300) + 0.02 * max(0, steps[0] - 300)
 sys.argv = sys.argv[1:]
 runpy.run_path(sys.argv[0], run_name="__main__")

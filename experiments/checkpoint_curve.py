@@ -2,7 +2,7 @@
 only approximates. Writes RUN/curve.json ({"steps": [...], "val_bpc": [...]}); checkpoints it
 already holds are not scored again (a run still training can be brought up to date).
 
-    python experiments/checkpoint_curve.py checkpoints/study/long_baseline_s1 checkpoints/study/long_heads4_nopos_s1
+    python experiments/checkpoint_curve.py experiments/study/runs/long_baseline_s1 experiments/study/runs/long_heads4_nopos_s1
 
 fp32 scoring (eval.py --precision fp32), the study's protocol; one eval.py process per run.
 """

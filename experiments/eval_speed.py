@@ -3,7 +3,7 @@ eval.py uses), against the same pass making every row, in one process; and the c
 figures scored again with it.
 
     python experiments/eval_speed.py                                     # alone on the machine
-    python experiments/eval_speed.py --figures "checkpoints/recipe/m*_clock/*/"
+    python experiments/eval_speed.py --figures "experiments/recipe/runs/m*_clock/*/"
     python experiments/eval_speed.py --dynamic
 (their outputs, two speed runs and one of each other: experiments/eval_speed.txt)
 

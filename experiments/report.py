@@ -2,12 +2,12 @@
 
     python experiments/report.py
 
-Reads checkpoints/study/<config>_s<seed>/{metrics.csv,eval.json,extrapolation.json} (written by
-experiments/study.sh; extrapolation.json also from checkpoints/study/rerun/), rewrites the tables
+Reads experiments/study/runs/<config>_s<seed>/{metrics.csv,eval.json,extrapolation.json} (written by
+experiments/study.sh; extrapolation.json also from experiments/study/runs/rerun/), rewrites the tables
 between the <!-- generated:NAME --> markers of REPORT.md, and writes the figures:
 figures/curves_all.png, figures/final_bpc.png, figures/memorisation.png,
-figures/extrapolation.png, figures/training_length.png, checkpoints/loss_curve_baseline.png,
-checkpoints/loss_curve_nopos.png. The training-length table and figure read the curve.json files
+figures/extrapolation.png, figures/training_length.png, figures/loss_curve_baseline.png,
+figures/loss_curve_nopos.png. The training-length table and figure read the curve.json files
 of experiments/checkpoint_curve.py (full-pass BPC at every kept checkpoint). A configuration with
 no finished run is listed as not run, never estimated.
 
@@ -86,30 +86,31 @@ GAP_PAIRS = [
     ("4 layers, 5000 steps, seed 1", "layers4_sinusoidal_s1", "layers4_nopos_s1"),
     ("4 layers, 5000 steps, seed 2", "layers4_sinusoidal_s2", "layers4_nopos_s2"),
 ]
+STUDY = os.path.join("experiments", "study", "runs")   # the study's run records, under the repository root
 NANOGPT_VAL_LOSS = 1.4697   # nats: nanoGPT's shakespeare_char (6 layers, 384 wide, 10.7M params), 5000 iterations
 
 
 @functools.lru_cache(maxsize=None)
-def known_machines(checkpoints_dir):
-    """experiments/machines.json beside checkpoints_dir (read once), or no entries where there is none."""
-    machines_file = os.path.join(os.path.dirname(checkpoints_dir), "experiments", "machines.json")
+def known_machines(experiments_dir):
+    """experiments_dir's machines.json (read once), or no entries where there is none."""
+    machines_file = os.path.join(experiments_dir, "machines.json")
     if not os.path.exists(machines_file):
         return dict(aliases={}, runs={})
     with open(machines_file) as f:
         return json.load(f)
 
 
-def machine_of(run_dir, checkpoints_dir):
+def machine_of(run_dir, experiments_dir):
     """The machine a run trained on: its run.json's (every session's, if they differ), else
-    experiments/machines.json's entry for its folder (relative to checkpoints/), else "unknown"."""
-    known = known_machines(checkpoints_dir)
+    experiments/machines.json's entry for its folder (relative to experiments/), else "unknown"."""
+    known = known_machines(experiments_dir)
     path = os.path.join(run_dir, "run.json")
     if os.path.exists(path):
         with open(path) as f:
             names = [record.machine(s) for s in json.load(f)["sessions"]]
         names = sorted({known["aliases"].get(n, n) for n in names})
         return names[0] if len(names) == 1 else "mixed: " + " / ".join(names)
-    folder = os.path.relpath(run_dir, checkpoints_dir).replace(os.sep, "/")
+    folder = os.path.relpath(run_dir, experiments_dir).replace(os.sep, "/")
     return next((machine for pattern, machine in known["runs"].items() if fnmatch.fnmatch(folder, pattern)), "unknown")
 
 
@@ -129,7 +130,7 @@ def load_runs(study):
             runs[match.group(1)].append(dict(
                 seed=int(match.group(2)), rows=rows, val_bpc=result["val_bpc"], params=result["params"],
                 steps=result["steps"], tokens_seen=result["tokens_seen"], folder=os.path.relpath(path, study),
-                machine=machine_of(path, os.path.dirname(study))))
+                machine=machine_of(path, os.path.dirname(os.path.dirname(study)))))
     return runs
 
 
@@ -322,7 +323,7 @@ def load_extrapolation(study):
             path = os.path.join(folder, entry, "extrapolation.json")
             if not match or match.group(1) not in CONFIGS or not os.path.exists(path):
                 continue
-            machine = machine_of(os.path.join(folder, entry), os.path.dirname(study))
+            machine = machine_of(os.path.join(folder, entry), os.path.dirname(os.path.dirname(study)))
             if (entry, machine) in seen:
                 continue
             seen.add((entry, machine))
@@ -436,7 +437,7 @@ def plot_gaps(curves, path):
 def reference_table(study):
     path = os.path.join(study, "references.json")
     if not os.path.exists(path):
-        return "(references.json not computed yet: python eval.py <run> --json > checkpoints/study/references.json)"
+        return "(references.json not computed yet: python eval.py <run> --json > experiments/study/runs/references.json)"
     with open(path) as f:
         references = json.load(f)["references"]
     lines = ["| reference (same validation split) | val BPC |", "|---|---|"]
@@ -464,9 +465,9 @@ def plot_figures(runs, root):
     for name, filename in (("baseline", "loss_curve_baseline.png"), ("ablation", "loss_curve_nopos.png")):
         if runs[name]:
             plot_curves({f"{name} s{r['seed']}": r["rows"] for r in runs[name]},
-                        os.path.join(root, "checkpoints", filename))
+                        os.path.join(figures, filename))
 
-    memorise = os.path.join(root, "checkpoints", "study", "memorise_primer_s1")
+    memorise = os.path.join(root, STUDY, "memorise_primer_s1")
     if os.path.exists(os.path.join(memorise, "eval_checkpoints.json")):
         plot_memorisation(memorise, os.path.join(figures, "memorisation.png"))
 
@@ -562,7 +563,7 @@ def fill(report, name, content):
 
 
 def main(root=ROOT):
-    study = os.path.join(root, "checkpoints", "study")
+    study = os.path.join(root, STUDY)
     runs = load_runs(study)
     path = os.path.join(root, "REPORT.md")
     with open(path, encoding="utf-8") as f:

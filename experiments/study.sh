@@ -5,8 +5,8 @@
 # so the study can span sessions. Seeds are fixed here, before any run: 1, 2, 3 (2 for the depth
 # runs, 1 for the long ones), never added after a result is seen.
 # Usage: bash experiments/study.sh [RUN_NAME ...]   (default: all, in order)
-#   RUN_NAME is CONFIG_sSEED (checkpoints/study/RUN_NAME), or rerun/CONFIG_sSEED: the same run
-#   again in checkpoints/study/rerun/ (to check that a seed reproduces its committed curve, and for
+#   RUN_NAME is CONFIG_sSEED (experiments/study/runs/RUN_NAME), or rerun/CONFIG_sSEED: the same run
+#   again in experiments/study/runs/rerun/ (to check that a seed reproduces its committed curve, and for
 #   checkpoints that were not kept, e.g. to measure their length extrapolation).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,7 +32,7 @@ declare -A FLAGS=(
   [layers4_learnedsin]="--n-layers 4 --n-heads 4 --pos learned --learned-init sinusoidal"
 )
 CONTEXTS="64 128 256 512 1024"   # length extrapolation: eval.py --context (trained at 128)
-mkdir -p checkpoints/study/rerun
+mkdir -p experiments/study/runs/rerun
 FIRST="baseline_s1 ablation_s1 baseline_s2 ablation_s2 baseline_s3 ablation_s3 heads4_nopos_s1 heads1_sinusoidal_s1 heads4_learned_s1 memorise_primer_s1 heads1_sinusoidal_s2 heads1_sinusoidal_s3"
 MODERN="heads4_rope_s1 heads4_alibi_s1 heads4_learnedsin_s1 heads4_rope_s2 heads4_alibi_s2 heads4_learnedsin_s2 heads4_rope_s3 heads4_alibi_s3 heads4_learnedsin_s3 heads4_nopos_s2 heads4_nopos_s3 heads4_learned_s2 heads4_learned_s3 rerun/baseline_s1 rerun/baseline_s2 rerun/baseline_s3 rerun/heads4_nopos_s1 rerun/heads4_learned_s1 long_baseline_s1 long_heads4_nopos_s1"
 # depth: none against the best encoding, taken as the lowest 3-seed mean at 128 characters once every
@@ -40,7 +40,7 @@ MODERN="heads4_rope_s1 heads4_alibi_s1 heads4_learnedsin_s1 heads4_rope_s2 heads
 # says any is better than sinusoidal); seeds 1 and 2, as the issue fixed them
 DEPTH="layers4_nopos_s1 layers4_sinusoidal_s1 layers4_nopos_s2 layers4_sinusoidal_s2"
 for run in ${@:-$FIRST $MODERN $DEPTH}; do
-  name=${run#rerun/}; config=${name%_s*}; seed=${name##*_s}; out=checkpoints/study/$run
+  name=${run#rerun/}; config=${name%_s*}; seed=${name##*_s}; out=experiments/study/runs/$run
   flags=${FLAGS[$config]}
   steps=$(grep -oP '(?<=--steps )\d+' <<< "$flags" || echo 5000)
   if [ ! -f "$out/eval.json" ]; then
@@ -61,12 +61,12 @@ for run in ${@:-$FIRST $MODERN $DEPTH}; do
   echo "$run: done"
 done
 # the memorisation run: the full-pass validation BPC of every checkpoint, and the primer's references
-mem=checkpoints/study/memorise_primer_s1
+mem=experiments/study/runs/memorise_primer_s1
 if [ -f $mem/eval.json ] && [ ! -f $mem/eval_checkpoints.json ]; then
   python eval.py $mem/step_*.pt --json > $mem/eval_checkpoints.json.tmp && mv $mem/eval_checkpoints.json.tmp $mem/eval_checkpoints.json
 fi
 # the reference rows (uniform, unigram, bz2, lzma) of Tiny Shakespeare's validation split
-refs=checkpoints/study/references.json
-if [ ! -f $refs ] && [ -f checkpoints/study/baseline_s1/eval.json ]; then
-  python eval.py checkpoints/study/baseline_s1 --checkpoint last --json > $refs.tmp && mv $refs.tmp $refs
+refs=experiments/study/runs/references.json
+if [ ! -f $refs ] && [ -f experiments/study/runs/baseline_s1/eval.json ]; then
+  python eval.py experiments/study/runs/baseline_s1 --checkpoint last --json > $refs.tmp && mv $refs.tmp $refs
 fi

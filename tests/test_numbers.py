@@ -30,7 +30,7 @@ def rows(path):
 
 
 def eval_bpc(run):
-    with open(os.path.join(ROOT, "checkpoints", run, "eval.json")) as f:
+    with open(os.path.join(ROOT, "experiments", run, "eval.json")) as f:
         return json.load(f)["runs"][0]["val_bpc"]
 
 
@@ -79,7 +79,7 @@ def claim_plain_undisturbed_segments():
 
 
 def claim_plain_against_tinychar():
-    tinychar = statistics.mean(eval_bpc(f"study/rerun/baseline_s{seed}") for seed in (1, 2, 3))
+    tinychar = statistics.mean(eval_bpc(f"study/runs/rerun/baseline_s{seed}") for seed in (1, 2, 3))
     last = [bpc for _, step, _, bpc in plain_segments() if step == 5000]
     best = [min(bpc for seed_, _, _, bpc in plain_segments() if seed_ == seed) for seed in (1, 2, 3)]
     return "docs/performance.md", (f"{tinychar:.4f} ± 0.0051, {span([b - tinychar for b in last], 3)} below the plain "
@@ -88,7 +88,7 @@ def claim_plain_against_tinychar():
 
 
 def claim_position_effect():
-    runs = report.load_runs(os.path.join(ROOT, "checkpoints", "study"))
+    runs = report.load_runs(os.path.join(ROOT, "experiments", "study", "runs"))
     mean = lambda config, machine: statistics.mean(report.on(runs, config, machine))  # noqa: E731
     xeon, epyc = "Intel Xeon AMX", "AMD EPYC"
     return "REPORT.md", (f"loses {mean('heads4_nopos', xeon) - mean('baseline', xeon):.4f} BPC (heads4_nopos against the "
@@ -97,14 +97,14 @@ def claim_position_effect():
 
 
 def claim_long_baseline_minutes():
-    elapsed = float(rows("checkpoints/study/long_baseline_s1/metrics.csv")[-1]["elapsed_s"])
+    elapsed = float(rows("experiments/study/runs/long_baseline_s1/metrics.csv")[-1]["elapsed_s"])
     return "experiments/recipe/README.md", f"{elapsed / 60:.1f} minutes of training by its `elapsed_s`, {elapsed:.0f} s)"
 
 
 def claim_c2_elapsed():
     elapsed = {os.path.basename(os.path.dirname(path)): float(rows(os.path.relpath(path, ROOT))[-1]["elapsed_s"])
-               for path in glob.glob(os.path.join(ROOT, "checkpoints/recipe/b18000/dropout0.[12]*_s1/metrics.csv"))
-               + [os.path.join(ROOT, "checkpoints/recipe/b18000/wd0.3_s1/metrics.csv")]
+               for path in glob.glob(os.path.join(ROOT, "experiments/recipe/runs/b18000/dropout0.[12]*_s1/metrics.csv"))
+               + [os.path.join(ROOT, "experiments/recipe/runs/b18000/wd0.3_s1/metrics.csv")]
                if "+" not in path}
     others = [v for k, v in elapsed.items() if k != "wd0.3_s1"]
     return "experiments/recipe/README.md", (f"`elapsed_s` was {min(others):.0f}-{max(others):.0f} s (25-26 minutes), not 30 "
@@ -114,7 +114,7 @@ def claim_c2_elapsed():
 def claim_minutes_curves():
     def at_five_minutes(pattern):
         found = []
-        for run in glob.glob(os.path.join(ROOT, "checkpoints/recipe", pattern)):
+        for run in glob.glob(os.path.join(ROOT, "experiments/recipe/runs", pattern)):
             with open(os.path.join(run, "curve.json")) as f:
                 curve = json.load(f)
             minutes = {int(r["step"]): float(r["elapsed_s"]) / 60 for r in rows(os.path.relpath(run, ROOT) + "/metrics.csv")}
@@ -127,14 +127,14 @@ def claim_minutes_curves():
 
 
 def claim_recipe_budgets():
-    minutes = sorted(int(os.path.basename(p)[1:]) for p in glob.glob(os.path.join(ROOT, "checkpoints/recipe/m*"))
+    minutes = sorted(int(os.path.basename(p)[1:]) for p in glob.glob(os.path.join(ROOT, "experiments/recipe/runs/m*"))
                      if re.fullmatch(r"m\d+", os.path.basename(p)))   # m30_clock: later code, the same budget
     listed = ", ".join(str(m) for m in minutes[:-1]) + f" and {minutes[-1]}"
     return "experiments/recipe/README.md", f"Tiny Shakespeare in {listed} minutes"
 
 
 def claim_multiplicity():
-    runs = report.load_runs(os.path.join(ROOT, "checkpoints", "study"))
+    runs = report.load_runs(os.path.join(ROOT, "experiments", "study", "runs"))
     xeon = "Intel Xeon AMX"
 
     def p_value(a, b):
@@ -160,9 +160,9 @@ def shares_of_budget(pattern, minutes):
 
 
 def claim_clock_rows():
-    ends = shares_of_budget("checkpoints/recipe/m30_clock/cpu30_s1[123]", 30)
-    clock = [eval_bpc(f"recipe/m30_clock/cpu30_s{seed}") for seed in (11, 12, 13)]
-    first = [eval_bpc(f"recipe/m30/cpu30_s{seed}") for seed in (11, 12, 13)]
+    ends = shares_of_budget("experiments/recipe/runs/m30_clock/cpu30_s1[123]", 30)
+    clock = [eval_bpc(f"recipe/runs/m30_clock/cpu30_s{seed}") for seed in (11, 12, 13)]
+    first = [eval_bpc(f"recipe/runs/m30/cpu30_s{seed}") for seed in (11, 12, 13)]
     mean = statistics.mean(clock)
     high = mean + report.student_t_quantile(0.975, 2) * statistics.stdev(clock) / 3 ** 0.5
     welch = report.welch_interval(clock, first)
@@ -192,8 +192,8 @@ def claim_short_clock_rows():
     for minutes in (7, 5):
         bpcs = []
         for seed in (11, 12, 13):
-            run = f"recipe/m{minutes}_clock/cpu{minutes}_s{seed}"
-            last = rows(f"checkpoints/{run}/metrics.csv")[-1]
+            run = f"recipe/runs/m{minutes}_clock/cpu{minutes}_s{seed}"
+            last = rows(f"experiments/{run}/metrics.csv")[-1]
             bpcs.append(eval_bpc(run))
             claims.append(f"| cpu{minutes}, {seed} |")
             claims.append(f"| {int(last['step']):,} | {float(last['elapsed_s']):.1f} s "
@@ -212,19 +212,19 @@ def claim_short_clock_rows():
 
     def pace(pattern):
         return [tokens_per_s(os.path.relpath(log, ROOT)) for log in glob.glob(os.path.join(ROOT, pattern))]
-    for label, pattern in (("their training ran at", "checkpoints/recipe/m5_clock/cpu5_s1?.log"),
-                           ("the first cpu5 runs' at", "checkpoints/recipe/m5/cpu5_s1?.log"),
-                           ("just before them with the same code, at", "checkpoints/recipe/m7_clock/cpu7_s1?.log"),
-                           ("(the first cpu7 runs:", "checkpoints/recipe/m7/cpu7_s1?.log")):
+    for label, pattern in (("their training ran at", "experiments/recipe/runs/m5_clock/cpu5_s1?.log"),
+                           ("the first cpu5 runs' at", "experiments/recipe/runs/m5/cpu5_s1?.log"),
+                           ("just before them with the same code, at", "experiments/recipe/runs/m7_clock/cpu7_s1?.log"),
+                           ("(the first cpu7 runs:", "experiments/recipe/runs/m7/cpu7_s1?.log")):
         found = pace(pattern)
         claims.append(f"{label} {round(min(found), -2):,.0f}-{round(max(found), -2):,.0f}")
     return ("experiments/recipe/README.md", *claims)
 
 
 def preset_rows(folder, minutes):
-    """(BPCs, shares of the budget) of a preset's seeds 11-13 in checkpoints/recipe/<folder>/."""
-    runs = [f"recipe/{folder}/cpu{minutes}_s{seed}" for seed in (11, 12, 13)]
-    return [eval_bpc(run) for run in runs], shares_of_budget(f"checkpoints/recipe/{folder}/cpu{minutes}_s1[123]", minutes)
+    """(BPCs, shares of the budget) of a preset's seeds 11-13 in experiments/recipe/runs/<folder>/."""
+    runs = [f"recipe/runs/{folder}/cpu{minutes}_s{seed}" for seed in (11, 12, 13)]
+    return [eval_bpc(run) for run in runs], shares_of_budget(f"experiments/recipe/runs/{folder}/cpu{minutes}_s1[123]", minutes)
 
 
 def claim_readme_short_rows():
@@ -233,8 +233,8 @@ def claim_readme_short_rows():
     mean, half = statistics.mean(today7), report.student_t_quantile(0.975, 2) * statistics.stdev(today7) / 3 ** 0.5
     w7, w5 = report.welch_interval(today7, first7), report.welch_interval(today5, first5)
     pace = [[tokens_per_s(os.path.relpath(log, ROOT)) for log in glob.glob(os.path.join(ROOT, pattern))]
-            for pattern in ("checkpoints/recipe/m5_clock/cpu5_s1?.log", "checkpoints/recipe/m5/cpu5_s1?.log")]
-    rows5 = shares_of_budget("checkpoints/recipe/m5_clock/cpu5_wsd_s2[123]", 5)   # README's 5-minute row
+            for pattern in ("experiments/recipe/runs/m5_clock/cpu5_s1?.log", "experiments/recipe/runs/m5/cpu5_s1?.log")]
+    rows5 = shares_of_budget("experiments/recipe/runs/m5_clock/cpu5_wsd_s2[123]", 5)   # README's 5-minute row
     return "README.md", (
         f"Today's cpu7 runs ended at {100 * min(ends7):.1f}-{100 * max(ends7):.1f}% of their 7 minutes, the cpu5 "
         f"rows' at {100 * min(rows5):.1f}-{100 * max(rows5):.1f}% of their 5"), (
@@ -259,8 +259,8 @@ def claim_averaging():
         logs = sorted(glob.glob(os.path.join(ROOT, pattern)))
         steps = [int(rows(os.path.relpath(log[:-4], ROOT) + "/metrics.csv")[-1]["step"]) for log in logs]
         return steps, [tokens_per_s(os.path.relpath(log, ROOT)) for log in logs]
-    (ema_steps, ema_pace), (steps, pace) = (steps_and_pace("checkpoints/recipe/m7_clock/cpu7_ema_s1?.log"),
-                                            steps_and_pace("checkpoints/recipe/m7_clock/cpu7_s1?.log"))
+    (ema_steps, ema_pace), (steps, pace) = (steps_and_pace("experiments/recipe/runs/m7_clock/cpu7_ema_s1?.log"),
+                                            steps_and_pace("experiments/recipe/runs/m7_clock/cpu7_s1?.log"))
     return "experiments/recipe/README.md", (
         f"by {-max(gaps):.4f}-{-min(gaps):.4f} BPC (paired mean {mean:+.4f}, 95% t interval [{mean - half:+.4f}, "
         f"{mean + half:+.4f}]), but against today's cpu7 rows the difference, {welch['diff']:+.4f} BPC, has a Welch 95% "
@@ -275,7 +275,7 @@ def claim_averaging():
 
 def claim_best_is_the_last():
     """How often best.pt is the last checkpoint in today's timed runs (experiments/recipe/README.md)."""
-    runs, exceptions = sorted(glob.glob(os.path.join(ROOT, "checkpoints/recipe/m*_clock/*_s[123][123]", "eval.json"))), []
+    runs, exceptions = sorted(glob.glob(os.path.join(ROOT, "experiments/recipe/runs/m*_clock/*_s[123][123]", "eval.json"))), []
     for path in runs:
         scored = [r for r in rows(os.path.relpath(os.path.dirname(path), ROOT) + "/metrics.csv") if r["checkpoint_bpc"]]
         best = min(scored, key=lambda r: float(r["checkpoint_bpc"]))
@@ -293,10 +293,10 @@ def claim_best_in_readme():
 
 def claim_late_dropout_hint():
     """experiments/recipe/README.md's reading of the one cpu30_late_ema run."""
-    run = "recipe/m30_clock/cpu30_late_ema_s11"
+    run = "recipe/runs/m30_clock/cpu30_late_ema_s11"
     (average,), (trained,) = scored_twice("m30_clock", "cpu30_late_ema", (11,))
     preset = statistics.mean(preset_rows("m30_clock", 30)[0])
-    metrics = rows(f"checkpoints/{run}/metrics.csv")
+    metrics = rows(f"experiments/{run}/metrics.csv")
     before = [float(r["tokens_per_s"]) for r in metrics if int(r["step"]) <= 4500]
     after = [float(r["tokens_per_s"]) for r in metrics if int(r["step"]) >= 5500]
     lowest = min((r for r in metrics if int(r["step"]) <= 5000), key=lambda r: float(r["val_bpc"]))
@@ -316,9 +316,9 @@ def scored_twice(folder, arm, seeds):
     """([BPC of the average], [BPC of the weights as trained]) of runs with --ema (run.py scores both)."""
     average, trained = [], []
     for seed in seeds:
-        run = f"recipe/{folder}/{arm}_s{seed}"
+        run = f"recipe/runs/{folder}/{arm}_s{seed}"
         average.append(eval_bpc(run))
-        with open(os.path.join(ROOT, "checkpoints", run, "eval_trained.json")) as f:
+        with open(os.path.join(ROOT, "experiments", run, "eval_trained.json")) as f:
             trained.append(json.load(f)["runs"][0]["val_bpc"])
     return average, trained
 
@@ -330,7 +330,7 @@ def claim_levers_in_readme():
     mean, half = statistics.mean(gaps), report.student_t_quantile(0.975, 2) * statistics.stdev(gaps) / 3 ** 0.5
     welch = report.welch_interval(average, preset_rows("m7_clock", 7)[0])
     (late_average,), (late_trained,) = scored_twice("m30_clock", "cpu30_late_ema", (11,))
-    late_steps = rows("checkpoints/recipe/m30_clock/cpu30_late_ema_s11/metrics.csv")[-1]["step"]
+    late_steps = rows("experiments/recipe/runs/m30_clock/cpu30_late_ema_s11/metrics.csv")[-1]["step"]
     return "README.md", (
         f"(paired mean {mean:+.4f}, 95% t interval [{mean - half:+.4f}, {mean + half:+.4f}]), but against today's cpu7 "
         f"rows the difference, {welch['diff']:+.4f} BPC, has a Welch 95% interval of [{welch['low']:+.3f}, "
@@ -342,7 +342,7 @@ def claim_levers_in_readme():
 
 def wsd_figures():
     """(BPCs of cpu7_wsd's seeds, their mean, the Welch interval against today's cpu7, the t interval's top)."""
-    wsd = [eval_bpc(f"recipe/m7_clock/cpu7_wsd_s{seed}") for seed in (11, 12, 13)]
+    wsd = [eval_bpc(f"recipe/runs/m7_clock/cpu7_wsd_s{seed}") for seed in (11, 12, 13)]
     mean = statistics.mean(wsd)
     top = mean + report.student_t_quantile(0.975, 2) * statistics.stdev(wsd) / 3 ** 0.5
     return wsd, mean, report.welch_interval(wsd, preset_rows("m7_clock", 7)[0]), top
@@ -366,15 +366,15 @@ def claim_wsd_in_readme():
 def wsd_confirmations():
     """(cpu7_wsd's fresh seeds' BPCs, their Welch interval against today's cpu7 rows; cpu5's and
     cpu5_wsd's fresh seeds' BPCs, the Welch interval of the second against the first)."""
-    fresh7 = [eval_bpc(f"recipe/m7_clock/cpu7_wsd_s{seed}") for seed in (21, 22, 23)]
-    cosine5, wsd5 = ([eval_bpc(f"recipe/m5_clock/{arm}_s{seed}") for seed in (21, 22, 23)] for arm in ("cpu5", "cpu5_wsd"))
+    fresh7 = [eval_bpc(f"recipe/runs/m7_clock/cpu7_wsd_s{seed}") for seed in (21, 22, 23)]
+    cosine5, wsd5 = ([eval_bpc(f"recipe/runs/m5_clock/{arm}_s{seed}") for seed in (21, 22, 23)] for arm in ("cpu5", "cpu5_wsd"))
     return (fresh7, report.welch_interval(fresh7, preset_rows("m7_clock", 7)[0]),
             cosine5, wsd5, report.welch_interval(wsd5, cosine5))
 
 
 def steps_of(pattern):
     found = [int(rows(os.path.relpath(path, ROOT))[-1]["step"])
-             for path in glob.glob(os.path.join(ROOT, "checkpoints/recipe", pattern, "metrics.csv"))]
+             for path in glob.glob(os.path.join(ROOT, "experiments/recipe/runs", pattern, "metrics.csv"))]
     return f"{min(found):,}-{max(found):,}"
 
 
@@ -383,7 +383,7 @@ def claim_wsd_confirmed():
     fresh7, w7, cosine5, wsd5, w5 = wsd_confirmations()
     mean = statistics.mean(fresh7)
     half = report.student_t_quantile(0.975, 2) * statistics.stdev(fresh7) / 3 ** 0.5
-    chose5 = [eval_bpc(f"recipe/m5_clock/cpu5_wsd_s{seed}") for seed in (11, 12, 13)]
+    chose5 = [eval_bpc(f"recipe/runs/m5_clock/cpu5_wsd_s{seed}") for seed in (11, 12, 13)]
     w5_chose = report.welch_interval(chose5, preset_rows("m5_clock", 5)[0])
     return "experiments/recipe/README.md", (
         f"{fresh7[0]:.4f}, {fresh7[1]:.4f} and {fresh7[2]:.4f} (mean {mean:.4f}), against today's cpu7 rows "
@@ -400,15 +400,15 @@ def claim_wsd_confirmed():
 
 def claim_wsd_confirmed_in_readme():
     fresh7, w7, cosine5, wsd5, w5 = wsd_confirmations()
-    wsd30 = eval_bpc("recipe/m30_clock/cpu30_wsd_s11")
+    wsd30 = eval_bpc("recipe/runs/m30_clock/cpu30_wsd_s11")
     return "README.md", (f"alternately with cosine runs of the same seeds: {w5['diff']:+.4f} BPC, Welch 95% interval "
                          f"[{w5['low']:+.4f}, {w5['high']:+.4f}]: **kept**"), (
         f"did not confirm it ({w7['diff']:+.4f}, [{w7['low']:+.4f}, {w7['high']:+.4f}])"), f"WSD: {wsd30:.4f};"
 
 
 def claim_wsd_30_hint():
-    run = "recipe/m30_clock/cpu30_wsd_s11"
-    last = rows(f"checkpoints/{run}/metrics.csv")[-1]
+    run = "recipe/runs/m30_clock/cpu30_wsd_s11"
+    last = rows(f"experiments/{run}/metrics.csv")[-1]
     bpc, preset = eval_bpc(run), statistics.mean(preset_rows("m30_clock", 30)[0])
     return "experiments/recipe/README.md", (
         f"{bpc:.4f} after {int(last['step']):,} steps ({float(last['elapsed_s']):,.0f} s, "
@@ -440,11 +440,11 @@ def claim_dropout_masks_in_readme():
 
 def claim_masks_30_hint():
     """experiments/recipe/README.md's reading of the one cpu30_masks run."""
-    run, pace = "recipe/m30_clock/cpu30_masks_s11", []
+    run, pace = "recipe/runs/m30_clock/cpu30_masks_s11", []
     for name in ("cpu30_masks_s11", "cpu30_s1[123]"):
-        pace.append([float(r["tokens_per_s"]) for path in glob.glob(os.path.join(ROOT, "checkpoints/recipe/m30_clock", name))
+        pace.append([float(r["tokens_per_s"]) for path in glob.glob(os.path.join(ROOT, "experiments/recipe/runs/m30_clock", name))
                      for r in rows(os.path.relpath(path, ROOT) + "/metrics.csv")])
-    last = rows(f"checkpoints/{run}/metrics.csv")[-1]
+    last = rows(f"experiments/{run}/metrics.csv")[-1]
     bpc, preset = eval_bpc(run), preset_rows("m30_clock", 30)[0]
     return "experiments/recipe/README.md", (
         f"trained at {round(min(pace[0]), -2):,.0f}-{round(max(pace[0]), -2):,.0f} tokens/s (the cpu30 rows: "
@@ -455,8 +455,8 @@ def claim_masks_30_hint():
 
 
 def claim_masks_30_hint_in_readme():
-    return "README.md", f"the cheaper masks: {eval_bpc('recipe/m30_clock/cpu30_masks_s11'):.4f} in " \
-        f"{int(rows('checkpoints/recipe/m30_clock/cpu30_masks_s11/metrics.csv')[-1]['step']):,} steps"
+    return "README.md", f"the cheaper masks: {eval_bpc('recipe/runs/m30_clock/cpu30_masks_s11'):.4f} in " \
+        f"{int(rows('experiments/recipe/runs/m30_clock/cpu30_masks_s11/metrics.csv')[-1]['step']):,} steps"
 
 
 def claim_auto_demo():
@@ -472,7 +472,7 @@ def claim_auto_demo():
 
 def alternated_7():
     """(cosine BPCs, WSD BPCs, Welch interval of WSD - cosine) of cpu7 and cpu7_wsd at seeds 31-33, run in turns."""
-    cosine, wsd = ([eval_bpc(f"recipe/m7_clock/{arm}_s{seed}") for seed in (31, 32, 33)] for arm in ("cpu7", "cpu7_wsd"))
+    cosine, wsd = ([eval_bpc(f"recipe/runs/m7_clock/{arm}_s{seed}") for seed in (31, 32, 33)] for arm in ("cpu7", "cpu7_wsd"))
     return cosine, wsd, report.welch_interval(wsd, cosine)
 
 

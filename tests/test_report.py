@@ -22,7 +22,7 @@ MARKERS = "".join(f"<!-- generated:{n} -->\nold\n<!-- end:{n} -->\n"
 
 
 def fake_run(root, name, val_bpc):
-    run_dir = root / "checkpoints" / "study" / name
+    run_dir = root / "experiments" / "study" / "runs" / name
     run_dir.mkdir(parents=True)
     rows = [dict(step=s, train_loss=1.5, train_bpc=2.2, val_loss=1.6, val_bpc=2.3, lr=1e-3,
                  tokens_per_s=20000.0, elapsed_s=s / 10) for s in (500, 1000)]
@@ -32,7 +32,8 @@ def fake_run(root, name, val_bpc):
 
 
 def fake_extrapolation(root, name, bpc_by_context, folder="study"):
-    run_dir = root / "checkpoints" / "study" / name if folder == "study" else root / "checkpoints" / "study" / folder / name
+    study = root / "experiments" / "study" / "runs"
+    run_dir = study / name if folder == "study" else study / folder / name
     run_dir.mkdir(parents=True, exist_ok=True)
     rows = [dict(context=c, val_bpc=b) for c, b in bpc_by_context.items()]
     (run_dir / "extrapolation.json").write_text(json.dumps({"runs": rows, "references": {}}))
@@ -46,9 +47,9 @@ def test_tables_give_mean_and_std_over_seeds_and_effects_with_welch_intervals(tm
         fake_run(tmp_path, f"ablation_s{seed}", bpc)
     fake_run(tmp_path, "heads4_nopos_s1", 2.25)   # 0.03 from the baseline: inside the spread
     fake_run(tmp_path, "memorise_primer_s1", 6.3)  # not a study configuration: only its own figure
-    (tmp_path / "checkpoints" / "study" / "memorise_primer_s1" / "eval_checkpoints.json").write_text(json.dumps(
+    (tmp_path / "experiments" / "study" / "runs" / "memorise_primer_s1" / "eval_checkpoints.json").write_text(json.dumps(
         {"runs": [dict(steps=1000, val_bpc=6.3)], "references": {"uniform (log2 V)": 6.1085}}))
-    (tmp_path / "checkpoints" / "study" / "references.json").write_text(
+    (tmp_path / "experiments" / "study" / "runs" / "references.json").write_text(
         json.dumps({"runs": [], "references": {"uniform (log2 V)": 6.0224, "bz2 -9 | train": 2.3979}}))
     report.main(str(tmp_path))
     text = (tmp_path / "REPORT.md").read_text()
@@ -73,7 +74,7 @@ def test_tables_give_mean_and_std_over_seeds_and_effects_with_welch_intervals(tm
     assert "fewer than 3 seeds" in lines["| both (baseline vs classic ablation)"]
     assert "not run yet" in lines["| 4 heads instead of 1, with sinusoidal positions"]
     for figure in ("figures/curves_all.png", "figures/final_bpc.png", "figures/memorisation.png",
-                   "checkpoints/loss_curve_baseline.png", "checkpoints/loss_curve_nopos.png"):
+                   "figures/loss_curve_baseline.png", "figures/loss_curve_nopos.png"):
         assert (tmp_path / figure).read_bytes()[:4] == b"\x89PNG"
 
 
@@ -132,7 +133,7 @@ def test_gap_table_and_figure_follow_the_full_pass_curves_of_each_pair(tmp_path)
     (tmp_path / "REPORT.md").write_text(MARKERS + "<!-- generated:training_length -->\nold\n<!-- end:training_length -->\n")
     report.main(str(tmp_path))
     assert "(no curve.json yet" in (tmp_path / "REPORT.md").read_text()
-    study = tmp_path / "checkpoints" / "study"
+    study = tmp_path / "experiments" / "study" / "runs"
     for run, bpc in (("long_baseline_s1", {1000: 2.50, 2000: 2.30}), ("long_heads4_nopos_s1", {1000: 2.90, 2000: 2.55}),
                      ("layers4_sinusoidal_s1", {1000: 2.45}), ("layers4_nopos_s1", {1000: 2.60}),
                      ("rerun/baseline_s1", {1000: 2.4})):    # its pair's other run is missing: left out
@@ -186,7 +187,7 @@ def test_runs_are_grouped_by_machine_and_no_contrast_crosses_two_machines(tmp_pa
         for name, machine, bpc in (("baseline", "epyc", 2.30), ("baseline", "xeon", 2.20), ("heads4_rope", "xeon", 2.25)):
             folder = f"{name}_s{seed}" if machine == "xeon" else f"rerun/{name}_s{seed}"
             fake_run(tmp_path, folder, bpc + seed / 1000)
-            (tmp_path / "checkpoints" / "study" / folder / "run.json").write_text(
+            (tmp_path / "experiments" / "study" / "runs" / folder / "run.json").write_text(
                 json.dumps({"sessions": [machines[machine]]}))
     report.main(str(tmp_path))
     text = (tmp_path / "REPORT.md").read_text()

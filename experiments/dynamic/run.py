@@ -1,7 +1,7 @@
 """Dynamic evaluation of README's 30-minute models: chosen on a validation half, reported on a test half.
 
-    python experiments/dynamic/run.py checkpoints/recipe/m30_clock/cpu30_s11 checkpoints/recipe/m30_clock/cpu30_s12 \
-        checkpoints/recipe/m30_clock/cpu30_s13
+    python experiments/dynamic/run.py experiments/recipe/runs/m30_clock/cpu30_s11 \
+        experiments/recipe/runs/m30_clock/cpu30_s12 experiments/recipe/runs/m30_clock/cpu30_s13
 
 The runs trained on the first 90% of Tiny Shakespeare (--split 0.9,0.1). Their held-out tenth is
 cut in two (eval.py --parts 0.9,0.05,0.05): on the validation half every (learning rate, decay) of

@@ -59,6 +59,10 @@ def stale_mutants(root=ROOT, mutants=MUTANTS):
     return problems
 
 
+# the committed run records, and checkpoints/ (your runs)
+RUN_RECORDS = ("checkpoints/", "experiments/study/runs/", "experiments/recipe/runs/", "experiments/quickstart/")
+
+
 def repository_files(root):
     listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=root,
                             capture_output=True, text=True, check=True).stdout.splitlines()
@@ -67,8 +71,8 @@ def repository_files(root):
 
 def copy_repository(root, scratch):
     for path in repository_files(root):
-        if path.endswith((".pt", ".png")) or path.startswith("checkpoints/"):
-            continue   # checkpoints and figures: large, and no test reads them
+        if path.endswith((".pt", ".png")) or path.startswith(RUN_RECORDS):
+            continue   # checkpoints, figures and run records: large, and no test reads them
         os.makedirs(os.path.join(scratch, os.path.dirname(path)), exist_ok=True)
         shutil.copy2(os.path.join(root, path), os.path.join(scratch, path))
 

@@ -56,8 +56,8 @@ def table(runs_root):
 
 def main(argv=None):
     parser = ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", default=os.path.join(ROOT, "checkpoints", "recipe"),
-                        help="the recipe's run folders (default checkpoints/recipe)")
+    parser.add_argument("--runs", default=os.path.join(HERE, "runs"),
+                        help="the recipe's run folders (default experiments/recipe/runs)")
     parser.add_argument("--out", default=os.path.join(ROOT, "tinychar", "candidates.json"),
                         help="default tinychar/candidates.json")
     args = parser.parse_args(argv)

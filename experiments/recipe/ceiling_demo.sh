@@ -3,21 +3,21 @@
 # gets slower after the probe has fixed its steps. 20 s in, two busy loops start beside it on the
 # two cores, so the planned steps would take far longer than the budget; the run must stop early,
 # validated and saved, with elapsed_s at or under 60 s.
-#     bash experiments/recipe/ceiling_demo.sh     # alone on the machine; writes checkpoints/recipe/ceiling/
+#     bash experiments/recipe/ceiling_demo.sh     # alone on the machine; writes experiments/recipe/runs/ceiling/
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-out=checkpoints/recipe/ceiling/run
+out=experiments/recipe/runs/ceiling/run
 rm -rf "$out"
-mkdir -p checkpoints/recipe/ceiling
+mkdir -p experiments/recipe/runs/ceiling
 python train.py --data data/tinyshakespeare.txt --preset cpu5 --time-budget 1 --out "$out" \
-    --eval-every 100 --ckpt-every 100 > checkpoints/recipe/ceiling/train.log 2>&1 &
+    --eval-every 100 --ckpt-every 100 > experiments/recipe/runs/ceiling/train.log 2>&1 &
 trainer=$!
 sleep 20
 python -c "while True: pass" & hog1=$!
 python -c "while True: pass" & hog2=$!
 trap 'kill $hog1 $hog2' EXIT   # the busy loops end with the script, whatever happens
 wait $trainer
-python - "$out" <<'PY' | tee checkpoints/recipe/ceiling/result.txt
+python - "$out" <<'PY' | tee experiments/recipe/runs/ceiling/result.txt
 import sys
 sys.path.insert(0, ".")
 from tinychar.checkpoint import load_checkpoint
@@ -25,4 +25,4 @@ ckpt = load_checkpoint(sys.argv[1])
 print(f"planned {ckpt['train_config']['steps']} steps, stopped at step {ckpt['step']}, "
       f"elapsed_s {ckpt['elapsed_s']:.1f} of {ckpt['train_config']['time_budget'] * 60:g}")
 PY
-cp "$out/metrics.csv" checkpoints/recipe/ceiling/metrics.csv
+cp "$out/metrics.csv" experiments/recipe/runs/ceiling/metrics.csv

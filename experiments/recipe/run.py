@@ -13,10 +13,10 @@ arm spends about what the baseline's base_steps cost; the runs themselves can th
 machine without changing their result. The baseline's 5000 steps are 5000 x 81 ms = ~7 minutes
 of steps on this machine's two idle cores (step_cost.txt). The preset rows of README are timed for
 real: --minutes M runs train.py --time-budget M instead (alone on the machine: its steps are
-fitted to the pace measured at its start), into checkpoints/recipe/m{M}/; the cpu{M} preset carries
+fitted to the pace measured at its start), into experiments/recipe/runs/m{M}/; the cpu{M} preset carries
 its budget, so its runs are README's command with --seed.
 
-Runs: checkpoints/recipe/b{BASE_STEPS}/{ARM}_s{SEED}/ (or m{M}/) with its log beside it; each
+Runs: experiments/recipe/runs/b{BASE_STEPS}/{ARM}_s{SEED}/ (or m{M}/) with its log beside it; each
 gets eval.json (eval.py's full pass over the validation split, fp32 scoring, as the study's); an arm
 with --ema also eval_trained.json, the weights as trained (eval.py --trained-weights).
 """
@@ -47,7 +47,7 @@ def run_arm(arm, seed, base_steps, costs, minutes=None, tag=""):
     """base_steps: the arm's steps from its step cost; minutes: train.py --time-budget instead;
     tag: a word added to the budget's folder (runs of new code beside the old ones)."""
     budget = (f"m{minutes:g}" if minutes else f"b{base_steps}") + (f"_{tag}" if tag else "")
-    out = os.path.join("checkpoints", "recipe", budget, f"{arm}_s{seed}")
+    out = os.path.join("experiments", "recipe", "runs", budget, f"{arm}_s{seed}")
     if os.path.exists(os.path.join(out, "eval.json")):
         return out
     resume = os.path.isdir(out) and any(n.endswith(".pt") for n in os.listdir(out))
@@ -107,7 +107,7 @@ def main():
     # one comma-separated value, so that the arms can follow it: with nargs="+" they would be read as seeds
     parser.add_argument("--seeds", type=seed_list, required=True, help="seeds, fixed before any run: 1 or 2,3,4")
     parser.add_argument("--tag", default="", type=tag_word,
-                        help="runs go to checkpoints/recipe/m<M>_<TAG>/ (or b<N>_<TAG>/): new code beside the old runs")
+                        help="runs go to experiments/recipe/runs/m<M>_<TAG>/ (or b<N>_<TAG>/): new code beside the old runs")
     args = parser.parse_args()
     with open(os.path.join(HERE, "step_cost.json")) as f:
         costs = json.load(f)

@@ -1,7 +1,7 @@
 """The recipe's results, from the committed runs, full-pass validation BPC. Stage A (seed 1) is a
 hint; stage B (seeds 2-4, arm and baseline) gives the verdict by report.py's rule: a 95% Welch
 interval that excludes 0. Stage C (the 30-minute budget, b18000) shows seed-1 hints against the
-baseline's stage-A mean. The timed rows (checkpoints/recipe/m<MINUTES>/, train.py --time-budget) give README's
+baseline's stage-A mean. The timed rows (experiments/recipe/runs/m<MINUTES>/, train.py --time-budget) give README's
 table "The best model in N minutes": seeds 11-13 of each preset, mean, std and the 95% t interval
 of the mean, against the targets (today's code: m<MINUTES>_clock/; every timed row, older code's and
 the levers' too, in experiments/recipe/README.md); and figures/recipe_minutes.png, BPC against
@@ -39,7 +39,7 @@ TARGETS = {7: 2.156, 30: 2.10}  # the issue's targets: full-pass BPC within that
 
 
 def load(budget_dir):
-    """{arm: [(seed, val_bpc, steps)]} of the finished runs in checkpoints/recipe/b<N>/."""
+    """{arm: [(seed, val_bpc, steps)]} of the finished runs in experiments/recipe/runs/b<N>/."""
     runs = {}
     for name in sorted(os.listdir(budget_dir)):
         path = os.path.join(budget_dir, name, "eval.json")
@@ -158,7 +158,7 @@ def current_presets(timed):
 
 def timed_rows(root):
     """{(minutes, tag): {arm: [(seed, val_bpc, steps, elapsed minutes, machine, commit)]}} of
-    checkpoints/recipe/m<M>[_<tag>]/; commit: the run's (run.json), "" before run records."""
+    experiments/recipe/runs/m<M>[_<tag>]/; commit: the run's (run.json), "" before run records."""
     found = {}
     for name in os.listdir(root) if os.path.isdir(root) else []:
         match = re.fullmatch(r"m(\d+(?:\.\d+)?)(?:_(\w+))?", name)
@@ -166,7 +166,7 @@ def timed_rows(root):
             runs = load(os.path.join(root, name))
             found[float(match[1]), match[2] or ""] = {
                 arm: [(seed, bpc, steps, elapsed_minutes(os.path.join(root, name, f"{arm}_s{seed}")),
-                       machine_of(os.path.join(root, name, f"{arm}_s{seed}"), os.path.dirname(root)),
+                       machine_of(os.path.join(root, name, f"{arm}_s{seed}"), os.path.dirname(os.path.dirname(root))),
                        run_commit(os.path.join(root, name, f"{arm}_s{seed}")))
                       for seed, bpc, steps in values] for arm, values in runs.items()}
     return dict(sorted(found.items()))
@@ -369,7 +369,7 @@ def main():
     # no flags: --help says what it does, a stray argument is an error
     ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=RawDescriptionHelpFormatter,
                    epilog=__doc__.split("\n\n", 1)[1]).parse_args()
-    root = os.path.join(ROOT, "checkpoints", "recipe")
+    root = os.path.join(HERE, "runs")
     budgets = sorted(int(d[1:]) for d in os.listdir(root) if re.fullmatch(r"b\d+", d)) if os.path.isdir(root) else []
     runs = {b: load(os.path.join(root, f"b{b}")) for b in budgets}
     stage_a = [bpc for seed, bpc, _ in runs.get(STAGE_A_BUDGET, {}).get("baseline", []) if seed in STAGE_A_BASELINE]

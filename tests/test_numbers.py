@@ -17,6 +17,7 @@ from conftest import ROOT
 
 sys.path.insert(0, os.path.join(ROOT, "experiments"))
 import report  # noqa: E402
+from tinychar import stats  # noqa: E402
 
 
 def text(path):
@@ -138,8 +139,8 @@ def claim_multiplicity():
     xeon = "Intel Xeon AMX"
 
     def p_value(a, b):
-        w = report.welch_interval(report.on(runs, a, xeon), report.on(runs, b, xeon))
-        return 2 * (1 - report.student_t_cdf(abs(w["diff"]) / w["se"], w["df"]))
+        w = stats.welch_interval(report.on(runs, a, xeon), report.on(runs, b, xeon))
+        return 2 * (1 - stats.student_t_cdf(abs(w["diff"]) / w["se"], w["df"]))
     rows = [(a, b, m) for _, a, b in report.EFFECTS for m in report.machines_of(runs, [a, b])]
     intervals = sum(min(len(report.on(runs, a, m)), len(report.on(runs, b, m))) >= 2 for a, b, m in rows)
     return "REPORT.md", (
@@ -164,8 +165,8 @@ def claim_clock_rows():
     clock = [eval_bpc(f"recipe/runs/m30_clock/cpu30_s{seed}") for seed in (11, 12, 13)]
     first = [eval_bpc(f"recipe/runs/m30/cpu30_s{seed}") for seed in (11, 12, 13)]
     mean = statistics.mean(clock)
-    high = mean + report.student_t_quantile(0.975, 2) * statistics.stdev(clock) / 3 ** 0.5
-    welch = report.welch_interval(clock, first)
+    high = mean + stats.student_t_quantile(0.975, 2) * statistics.stdev(clock) / 3 ** 0.5
+    welch = stats.welch_interval(clock, first)
     return "README.md", (f"Today's three cpu30 runs ended at {100 * ends[0]:.1f}%, {100 * ends[1]:.1f}% and "
                          f"{100 * ends[2]:.1f}% of their 30 minutes, each at `--min-lr`"), (
         f"Their mean, {mean:.4f}, meets the 30-minute target, but not with confidence: the interval reaches {high:.4f}"
@@ -198,7 +199,7 @@ def claim_short_clock_rows():
             claims.append(f"| cpu{minutes}, {seed} |")
             claims.append(f"| {int(last['step']):,} | {float(last['elapsed_s']):.1f} s "
                           f"({100 * float(last['elapsed_s']) / (60 * minutes):.1f}%) | {bpcs[-1]:.4f} |")
-        mean, half = statistics.mean(bpcs), report.student_t_quantile(0.975, 2) * statistics.stdev(bpcs) / 3 ** 0.5
+        mean, half = statistics.mean(bpcs), stats.student_t_quantile(0.975, 2) * statistics.stdev(bpcs) / 3 ** 0.5
         claims.append(f"**{mean:.4f} ± {statistics.stdev(bpcs):.4f}**, 95% t interval [{mean - half:.4f}, "
                       f"{mean + half:.4f}]" if minutes == 7 else f"**{mean:.4f} ± {statistics.stdev(bpcs):.4f}**, "
                       f"[{mean - half:.4f}, {mean + half:.4f}]")
@@ -208,7 +209,7 @@ def claim_short_clock_rows():
                           (5, "against the first rows ({first:.4f}): {diff:+.4f}, Welch 95% interval [{low:+.3f}, "
                               "{high:+.3f}]")):
         today, first = preset_rows(f"m{minutes}_clock", minutes)[0], preset_rows(f"m{minutes}", minutes)[0]
-        claims.append(said.format(first=statistics.mean(first), **report.welch_interval(today, first)))
+        claims.append(said.format(first=statistics.mean(first), **stats.welch_interval(today, first)))
 
     def pace(pattern):
         return [tokens_per_s(os.path.relpath(log, ROOT)) for log in glob.glob(os.path.join(ROOT, pattern))]
@@ -230,8 +231,8 @@ def preset_rows(folder, minutes):
 def claim_readme_short_rows():
     (today7, ends7), (first7, _) = preset_rows("m7_clock", 7), preset_rows("m7", 7)
     (today5, _), (first5, _) = preset_rows("m5_clock", 5), preset_rows("m5", 5)
-    mean, half = statistics.mean(today7), report.student_t_quantile(0.975, 2) * statistics.stdev(today7) / 3 ** 0.5
-    w7, w5 = report.welch_interval(today7, first7), report.welch_interval(today5, first5)
+    mean, half = statistics.mean(today7), stats.student_t_quantile(0.975, 2) * statistics.stdev(today7) / 3 ** 0.5
+    w7, w5 = stats.welch_interval(today7, first7), stats.welch_interval(today5, first5)
     pace = [[tokens_per_s(os.path.relpath(log, ROOT)) for log in glob.glob(os.path.join(ROOT, pattern))]
             for pattern in ("experiments/recipe/runs/m5_clock/cpu5_s1?.log", "experiments/recipe/runs/m5/cpu5_s1?.log")]
     rows5 = shares_of_budget("experiments/recipe/runs/m5_clock/cpu5_wsd_s2[123]", 5)   # README's 5-minute row
@@ -252,8 +253,8 @@ def claim_averaging():
     average, trained = scored_twice("m7_clock", "cpu7_ema", (11, 12, 13))
     preset = preset_rows("m7_clock", 7)[0]
     gaps = [a - t for a, t in zip(average, trained)]
-    mean, half = statistics.mean(gaps), report.student_t_quantile(0.975, 2) * statistics.stdev(gaps) / 3 ** 0.5
-    welch, own = report.welch_interval(average, preset), report.welch_interval(trained, preset)
+    mean, half = statistics.mean(gaps), stats.student_t_quantile(0.975, 2) * statistics.stdev(gaps) / 3 ** 0.5
+    welch, own = stats.welch_interval(average, preset), stats.welch_interval(trained, preset)
 
     def steps_and_pace(pattern):
         logs = sorted(glob.glob(os.path.join(ROOT, pattern)))
@@ -327,8 +328,8 @@ def claim_levers_in_readme():
     """README's paragraph on the levers, from the same files as experiments/recipe/README.md's."""
     average, trained = scored_twice("m7_clock", "cpu7_ema", (11, 12, 13))
     gaps = [a - t for a, t in zip(average, trained)]
-    mean, half = statistics.mean(gaps), report.student_t_quantile(0.975, 2) * statistics.stdev(gaps) / 3 ** 0.5
-    welch = report.welch_interval(average, preset_rows("m7_clock", 7)[0])
+    mean, half = statistics.mean(gaps), stats.student_t_quantile(0.975, 2) * statistics.stdev(gaps) / 3 ** 0.5
+    welch = stats.welch_interval(average, preset_rows("m7_clock", 7)[0])
     (late_average,), (late_trained,) = scored_twice("m30_clock", "cpu30_late_ema", (11,))
     late_steps = rows("experiments/recipe/runs/m30_clock/cpu30_late_ema_s11/metrics.csv")[-1]["step"]
     return "README.md", (
@@ -344,8 +345,8 @@ def wsd_figures():
     """(BPCs of cpu7_wsd's seeds, their mean, the Welch interval against today's cpu7, the t interval's top)."""
     wsd = [eval_bpc(f"recipe/runs/m7_clock/cpu7_wsd_s{seed}") for seed in (11, 12, 13)]
     mean = statistics.mean(wsd)
-    top = mean + report.student_t_quantile(0.975, 2) * statistics.stdev(wsd) / 3 ** 0.5
-    return wsd, mean, report.welch_interval(wsd, preset_rows("m7_clock", 7)[0]), top
+    top = mean + stats.student_t_quantile(0.975, 2) * statistics.stdev(wsd) / 3 ** 0.5
+    return wsd, mean, stats.welch_interval(wsd, preset_rows("m7_clock", 7)[0]), top
 
 
 def claim_wsd():
@@ -368,8 +369,8 @@ def wsd_confirmations():
     cpu5_wsd's fresh seeds' BPCs, the Welch interval of the second against the first)."""
     fresh7 = [eval_bpc(f"recipe/runs/m7_clock/cpu7_wsd_s{seed}") for seed in (21, 22, 23)]
     cosine5, wsd5 = ([eval_bpc(f"recipe/runs/m5_clock/{arm}_s{seed}") for seed in (21, 22, 23)] for arm in ("cpu5", "cpu5_wsd"))
-    return (fresh7, report.welch_interval(fresh7, preset_rows("m7_clock", 7)[0]),
-            cosine5, wsd5, report.welch_interval(wsd5, cosine5))
+    return (fresh7, stats.welch_interval(fresh7, preset_rows("m7_clock", 7)[0]),
+            cosine5, wsd5, stats.welch_interval(wsd5, cosine5))
 
 
 def steps_of(pattern):
@@ -382,9 +383,9 @@ def claim_wsd_confirmed():
     """experiments/recipe/README.md's reading of WSD's fresh seeds at 7 and 5 minutes and its 5-minute seeds 11-13."""
     fresh7, w7, cosine5, wsd5, w5 = wsd_confirmations()
     mean = statistics.mean(fresh7)
-    half = report.student_t_quantile(0.975, 2) * statistics.stdev(fresh7) / 3 ** 0.5
+    half = stats.student_t_quantile(0.975, 2) * statistics.stdev(fresh7) / 3 ** 0.5
     chose5 = [eval_bpc(f"recipe/runs/m5_clock/cpu5_wsd_s{seed}") for seed in (11, 12, 13)]
-    w5_chose = report.welch_interval(chose5, preset_rows("m5_clock", 5)[0])
+    w5_chose = stats.welch_interval(chose5, preset_rows("m5_clock", 5)[0])
     return "experiments/recipe/README.md", (
         f"{fresh7[0]:.4f}, {fresh7[1]:.4f} and {fresh7[2]:.4f} (mean {mean:.4f}), against today's cpu7 rows "
         f"{w7['diff']:+.4f} BPC, Welch 95% interval [{w7['low']:+.4f}, {w7['high']:+.4f}]"), (
@@ -473,7 +474,7 @@ def claim_auto_demo():
 def alternated_7():
     """(cosine BPCs, WSD BPCs, Welch interval of WSD - cosine) of cpu7 and cpu7_wsd at seeds 31-33, run in turns."""
     cosine, wsd = ([eval_bpc(f"recipe/runs/m7_clock/{arm}_s{seed}") for seed in (31, 32, 33)] for arm in ("cpu7", "cpu7_wsd"))
-    return cosine, wsd, report.welch_interval(wsd, cosine)
+    return cosine, wsd, stats.welch_interval(wsd, cosine)
 
 
 def claim_wsd_alternated_7():

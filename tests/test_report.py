@@ -2,20 +2,19 @@
 standard deviations over seeds, each factor's effect with a 95% Welch interval that decides the
 verdict, the length-extrapolation table and figure, and 'not run yet' for what has not been run."""
 import json
-import math
 import re
 import statistics
 
 import os
 import sys
 
-import pytest
 
 from conftest import ROOT
 from tinychar.metrics import write_metrics
 
 sys.path.insert(0, os.path.join(ROOT, "experiments"))
 import report  # noqa: E402
+from tinychar import stats  # noqa: E402
 
 MARKERS = "".join(f"<!-- generated:{n} -->\nold\n<!-- end:{n} -->\n"
                   for n in ("results", "effects", "references", "extrapolation"))
@@ -66,7 +65,7 @@ def test_tables_give_mean_and_std_over_seeds_and_effects_with_welch_intervals(tm
     lines = {line.split(" | ")[0]: line for line in text.splitlines()}
     assert "not run yet" in lines["| heads1_sinusoidal (positions kept, heads removed)"]
     assert "no interval: one seed" in lines["| sinusoidal positions instead of none, 4 heads"]
-    both = welch = report.welch_interval([2.20, 2.22, 2.24], [2.40, 2.50])
+    both = welch = stats.welch_interval([2.20, 2.22, 2.24], [2.40, 2.50])
     assert (f"| 3, 2 | -0.2300 | {both['se']:.4f} | [{welch['low']:+.4f}, {welch['high']:+.4f}]"
             in lines["| both (baseline vs classic ablation)"])
     # se = sqrt(0.0004/3 + 0.005/2) = 0.0513, df ~ 1.1: t_0.975 ~ 11, so the interval holds 0
@@ -85,25 +84,6 @@ def test_regenerating_twice_changes_nothing(tmp_path):
     first = (tmp_path / "REPORT.md").read_text()
     report.main(str(tmp_path))
     assert (tmp_path / "REPORT.md").read_text() == first
-
-
-@pytest.mark.parametrize("df,quantile", [(1, 12.7062), (4, 2.7764), (10, 2.2281), (30, 2.0423), (1000, 1.9623)])
-def test_student_t_quantiles_match_the_tables(df, quantile):
-    assert report.student_t_quantile(0.975, df) == pytest.approx(quantile, abs=1e-4)
-
-
-def test_welch_interval_of_the_heads_effect_holds_zero():
-    # the first study's 4 vs 1 heads: -0.0174, which its table had called "better"
-    w = report.welch_interval([2.1646, 2.1580, 2.1461], [2.1837, 2.1717, 2.1655])
-    assert w["diff"] == pytest.approx(-0.0174)
-    assert w["se"] == pytest.approx(math.sqrt(statistics.variance([2.1646, 2.1580, 2.1461]) / 3
-                                              + statistics.variance([2.1837, 2.1717, 2.1655]) / 3))
-    assert w["df"] == pytest.approx(4.0, abs=0.01) and w["low"] < 0 < w["high"]
-    w = report.welch_interval([2.1646, 2.1580, 2.1461], [2.5516, 2.5383, 2.5330])   # positions: far from 0
-    assert w["high"] < -0.3
-    w = report.welch_contrast([([1.0, 2.0, 3.0], 2), ([5.0, 5.5], -0.5)])   # weights scale mean and spread alike
-    assert w["diff"] == pytest.approx(4.0 - 2.625)
-    assert w["se"] == pytest.approx(math.sqrt(4 * 1.0 / 3 + 0.25 * 0.125 / 2))
 
 
 def test_a_clear_effect_with_three_seeds_a_side_is_a_verdict(tmp_path):

@@ -20,7 +20,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "experiments"))
-from report import student_t_quantile  # noqa: E402
+from tinychar.stats import student_t_quantile  # noqa: E402
 
 SOURCE = os.path.join(ROOT, "checkpoints", "finetune", "source")
 SEEDS = (1, 2, 3)

@@ -24,7 +24,8 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "experiments"))
 from tinychar.files import AtomicFile, save_figure  # noqa: E402
 from tinychar.cli import ArgumentParser  # noqa: E402
-from report import fill, machine_of, student_t_quantile, welch_interval  # noqa: E402
+from report import fill, machine_of  # noqa: E402
+from tinychar.stats import student_t_quantile, welch_interval  # noqa: E402
 
 from arms import ARMS, timed_flags  # noqa: E402
 

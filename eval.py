@@ -173,7 +173,11 @@ def parse_args(argv=None):
     parser.add_argument("--context", type=int, nargs="+", metavar="N",
                         help="score with windows of N characters instead of the trained seq_len (stride N/2); "
                              "several values give one row each (length extrapolation)")
-    args = parser.parse_args(argv)
+    return check_args(parser.parse_args(argv))
+
+
+def check_args(args):
+    """A mistake in the flags is a one-line error before any work; --surprisal's file is read."""
     if args.batch_size <= 0:
         raise UserError(f"--batch-size must be positive, got {args.batch_size}")
     for n in args.context or []:

@@ -20,7 +20,7 @@ import os
 import sys
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 
 import torch
 
@@ -92,16 +92,16 @@ class Run:
     model: CharTransformer
     average: WeightAverage | None
     optimizer: object
-    runner: torch.nn.Module
     autocast: object
     batch_rng: torch.Generator
     val_batches: list
     budget: Budget
     checkpoints: RunCheckpoints
-    sessions: list
-    step: int = 0
-    pending_losses: list = None
-    rows: list = None
+    sessions: list                 # the run record (record.py): where each session of the run ran
+    runner: torch.nn.Module = None   # what runs the step: the model, maybe compiled, maybe DDP-wrapped
+    step: int = 0                  # the steps done: a resumed run's checkpoint's
+    pending_losses: list = field(default_factory=list)   # losses since the last validation
+    rows: list = field(default_factory=list)             # metrics.csv's rows so far
 
     @property
     def main_process(self):
@@ -138,11 +138,12 @@ def set_up(model_cfg, cfg, resumed, choice):
     model, optimizer, average = build_model(model_cfg, cfg, source, device, rank, world_size)
     plan = first_plan(cfg, resumed, choice, device)
     autocast = runtime.autocast(plan.precision, device)
-    run = Run(model_cfg, cfg, plan, device, rank, world_size, vocab, train_ids, val_ids, fingerprint, model, average,
-              optimizer, None, autocast, torch.Generator().manual_seed(cfg.seed),
-              fixed_validation_batches(val_ids, cfg, model_cfg.seq_len, device), budget,
-              RunCheckpoints(cfg, resumed, rank == 0), record_session(cfg, plan, resumed, device, world_size, rank == 0),
-              pending_losses=[], rows=[])
+    run = Run(model_cfg=model_cfg, cfg=cfg, plan=plan, device=device, rank=rank, world_size=world_size, vocab=vocab,
+              train_ids=train_ids, val_ids=val_ids, fingerprint=fingerprint, model=model, average=average,
+              optimizer=optimizer, autocast=autocast, batch_rng=torch.Generator().manual_seed(cfg.seed),
+              val_batches=fixed_validation_batches(val_ids, cfg, model_cfg.seq_len, device), budget=budget,
+              checkpoints=RunCheckpoints(cfg, resumed, rank == 0),
+              sessions=record_session(cfg, plan, resumed, device, world_size, rank == 0))
     if resumed:
         run.step, run.pending_losses, run.rows = restore(resumed, model, average, optimizer, run.batch_rng, cfg.seed,
                                                          device, rank, world_size, os.path.join(cfg.out, "metrics.csv"))

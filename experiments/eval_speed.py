@@ -9,7 +9,7 @@ figures scored again with it.
 
 A scoring window's first half is context: no logits are read there, so the last block need not
 make those rows (its keys and values come from the rows of the block before, which are all made).
-Speed: eval.full_pass_bpc on the same 20,000 random characters as bench.py, the two ways taking
+Speed: scoring.full_pass_bpc on the same 20,000 random characters as bench.py, the two ways taking
 turns, the median of --rounds rounds; "every row" is the model wrapped so that it makes every
 row's logits and hands back the scored ones, as the pass did before. Figures: each run's
 eval.json against its checkpoint scored again now, in the precision eval.json names. Dynamic:

@@ -1,4 +1,4 @@
-"""Dynamic evaluation (eval.py --dynamic, dynamic.py): the model learns from each window after
+"""Dynamic evaluation (eval.py --dynamic, tinychar/scoring.py): the model learns from each window after
 scoring it. With learning rate 0 it is the static pass; a character's score never depends on
 itself or on what follows; a text seen once is cheaper the second time; the trained model is
 never changed; its figure is a row of its own."""

@@ -19,7 +19,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, os.path.join(ROOT, "experiments"))
+sys.path.insert(0, ROOT)
 from tinychar.stats import student_t_quantile  # noqa: E402
 
 SOURCE = os.path.join(ROOT, "checkpoints", "finetune", "source")

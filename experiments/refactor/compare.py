@@ -5,7 +5,7 @@ with the working tree, on this machine, and compare what they wrote.
     python experiments/refactor/compare.py BEFORE_COMMIT --after AFTER_COMMIT   # keep editing meanwhile
 
 The commands, each run once per tree in a scratch folder:
-  a) train.py --data <Tiny Shakespeare> --preset baseline --steps 300 --eval-every 100
+  a) train.py --data <Tiny Shakespeare> --preset baseline --steps 300 --eval-every 100 --ckpt-every 100
   b) the same with --dropout 0.1 --n-layers 4 --pos rope
   c) (a) as 2 processes: python -m torch.distributed.run --standalone --nproc_per_node=2 train.py ...
   d) (a) resumed: a copy of its folder without the checkpoints after step 100, then --resume
@@ -37,7 +37,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SHAKESPEARE = os.path.join(ROOT, "..", "shared", "data", "tinyshakespeare.txt")
 DETERMINISTIC = ("step", "train_loss", "train_bpc", "val_loss", "val_bpc", "lr")
-TRAIN = ["--preset", "baseline", "--steps", "300", "--eval-every", "100"]
+TRAIN = ["--preset", "baseline", "--steps", "300", "--eval-every", "100", "--ckpt-every", "100"]
 RUNS = {   # name: (train.py's flags, processes, the run whose folder it starts from, on the fake clock)
     "a": (TRAIN, 1, None, False),
     "b": (TRAIN + ["--dropout", "0.1", "--n-layers", "4", "--pos", "rope"], 1, None, False),

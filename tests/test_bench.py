@@ -1,11 +1,13 @@
 """bench.py runs end to end and reports every figure it promises. A smoke test: at this tiny shape
 no timing means anything, so nothing about speed is asserted, and ratios bench.py derives from
 its own numbers (speed-ups, shares of the breakdown) are not re-derived here."""
+import pytest
 import json
 
 from conftest import run_script
 
 
+@pytest.mark.slow
 def test_bench_reports_training_breakdown_generation_eval_and_memory():
     result = run_script("bench.py", "--d-model", "32", "--n-heads", "4", "--seq-len", "16", "--batch-size", "4",
                         "--repeats", "1", "--steps", "1", "--no-compile", "--gen-chars", "40", "--json")

@@ -33,6 +33,7 @@ def same_weights(a, b):
     return a["step"] == b["step"] and all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
 
 
+@pytest.mark.slow
 def test_each_checkpoint_is_scored_and_best_pt_is_the_lowest_so_far(tmp_path, monkeypatch):
     scripted_scores(monkeypatch, [3.0, 2.0, 2.5, 2.6])
     out = str(tmp_path / "r")
@@ -44,6 +45,7 @@ def test_each_checkpoint_is_scored_and_best_pt_is_the_lowest_so_far(tmp_path, mo
     assert load_checkpoint(out)["best"] == dict(step=20, bpc=2.0, scored=4, since=2)
 
 
+@pytest.mark.slow
 def test_the_recorded_score_is_eval_pys_full_pass_bpc_of_that_checkpoint(tmp_path):
     out = str(tmp_path / "r")
     train.main(["--out", out, "--steps", "20", *RUN])
@@ -52,6 +54,7 @@ def test_the_recorded_score_is_eval_pys_full_pass_bpc_of_that_checkpoint(tmp_pat
     assert float(checkpoint_column(out)[10]) == pytest.approx(row["val_bpc"], abs=1e-9)
 
 
+@pytest.mark.slow
 def test_early_stop_ends_the_run_validated_and_saved_after_n_checkpoints_without_improvement(tmp_path, monkeypatch,
                                                                                              capsys):
     scripted_scores(monkeypatch, [3.0, 2.0, 2.5, 2.6, 1.0])
@@ -62,6 +65,7 @@ def test_early_stop_ends_the_run_validated_and_saved_after_n_checkpoints_without
     assert "early stop: 2 checkpoints in a row did not improve on step 20's 2.0000 BPC" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_the_early_stop_count_and_the_best_carry_over_a_resume(tmp_path, monkeypatch):
     scripted_scores(monkeypatch, [3.0, 2.0, 2.5, 2.6])
     out = str(tmp_path / "r")
@@ -71,6 +75,7 @@ def test_the_early_stop_count_and_the_best_carry_over_a_resume(tmp_path, monkeyp
     assert load_checkpoint(os.path.join(out, "best.pt"))["step"] == 20
 
 
+@pytest.mark.slow
 def test_keep_last_keeps_the_last_k_step_checkpoints_and_best_pt_and_the_run_resumes(tmp_path, monkeypatch):
     scripted_scores(monkeypatch, [3.0, 2.0, 2.5, 2.6, 2.7, 2.8])
     out = str(tmp_path / "r")
@@ -83,6 +88,7 @@ def test_keep_last_keeps_the_last_k_step_checkpoints_and_best_pt_and_the_run_res
 
 @pytest.mark.parametrize("flags,message", [(["--keep-last", "0"], "--keep-last must be at least 1"),
                                            (["--early-stop", "-1"], "--early-stop must not be negative")])
+@pytest.mark.slow
 def test_bad_keep_last_or_early_stop_is_a_one_line_error(tmp_path, flags, message):
     assert_one_line_error(run_script("train.py", "--out", str(tmp_path / "r"), *flags), message)
 
@@ -102,6 +108,7 @@ def scored_run(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_eval_and_generate_use_best_pt_and_say_which_checkpoint(scored_run):
     done = run_script("eval.py", scored_run, "--json", "--no-references")
     assert f"{scored_run}: step 10, best of 2 by validation BPC (best.pt)" in done.stderr
@@ -110,6 +117,7 @@ def test_eval_and_generate_use_best_pt_and_say_which_checkpoint(scored_run):
     assert done.returncode == 0 and "step 10, best of 2 by validation BPC (best.pt)" in done.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("choice,step,said", [("last", 20, "step 20 (the last)"), ("10", 10, "step 10")])
 def test_checkpoint_last_or_a_step_chooses_another(scored_run, choice, step, said):
     done = run_script("eval.py", scored_run, "--json", "--no-references", "--checkpoint", choice)
@@ -120,11 +128,13 @@ def test_checkpoint_last_or_a_step_chooses_another(scored_run, choice, step, sai
 
 @pytest.mark.parametrize("choice,message", [("7", "has no checkpoint of step 7 (kept: 10, 20)"),
                                             ("first", "--checkpoint must be best, last or a step number")])
+@pytest.mark.slow
 def test_a_checkpoint_that_is_not_there_is_a_one_line_error(scored_run, choice, message):
     assert_one_line_error(run_script("eval.py", scored_run, "--checkpoint", choice), message)
     assert_one_line_error(run_script("generate.py", "--ckpt", scored_run, "--checkpoint", choice), message)
 
 
+@pytest.mark.slow
 def test_with_a_test_split_eval_reports_the_best_checkpoints_test_bpc_as_the_unbiased_figure(scored_run):
     done = run_script("eval.py", scored_run, "--no-references")
     test = run_script("eval.py", scored_run, "--no-references", "--split", "test", "--json")
@@ -134,6 +144,7 @@ def test_with_a_test_split_eval_reports_the_best_checkpoints_test_bpc_as_the_unb
             f"low; its test BPC, the unbiased figure: {test_bpc:.4f}") in done.stdout
 
 
+@pytest.mark.slow
 def test_a_run_from_before_best_pt_is_evaluated_at_its_last_checkpoint(tmp_path):
     out = str(tmp_path / "old")
     train.main(["--out", out, "--steps", "20", *RUN])

@@ -76,6 +76,7 @@ def test_the_steps_afforded_are_planned_as_a_timed_run_plans_them():
                                    500, 1000, 10.0)
 
 
+@pytest.mark.slow
 def test_a_run_with_preset_auto_trains_the_chosen_shape_and_counts_the_choice_against_its_budget(tmp_path):
     done = run_script("train.py", "--out", str(tmp_path / "auto"), "--preset", "auto", "--time-budget", "0.15",
                       *TINY_FLAGS, "--eval-every", "5", "--ckpt-every", "10", timeout=300)
@@ -94,10 +95,12 @@ def test_a_run_with_preset_auto_trains_the_chosen_shape_and_counts_the_choice_ag
     (["--preset", "auto", "--steps", "10"], "--preset auto needs --time-budget MINUTES"),
     (["--threads", "-1"], "--threads must not be negative"),
 ])
+@pytest.mark.slow
 def test_preset_auto_and_threads_mistakes_are_one_line_errors(tmp_path, flags, message):
     assert_one_line_error(run_script("train.py", "--out", str(tmp_path / "bad"), *TINY_FLAGS, *flags), message)
 
 
+@pytest.mark.slow
 def test_a_resumed_run_keeps_its_shape_so_preset_auto_is_refused(tmp_path):
     assert run_script("train.py", "--out", str(tmp_path / "r"), *TINY_FLAGS, "--steps", "2").returncode == 0
     assert_one_line_error(run_script("train.py", "--out", str(tmp_path / "r"), "--resume", "--preset", "auto",

@@ -1,5 +1,6 @@
 """train.py --config FILE.toml: any flag by its name, the command line winning over the file; every
 run directory holds its configuration as config.toml, and that file repeats the run."""
+import pytest
 import os
 import tomllib
 
@@ -35,6 +36,7 @@ def test_an_unknown_key_is_a_one_line_error_naming_the_closest_flag(tmp_path):
     assert_one_line_error(run_script("train.py", "--config", str(path)), "d_modle", "--d-model")
 
 
+@pytest.mark.slow
 def test_a_malformed_file_a_wrong_value_or_a_missing_file_is_a_one_line_error(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text("lr = = 1\n", encoding="utf-8")

@@ -171,6 +171,7 @@ def test_batches_are_int64_windows_of_the_memory_mapped_ids(tmp_path):
     assert x.tolist() == [ids[s:s + 8] for s in starts.tolist()]
 
 
+@pytest.mark.slow
 def test_a_byte_model_on_a_file_that_is_not_utf8_trains_evaluates_on_test_and_generates(tmp_path):
     from conftest import TINY_FLAGS, assert_one_line_error, run_script
     data = tmp_path / "mixed.bin"

@@ -41,6 +41,7 @@ def test_with_decay_1_every_step_is_undone_and_it_is_the_static_pass_again():
                                                                                        batch_size=1)
 
 
+@pytest.mark.slow
 def test_a_characters_score_never_depends_on_itself_or_on_what_follows():
     model, stream = tiny_model(), text(200, seed=3)
     base = nats_of(model, stream, lr=0.1, decay=0.01)
@@ -53,6 +54,7 @@ def test_a_characters_score_never_depends_on_itself_or_on_what_follows():
         assert after[target] != base[target]                      # its own score is of the new character
 
 
+@pytest.mark.slow
 def test_a_text_seen_once_costs_fewer_bits_the_second_time():
     model = tiny_model()
     once = text(400, seed=4)
@@ -70,6 +72,7 @@ def test_the_trained_model_is_not_changed():
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 
+@pytest.mark.slow
 def test_eval_py_gives_dynamic_evaluation_a_row_of_its_own(tmp_path, capsys):
     out = tmp_path / "run"
     model_cfg, cfg, _, _ = resolve_configs(parse_args(["--out", str(out), "--steps", "4", "--eval-every", "2",

@@ -48,6 +48,7 @@ def test_the_average_follows_its_decay_with_a_faster_start():
     assert model.weight.item() == 40.0   # the model itself is untouched
 
 
+@pytest.mark.slow
 def test_a_run_with_ema_trains_exactly_as_without_and_saves_both_weights(tmp_path):
     plain = run(tmp_path / "plain", "--dropout", "0.1")
     averaged = run(tmp_path / "ema", "--dropout", "0.1", "--ema", "0.9")
@@ -58,6 +59,7 @@ def test_a_run_with_ema_trains_exactly_as_without_and_saves_both_weights(tmp_pat
     assert ckpt["weights"] == "the --ema 0.9 average" and without["weights"] == "as trained"
 
 
+@pytest.mark.slow
 def test_validations_scores_and_eval_are_the_averages(tmp_path):
     run(tmp_path / "plain")
     rows = run(tmp_path / "ema", "--ema", "0.9")
@@ -79,6 +81,7 @@ def test_eval_trained_weights_scores_the_weights_as_trained(tmp_path, capsys):
     assert ema_row["weights"] == "as trained (not the --ema average)" and plain_row["weights"] == "as trained"
 
 
+@pytest.mark.slow
 def test_a_run_with_ema_resumes_exactly(tmp_path):
     uninterrupted = run(tmp_path / "whole", "--dropout", "0.1", "--ema", "0.8", steps=12)
     crashed = tmp_path / "crashed"
@@ -90,6 +93,7 @@ def test_a_run_with_ema_resumes_exactly(tmp_path):
     assert same_weights(whole["model"], again["model"]) and same_weights(whole["trained"], again["trained"])
 
 
+@pytest.mark.slow
 def test_ema_mistakes_are_one_line_errors(tmp_path):
     for value in ("1", "-0.1"):
         assert_one_line_error(run_script("train.py", "--out", str(tmp_path / "bad"), "--ema", value, *TINY_FLAGS),

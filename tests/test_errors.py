@@ -41,6 +41,7 @@ def test_corpus_too_short_for_a_window_in_each_split(tmp_path):
     ("--n-heads", "3", "divisible"), ("--optimizer", "sgd", "--optimizer"), ("--activation", "swiglu", "--activation"),
     ("--logit-softcap", "-1", "logit_softcap"),
 ])
+@pytest.mark.slow
 def test_invalid_flag_values(tmp_path, flag, value, fragment):
     assert_one_line_error(train_cli(tmp_path, flag, value), fragment)
 
@@ -54,6 +55,7 @@ def test_resume_without_a_checkpoint(tmp_path):
     assert_one_line_error(train_cli(tmp_path, "--resume"), "no checkpoint")
 
 
+@pytest.mark.slow
 def test_resume_against_other_data_or_another_shape(tiny_run, tmp_path):
     run_dir = tmp_path / "copy"
     shutil.copytree(tiny_run, run_dir)
@@ -74,6 +76,7 @@ def corrupt_copies(tiny_run, tmp_path):
     return {"truncated": truncated, "garbage": garbage, "foreign": foreign}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["truncated", "garbage", "foreign", "missing"])
 def test_bad_checkpoints_in_generate_and_eval(tiny_run, tmp_path, kind):
     path = str(corrupt_copies(tiny_run, tmp_path).get(kind, tmp_path / "missing.pt"))
@@ -138,6 +141,7 @@ def test_prepare_refuses_a_zip_with_another_checksum_and_writes_nothing(tmp_path
     assert_one_line_error(run_script("data/prepare.py", "enwik9"), "invalid choice")
 
 
+@pytest.mark.slow
 def test_a_checkpoint_from_another_version_is_a_one_line_error_not_a_traceback(tiny_run, tmp_path):
     ckpt = torch.load(os.path.join(tiny_run, "step_000012.pt"), weights_only=True)
     newer_model = tmp_path / "model" / "step_000012.pt"
@@ -173,6 +177,7 @@ def test_a_checkpoint_of_the_first_format_still_evaluates_generates_and_resumes(
     assert train.train(model_cfg, cfg, resumed, progress=False)[-1]["step"] == 14
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(torch.backends.mps.is_available(), reason="this machine has Apple's Metal backend")
 @pytest.mark.parametrize("script", ["eval.py", "generate.py"])
 def test_mps_requested_where_there_is_none_is_a_one_line_error(tiny_run, script):

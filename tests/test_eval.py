@@ -63,6 +63,7 @@ def test_reference_rows_are_uniform_unigram_and_conditional_compression():
     assert refs["unigram (train counts)"] == pytest.approx(-(20 * math.log2(501 / 1003) + 10 * math.log2(1 / 1003)) / 30)
 
 
+@pytest.mark.slow
 def test_eval_prints_a_table_with_the_run_and_the_reference_rows(tiny_run):
     result = run_script("eval.py", tiny_run)
     assert result.returncode == 0, result.stderr
@@ -75,6 +76,7 @@ def test_eval_prints_a_table_with_the_run_and_the_reference_rows(tiny_run):
     assert "stride seq_len/2" in result.stdout
 
 
+@pytest.mark.slow
 def test_eval_json_and_plot(tiny_run, tmp_path):
     plot = tmp_path / "compare.png"
     result = run_script("eval.py", tiny_run, tiny_run + "/step_000006.pt", "--json", "--plot", str(plot))
@@ -86,6 +88,7 @@ def test_eval_json_and_plot(tiny_run, tmp_path):
     assert plot.read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.slow
 def test_eval_errors_are_one_line(tiny_run, tmp_path):
     assert_one_line_error(run_script("eval.py", str(tmp_path / "nothing")), "not found")
     empty_dir = tmp_path / "empty"
@@ -96,6 +99,7 @@ def test_eval_errors_are_one_line(tiny_run, tmp_path):
     assert_one_line_error(run_script("eval.py", tiny_run, "--data", str(other)), "not the text")
 
 
+@pytest.mark.slow
 def test_parts_scores_another_division_of_the_held_out_text_and_never_trained_text(tiny_run):
     # the run trained on the first 90% (--split 0.9,0.1); --parts 0.9,0.05,0.05 cuts its held-out
     # tenth into a validation and a test half, scored apart (the test half's first windows take
@@ -111,6 +115,7 @@ def test_parts_scores_another_division_of_the_held_out_text_and_never_trained_te
     assert halves == pytest.approx(whole["val_bpc"], abs=0.02)
 
 
+@pytest.mark.slow
 def test_parts_refuses_a_training_part_that_is_not_the_runs_or_a_checkpoint_chosen_on_its_validation(tiny_run):
     assert_one_line_error(run_script("eval.py", tiny_run, "--checkpoint", "last", "--parts", "0.8,0.1,0.1"),
                           "its training part has")
@@ -118,6 +123,7 @@ def test_parts_refuses_a_training_part_that_is_not_the_runs_or_a_checkpoint_chos
     assert_one_line_error(run_script("eval.py", tiny_run, "--parts", "0.9"), "--split must be 2 or 3")
 
 
+@pytest.mark.slow
 def test_attention_maps_are_plotted_for_every_head_of_every_layer(tiny_run, tmp_path):
     result = run_script("eval.py", tiny_run, "--no-references", "--attention", "tokenization is",
                         "--attention-dir", str(tmp_path))
@@ -147,6 +153,7 @@ def brute_force_bpc(model, train_ids, val_ids, window):
 
 @pytest.mark.parametrize("pos_encoding,window", [("sinusoidal", 16), ("rope", 16), ("rope", 24), ("none", 7),
                                                  ("alibi", 3), ("sinusoidal", 2), ("rope", 1)])
+@pytest.mark.slow
 def test_full_pass_equals_scoring_each_character_alone_from_its_own_window(pos_encoding, window):
     torch.manual_seed(0)
     model = CharTransformer(ModelConfig(vocab_size=11, seq_len=16, d_model=32, n_heads=4, pos_encoding=pos_encoding))
@@ -177,6 +184,7 @@ def test_the_last_block_makes_only_the_rows_a_window_scores():
         assert "aten::bmm" not in {event.key for event in profile.key_averages()}
 
 
+@pytest.mark.slow
 def test_context_gives_one_row_per_length_and_says_where_sinusoids_were_never_trained(tiny_run):
     result = run_script("eval.py", tiny_run, "--context", "8", "16", "64", "--json", "--no-references")
     assert result.returncode == 0, result.stderr
@@ -189,6 +197,7 @@ def test_context_gives_one_row_per_length_and_says_where_sinusoids_were_never_tr
     assert "never trained" in table and "windows of --context N" in table
 
 
+@pytest.mark.slow
 def test_context_mistakes_are_one_line_errors(tiny_run, tmp_path):
     for value in ("0", "-4"):
         assert_one_line_error(run_script("eval.py", tiny_run, "--context", value), "--context must be positive")
@@ -200,6 +209,7 @@ def test_context_mistakes_are_one_line_errors(tiny_run, tmp_path):
     assert run_script("eval.py", learned, "--context", "16", "--no-references").returncode == 0
 
 
+@pytest.mark.slow
 def test_a_run_trained_in_bf16_is_scored_in_bf16_close_to_fp32(tmp_path):
     from train import main
     out = str(tmp_path / "bf16")
@@ -211,6 +221,7 @@ def test_a_run_trained_in_bf16_is_scored_in_bf16_close_to_fp32(tmp_path):
     assert abs(rows["auto"]["val_bpc"] - rows["fp32"]["val_bpc"]) < 0.01
 
 
+@pytest.mark.slow
 def test_surprisal_draws_the_text_coloured_by_bits_and_gives_its_bpc(tiny_run, tmp_path):
     picture = tmp_path / "s.png"
     result = run_script("eval.py", tiny_run, "--no-references", "--surprisal", "the model predicts the next",
@@ -227,6 +238,7 @@ def test_surprisal_draws_the_text_coloured_by_bits_and_gives_its_bpc(tiny_run, t
     assert_one_line_error(run_script("eval.py", tiny_run, "--surprisal", "naïve"), "'ï'")
 
 
+@pytest.mark.slow
 def test_checkpoint_curve_scores_every_kept_checkpoint_once_and_only_the_new_ones_again(tiny_run, tmp_path):
     import shutil
     run = tmp_path / "run"

@@ -25,6 +25,7 @@ def exported(tmp_path_factory, request):
     return run, out
 
 
+@pytest.mark.slow
 def test_the_exported_model_computes_the_checkpoints_logits_bit_for_bit(exported):
     run, out = exported
     assert sorted(os.listdir(out)) == ["README.md", "config.json", "model.safetensors"]
@@ -42,6 +43,7 @@ def test_an_export_is_read_without_pickle(exported, monkeypatch):
     assert load_checkpoint(exported[1])["step"] == step
 
 
+@pytest.mark.slow
 def test_eval_and_generate_read_the_export_and_give_the_runs_numbers_and_text(exported):
     run, out = exported
     scores = [json.loads(run_script("eval.py", path, "--json", "--no-references").stdout)["runs"][0]["val_bpc"]
@@ -52,6 +54,7 @@ def test_eval_and_generate_read_the_export_and_give_the_runs_numbers_and_text(ex
     assert texts[0] == texts[1] and len(texts[0]) > 40
 
 
+@pytest.mark.slow
 def test_config_json_holds_the_settings_and_both_scores_and_the_card_says_them(exported):
     run, out = exported
     with open(os.path.join(out, "config.json"), encoding="utf-8") as f:
@@ -66,6 +69,7 @@ def test_config_json_holds_the_settings_and_both_scores_and_the_card_says_them(e
     assert f"{config['val_bpc']:.4f}" in card and f"{config['test_bpc']:.4f}" in card and "generate.py" in card
 
 
+@pytest.mark.slow
 def test_export_into_a_folder_that_is_not_empty_is_a_one_line_error_and_changes_nothing(exported, tmp_path):
     run, out = exported
     before = {name: os.path.getmtime(os.path.join(out, name)) for name in os.listdir(out)}
@@ -75,6 +79,7 @@ def test_export_into_a_folder_that_is_not_empty_is_a_one_line_error_and_changes_
                           "checkpoint not found")
 
 
+@pytest.mark.slow
 def test_a_broken_export_is_a_one_line_error(exported, tmp_path):
     broken = tmp_path / "broken"
     broken.mkdir()

@@ -98,6 +98,7 @@ STEPS = ["--steps", "12", "--eval-every", "2", "--ckpt-every", "4", *TINY_FLAGS]
 @pytest.mark.parametrize("name,after,error", [("step_000008.pt", 0, errno.ENOSPC),
                                               ("metrics.csv", 2, errno.ENOSPC),   # its write at step 6
                                               ("step_000008.pt", 0, errno.EROFS)])
+@pytest.mark.slow
 def test_a_file_that_cannot_be_written_stops_the_run_in_one_line_naming_it_and_the_last_good_checkpoint(
         tmp_path, monkeypatch, capsys, name, after, error):
     out = tmp_path / "run"
@@ -140,6 +141,7 @@ def test_a_token_cache_that_cannot_be_written_beside_the_corpus_goes_to_the_run_
     assert temporary_files(tmp_path) == []
 
 
+@pytest.mark.slow
 def test_a_second_run_in_the_same_folder_is_refused_at_once_naming_the_first(tmp_path):
     out = tmp_path / "run"
     flags = ["--steps", "100000", "--eval-every", "50", "--ckpt-every", "50", *TINY_FLAGS]
@@ -187,6 +189,7 @@ def test_the_lock_names_its_holder_and_is_released_when_the_run_ends(tmp_path):
     assert train.train(*resolve_configs(parse_args(["--out", str(out), *STEPS]))[:2], progress=False)
 
 
+@pytest.mark.slow
 def test_sigusr1_saves_a_checkpoint_and_training_goes_on_unchanged(tmp_path):
     flags = ["--steps", "1000", "--eval-every", "50", "--ckpt-every", "1000", "--dropout", "0.1", *TINY_FLAGS]
     out = tmp_path / "warned"
@@ -205,6 +208,7 @@ def test_sigusr1_saves_a_checkpoint_and_training_goes_on_unchanged(tmp_path):
     assert losses(read_metrics(out / "metrics.csv")) == whole
 
 
+@pytest.mark.slow
 def test_sigterm_under_torchrun_saves_one_checkpoint_of_every_rank_which_resumes(tmp_path):
     out = tmp_path / "ddp"
     proc = start(out, "--steps", "100000", "--eval-every", "20", "--ckpt-every", "100000", "--dropout", "0.1",
@@ -223,6 +227,7 @@ def test_sigterm_under_torchrun_saves_one_checkpoint_of_every_rank_which_resumes
     assert resumed.returncode == 0 and "dropout masks will differ" not in resumed.stderr, resumed.stderr[-2000:]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_the_run_was_started_with_ignored_stays_ignored(tmp_path, signum):
     # `nohup`, or a shell's background job (`python train.py &` ignores SIGINT): as Python does

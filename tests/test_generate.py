@@ -1,5 +1,6 @@
 """generate.py: continues the prompt, streams, is seeded, batches samples, and rejects
 characters outside the vocabulary."""
+import pytest
 import re
 
 import torch
@@ -16,6 +17,7 @@ def generated(capsys, *argv):
     return capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_generates_the_prompt_then_the_requested_number_of_characters(tiny_run):
     result = run_script("generate.py", "--ckpt", tiny_run, "--prompt", "tokenization is", "--max-new-tokens", "40")
     assert result.returncode == 0, result.stderr
@@ -23,6 +25,7 @@ def test_generates_the_prompt_then_the_requested_number_of_characters(tiny_run):
     assert len(result.stdout) == len("tokenization is") + 40 + 1   # and a final newline
 
 
+@pytest.mark.slow
 def test_same_seed_same_text_other_seed_other_text(tiny_run):
     args = ["generate.py", "--ckpt", tiny_run, "--max-new-tokens", "60", "--top-k", "10", "--top-p", "0.95"]
     first = run_script(*args, "--seed", "1").stdout
@@ -30,6 +33,7 @@ def test_same_seed_same_text_other_seed_other_text(tiny_run):
     assert first != run_script(*args, "--seed", "2").stdout
 
 
+@pytest.mark.slow
 def test_cached_and_uncached_greedy_text_is_the_fitted_cycle_past_the_context(cycle_run):
     args = ["generate.py", "--ckpt", cycle_run, "--prompt", "the", "--max-new-tokens", "80", "--temperature", "0"]
     cached = run_script(*args).stdout
@@ -38,6 +42,7 @@ def test_cached_and_uncached_greedy_text_is_the_fitted_cycle_past_the_context(cy
     assert run_script(*args, "--no-cache").stdout == cached
 
 
+@pytest.mark.slow
 def test_compiled_decoding_prints_the_same_sample(cycle_run):
     # temperature 2 makes the fitted model's sample wander: varied text, not the cycle
     args = ["generate.py", "--ckpt", cycle_run, "--prompt", "the", "--max-new-tokens", "60", "--seed", "5",
@@ -67,6 +72,7 @@ def test_a_prompt_character_outside_the_vocabulary_is_named(tiny_run):
     assert_one_line_error(result, "'ï'", "'☃'")
 
 
+@pytest.mark.slow
 def test_bad_sampling_flags_are_one_line_errors(tiny_run):
     for flag, value in (("--top-k", "0"), ("--top-p", "1.5"), ("--temperature", "-1"), ("--num-samples", "0")):
         assert_one_line_error(run_script("generate.py", "--ckpt", tiny_run, flag, value), flag)

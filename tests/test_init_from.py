@@ -60,6 +60,7 @@ def test_a_run_from_a_source_starts_at_its_weights_and_extends_its_vocabulary(so
     (["--pos", "rope"], "has pos_encoding='sinusoidal' but the flags give 'rope'"),
     (["--bytes"], "was trained on chars (--no-bytes)"),
 ])
+@pytest.mark.slow
 def test_a_shape_or_unit_that_disagrees_with_the_source_is_a_one_line_error(source, tmp_path, flags, message):
     done = run_script("train.py", "--out", str(tmp_path / "r"), "--init-from", source[0], *TINY_FLAGS, *flags)
     assert_one_line_error(done, "--init-from", message)

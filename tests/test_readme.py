@@ -41,11 +41,13 @@ def undocumented_flags(script):
             if not (re.search(r"\S {2,}\S", entry.splitlines()[0]) or len(entry.splitlines()) > 1)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("script", ["train.py", "eval.py", "generate.py", "export.py", "data/prepare.py", "bench.py"])
 def test_every_flag_in_help_has_its_help_text(script):
     assert script_flags(script) and undocumented_flags(script) == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("script", ["train.py", "eval.py", "generate.py", "export.py", "data/prepare.py", "bench.py"])
 def test_every_flag_is_in_a_table_of_docs_flags(script):
     table_flags = set(re.findall(r"^\| `(--[a-z-]+)", read("docs/flags.md"), flags=re.M))
@@ -80,6 +82,7 @@ def test_the_experiments_list_names_every_script_of_experiments():
 
 @pytest.mark.parametrize("script", ["train.py", "eval.py", "generate.py", "export.py", "data/prepare.py", "bench.py",
                                     *EXPERIMENTS])
+@pytest.mark.slow
 def test_every_script_prints_its_help(script):
     # argparse reads a lone % in a help text as a format: --help then dies with a traceback
     done = subprocess.run([sys.executable, os.path.join(ROOT, script), "--help"], capture_output=True, text=True)

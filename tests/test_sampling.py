@@ -121,6 +121,7 @@ def trained_on_a_cycle(pos_encoding):
     return model.eval(), cycle
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pos_encoding", POS_ENCODINGS)
 @pytest.mark.parametrize("prompt_len,new_tokens", [(1, 10), (5, 40), (20, 50), (40, 20)])
 def test_cached_greedy_decoding_equals_recomputing_the_context_each_step(pos_encoding, prompt_len, new_tokens):
@@ -168,6 +169,7 @@ def test_static_decoding_step_gives_the_logits_of_a_full_forward_pass(pos_encodi
     assert diff <= 1e-5, f"max abs diff {diff:.3e}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pos_encoding", ["sinusoidal", "rope", "alibi"])
 def test_compiled_decoding_step_samples_what_the_eager_cache_samples(pos_encoding):
     model, cycle = trained_on_a_cycle(pos_encoding)

@@ -31,6 +31,7 @@ def torchrun(out, *flags):
     return result
 
 
+@pytest.mark.slow
 def test_two_gloo_ranks_with_half_batches_match_one_process_with_the_whole_batch(tmp_path):
     flags = ["--steps", "10", "--eval-every", "1", "--ckpt-every", "5", "--device", "cpu", *TINY_FLAGS,
              "--batch-size", "8"]
@@ -49,6 +50,7 @@ def test_two_gloo_ranks_with_half_batches_match_one_process_with_the_whole_batch
     assert set(ckpt["model"]) == set(torch.load(tmp_path / "single" / "step_000010.pt", weights_only=True)["model"])
 
 
+@pytest.mark.slow
 def test_two_ranks_of_two_micro_batches_each_match_one_process_with_the_whole_batch(tmp_path):
     flags = ["--steps", "6", "--eval-every", "2", "--ckpt-every", "6", "--device", "cpu", *TINY_FLAGS,
              "--batch-size", "8"]
@@ -60,6 +62,7 @@ def test_two_ranks_of_two_micro_batches_each_match_one_process_with_the_whole_ba
     assert max(abs(a - b) for pair_a, pair_b in zip(two, one) for a, b in zip(pair_a, pair_b)) <= 1e-5
 
 
+@pytest.mark.slow
 def test_with_dropout_each_rank_draws_its_own_masks_and_an_interrupted_ddp_run_resumes_exactly(tmp_path):
     data = tmp_path / "corpus.txt"   # a fresh corpus: no token cache yet
     shutil.copy(PRIMER, data)
@@ -88,6 +91,7 @@ def test_batch_size_must_divide_among_ranks(tmp_path, monkeypatch):
         train.train(model_cfg, cfg, progress=False)
 
 
+@pytest.mark.slow
 def test_compiled_training_gives_the_losses_of_eager_training(tmp_path):
     flags = ["--steps", "20", "--eval-every", "1", "--ckpt-every", "20", *TINY_FLAGS]
     eager = read_metrics(_run(tmp_path / "eager", flags + ["--no-compile"]))

@@ -184,6 +184,7 @@ def test_micro_batches_are_all_reduced_once_after_the_last(tmp_path):
     assert synced == [False, False, False, True]
 
 
+@pytest.mark.slow
 def test_an_accumulated_run_with_dropout_resumes_exactly(tmp_path):
     uninterrupted = run(tmp_path / "whole", "--dropout", "0.1", "--grad-accum", "2", steps=12)
     crashed = tmp_path / "crashed"
@@ -279,6 +280,7 @@ def test_train_leaves_the_callers_configs_as_they_were(tmp_path, monkeypatch):
     assert (asdict(model_cfg), asdict(cfg)) == before
 
 
+@pytest.mark.slow
 def test_same_seed_and_flags_give_the_same_metrics(tmp_path):
     assert losses(run(tmp_path / "a")) == losses(run(tmp_path / "b"))
     assert losses(run(tmp_path / "c")) != losses(run(tmp_path / "d", "--seed", "2"))
@@ -400,6 +402,7 @@ def test_a_saved_checkpoint_is_synced_to_disk_and_so_is_the_rename_in_its_folder
 
 @pytest.mark.parametrize("signum,status,said", [(signal.SIGINT, 130, "interrupted:"),
                                                (signal.SIGTERM, 143, "interrupted by SIGTERM:")])
+@pytest.mark.slow
 def test_ctrl_c_or_sigterm_saves_a_checkpoint_and_resuming_matches_an_uninterrupted_run(tmp_path, signum, status,
                                                                                           said):
     # SIGTERM is what a cluster scheduler, timeout, docker stop and torchrun's agent send: the same as
@@ -437,6 +440,7 @@ def test_auto_precision_is_bf16_on_gpus_and_cpus_with_native_bf16(monkeypatch):
     assert runtime.resolve_precision("fp32", cuda) == "fp32" and runtime.resolve_precision("bf16", cpu) == "bf16"
 
 
+@pytest.mark.slow
 def test_bf16_training_learns_resumes_exactly_and_records_its_precision(tmp_path):
     whole = run(tmp_path / "whole", "--precision", "bf16", "--dropout", "0.1", steps=12)
     assert whole[-1]["train_loss"] < whole[0]["train_loss"]
@@ -588,6 +592,7 @@ def test_the_budget_counts_setting_up_and_the_probe_and_reserves_for_the_slowest
     assert [saved[s]["budget_costs"]["step_s"] for s in (25, 50, 70)] == pytest.approx([0.010, 0.100, 0.010])
 
 
+@pytest.mark.slow
 def test_a_timed_run_plans_again_at_the_end_of_its_warmup_from_its_own_pace(tmp_path, monkeypatch, capsys):
     # the probe said 20 ms a step (100 steps); the run's steps take 10 ms. At the end of the warmup
     # (step 20) the steps are fitted again to the pace measured from step 5 (a quarter of the
@@ -656,6 +661,7 @@ def test_validations_and_checkpoints_are_expected_to_slow_down_as_the_steps_do(m
     assert timed.over(elapsed_s=60 - 2 * 0.3 - 1.5 + 0.01) is True
 
 
+@pytest.mark.slow
 def test_a_timed_run_that_slows_down_plans_again_and_ends_on_time_with_its_learning_rate_decayed(
         tmp_path, monkeypatch, capsys):
     # steps take 10 ms (the plan: about 1,160 steps in 97% of 12 s), then 20 ms from step 101 on.
@@ -687,6 +693,7 @@ def test_a_timed_run_that_slows_down_plans_again_and_ends_on_time_with_its_learn
     assert "planned again" not in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_a_timed_run_that_speeds_up_plans_more_steps_and_still_ends_on_time(tmp_path, monkeypatch, capsys):
     # 20 ms a step (the plan: about 580 steps), then 10 ms from step 101 on: without planning again
     # the run would end at about two thirds of its budget
@@ -772,6 +779,7 @@ def test_time_budget_and_steps_together_are_a_user_error():
         configs("--time-budget", "-1")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pos", ["rope", "alibi"])
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_rope_and_alibi_train_end_to_end_in_both_precisions(tmp_path, pos, precision):
@@ -808,6 +816,7 @@ def test_the_recipe_flags_reach_the_model_and_train_configs():
         "gelu", False, False, True, 0.0, "adamw", True)
 
 
+@pytest.mark.slow
 def test_a_muon_run_with_every_lever_resumes_exactly(tmp_path):
     levers = ("--optimizer", "muon", "--activation", "relu2", "--qk-norm", "--zero-init", "--no-tie-weights",
               "--logit-softcap", "15", "--pos", "rope", "--precision", "bf16")
@@ -847,6 +856,7 @@ def test_late_dropout_starts_at_its_fraction_of_the_schedule_and_follows_a_plan(
     assert rates == [{0.0}, {0.1}]
 
 
+@pytest.mark.slow
 def test_late_dropout_trains_as_no_dropout_until_it_starts_and_resumes_exactly(tmp_path):
     late = run(tmp_path / "late", "--dropout", "0.1", "--dropout-from", "0.5", steps=12)
     without = run(tmp_path / "none", steps=12)

@@ -157,12 +157,14 @@ def set_up(model_cfg, cfg, resumed, choice):
 
 
 def first_plan(cfg, resumed, choice, device):
-    """A new run's plan: --steps (a timed run plans its own: budget.plan_steps) and the precision
-    resolved here. A resumed run's: the saved plan, with --steps where it is given untimed, and the
-    saved precision unless --precision now asks for another."""
+    """A new run's plan: --steps (a timed run plans its own: budget.plan_steps), the precision and
+    the device resolved here. A resumed run's: the saved plan on this session's device, with
+    --steps where it is given untimed, and the saved precision unless --precision now asks for
+    another."""
     if not resumed:
-        return RunPlan(steps=cfg.steps, precision=runtime.resolve_precision(cfg.precision, device), **choice)
-    plan = RunPlan(**resumed["plan"])
+        return RunPlan(steps=cfg.steps, precision=runtime.resolve_precision(cfg.precision, device), device=str(device),
+                       **choice)
+    plan = RunPlan(**dict(resumed["plan"], device=str(device)))
     if not cfg.time_budget:
         plan.steps = cfg.steps
     if cfg.precision != resumed["train_config"]["precision"]:

@@ -2,8 +2,8 @@
 
 A run's plan: the steps it trains (--steps, or what --time-budget planned, and planned again as
 the run went: budget.py), where the learning rate's schedule was when it last planned (its
-knot), the precision "auto" resolved to on the machine, and the preset's choice (--preset auto:
-the candidate and the seconds spent choosing). It is saved beside the settings in every
+knot), the precision and the device "auto" resolved to on the machine, and the preset's choice
+(--preset auto: the candidate and the seconds spent choosing). It is saved beside the settings in every
 checkpoint and restored on --resume, so a resumed run goes on with the same decisions.
 """
 from dataclasses import dataclass
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 class RunPlan:
     steps: int                 # the steps the run trains in all
     precision: str             # fp32 or bf16: --precision as resolved where the run started
+    device: str = ""           # --device as resolved in the latest session ("cpu", "cuda:0", ...)
     preset: str = ""           # --preset as given ("auto: NAME" for the candidate auto chose)
     chosen_in_s: float = 0.0   # seconds --preset auto spent timing its candidates: the budget's clock counts them
     # A plan made during a timed run (replan): the step it was made at (0: none), where the

@@ -1,0 +1,67 @@
+"""The repository's shape: the scripts a user runs at the top, the machinery they share in
+tinychar/, listed in docs/architecture.md in an order where no module imports a later one (so
+there is no import cycle), no script importing another script, and files and functions short
+enough to read."""
+import ast
+import glob
+import os
+import re
+
+import pytest
+
+from conftest import ROOT
+
+SCRIPTS = ["train.py", "eval.py", "generate.py", "export.py", "bench.py", "data/prepare.py"]
+TOP_LEVEL_MODULES = {"model", "attention_np"}   # the files the study is about: scripts may import them
+
+
+def imported(path):
+    """The repository modules a file imports: top-level names and tinychar.NAME."""
+    found = set()
+    for node in ast.walk(ast.parse(open(os.path.join(ROOT, path), encoding="utf-8").read())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            found |= ({f"tinychar.{a.name}" for a in node.names} if node.module == "tinychar" else {node.module})
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+    return found
+
+
+def test_the_top_level_holds_the_scripts_and_the_two_files_the_study_is_about():
+    top = {os.path.basename(p) for p in glob.glob(os.path.join(ROOT, "*.py"))}
+    assert top == {os.path.basename(s) for s in SCRIPTS if "/" not in s} | {f"{m}.py" for m in TOP_LEVEL_MODULES}
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_no_script_imports_another_script(script):
+    scripts = {os.path.basename(s)[:-3] for s in SCRIPTS}
+    assert not imported(script) & scripts
+
+
+def test_architecture_md_lists_every_module_in_an_order_where_none_imports_a_later_one():
+    with open(os.path.join(ROOT, "docs", "architecture.md"), encoding="utf-8") as f:
+        order = [m.group(1) for m in re.finditer(r"^\| `([\w/]+)\.py` \|", f.read(), re.M)]
+    package = {p[len(ROOT) + 1:-3] for p in glob.glob(os.path.join(ROOT, "tinychar", "*.py"))} - {"tinychar/__init__"}
+    assert set(order) == package | {"model"}
+    position = {name.replace("/", "."): i for i, name in enumerate(order)}
+    for i, name in enumerate(order):
+        later = {dep for dep in imported(name + ".py") if position.get(dep, -1) > i}
+        assert not later, f"{name} imports {later}, listed after it"
+    for script in SCRIPTS:   # and tinychar never imports a script
+        assert not {dep for name in order for dep in imported(name + ".py")} & {os.path.basename(script)[:-3]}
+
+
+def functions(path):
+    tree = ast.parse(open(os.path.join(ROOT, path), encoding="utf-8").read())
+    return [(node.name, node.end_lineno - node.lineno + 1) for node in ast.walk(tree)
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))]
+
+
+def test_no_function_of_the_scripts_or_the_package_is_over_60_lines():
+    paths = SCRIPTS + ["model.py", "attention_np.py"] + [p[len(ROOT) + 1:] for p in glob.glob(os.path.join(ROOT, "tinychar", "*.py"))]
+    long = [(path, name, n) for path in paths for name, n in functions(path) if n > 60]
+    assert long == []
+
+
+def test_train_py_and_model_py_stay_short():
+    lines = {name: sum(1 for _ in open(os.path.join(ROOT, name), encoding="utf-8")) for name in ("train.py", "model.py")}
+    assert lines["train.py"] <= 330 and lines["model.py"] <= 400, lines

@@ -71,8 +71,8 @@ def repository_files(root):
 
 def copy_repository(root, scratch):
     for path in repository_files(root):
-        if path.endswith((".pt", ".png")) or path.startswith(RUN_RECORDS):
-            continue   # checkpoints, figures and run records: large, and no test reads them
+        if (path.endswith((".pt", ".png")) and not path.startswith("tests/")) or path.startswith(RUN_RECORDS):
+            continue   # checkpoints, figures and run records: large, and no test reads them (tests/ has a fixture)
         os.makedirs(os.path.join(scratch, os.path.dirname(path)), exist_ok=True)
         shutil.copy2(os.path.join(root, path), os.path.join(scratch, path))
 

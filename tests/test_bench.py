@@ -1,8 +1,9 @@
 """bench.py runs end to end and reports every figure it promises. A smoke test: at this tiny shape
 no timing means anything, so nothing about speed is asserted, and ratios bench.py derives from
 its own numbers (speed-ups, shares of the breakdown) are not re-derived here."""
-import pytest
 import json
+
+import pytest
 
 from conftest import run_script
 

@@ -7,12 +7,10 @@ import os
 import pytest
 import torch
 
-import eval as evaluation
-from tinychar import scoring
-import train
-from tinychar import run_log
-from tinychar.checkpoint import list_checkpoints, load_checkpoint
 from conftest import TINY_FLAGS, assert_one_line_error, run_script
+import train
+from tinychar import run_log, scoring
+from tinychar.checkpoint import list_checkpoints, load_checkpoint
 from tinychar.scoring import BEST_SCORED
 
 RUN = ["--eval-every", "5", "--ckpt-every", "10", *TINY_FLAGS]

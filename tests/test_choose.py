@@ -7,10 +7,10 @@ import time
 
 import pytest
 
-from tinychar import choose
-import train
-from tinychar.budget import steps_that_fit
 from conftest import PRIMER, TINY_FLAGS, assert_one_line_error, run_script
+import train
+from tinychar import choose
+from tinychar.budget import steps_that_fit
 from tinychar.checkpoint import load_checkpoint
 from tinychar.settings import parse_args, resolve_configs
 

@@ -1,11 +1,12 @@
 """train.py --config FILE.toml: any flag by its name, the command line winning over the file; every
 run directory holds its configuration as config.toml, and that file repeats the run."""
-import pytest
 import os
 import tomllib
 
-import train
+import pytest
+
 from conftest import TINY_FLAGS, assert_one_line_error, run_script
+import train
 from tinychar.metrics import read_metrics
 from tinychar.settings import config_toml, parse_args, resolve_configs
 

@@ -7,10 +7,10 @@ import os
 import pytest
 import torch
 
-from tinychar import runtime
-import train
-from tinychar.checkpoint import load_checkpoint
 from conftest import TINY_FLAGS, run_script
+import train
+from tinychar import runtime
+from tinychar.checkpoint import load_checkpoint
 from tinychar.metrics import read_metrics
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU here")

@@ -8,11 +8,10 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import TINY_FLAGS, tiny_model
 import eval as eval_script
 import train
-from conftest import TINY_FLAGS, tiny_model
-from tinychar.scoring import dynamic_bpc, full_pass_bpc, scoring_stream, scoring_windows
-from tinychar.scoring import dynamic_nats
+from tinychar.scoring import dynamic_bpc, dynamic_nats, full_pass_bpc, scoring_stream, scoring_windows
 from tinychar.settings import parse_args, resolve_configs
 
 

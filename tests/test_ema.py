@@ -8,12 +8,12 @@ import os
 import pytest
 import torch
 
-import train
-from tinychar.checkpoint import load_checkpoint
 from conftest import TINY_FLAGS, assert_one_line_error, run_script
+import train
 from eval import main as eval_main
-from tinychar.scoring import evaluate_run
+from tinychar.checkpoint import load_checkpoint
 from tinychar.metrics import read_metrics
+from tinychar.scoring import evaluate_run
 from tinychar.settings import parse_args, resolve_configs
 from tinychar.step import WeightAverage
 

@@ -157,9 +157,8 @@ def test_a_checkpoint_from_another_version_is_a_one_line_error_not_a_traceback(t
 def test_a_checkpoint_of_the_first_format_still_evaluates_generates_and_resumes(tiny_run, tmp_path):
     # what format 1 held before the settings added since: no learned_init, levers, dropout_attention,
     # unit, split, optimizer, precision, schedule or time budget; one process's generator; no budget costs
-    import eval as evaluation
-    from tinychar import scoring
     import train
+    from tinychar import scoring
     ckpt = torch.load(os.path.join(tiny_run, "step_000012.pt"), weights_only=True)
     for field in ("learned_init", "qk_norm", "activation", "zero_init", "logit_softcap", "dropout_attention"):
         del ckpt["model_config"][field]

@@ -2,7 +2,6 @@
 seq_len / 2 characters of context; BPC is the mean in bits; the table, JSON and plot."""
 import json
 import math
-
 from contextlib import nullcontext
 
 import numpy as np
@@ -10,11 +9,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import eval as evaluation
-from tinychar import scoring
 from conftest import PRIMER, TINY_FLAGS, assert_one_line_error, run_script
-from tinychar.corpus import Vocab, load_corpus
+import eval as evaluation
 from model import CharTransformer, ModelConfig
+from tinychar import scoring
+from tinychar.corpus import Vocab, load_corpus
 
 
 @pytest.mark.parametrize("n_context,n_scored,seq_len", [

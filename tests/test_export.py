@@ -6,9 +6,9 @@ import os
 import pytest
 import torch
 
+from conftest import TINY_FLAGS, assert_one_line_error, run_script
 from tinychar import checkpoint
 from tinychar.checkpoint import load_checkpoint, model_from_checkpoint
-from conftest import TINY_FLAGS, assert_one_line_error, run_script
 
 
 @pytest.fixture(scope="module", params=["tied", "untied"])

@@ -10,11 +10,10 @@ import time
 
 import pytest
 
-from tinychar import cli
-from tinychar import files
-import train
-from tinychar.checkpoint import list_checkpoints, load_checkpoint
 from conftest import ROOT, TINY_FLAGS, signals_as_in_a_terminal
+import train
+from tinychar import cli, files
+from tinychar.checkpoint import list_checkpoints, load_checkpoint
 from tinychar.files import TEMPORARY_NAME, RunLock, replace_with_link
 from tinychar.metrics import read_metrics
 from tinychar.settings import parse_args, resolve_configs

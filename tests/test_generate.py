@@ -1,14 +1,14 @@
 """generate.py: continues the prompt, streams, is seeded, batches samples, and rejects
 characters outside the vocabulary."""
-import pytest
 import re
 
+import pytest
 import torch
 
+from conftest import CYCLE, assert_one_line_error, run_script
 import generate
 from tinychar import sampling
 from tinychar.checkpoint import load_checkpoint, model_from_checkpoint
-from conftest import CYCLE, assert_one_line_error, run_script
 
 
 def generated(capsys, *argv):

@@ -6,10 +6,10 @@ import os
 import pytest
 import torch
 
+from conftest import CYCLE, TINY_FLAGS, assert_one_line_error, run_script
 import train
-from tinychar.checkpoint import load_checkpoint
-from conftest import CYCLE, PRIMER, TINY_FLAGS, assert_one_line_error, run_script
 from model import CharTransformer, ModelConfig
+from tinychar.checkpoint import load_checkpoint
 from tinychar.run_checkpoints import start_from
 from tinychar.settings import parse_args, resolve_configs
 

@@ -3,19 +3,18 @@ into README's "best model in N minutes" table: mean, std and the 95% t interval 
 the target verdict by the rule fixed before the runs (met: the mean at or below the target; met
 with confidence: the interval's upper end too)."""
 import json
-from dataclasses import asdict
 import os
 import sys
+from dataclasses import asdict
 
 import pytest
 
 from tinychar.metrics import write_metrics
+from tinychar.settings import PRESETS, parse_args, resolve_configs
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "experiments", "recipe"))
 import arms  # noqa: E402
 import summarize  # noqa: E402
-import train  # noqa: E402
-from tinychar.settings import PRESETS, parse_args, resolve_configs
 
 
 def fake_timed_run(root, minutes, arm, seed, val_bpc, steps=1000, elapsed_s=1500.0, tag="", commit=None):

@@ -5,11 +5,11 @@ import os
 import subprocess
 import sys
 
-import eval as eval_script
-from tinychar import record
-import train
-from tinychar.checkpoint import load_checkpoint
 from conftest import ROOT, TINY_FLAGS
+import eval as eval_script
+import train
+from tinychar import record
+from tinychar.checkpoint import load_checkpoint
 from tinychar.settings import parse_args, resolve_configs
 
 

@@ -2,12 +2,10 @@
 standard deviations over seeds, each factor's effect with a 95% Welch interval that decides the
 verdict, the length-extrapolation table and figure, and 'not run yet' for what has not been run."""
 import json
+import os
 import re
 import statistics
-
-import os
 import sys
-
 
 from conftest import ROOT
 from tinychar.metrics import write_metrics

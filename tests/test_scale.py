@@ -8,10 +8,10 @@ import sys
 import pytest
 import torch
 
-from tinychar import runtime
-import train
 from conftest import PRIMER, ROOT, TINY_FLAGS
+import train
 from model import CharTransformer, ModelConfig
+from tinychar import runtime
 from tinychar.cli import UserError
 from tinychar.metrics import read_metrics
 from tinychar.settings import parse_args, resolve_configs

@@ -16,21 +16,18 @@ from dataclasses import asdict, replace
 import pytest
 import torch
 
-from tinychar import budget
-from tinychar import runtime
-import train
-from tinychar.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from conftest import PRIMER, ROOT, TINY_FLAGS, signals_as_in_a_terminal
+import train
+from model import CharTransformer, ModelConfig
+from tinychar import budget, run_checkpoints, run_log, runtime, scoring
+from tinychar.budget import fit_steps_to_budget, plan_steps
+from tinychar.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from tinychar.cli import UserError
 from tinychar.corpus import get_batch, load_corpus
-from tinychar.metrics import METRICS_FIELDS
-from model import CharTransformer, ModelConfig
-from tinychar.budget import fit_steps_to_budget, plan_steps
-from tinychar import run_checkpoints, run_log, scoring
-from tinychar.metrics import read_metrics
+from tinychar.metrics import METRICS_FIELDS, read_metrics
+from tinychar.plan import RunPlan, plan_from_checkpoint
 from tinychar.scoring import VAL_BATCH_SEED, validation_loss
 from tinychar.settings import PRESETS, parse_args, resolve_configs
-from tinychar.plan import RunPlan, plan_from_checkpoint
 from tinychar.step import follow_schedule, lr_at, make_optimizer
 
 

@@ -176,7 +176,7 @@ class MultiHeadAttention(nn.Module):
         queries_from: y has rows queries_from.. only (T - queries_from of them, the same numbers as
         those rows of the whole y): the output projection skips the others.
 
-        cache: sampling.py's LayerCache (or SlotWrite); the new keys/values are appended to it
+        cache: tinychar/sampling.py's LayerCache (or SlotWrite); the new keys/values are appended to it
         and the queries attend to everything it returns. Either T new tokens into an empty cache (a prefill) or one.
         mask: attention_mask's additive mask over (queries, keys), or None for plain causal.
         rope: rope_angles of the new tokens' positions, applied to their queries and keys.

@@ -68,7 +68,7 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, resumed=None, choice=None, p
     (train.lock) the run holds until it ends; under torchrun rank 0 holds it for every rank. Under
     torchrun each rank trains on its slice of the same global batch (DistributedDataParallel); only
     rank 0 validates, logs and writes checkpoints, which hold every rank's generators
-    (docs/distributed.md). choice: the preset's (settings.Settings)."""
+    (docs/distributed.md). choice: the preset's, for the run's plan (settings.Settings)."""
     check_file(cfg.data)   # before the run's folder is made
     with RunLock(cfg.out) if int(os.environ.get("RANK", "0")) == 0 else nullcontext():
         run = set_up(model_cfg, cfg, resumed, choice or dict(preset="", chosen_in_s=0.0))
@@ -158,18 +158,14 @@ def set_up(model_cfg, cfg, resumed, choice):
 
 def first_plan(cfg, resumed, choice, device):
     """A new run's plan: --steps (a timed run plans its own: budget.plan_steps), the precision and
-    the device resolved here. A resumed run's: the saved plan on this session's device, with
-    --steps where it is given untimed, and the saved precision unless --precision now asks for
-    another."""
+    the device resolved here, the preset's choice. A resumed run's: the saved plan on this
+    session's device, with the steps and precision of its settings (the saved plan's unless
+    flags give others: settings.resumed_settings)."""
     if not resumed:
         return RunPlan(steps=cfg.steps, precision=runtime.resolve_precision(cfg.precision, device), device=str(device),
                        **choice)
-    plan = RunPlan(**dict(resumed["plan"], device=str(device)))
-    if not cfg.time_budget:
-        plan.steps = cfg.steps
-    if cfg.precision != resumed["train_config"]["precision"]:
-        plan.precision = runtime.resolve_precision(cfg.precision, device)
-    return plan
+    return replace(RunPlan(**resumed["plan"]), steps=cfg.steps, precision=runtime.resolve_precision(cfg.precision, device),
+                   device=str(device))
 
 
 def train_loop(run, resumed, progress):

@@ -110,9 +110,9 @@ def test_a_resumed_run_keeps_its_shape_so_preset_auto_is_refused(tmp_path):
 def test_the_seconds_spent_choosing_count_against_the_budget(tmp_path):
     model_cfg, cfg, _, _ = resolve_configs(parse_args(
         ["--out", str(tmp_path / "r"), "--time-budget", "0.6", *TINY_FLAGS, "--eval-every", "50", "--ckpt-every", "100"]))
-    choice = dict(preset="auto: as if", chosen_in_s=30.0)   # as if choosing had taken 30 of the budget's 36 seconds
+    asked = dict(preset="auto: as if", chosen_in_s=30.0)   # as if choosing had taken 30 of the budget's 36 seconds
     start = time.perf_counter()
-    train.train(model_cfg, cfg, choice=choice, progress=False)
+    train.train(model_cfg, cfg, choice=asked, progress=False)
     trained_s = time.perf_counter() - start
     elapsed_s = load_checkpoint(str(tmp_path / "r"))["elapsed_s"]
     assert 30.0 < elapsed_s <= 36.0 and trained_s < 6.0

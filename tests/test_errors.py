@@ -152,11 +152,16 @@ def test_a_checkpoint_from_another_version_is_a_one_line_error_not_a_traceback(t
     newer_training.parent.mkdir()
     torch.save({**ckpt, "train_config": {**ckpt["train_config"], "accumulate": 4}}, newer_training)
     assert_one_line_error(run_script("train.py", "--out", str(newer_training.parent), "--resume"), "accumulate")
+    newer_plan = tmp_path / "plan" / "step_000012.pt"
+    newer_plan.parent.mkdir()
+    torch.save({**ckpt, "plan": {**ckpt["plan"], "curriculum": "short first"}}, newer_plan)
+    assert_one_line_error(run_script("train.py", "--out", str(newer_plan.parent), "--resume"), "another version",
+                          "curriculum")
 
 
 def test_a_checkpoint_of_the_first_format_still_evaluates_generates_and_resumes(tiny_run, tmp_path):
     # what format 1 held before the settings added since: no learned_init, levers, dropout_attention,
-    # unit, split, optimizer, precision, schedule or time budget; one process's generator; no budget costs
+    # unit, split, optimizer, precision, schedule or time budget; one process's generator; no budget costs or plan
     import train
     from tinychar import scoring
     ckpt = torch.load(os.path.join(tiny_run, "step_000012.pt"), weights_only=True)
@@ -164,7 +169,7 @@ def test_a_checkpoint_of_the_first_format_still_evaluates_generates_and_resumes(
         del ckpt["model_config"][field]
     for field in ("unit", "split", "optimizer", "precision", "schedule", "decay_fraction", "time_budget"):
         del ckpt["train_config"][field]
-    del ckpt["rng"]["ranks"], ckpt["budget_costs"]
+    del ckpt["rng"]["ranks"], ckpt["budget_costs"], ckpt["plan"]
     old = tmp_path / "old"
     old.mkdir()
     torch.save(ckpt, old / "step_000012.pt")

@@ -452,11 +452,12 @@ def test_a_resumed_run_keeps_the_precision_it_resolved(tmp_path, monkeypatch):
     monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: True)
     model_cfg, cfg, _, _ = configs("--out", str(tmp_path / "r"), "--steps", "2", *TINY_FLAGS[2:])   # auto
     train.train(model_cfg, cfg, progress=False)
+    assert load_checkpoint(str(tmp_path / "r"))["train_config"]["precision"] == "auto"   # as given
     monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: False)
     model_cfg, cfg, resumed, _ = configs("--out", str(tmp_path / "r"), "--resume", "--steps", "3")
     train.train(model_cfg, cfg, resumed, progress=False)
     ckpt = load_checkpoint(str(tmp_path / "r"))
-    assert ckpt["step"] == 3 and ckpt["plan"]["precision"] == "bf16" and ckpt["train_config"]["precision"] == "auto"
+    assert ckpt["step"] == 3 and ckpt["plan"]["precision"] == "bf16"
 
 
 def test_a_preset_sets_training_fields_too_and_explicit_steps_replace_its_time_budget(monkeypatch):
@@ -534,6 +535,10 @@ def test_a_time_budget_fixes_the_steps_from_the_measured_step_time_and_saves_the
     os.remove(tmp_path / "r" / "step_000009.pt")
     monkeypatch.setattr(budget, "fit_steps_to_budget", lambda *args, **kwargs: pytest.fail("measured again"))
     model_cfg, cfg, resumed, _ = configs("--out", str(tmp_path / "r"), "--resume")
+    assert losses(train.train(model_cfg, cfg, resumed, progress=False)) == losses(rows)
+    # untimed from here on (--time-budget 0), it still goes on to the planned steps, not --steps' default
+    os.remove(tmp_path / "r" / "step_000009.pt")
+    model_cfg, cfg, resumed, _ = configs("--out", str(tmp_path / "r"), "--resume", "--time-budget", "0")
     assert losses(train.train(model_cfg, cfg, resumed, progress=False)) == losses(rows)
 
 

@@ -16,7 +16,7 @@ from tinychar.cli import UserError
 from tinychar.corpus import DEFAULT_SPLIT, Vocab
 from tinychar.files import AtomicFile
 from tinychar.metrics import read_metrics
-from tinychar.plan import plan_from_checkpoint
+from tinychar.plan import RunPlan, plan_from_checkpoint
 from model import CharTransformer, ModelConfig
 
 FORMAT_VERSION = 1
@@ -235,6 +235,10 @@ def read_checkpoint(path):
         ckpt.setdefault("train_config", {}).setdefault(name, value)
     if "plan" not in ckpt:   # written when the run's decisions were saved in its train_config
         ckpt["plan"] = plan_from_checkpoint(ckpt["train_config"])
+    unknown = sorted(set(ckpt["plan"]) - {field.name for field in fields(RunPlan)})
+    if unknown:
+        raise UserError(f"{path} was written by another version of tinychar: its plan has fields this code does "
+                        f"not know ({', '.join(unknown)})")
     if "rng" in ckpt:   # written by one process before every rank's generators were saved
         ckpt["rng"].setdefault("ranks", [{"torch": ckpt["rng"]["torch"]}])
     ckpt.setdefault("budget_costs", {})

@@ -40,8 +40,9 @@ class RunPlan:
 
 
 def plan_from_checkpoint(train_config):
-    """The plan a checkpoint written before plans were saved apart held in its train_config (which
-    then loses those fields): its steps and precision were the run's own, resolved."""
+    """The plan a checkpoint written before plans were saved apart held in its train_config: its
+    steps and precision, which were the run's own, resolved (and stay there, as that run's
+    settings), and the fields no flag sets (taken out of it)."""
     return dict(steps=train_config["steps"], precision=train_config["precision"],
                 chosen_in_s=train_config.pop("chosen_in_s", 0.0), knot_step=train_config.pop("knot_step", 0),
                 knot_at=train_config.pop("knot_at", 0.0), schedule_steps=train_config.pop("schedule_steps", 0))

@@ -76,7 +76,7 @@ class Window:
     window, so the window cannot roll. While the text fits in seq_len the window is all of it;
     when it is full it jumps forward, keeping the newest seq_len // 2 tokens at positions 0, 1,
     ..., and the cache is rebuilt once (one prefill) instead of every step. Every prediction
-    therefore sees at least seq_len // 2 characters, as in eval.py's scoring.
+    therefore sees at least seq_len // 2 characters, as in the full pass (scoring.py).
 
     Relative encodings (rope, alibi, none): nothing ties a key to a slot, so the cache rolls by
     one token per step and every prediction sees the seq_len - 1 characters before it

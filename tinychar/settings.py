@@ -1,7 +1,7 @@
 """What the user asked a training run for: TrainConfig, the presets, and how they settle.
 
 A run's settings come in layers, each later one winning (resolve_configs): the dataclasses'
-defaults; a resumed run's saved settings (--resume); a preset (--preset NAME, or auto: the
+defaults; a resumed run's saved settings, with its plan's steps and precision (--resume); a preset (--preset NAME, or auto: the
 candidate shape choose.py predicts best for --time-budget here); a TOML file (--config); the
 flags given on the command line; and for --init-from, the source model's shape. The result is
 saved as given in every checkpoint and never written to during the run: what the run itself
@@ -203,8 +203,8 @@ def take_source_shape(source, model_fields, train_fields, given):
 
 class Settings(NamedTuple):
     """A run's settings as they settled: the model's, the training's, the checkpoint --resume
-    continues (None for a new run), and the preset's choice: {"preset": name, "chosen_in_s": the
-    seconds --preset auto spent timing its candidates, which the run's clock counts}."""
+    continues (None for a new run), and the preset's choice for the run's plan (plan.RunPlan): its
+    name, and the seconds --preset auto spent timing its candidates, which the run's clock counts."""
     model_cfg: ModelConfig
     cfg: "TrainConfig"
     resumed: dict | None
@@ -247,7 +247,8 @@ def resolve_configs(args):
 
 
 def resumed_settings(out, model_fields, train_fields):
-    """--resume: the latest checkpoint in `out`, its settings laid over the defaults."""
+    """--resume: the latest checkpoint in `out`, its settings laid over the defaults, with its plan's
+    steps and precision: a resumed run goes on as it was planned, unless flags say otherwise."""
     if not os.path.isdir(out) or not list_checkpoints(out):
         raise UserError(f"--resume: no checkpoint in {out} to resume from")
     resumed = load_checkpoint(out)
@@ -256,7 +257,7 @@ def resumed_settings(out, model_fields, train_fields):
         raise UserError(f"{resumed['path']} was written by another version of tinychar: its training settings "
                         f"include some this code does not know ({', '.join(unknown)})")
     model_fields.update(resumed["model_config"])
-    train_fields.update(resumed["train_config"])
+    train_fields.update(resumed["train_config"], steps=resumed["plan"]["steps"], precision=resumed["plan"]["precision"])
     return resumed
 
 

@@ -1,5 +1,5 @@
 """Write tinychar/candidates.json, the table train.py --preset auto predicts from
-(choose.py): for each candidate shape of the recipe's timed comparisons (the 5-, 7- and 15-minute
+(tinychar/choose.py): for each candidate shape of the recipe's timed comparisons (the 5-, 7- and 15-minute
 candidates: the baseline, dropout 0.1, dropout 0.1 with 4 layers), the steps and full-pass BPC of
 every committed run of that shape (eval.py, last checkpoint, fp32, Tiny Shakespeare's validation
 split), whether it ran to a fixed number of steps or a time budget: a run's BPC depends on how many

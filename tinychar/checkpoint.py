@@ -235,10 +235,10 @@ def read_checkpoint(path):
         ckpt.setdefault("train_config", {}).setdefault(name, value)
     if "plan" not in ckpt:   # written when the run's decisions were saved in its train_config
         ckpt["plan"] = plan_from_checkpoint(ckpt["train_config"])
-    unknown = sorted(set(ckpt["plan"]) - {field.name for field in fields(RunPlan)})
-    if unknown:
+    unplanned = sorted(set(ckpt["plan"]) - {field.name for field in fields(RunPlan)})
+    if unplanned:
         raise UserError(f"{path} was written by another version of tinychar: its plan has fields this code does "
-                        f"not know ({', '.join(unknown)})")
+                        f"not know ({', '.join(unplanned)})")
     if "rng" in ckpt:   # written by one process before every rank's generators were saved
         ckpt["rng"].setdefault("ranks", [{"torch": ckpt["rng"]["torch"]}])
     ckpt.setdefault("budget_costs", {})

@@ -13,11 +13,6 @@ SHAKESPEARE = os.path.join(ROOT, "..", "shared", "data", "tinyshakespeare.txt")
 PRIMER = os.path.join(ROOT, "data", "lm_primer.txt")
 
 
-def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: seconds or more a test (training runs, subprocesses, compiling): "
-                                       "`python -m pytest -m \"not slow\"` leaves them out")
-
-
 # A model small enough that a few steps take well under a second on 2 cores.
 # fp32: the exactness tests compare runs to 1e-5 (bf16 has its own tests).
 TINY_FLAGS = ["--precision", "fp32", "--d-model", "32", "--n-heads", "4", "--n-layers", "1", "--seq-len", "16",

@@ -167,7 +167,7 @@ def claim_clock_rows():
     mean = statistics.mean(clock)
     high = mean + stats.student_t_quantile(0.975, 2) * statistics.stdev(clock) / 3 ** 0.5
     welch = stats.welch_interval(clock, first)
-    return "README.md", (f"Today's three cpu30 runs ended at {100 * ends[0]:.1f}%, {100 * ends[1]:.1f}% and "
+    return "experiments/recipe/README.md", (f"Today's three cpu30 runs ended at {100 * ends[0]:.1f}%, {100 * ends[1]:.1f}% and "
                          f"{100 * ends[2]:.1f}% of their 30 minutes, each at `--min-lr`"), (
         f"Their mean, {mean:.4f}, meets the 30-minute target, but not with confidence: the interval reaches {high:.4f}"
         f" (the first runs' margin was 0.0008; today's rows minus the first: {welch['diff']:+.4f} BPC, Welch 95% "
@@ -177,7 +177,7 @@ def claim_clock_rows():
 def claim_loaded_runs():
     once, = shares_of_budget("experiments/budget/cpu7_s1_load120", 7)
     clock, = shares_of_budget("experiments/budget/cpu7_s1_load120_replan2", 7)
-    return "README.md", (f"ended at {100 * clock:.1f}% of its budget with its schedule complete; the plan made once "
+    return "experiments/recipe/README.md", (f"ended at {100 * clock:.1f}% of its budget with its schedule complete; the plan made once "
                          f"let the ceiling cut the schedule short, at {100 * once:.1f}%")
 
 
@@ -236,7 +236,7 @@ def claim_readme_short_rows():
     pace = [[tokens_per_s(os.path.relpath(log, ROOT)) for log in glob.glob(os.path.join(ROOT, pattern))]
             for pattern in ("experiments/recipe/runs/m5_clock/cpu5_s1?.log", "experiments/recipe/runs/m5/cpu5_s1?.log")]
     rows5 = shares_of_budget("experiments/recipe/runs/m5_clock/cpu5_wsd_s2[123]", 5)   # README's 5-minute row
-    return "README.md", (
+    return "experiments/recipe/README.md", (
         f"Today's cpu7 runs ended at {100 * min(ends7):.1f}-{100 * max(ends7):.1f}% of their 7 minutes, the cpu5 "
         f"rows' at {100 * min(rows5):.1f}-{100 * max(rows5):.1f}% of their 5"), (
         f"cpu7's mean is {mean:.4f}, its interval [{mean - half:.4f}, {mean + half:.4f}] wholly above 2.156 (the first "
@@ -287,9 +287,9 @@ def claim_best_is_the_last():
     return "experiments/recipe/README.md", (f"in {len(runs) - len(exceptions)} of today's {len(runs)} timed runs"), *exceptions
 
 
-def claim_best_in_readme():
+def claim_best_in_summary():
     counted = claim_best_is_the_last()[1]
-    return "README.md", f"best.pt is the last checkpoint {counted}"
+    return "experiments/recipe/README.md", f"best.pt is the last checkpoint {counted}"
 
 
 def claim_late_dropout_hint():
@@ -324,7 +324,7 @@ def scored_twice(folder, arm, seeds):
     return average, trained
 
 
-def claim_levers_in_readme():
+def claim_levers_in_summary():
     """README's paragraph on the levers, from the same files as experiments/recipe/README.md's."""
     average, trained = scored_twice("m7_clock", "cpu7_ema", (11, 12, 13))
     gaps = [a - t for a, t in zip(average, trained)]
@@ -332,7 +332,7 @@ def claim_levers_in_readme():
     welch = stats.welch_interval(average, preset_rows("m7_clock", 7)[0])
     (late_average,), (late_trained,) = scored_twice("m30_clock", "cpu30_late_ema", (11,))
     late_steps = rows("experiments/recipe/runs/m30_clock/cpu30_late_ema_s11/metrics.csv")[-1]["step"]
-    return "README.md", (
+    return "experiments/recipe/README.md", (
         f"(paired mean {mean:+.4f}, 95% t interval [{mean - half:+.4f}, {mean + half:+.4f}]), but against today's cpu7 "
         f"rows the difference, {welch['diff']:+.4f} BPC, has a Welch 95% interval of [{welch['low']:+.3f}, "
         f"{welch['high']:+.3f}]"), (
@@ -357,9 +357,9 @@ def claim_wsd():
         f"the interval reaches {top:.4f})")
 
 
-def claim_wsd_in_readme():
+def claim_wsd_in_summary():
     wsd, mean, welch, top = wsd_figures()
-    return "README.md", (
+    return "experiments/recipe/README.md", (
         f"3 seeds: {welch['diff']:+.4f} BPC against today's cpu7 rows, Welch 95% interval [{welch['low']:+.4f}, "
         f"{welch['high']:+.4f}]"), f"its mean, {mean:.4f}, is at or below", f"the interval reaches {top:.4f})"
 
@@ -399,10 +399,10 @@ def claim_wsd_confirmed():
         f"{w5['diff']:+.4f} BPC, Welch 95% interval [{w5['low']:+.4f}, {w5['high']:+.4f}]")
 
 
-def claim_wsd_confirmed_in_readme():
+def claim_wsd_confirmed_in_summary():
     fresh7, w7, cosine5, wsd5, w5 = wsd_confirmations()
     wsd30 = eval_bpc("recipe/runs/m30_clock/cpu30_wsd_s11")
-    return "README.md", (f"alternately with cosine runs of the same seeds: {w5['diff']:+.4f} BPC, Welch 95% interval "
+    return "experiments/recipe/README.md", (f"alternately with cosine runs of the same seeds: {w5['diff']:+.4f} BPC, Welch 95% interval "
                          f"[{w5['low']:+.4f}, {w5['high']:+.4f}]: **kept**"), (
         f"did not confirm it ({w7['diff']:+.4f}, [{w7['low']:+.4f}, {w7['high']:+.4f}])"), f"WSD: {wsd30:.4f};"
 
@@ -433,9 +433,9 @@ def claim_dropout_masks():
         f"in fp32 {cost['fp32', masks[0]][1]}x, {cost['fp32', masks[1]][1]}x and {cost['fp32', masks[2]][1]}x")
 
 
-def claim_dropout_masks_in_readme():
+def claim_dropout_masks_in_summary():
     cost = dropout_costs()
-    return "README.md", (f"dropout-0.1 step costs {cost['bf16', 'model.dropout'][1]}x the step without dropout, "
+    return "experiments/recipe/README.md", (f"dropout-0.1 step costs {cost['bf16', 'model.dropout'][1]}x the step without dropout, "
                          f"not {cost['bf16', 'fp32 uniforms'][1]}x")
 
 
@@ -455,8 +455,8 @@ def claim_masks_30_hint():
         f"({min(preset):.4f}-{max(preset):.4f})")
 
 
-def claim_masks_30_hint_in_readme():
-    return "README.md", f"the cheaper masks: {eval_bpc('recipe/runs/m30_clock/cpu30_masks_s11'):.4f} in " \
+def claim_masks_30_hint_in_summary():
+    return "experiments/recipe/README.md", f"the cheaper masks: {eval_bpc('recipe/runs/m30_clock/cpu30_masks_s11'):.4f} in " \
         f"{int(rows('experiments/recipe/runs/m30_clock/cpu30_masks_s11/metrics.csv')[-1]['step']):,} steps"
 
 
@@ -490,9 +490,9 @@ def claim_wsd_alternated_7():
         f"{steps_of('m7_clock/cpu7_s1[123]')})")
 
 
-def claim_wsd_alternated_7_in_readme():
+def claim_wsd_alternated_7_in_summary():
     welch = alternated_7()[2]
-    return "README.md", (f"nor did seeds 31-33 run alternately with cosine runs ({welch['diff']:+.4f}, "
+    return "experiments/recipe/README.md", (f"nor did seeds 31-33 run alternately with cosine runs ({welch['diff']:+.4f}, "
                          f"[{welch['low']:+.4f}, {welch['high']:+.4f}]): cpu7 stays cosine")
 
 
@@ -528,15 +528,30 @@ def claim_eval_speed():
         f"{figures[2]} BPC"), f"its committed test figures (experiments/dynamic) moved by at most {abs(dynamic):.1e} BPC"
 
 
+def claim_study_in_readme():
+    """README's paragraph on the study: the Xeon's 5000-step groups, and ALiBi against the baseline."""
+    runs = report.load_runs(os.path.join(ROOT, "experiments", "study", "runs"))
+    xeon = "Intel Xeon AMX"
+    group = {name: report.on(runs, name, xeon) for name in ("baseline", "heads4_nopos", "heads4_alibi")}
+    shown = {name: "{:.4f} ± {:.4f}".format(*stats.mean_std(values)) for name, values in group.items()}
+    alibi = stats.welch_interval(group["heads4_alibi"], group["baseline"])
+    assert all(len(values) == 3 for values in group.values())
+    return "README.md", (f"three seeds each on one 2-core Intel Xeon: the baseline (4 heads, sinusoidal positions) "
+                         f"scores {shown['baseline']} BPC"), (
+        f"the same model without positions {shown['heads4_nopos']}"), (
+        f"({shown['heads4_alibi']}: {alibi['diff']:+.3f} BPC, 95% confidence interval [{alibi['low']:+.3f}, "
+        f"{alibi['high']:+.3f}] by Welch's test)")
+
+
 CLAIMS = [claim_matmul_rates, claim_matmul_share, claim_compiled_generation, claim_plain_undisturbed_segments,
           claim_plain_against_tinychar, claim_position_effect, claim_long_baseline_minutes, claim_c2_elapsed,
           claim_minutes_curves, claim_recipe_budgets, claim_multiplicity, claim_clock_rows, claim_loaded_runs,
           claim_auto_demo, claim_short_clock_rows, claim_readme_short_rows,
           claim_averaging, claim_best_is_the_last, claim_late_dropout_hint,
-          claim_levers_in_readme, claim_wsd, claim_wsd_in_readme,
-          claim_best_in_readme, claim_wsd_confirmed, claim_wsd_confirmed_in_readme, claim_wsd_30_hint,
-          claim_dropout_masks, claim_dropout_masks_in_readme, claim_masks_30_hint, claim_masks_30_hint_in_readme,
-          claim_wsd_alternated_7, claim_wsd_alternated_7_in_readme, claim_eval_speed]
+          claim_levers_in_summary, claim_wsd, claim_wsd_in_summary,
+          claim_best_in_summary, claim_wsd_confirmed, claim_wsd_confirmed_in_summary, claim_wsd_30_hint,
+          claim_dropout_masks, claim_dropout_masks_in_summary, claim_masks_30_hint, claim_masks_30_hint_in_summary,
+          claim_wsd_alternated_7, claim_wsd_alternated_7_in_summary, claim_eval_speed, claim_study_in_readme]
 
 
 @pytest.mark.parametrize("claim", CLAIMS, ids=[c.__name__[6:] for c in CLAIMS])

@@ -1,7 +1,11 @@
 """docs/flags.md documents every flag of every script, each flag has its help text, README.md's test
-command is the one CI runs, and README.md stays a front page."""
+command is the one CI runs, README.md stays a front page whose commands work in a fresh clone in
+the order it gives them, and no document a user reads cites the tracker's issue numbers."""
+import glob
 import os
 import re
+import shlex
+import shutil
 import subprocess
 import sys
 
@@ -57,7 +61,7 @@ def test_every_flag_is_in_a_table_of_docs_flags(script):
 
 def test_the_readme_is_a_front_page_whose_links_lead_somewhere():
     text = readme()
-    assert len(text.splitlines()) <= 280
+    assert len(text.splitlines()) <= 150
     links = re.findall(r"\]\(([^)#:]+)\)", text)
     assert "docs/flags.md" in links and [link for link in links if not os.path.exists(os.path.join(ROOT, link))] == []
 
@@ -94,3 +98,72 @@ def test_ci_runs_the_readme_test_command():
     command = block.splitlines()[0].split("#")[0].strip()   # the first: the whole suite
     with open(os.path.join(ROOT, ".ci", "run"), encoding="utf-8") as f:
         assert command == "python -m pytest -q" and command in f.read().splitlines()
+
+
+def readme_commands(section=None):
+    """The commands of README's code blocks (of one section's first block, if named), comments cut."""
+    text = readme()
+    if section:
+        text = re.search(rf"^## {re.escape(section)}\n(.*?)(?=^## )", text, re.S | re.M).group(1)
+    blocks = re.findall(r"^```\n(.*?)^```", text, re.S | re.M)
+    commands = [line.split("   #")[0].split(" # ")[0].strip() for block in blocks[:1 if section else None]
+                for line in block.splitlines()]
+    return [c for c in commands if c.split(" ")[0] in ("python", "pip", "bash", "torchrun")]
+
+
+def test_every_flag_a_readme_command_gives_is_one_its_script_takes():
+    scripts = {}
+    for command in readme_commands():
+        words = shlex.split(command)
+        script = next((w for w in words if w.endswith(".py")), None)
+        if words[0] != "python" or script is None or script.startswith("experiments/"):
+            continue
+        if script not in scripts:
+            scripts[script] = set(re.findall(r"(?<![\w-])(--[a-z][a-z-]*)", script_help(script)))
+        unknown = {w.split("=")[0] for w in words if w.startswith("--")} - scripts[script]
+        assert not unknown, f"README: {command}: {unknown}"
+
+
+def test_the_readme_prepares_tiny_shakespeare_before_it_trains_on_it():
+    commands = readme_commands()
+    prepare = commands.index("python data/prepare.py shakespeare")
+    assert [c for c in commands[:prepare] if "tinyshakespeare" in c] == []
+
+
+@pytest.mark.parametrize("document", ["README.md", "REPORT.md", *[os.path.relpath(p, ROOT) for p in
+                                                                 sorted(glob.glob(os.path.join(ROOT, "docs", "*.md")))]])
+def test_no_document_a_user_reads_cites_an_issue_number(document):
+    # a user of the repository has no tracker: say what was measured and where its files are
+    cited = re.findall(r"(?i)\bissues? #?\d+|#\d+'s|\bissue #\d+", read(document))
+    assert not cited, f"{document}: {cited}"
+
+
+def git(*args, cwd):
+    done = subprocess.run(["git", "-c", "user.name=test", "-c", "user.email=test@example.com", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+@pytest.mark.slow
+def test_the_quick_start_runs_in_a_fresh_clone_and_leaves_git_status_empty(tmp_path):
+    if shutil.which("git") is None or not os.path.isdir(os.path.join(ROOT, ".git")) and \
+            not os.path.isfile(os.path.join(ROOT, ".git")):
+        pytest.skip("needs git and a repository")
+    clone = tmp_path / "clone"   # the tracked files, as a fresh clone has them (uncommitted edits included)
+    for name in git("ls-files", "-z", cwd=ROOT).split("\0"):
+        if name and os.path.isfile(os.path.join(ROOT, name)):
+            os.makedirs(clone / os.path.dirname(name), exist_ok=True)
+            shutil.copy(os.path.join(ROOT, name), clone / name)
+    git("init", "-q", cwd=clone)
+    git("add", "-A", cwd=clone)
+    git("commit", "-q", "-m", "clone", cwd=clone)
+    commands = readme_commands("Quick start")
+    assert [c.split()[1] for c in commands] == ["train.py", "eval.py", "generate.py"]
+    for command in commands:   # README's commands, shorter: 40 steps instead of 1000
+        words = shlex.split(command.replace("--steps 1000", "--steps 40").replace("--eval-every 200", "--eval-every 20"))
+        done = subprocess.run([sys.executable, *words[1:]], cwd=clone, capture_output=True, text=True, timeout=300,
+                              stdin=subprocess.DEVNULL)
+        assert done.returncode == 0 and "Traceback" not in done.stderr, f"{command}\n{done.stderr[-2000:]}"
+    assert "tokenization is" in done.stdout                   # generate.py's sample continues the prompt
+    assert git("status", "--porcelain", "--untracked-files=all", cwd=clone) == ""

@@ -1,4 +1,4 @@
-"""Dynamic evaluation of README's 30-minute models: chosen on a validation half, reported on a test half.
+"""Dynamic evaluation of the 30-minute preset's models: chosen on a validation half, reported on a test half.
 
     python experiments/dynamic/run.py experiments/recipe/runs/m30_clock/cpu30_s11 \
         experiments/recipe/runs/m30_clock/cpu30_s12 experiments/recipe/runs/m30_clock/cpu30_s13
@@ -11,8 +11,8 @@ is never chosen); the test half is then scored once per
 run, static and dynamic with that pair, side by side, with the mean of the per-run differences and
 its 95% t interval. Each run's last checkpoint is scored: best.pt was chosen on the whole held-out
 tenth, the test half included. fp32 scoring, as README's table. Every figure goes to results.json
-as it is made (a second call skips what is there); results.md and README's generated block
-"dynamic" are written from it.
+as it is made (a second call skips what is there); results.md and experiments/recipe/README.md's
+generated block "dynamic" are written from it.
 """
 import json
 import math
@@ -104,7 +104,7 @@ def main():
     text = table(results, runs)
     with AtomicFile(os.path.join(HERE, "results.md")) as f:
         f.write(text + "\n")
-    rewrite(os.path.join(ROOT, "README.md"), "dynamic", text)
+    rewrite(os.path.join(ROOT, "experiments", "recipe", "README.md"), "dynamic", text)
     print(text)
 
 

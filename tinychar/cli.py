@@ -27,11 +27,45 @@ class UserError(Exception):
 
 class ArgumentParser(argparse.ArgumentParser):
     """argparse, but a bad flag is one 'error: ...' line and exit status 2, like every other
-    mistake (argparse's own adds a usage block; --help still shows it)."""
+    mistake (argparse's own adds a usage block; --help still shows it). A flag may be spelled with
+    underscores, --d_model for --d-model, as a --config file and the config fields spell it; an
+    unknown flag's error names the closest real one."""
 
     def error(self, message):
         print(f"error: {message}", file=sys.stderr)
         sys.exit(2)
+
+    def parse_known_args(self, args=None, namespace=None):
+        return super().parse_known_args(self.hyphenated(sys.argv[1:] if args is None else args), namespace)
+
+    def parse_args(self, args=None, namespace=None):
+        args, unknown = self.parse_known_args(args, namespace)
+        if unknown:
+            self.error(f"unrecognized arguments: {' '.join(unknown)}{self.suggestion(unknown)}")
+        return args
+
+    def hyphenated(self, argv):
+        """argv with each --name_with_underscores, alone or as --name_with_underscores=VALUE, spelled
+        as the flag --name-with-underscores where that flag exists (and the underscored one does not);
+        nothing after a bare --, which ends the flags."""
+        argv = list(argv)
+        for i, arg in enumerate(argv):
+            if arg == "--":
+                break
+            name, equals, value = arg.partition("=")
+            spelled = name.replace("_", "-")
+            if name.startswith("--") and name not in self._option_string_actions and spelled in self._option_string_actions:
+                argv[i] = spelled + equals + value
+        return argv
+
+    def suggestion(self, unknown):
+        """' (did you mean --xyz?)' for the first unknown flag when a real one is close to it, else ''."""
+        flags = [flag for flag in self._option_string_actions if flag.startswith("--")]
+        for arg in unknown:
+            if arg.startswith("--"):
+                close = difflib.get_close_matches(arg.partition("=")[0].replace("_", "-"), flags, n=1)
+                return f" (did you mean {close[0]}?)" if close else ""
+        return ""
 
 
 class Terminated(Exception):

@@ -117,29 +117,32 @@ def run(main, argv=None):
 
 def setting(default, help, **flag):
     """A config field whose metadata documents its command-line flag (see add_config_flags): help,
-    and optionally flag (its name when not --field-name), choices, and shown (the default as --help
-    should say it, where the value alone would not)."""
+    and optionally flag (its name when not --field-name), choices, shown (the default as --help
+    should say it, where the value alone would not) and group (the section of --help it is listed in)."""
     return field(default=default, metadata=dict(help=help, **flag))
 
 
-def add_config_flags(parser, config_class):
+def add_config_flags(parser, config_class, groups=None, group=None):
     """One flag per field of config_class made with setting(): --field-name (or its own name), of
     the field's type (a bool: --flag / --no-flag), with its choices, and its help ending in
     "(default ...)" from the field's default. Every flag defaults to None, so that a caller can tell
-    which ones were given (they override presets and a resumed run's settings)."""
+    which ones were given (they override presets and a resumed run's settings). groups: {name:
+    argument group of parser}; a flag is listed in the one its setting names, or else in `group`'s,
+    and where there is none such, among the parser's own options."""
     for f in fields(config_class):
         if "help" not in f.metadata:
             continue
         meta = f.metadata
+        target = (groups or {}).get(meta.get("group", group), parser)
         shown = meta.get("shown", f.default if f.default is not MISSING else None)
         if f.type is bool and "shown" not in meta:
             shown = "on" if f.default else "off"
         help_text = f"{meta['help']} (default {shown})".replace("%", "%%")   # argparse formats help with %
         flag = meta.get("flag", "--" + f.name.replace("_", "-"))
         if f.type is bool:
-            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+            target.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         else:
-            parser.add_argument(flag, dest=f.name, type=f.type, default=None, help=help_text,
+            target.add_argument(flag, dest=f.name, type=f.type, default=None, help=help_text,
                                 choices=list(meta["choices"]) if "choices" in meta else None)
 
 

@@ -130,7 +130,9 @@ def surprisal(model, vocab, text, autocast=nullcontext()):
 def parse_args(argv=None):
     parser = ArgumentParser(description=__doc__.split("\n\n")[0],
                             formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
-    parser.add_argument("runs", nargs="+", help="run directories or checkpoint files")
+    parser.add_argument("runs", nargs="*", help="run directories or checkpoint files")
+    parser.add_argument("--ckpt", nargs="+", metavar="RUN",
+                        help="the same as the run directories or checkpoint files above (generate.py's old spelling)")
     parser.add_argument("--checkpoint", default="best", type=checkpoint_choice,
                         help="which checkpoint of a run directory: best (best.pt: the lowest full-pass validation BPC "
                              "of its checkpoints; the last for runs trained before best.pt existed), last, or a step "
@@ -147,7 +149,8 @@ def parse_args(argv=None):
                              "0.9,0.05,0.05 cuts a 0.9,0.1 run's held-out tenth in a validation and a test half "
                              "(docs/evaluation.md)")
     parser.add_argument("--batch-size", type=int, default=64, help="windows per forward pass (default 64)")
-    parser.add_argument("--device", choices=["cpu", "cuda", "mps"], default="cpu", help="default cpu")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto",
+                        help="where to score (default auto: cuda, then mps, then cpu)")
     parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
                         help="bf16 autocast or fp32; auto = the precision the run trained in (default auto)")
     parser.add_argument("--plot", metavar="PATH", help="write a PNG: every run's BPC curves and a bar chart of final BPC")
@@ -173,11 +176,18 @@ def parse_args(argv=None):
     parser.add_argument("--context", type=int, nargs="+", metavar="N",
                         help="score with windows of N characters instead of the trained seq_len (stride N/2); "
                              "several values give one row each (length extrapolation)")
-    return check_args(parser.parse_args(argv))
+    args = parser.parse_args(argv)
+    if args.runs and args.ckpt:
+        parser.error("give the runs once: as positional arguments or after --ckpt, not both")
+    args.runs = args.runs or args.ckpt
+    if not args.runs:
+        parser.error("the following arguments are required: runs (or --ckpt)")
+    return check_args(args)
 
 
 def check_args(args):
-    """A mistake in the flags is a one-line error before any work; --surprisal's file is read."""
+    """A mistake in the flags is a one-line error before any work; --surprisal's file is read; the
+    device is resolved ("auto": the first of cuda, mps and cpu that is here)."""
     if args.batch_size <= 0:
         raise UserError(f"--batch-size must be positive, got {args.batch_size}")
     for n in args.context or []:
@@ -191,7 +201,7 @@ def check_args(args):
         raise UserError("--dynamic-decay needs --dynamic LR")
     if args.parts:
         parse_split(args.parts)   # a malformed one: its one-line error, before any work
-    runtime.resolve_device(args.device)   # one that is not here: a one-line error, before any work
+    args.device = str(runtime.resolve_device(args.device))   # one that is not here: a one-line error, before any work
     args.surprisal_text = args.surprisal
     if args.surprisal is not None and os.path.isfile(args.surprisal):
         with open(args.surprisal, encoding="utf-8", errors="replace") as f:

@@ -1,7 +1,7 @@
 """Export a trained model to share it: weights as safetensors, settings as JSON, and a model card.
 
     python export.py checkpoints/cpu30 --out exported/cpu30            # the run's best checkpoint
-    python generate.py --ckpt exported/cpu30 --prompt "ROMEO:"         # read back without pickle
+    python generate.py exported/cpu30 --prompt "ROMEO:"                # read back without pickle
     python eval.py exported/cpu30                                      # needs the corpus, as a run does
 
 DIR gets model.safetensors (the weights; a tied head saved once, as the token embedding),
@@ -27,13 +27,20 @@ from tinychar.scoring import evaluate_run
 def parse_args(argv=None):
     parser = ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
                             epilog=__doc__.split("\n\n", 1)[1])
-    parser.add_argument("run", help="run directory or checkpoint file")
+    parser.add_argument("run", nargs="?", help="run directory or checkpoint file")
+    parser.add_argument("--ckpt", metavar="RUN", help="the same as run above (generate.py's old spelling)")
     parser.add_argument("--out", required=True, metavar="DIR", help="folder to write the export to: new or empty")
     parser.add_argument("--checkpoint", default="best", type=checkpoint_choice,
                         help="which checkpoint of a run directory: best, last or a step number (default best)")
     parser.add_argument("--data", help="the corpus, if it is no longer at the path saved in the checkpoint (its "
                                        "BPC goes into config.json and the card)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.run and args.ckpt:
+        parser.error("give the run once: as the positional argument or as --ckpt, not both")
+    args.run = args.run or args.ckpt
+    if not args.run:
+        parser.error("the following arguments are required: run (or --ckpt)")
+    return args
 
 
 def weights(ckpt):
@@ -69,7 +76,7 @@ A character-level transformer language model trained with tinychar ({"bytes" if 
 Sample from it, or score it again (with the corpus), with tinychar:
 
 ```
-python generate.py --ckpt {run} --prompt "..." --temperature 0.8
+python generate.py {run} --prompt "..." --temperature 0.8
 python eval.py {run}
 ```
 

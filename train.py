@@ -36,7 +36,7 @@ from tinychar.run_checkpoints import RunCheckpoints, checkpoint_rng, restore, st
 from tinychar.run_log import RunLog, announce, record_session, say_done, validate
 from tinychar.scoring import fixed_validation_batches
 from tinychar.settings import TrainConfig, config_toml, parse_args, resolve_configs
-from tinychar.step import WeightAverage, follow_schedule, make_optimizer, train_step
+from tinychar.step import WeightAverage, follow_schedule, make_optimizer, train_step, warmup_warning
 from model import CharTransformer, ModelConfig
 
 
@@ -151,6 +151,8 @@ def set_up(model_cfg, cfg, resumed, choice):
     if cfg.time_budget and not resumed:
         plan.steps = plan_steps(model, optimizer, cfg, train_ids, val_ids, run.val_batches, autocast, budget, device,
                                 rank, world_size)
+    if rank == 0 and warmup_warning(cfg, plan.steps):   # said once, of the plan the run will follow
+        print(f"warning: {warmup_warning(cfg, plan.steps)}", file=sys.stderr)
     if rank == 0 and not resumed:
         announce(model, cfg, plan, vocab, train_ids, val_ids, source, device, world_size, compiled)
     return run

@@ -37,6 +37,25 @@ def test_an_unknown_key_is_a_one_line_error_naming_the_closest_flag(tmp_path):
     assert_one_line_error(run_script("train.py", "--config", str(path)), "d_modle", "--d-model")
 
 
+@pytest.mark.parametrize("argv", [["--d_model", "64", "--warmup_steps", "7", "--no_tie_weights"],
+                                  ["--d_model=64", "--warmup_steps=7", "--no_tie_weights"]])
+def test_a_flag_may_be_spelled_with_underscores_as_the_file_spells_it(argv):
+    model_cfg, cfg, _, _ = configs(*argv)
+    assert (model_cfg.d_model, cfg.warmup_steps, model_cfg.tie_weights) == (64, 7, False)
+
+
+def test_every_scripts_flags_take_underscores_but_not_after_a_bare_double_dash():
+    import bench
+    import eval as eval_script
+    import generate
+    assert bench.parse_args(["--d_model", "64", "--gen_chars=5", "--no_compile"]).d_model == 64
+    args = eval_script.parse_args(["run", "--batch_size", "8", "--no_references", "--dynamic_decay=0.5", "--dynamic", "1"])
+    assert (args.batch_size, args.no_references, args.dynamic_decay) == (8, True, 0.5)
+    assert generate.parse_args(["--ckpt", "run", "--max_new_tokens", "5"]).max_new_tokens == 5
+    args = eval_script.parse_args(["--batch_size", "8", "--", "--no_references"])   # after --: a run's name
+    assert (args.batch_size, args.runs, args.no_references) == (8, ["--no_references"], False)
+
+
 @pytest.mark.slow
 def test_a_malformed_file_a_wrong_value_or_a_missing_file_is_a_one_line_error(tmp_path):
     bad = tmp_path / "bad.toml"

@@ -46,6 +46,42 @@ def test_invalid_flag_values(tmp_path, flag, value, fragment):
     assert_one_line_error(train_cli(tmp_path, flag, value), fragment)
 
 
+def one_line_error(capsys, parse, argv):
+    """The line a command line parsed in-process (parse: a script's parse_args) ends with: exit status
+    2 and one 'error: ...' line on stderr, nothing else."""
+    with pytest.raises(SystemExit) as exit:
+        parse(argv)
+    lines = capsys.readouterr().err.splitlines()
+    assert exit.value.code == 2 and len(lines) == 1 and lines[0].startswith("error: "), lines
+    return lines[0]
+
+
+@pytest.mark.parametrize("argv,close", [(["--d-modle", "64"], "--d-model"), (["--warmup_step=5"], "--warmup-steps"),
+                                        (["--devcie", "cpu"], "--device"), (["--xyzzy"], None)])
+def test_an_unknown_flag_is_a_one_line_error_naming_the_closest_flag(capsys, argv, close):
+    said = one_line_error(capsys, parse_args, argv)
+    assert said.startswith(f"error: unrecognized arguments: {' '.join(argv)}")
+    assert said.endswith(f" (did you mean {close}?)") if close else "did you mean" not in said
+
+
+def test_eval_and_export_take_the_run_positionally_or_after_ckpt_alike(capsys):
+    import eval as eval_script
+    import export
+    assert eval_script.parse_args(["--ckpt", "a", "b"]).runs == eval_script.parse_args(["a", "b"]).runs == ["a", "b"]
+    assert export.parse_args(["--ckpt", "a", "--out", "o"]).run == export.parse_args(["a", "--out", "o"]).run == "a"
+
+
+@pytest.mark.parametrize("script,argv,said", [
+    ("eval", ["a", "--ckpt", "b"], "not both"), ("eval", [], "the following arguments are required: runs"),
+    ("export", ["a", "--ckpt", "b", "--out", "o"], "not both"),
+    ("export", ["--out", "o"], "the following arguments are required: run")])
+def test_a_run_given_both_ways_or_not_at_all_is_a_one_line_error(capsys, script, argv, said):
+    import eval as eval_script
+    import export
+    parse = {"eval": eval_script.parse_args, "export": export.parse_args}[script]
+    assert said in one_line_error(capsys, parse, argv)
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
 def test_cuda_requested_without_a_gpu(tmp_path):
     assert_one_line_error(train_cli(tmp_path, "--device", "cuda"), "no CUDA GPU")

@@ -87,6 +87,17 @@ def test_eval_json_and_plot(tiny_run, tmp_path):
     assert plot.read_bytes()[:4] == b"\x89PNG"
 
 
+def test_eval_runs_where_train_does_by_default_cuda_then_mps_then_cpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert evaluation.parse_args(["run"]).device == "cpu"
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert evaluation.parse_args(["run"]).device == "mps"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert evaluation.parse_args(["run"]).device == "cuda"
+    assert evaluation.parse_args(["run", "--device", "cpu"]).device == "cpu"
+
+
 @pytest.mark.slow
 def test_eval_errors_are_one_line(tiny_run, tmp_path):
     assert_one_line_error(run_script("eval.py", str(tmp_path / "nothing")), "not found")

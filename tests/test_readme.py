@@ -12,6 +12,7 @@ import sys
 import pytest
 
 from conftest import ROOT
+from tinychar.settings import FLAG_GROUPS, parse_args
 
 
 def read(path):
@@ -31,18 +32,60 @@ def script_help(script):
     return done.stdout
 
 
+def help_entries(text):
+    """{section of a --help text: [the entries of its flags]}. A section is argparse's "options" or an
+    argument group (train.py's "run", "data", ...); an entry is a flag's first line and the lines of
+    its help text below it (where the flag's name is too long to share a line with it)."""
+    sections, section, entry = {}, None, None
+    for line in text.splitlines():
+        if re.fullmatch(r"[a-z][a-z ]*:", line):      # "options:", "positional arguments:", "time budget:"
+            section, entry = line[:-1], None
+        elif line.startswith("  -"):
+            entry = [line]
+            sections.setdefault(section, []).append(entry)
+        elif entry and line.startswith("   ") and line.strip():
+            entry.append(line)
+        else:                                          # a blank line, a positional, the usage or the epilog
+            entry = None
+    return sections
+
+
+def entry_flags(entry):
+    """The flags an entry lists: the --names before its help text (not those its help text mentions)."""
+    return re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", re.split(r" {2,}", entry[0].strip())[0])
+
+
 def script_flags(script):
-    """The flags --help lists (a --no-X of an on/off --X counts as --X)."""
-    flags = set(re.findall(r"(?<![\w-])(--[a-z][a-z-]*)", script_help(script).split("options:", 1)[1]))
+    """The flags --help lists, in every section (a --no-X of an on/off --X counts as --X)."""
+    flags = {flag for entries in help_entries(script_help(script)).values() for entry in entries
+             for flag in entry_flags(entry)}
     return {f for f in flags if not (f.startswith("--no-") and "--" + f[5:] in flags)} - {"--help"}
+
+
+def documented_flags(script):
+    """The flags named in the first column of the table of docs/flags.md's "## SCRIPT flags" section."""
+    section = re.search(rf"^## {re.escape(script)} flags\n(.*?)(?=^## |\Z)", read("docs/flags.md"), re.M | re.S)
+    return {flag for row in re.findall(r"^\|([^|]*)\|", section.group(1), re.M)
+            for flag in re.findall(r"`(--[a-z][a-z0-9-]*)", row)}
 
 
 def undocumented_flags(script):
     """Flags whose --help entry has no text after the flag itself."""
-    options = script_help(script).split("options:", 1)[1]
-    entries = re.split(r"\n(?=  -)", options.strip("\n"))
-    return [entry.split()[0] for entry in entries
-            if not (re.search(r"\S {2,}\S", entry.splitlines()[0]) or len(entry.splitlines()) > 1)]
+    entries = [entry for entries in help_entries(script_help(script)).values() for entry in entries]
+    return [entry[0].split()[0] for entry in entries
+            if not (re.search(r"\S {2,}\S", entry[0]) or len(entry) > 1)]
+
+
+def test_train_py_lists_each_flag_in_a_section_of_its_kind_and_none_among_the_bare_options(monkeypatch, capsys):
+    monkeypatch.setenv("COLUMNS", "2000")   # argparse's width: no wrapped lines
+    with pytest.raises(SystemExit):
+        parse_args(["--help"])
+    sections = help_entries(capsys.readouterr().out)
+    assert [entry_flags(entry) for entry in sections.pop("options")] == [["--help"]]
+    assert list(sections) == list(FLAG_GROUPS)   # in this order, none empty
+    listed = [flag for entries in sections.values() for entry in entries for flag in entry_flags(entry)]
+    assert {"--out", "--preset", "--d-model", "--lr", "--steps", "--time-budget", "--ckpt-every", "--device",
+            "--bytes", "--compile", "--no-compile"} <= set(listed) and len(listed) == len(set(listed))
 
 
 @pytest.mark.slow
@@ -53,9 +96,8 @@ def test_every_flag_in_help_has_its_help_text(script):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("script", ["train.py", "eval.py", "generate.py", "export.py", "data/prepare.py", "bench.py"])
-def test_every_flag_is_in_a_table_of_docs_flags(script):
-    table_flags = set(re.findall(r"^\| `(--[a-z-]+)", read("docs/flags.md"), flags=re.M))
-    missing = script_flags(script) - table_flags
+def test_every_flag_is_in_its_scripts_table_of_docs_flags(script):
+    missing = script_flags(script) - documented_flags(script)
     assert not missing, f"{script} flags missing from docs/flags.md: {sorted(missing)}"
 
 

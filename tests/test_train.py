@@ -93,6 +93,29 @@ def test_the_learning_rate_logged_for_a_step_is_the_one_that_step_trained_with(t
         pytest.approx([5.5e-4, 5.5e-4])
 
 
+def test_a_run_that_ends_inside_its_warmup_warns_once_how_far_the_learning_rate_rose(tmp_path, capsys):
+    # 3 steps of a 10-step warmup: the rate rises by 1e-4 a step to 3/10 of --lr, and no decay starts
+    rows = run(tmp_path / "short", "--warmup-steps", "10", "--lr", "1e-3", "--eval-every", "1", steps=3)
+    assert [r["lr"] for r in rows] == pytest.approx([1e-4, 2e-4, 3e-4])
+    assert capsys.readouterr().err == ("warning: --steps 3 ends inside the 10 warmup steps: the learning rate rises "
+                                       "to 30% of --lr and the run ends there, with no decay; pass --warmup-steps N "
+                                       "to shorten the warmup\n")
+    run(tmp_path / "whole", "--warmup-steps", "3", steps=3)   # the warmup ends with the run: nothing to say
+    assert capsys.readouterr().err == ""
+
+
+def test_a_time_budget_planning_fewer_steps_than_the_warmup_warns_once(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(budget, "fit_steps_to_budget", lambda *args, **kwargs: (5, dict(step_s=0.01, validation_s=0.0,
+                                                                                       checkpoint_s=0.0)))
+    model_cfg, cfg, _, _ = configs("--out", str(tmp_path / "r"), "--time-budget", "0.5", "--eval-every", "5",
+                                   "--ckpt-every", "5", *TINY_FLAGS, "--warmup-steps", "10")
+    rows = train.train(model_cfg, cfg, progress=False)
+    assert [r["step"] for r in rows] == [5] and rows[0]["lr"] == pytest.approx(cfg.lr / 2)
+    assert capsys.readouterr().err == ("warning: --time-budget 0.5 plans 5 steps, which end inside the 10 warmup "
+                                       "steps: the learning rate rises to 50% of --lr and the run ends there, with no "
+                                       "decay; pass --warmup-steps N to shorten the warmup, or give it more time\n")
+
+
 class ScaledLoss(torch.nn.Module):
     """A model whose loss is multiplied by `scale`: a gradient as large as we like."""
 

@@ -27,11 +27,45 @@ class UserError(Exception):
 
 class ArgumentParser(argparse.ArgumentParser):
     """argparse, but a bad flag is one 'error: ...' line and exit status 2, like every other
-    mistake (argparse's own adds a usage block; --help still shows it)."""
+    mistake (argparse's own adds a usage block; --help still shows it). A flag may be spelled with
+    underscores, --d_model for --d-model, as a --config file and the config fields spell it; an
+    unknown flag's error names the closest real one."""
 
     def error(self, message):
         print(f"error: {message}", file=sys.stderr)
         sys.exit(2)
+
+    def parse_known_args(self, args=None, namespace=None):
+        return super().parse_known_args(self.hyphenated(sys.argv[1:] if args is None else args), namespace)
+
+    def parse_args(self, args=None, namespace=None):
+        args, unknown = self.parse_known_args(args, namespace)
+        if unknown:
+            self.error(f"unrecognized arguments: {' '.join(unknown)}{self.suggestion(unknown)}")
+        return args
+
+    def hyphenated(self, argv):
+        """argv with each --name_with_underscores, alone or as --name_with_underscores=VALUE, spelled
+        as the flag --name-with-underscores where that flag exists (and the underscored one does not);
+        nothing after a bare --, which ends the flags."""
+        argv = list(argv)
+        for i, arg in enumerate(argv):
+            if arg == "--":
+                break
+            name, equals, value = arg.partition("=")
+            spelled = name.replace("_", "-")
+            if name.startswith("--") and name not in self._option_string_actions and spelled in self._option_string_actions:
+                argv[i] = spelled + equals + value
+        return argv
+
+    def suggestion(self, unknown):
+        """' (did you mean --xyz?)' for the first unknown flag when a real one is close to it, else ''."""
+        flags = [flag for flag in self._option_string_actions if flag.startswith("--")]
+        for arg in unknown:
+            if arg.startswith("--"):
+                close = difflib.get_close_matches(arg.partition("=")[0].replace("_", "-"), flags, n=1)
+                return f" (did you mean {close[0]}?)" if close else ""
+        return ""
 
 
 class Terminated(Exception):
@@ -83,29 +117,32 @@ def run(main, argv=None):
 
 def setting(default, help, **flag):
     """A config field whose metadata documents its command-line flag (see add_config_flags): help,
-    and optionally flag (its name when not --field-name), choices, and shown (the default as --help
-    should say it, where the value alone would not)."""
+    and optionally flag (its name when not --field-name), choices, shown (the default as --help
+    should say it, where the value alone would not) and group (the section of --help it is listed in)."""
     return field(default=default, metadata=dict(help=help, **flag))
 
 
-def add_config_flags(parser, config_class):
+def add_config_flags(parser, config_class, groups=None, group=None):
     """One flag per field of config_class made with setting(): --field-name (or its own name), of
     the field's type (a bool: --flag / --no-flag), with its choices, and its help ending in
     "(default ...)" from the field's default. Every flag defaults to None, so that a caller can tell
-    which ones were given (they override presets and a resumed run's settings)."""
+    which ones were given (they override presets and a resumed run's settings). groups: {name:
+    argument group of parser}; a flag is listed in the one its setting names, or else in `group`'s,
+    and where there is none such, among the parser's own options."""
     for f in fields(config_class):
         if "help" not in f.metadata:
             continue
         meta = f.metadata
+        target = (groups or {}).get(meta.get("group", group), parser)
         shown = meta.get("shown", f.default if f.default is not MISSING else None)
         if f.type is bool and "shown" not in meta:
             shown = "on" if f.default else "off"
         help_text = f"{meta['help']} (default {shown})".replace("%", "%%")   # argparse formats help with %
         flag = meta.get("flag", "--" + f.name.replace("_", "-"))
         if f.type is bool:
-            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+            target.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         else:
-            parser.add_argument(flag, dest=f.name, type=f.type, default=None, help=help_text,
+            target.add_argument(flag, dest=f.name, type=f.type, default=None, help=help_text,
                                 choices=list(meta["choices"]) if "choices" in meta else None)
 
 

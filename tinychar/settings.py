@@ -28,66 +28,72 @@ OPTIMIZERS = ("adamw", "muon")
 
 @dataclass
 class TrainConfig:
-    data: str = setting(DEFAULT_DATA, "UTF-8 text file to train on", shown="the bundled data/lm_primer.txt")
-    out: str = setting("checkpoints/run", "run directory for checkpoints, metrics.csv and loss_curve.png")
-    steps: int = setting(5000, "optimizer steps in total")
-    batch_size: int = setting(32, "windows per step, over all processes")
+    data: str = setting(DEFAULT_DATA, "UTF-8 text file to train on", shown="the bundled data/lm_primer.txt",
+                        group="data")
+    out: str = setting("checkpoints/run", "run directory for checkpoints, metrics.csv and loss_curve.png", group="run")
+    steps: int = setting(5000, "optimizer steps in total", group="schedule")
+    batch_size: int = setting(32, "windows per step, over all processes", group="optimisation")
     grad_accum: int = setting(1, "micro-batches per step: each process's share of --batch-size in N parts whose "
                                  "gradients add up before the step (the same step, in 1/N of the memory); under "
-                                 "torchrun the gradients are all-reduced once, after the last")
-    lr: float = setting(1e-3, "peak learning rate", shown="1e-3")
-    min_lr: float = setting(1e-4, "learning rate at the end of the cosine decay", shown="1e-4")
-    warmup_steps: int = setting(100, "steps of linear warmup from 0 to --lr")
-    weight_decay: float = setting(0.1, "weight decay on matrices; none on LayerNorm, biases, embeddings")
-    grad_clip: float = setting(1.0, "clip the gradients' global norm to this; 0 disables")
-    eval_every: int = setting(500, "validate every N steps")
-    eval_batches: int = setting(20, "fixed validation batches per validation")
+                                 "torchrun the gradients are all-reduced once, after the last", group="optimisation")
+    lr: float = setting(1e-3, "peak learning rate", shown="1e-3", group="optimisation")
+    min_lr: float = setting(1e-4, "learning rate at the end of the cosine decay", shown="1e-4", group="schedule")
+    warmup_steps: int = setting(100, "steps of linear warmup from 0 to --lr", group="schedule")
+    weight_decay: float = setting(0.1, "weight decay on matrices; none on LayerNorm, biases, embeddings",
+                                  group="optimisation")
+    grad_clip: float = setting(1.0, "clip the gradients' global norm to this; 0 disables", group="optimisation")
+    eval_every: int = setting(500, "validate every N steps", group="checkpoints")
+    eval_batches: int = setting(20, "fixed validation batches per validation", group="checkpoints")
     ckpt_every: int = setting(1000, "write a checkpoint every N steps, and always at the end; each is validated and "
                                     "scored by eval.py's full pass over the first "
-                                    f"{BEST_SCORED:,} units of the validation split, and the lowest is kept as best.pt")
+                                    f"{BEST_SCORED:,} units of the validation split, and the lowest is kept as best.pt",
+                                group="checkpoints")
     early_stop: int = setting(0, "stop (validated and saved) when N checkpoints in a row have not improved on "
-                                 "best.pt's score; 0 = off")
+                                 "best.pt's score; 0 = off", group="checkpoints")
     init_from: str = setting(None, "start from a trained model's weights (a run directory's best.pt, a checkpoint "
                                    "file or an export) on any corpus, with a new optimizer, schedule and budget: "
                                    "the model's shape is the source's; characters new to it get new rows",
-                             shown="none")
+                             shown="none", group="run")
     keep_last: int = setting(None, "keep only the last K step checkpoints (and best.pt); at least 1, the one "
-                                   "--resume needs", shown="all")
-    seed: int = setting(1337, "seed for initialisation, batches and dropout")
+                                   "--resume needs", shown="all", group="checkpoints")
+    seed: int = setting(1337, "seed for initialisation, batches and dropout", group="run")
     threads: int = setting(0, "CPU threads for torch's operations (torch.set_num_threads); 0 = torch's default, "
-                              "one per core", shown="0: one per core")
+                              "one per core", shown="0: one per core", group="runtime")
     device: str = setting("auto", "where to train", choices=("auto", "cpu", "cuda", "mps"),
-                          shown="auto: cuda, then mps, then cpu")
+                          shown="auto: cuda, then mps, then cpu", group="runtime")
     compile: bool = setting(None, "torch.compile the training step", shown="on for CUDA, off on CPU, where it measured "
-                                                                         "no gain")
+                                                                         "no gain", group="runtime")
     precision: str = setting("auto", "matmul precision of training: bf16 (autocast; weights and optimizer stay fp32) "
                                      "or fp32; auto = bf16 on GPUs that support it (torch.cuda.is_bf16_supported) and "
                                      "on CPUs with native bf16 (AVX512-BF16, AMX), else fp32; a run saves the one it "
-                                     "resolved to", choices=("auto", "fp32", "bf16"))
+                                     "resolved to", choices=("auto", "fp32", "bf16"), group="runtime")
     schedule: str = setting("cosine", "after warmup: cosine (decay to --min-lr over the rest) or wsd "
                                       "(warmup-stable-decay: --lr until the last --decay-fraction of the steps, then "
-                                      "linear to --min-lr)" + RECIPE, choices=("cosine", "wsd"))
-    decay_fraction: float = setting(0.2, "wsd: the fraction of the steps spent decaying")
+                                      "linear to --min-lr)" + RECIPE, choices=("cosine", "wsd"), group="schedule")
+    decay_fraction: float = setting(0.2, "wsd: the fraction of the steps spent decaying", group="schedule")
     time_budget: float = setting(0.0, "minutes of training (reading the corpus, compiling, validations and checkpoints "
                                       "included): the number of steps is chosen from the measured step time to fit "
                                       f"{BUDGET_PLANNED * 100:.0f}% of them, then fixed and saved, so the run is "
                                       "reproducible and --resume exact; the budget is a ceiling: a run slower than "
                                       "planned stops early, validated and saved; replaces --steps (--steps on "
-                                      "--resume: the run goes on to --steps, untimed)", shown="off")
+                                      "--resume: the run goes on to --steps, untimed)", shown="off",
+                                 group="time budget")
     unit: str = "chars"         # what a token is: a character of UTF-8 text, or a byte of any file (flag --bytes)
     split: str = setting(DEFAULT_SPLIT, "train,validation[,test] parts of the corpus, in order: fractions (0.9,0.1) or "
-                                        "counts of characters/bytes (enwik8: 90000000,5000000,5000000)")
+                                        "counts of characters/bytes (enwik8: 90000000,5000000,5000000)", group="data")
     dropout_from: float = setting(0.0, "late dropout: no dropout for the first fraction F of the learning rate's "
                                        "schedule, then --dropout (Liu et al. 2023, \"Dropout Reduces Underfitting\"): "
-                                       "the steps before it are as fast as without dropout", shown="0: from the start")
+                                       "the steps before it are as fast as without dropout", shown="0: from the start",
+                                  group="schedule")
     ema: float = setting(0.0, "keep an exponential moving average of the weights with this decay (e.g. 0.999; 0 = off; "
                               "its first updates average faster: decay min(D, u / (9 + u)) at step u): the "
                               "average is the run's model, which validations, checkpoint scores, best.pt, eval.py, "
                               "generate.py and export.py use; the weights as trained are saved beside it for --resume "
-                              "(eval.py --trained-weights scores them)", shown="0: off")
+                              "(eval.py --trained-weights scores them)", shown="0: off", group="optimisation")
     optimizer: str = setting("adamw", "adamw, or muon: torch.optim.Muon for the blocks' matrices (its learning rate "
                                       "matched to AdamW's update size, so --lr and --weight-decay carry over), AdamW "
-                                      "for embeddings, head, LayerNorms and biases" + RECIPE, choices=OPTIMIZERS)
+                                      "for embeddings, head, LayerNorms and biases" + RECIPE, choices=OPTIMIZERS,
+                             group="optimisation")
 
     def __post_init__(self):
         for name in ("steps", "batch_size", "eval_every", "eval_batches", "ckpt_every", "grad_accum"):
@@ -134,27 +140,34 @@ PRESETS = {
 }
 
 
+# train.py --help's sections, in this order: each of TrainConfig's settings names its own (group=),
+# ModelConfig's are "model", and parse_args puts its own flags in "run" and "data"
+FLAG_GROUPS = ("run", "data", "model", "optimisation", "schedule", "time budget", "checkpoints", "runtime")
+
+
 def parse_args(argv=None, description=None):
     """train.py's flags: every field of TrainConfig and ModelConfig, and those that choose between
     them (--bytes, --preset, --resume, --config); a --config file's values under the command line's."""
     parser = ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_config_flags(parser, TrainConfig)
-    add_config_flags(parser, ModelConfig)
-    parser.add_argument("--bytes", action=argparse.BooleanOptionalAction, default=None,
-                        help="a byte-level model: the vocabulary is the file's bytes (any file, UTF-8 or not) "
-                             "and BPC means bits per byte (default --no-bytes: Unicode characters of a UTF-8 file)")
-    parser.add_argument("--preset", choices=sorted(PRESETS) + ["auto"], default=None,
-                        help="baseline = 4 heads + sinusoidal; ablation = 1 head + no positional encoding; "
-                             "cpuN = the recipe's best model for N minutes of training on 2 CPU cores (sets "
-                             "--time-budget N; README: The best model in N minutes); auto (with --time-budget) = "
-                             "the recipe's candidate shape predicted best for the steps this machine affords in "
-                             "that time, each timed here (docs/flags.md)")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue from the latest checkpoint in --out, with its saved settings")
-    parser.add_argument("--config", metavar="FILE.toml",
-                        help="read flags from a TOML file, each by its name (d_model = 512, pos = \"rope\", "
-                             "dropout_attention = false); the command line wins over the file; every run "
-                             "directory holds its own settings as config.toml, which repeats the run")
+    groups = {name: parser.add_argument_group(name) for name in FLAG_GROUPS}
+    add_config_flags(parser, TrainConfig, groups)
+    add_config_flags(parser, ModelConfig, groups, group="model")
+    run, data = groups["run"], groups["data"]
+    data.add_argument("--bytes", action=argparse.BooleanOptionalAction, default=None,
+                      help="a byte-level model: the vocabulary is the file's bytes (any file, UTF-8 or not) "
+                           "and BPC means bits per byte (default --no-bytes: Unicode characters of a UTF-8 file)")
+    run.add_argument("--preset", choices=sorted(PRESETS) + ["auto"], default=None,
+                     help="baseline = 4 heads + sinusoidal; ablation = 1 head + no positional encoding; "
+                          "cpuN = the recipe's best model for N minutes of training on 2 CPU cores (sets "
+                          "--time-budget N; README: The best model in N minutes); auto (with --time-budget) = "
+                          "the recipe's candidate shape predicted best for the steps this machine affords in "
+                          "that time, each timed here (docs/flags.md)")
+    run.add_argument("--resume", action="store_true",
+                     help="continue from the latest checkpoint in --out, with its saved settings")
+    run.add_argument("--config", metavar="FILE.toml",
+                     help="read flags from a TOML file, each by its name (d_model = 512, pos = \"rope\", "
+                          "dropout_attention = false); the command line wins over the file; every run "
+                          "directory holds its own settings as config.toml, which repeats the run")
     args = parser.parse_args(argv)
     if args.config:
         from_file = vars(parser.parse_args(config_file_flags(parser, args.config)))

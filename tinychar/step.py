@@ -115,6 +115,19 @@ def lr_at(step, cfg, plan):
     return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
+def warmup_warning(cfg, steps):
+    """The warning for a run of `steps` steps that ends inside its warmup, else None. Its steps 0 ..
+    steps - 1 then all take lr_at's rising branch: the last trains at steps / warmup_steps of --lr,
+    and the decay after the warmup (cosine or wsd) never starts, so --min-lr is never reached."""
+    if steps >= cfg.warmup_steps:
+        return None
+    ends = (f"--time-budget {cfg.time_budget:g} plans {steps:,} steps, which end" if cfg.time_budget
+            else f"--steps {steps:,} ends")
+    return (f"{ends} inside the {cfg.warmup_steps:,} warmup steps: the learning rate rises to "
+            f"{100 * steps / cfg.warmup_steps:.3g}% of --lr and the run ends there, with no decay; pass "
+            f"--warmup-steps N to shorten the warmup" + (", or give it more time" if cfg.time_budget else ""))
+
+
 def follow_schedule(model, optimizer, step, cfg, plan):
     """The learning rate of `step` (returned), and its dropout: --dropout-from's fraction of the
     schedule (plan.schedule_position: where a timed run's plans have moved it) without, then the model's."""

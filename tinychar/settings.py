@@ -148,7 +148,9 @@ FLAG_GROUPS = ("run", "data", "model", "optimisation", "schedule", "time budget"
 def parse_args(argv=None, description=None):
     """train.py's flags: every field of TrainConfig and ModelConfig, and those that choose between
     them (--bytes, --preset, --resume, --config); a --config file's values under the command line's."""
-    parser = ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    # the usage line names the few flags a first run needs; argparse's own would list all of them
+    usage = "%(prog)s [--data FILE] [--out RUN] [--preset NAME | --config FILE.toml] [--resume] [FLAG VALUE ...]"
+    parser = ArgumentParser(description=description, usage=usage, formatter_class=argparse.RawDescriptionHelpFormatter)
     groups = {name: parser.add_argument_group(name) for name in FLAG_GROUPS}
     add_config_flags(parser, TrainConfig, groups)
     add_config_flags(parser, ModelConfig, groups, group="model")

@@ -131,13 +131,14 @@ def test_a_curve_that_cannot_be_drawn_is_a_warning_and_training_goes_on(tmp_path
     assert temporary_files(out) == []
 
 
-def test_a_token_cache_that_cannot_be_written_beside_the_corpus_goes_to_the_run_folder(tmp_path, monkeypatch):
+def test_a_token_cache_that_cannot_be_written_beside_the_corpus_goes_to_the_users_cache_folder(tmp_path, monkeypatch):
     data = tmp_path / "corpus.txt"
     data.write_text("to be or not to be, that is the question " * 200, encoding="utf-8")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     full_disk(monkeypatch, str(tmp_path / "corpus.txt.tinychar-chars.ids"))   # its first place: beside the corpus
     assert command_line(["--out", str(tmp_path / "run"), "--data", str(data), *STEPS]) == 0
-    assert (tmp_path / "run" / "corpus.txt.tinychar-chars.ids").exists()
-    assert temporary_files(tmp_path) == []
+    assert [name.endswith(".tinychar-chars.ids") for name in os.listdir(tmp_path / "cache" / "tinychar")] == [True]
+    assert temporary_files(tmp_path) == [] and not (tmp_path / "corpus.txt.tinychar-chars.ids").exists()
 
 
 @pytest.mark.slow

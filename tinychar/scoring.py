@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from tinychar import record, runtime
-from tinychar.checkpoint import describe_choice, load_checkpoint, model_from_checkpoint
+from tinychar.checkpoint import describe_choice, load_checkpoint, model_from_checkpoint, run_corpus
 from tinychar.cli import UserError
 from tinychar.corpus import get_batch, load_corpus, parse_split
 from tinychar.progress import bar as progress_bar
@@ -203,7 +203,7 @@ def score_run(ckpt, model, vocab, data=None, batch_size=64, device="cpu", contex
     """(one result dict per context length (None: the model's own seq_len), then one for dynamic
     evaluation if dynamic = (lr, decay), (vocab, train ids, scored ids) for the reference rows).
     parts: score this division of the corpus (train.py's --split) instead of the run's own."""
-    data = data or ckpt["train_config"]["data"]
+    data = run_corpus(ckpt, data)
     unit = ckpt["train_config"]["unit"]
     split_spec = parts or ckpt["train_config"]["split"]
     run_dir = os.path.dirname(ckpt["path"])

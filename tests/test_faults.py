@@ -169,6 +169,24 @@ def test_a_second_run_in_the_same_folder_is_refused_at_once_naming_the_first(tmp
     assert temporary_files(out) == []
 
 
+@pytest.mark.slow
+def test_without_flock_a_run_says_so_in_one_line_once_and_trains(tmp_path):
+    # fcntl hidden before any import, as on Windows; two runs in one process: one warning
+    hide = "import sys\nsys.modules['fcntl'] = None\n"
+    flags = ["--steps", "2", "--eval-every", "2", *TINY_FLAGS]
+    code = hide + ("import runpy, train\n"
+                   f"train.main(['--out', {str(tmp_path / 'a')!r}, *{flags!r}])\n"
+                   f"sys.argv = ['train.py', '--out', {str(tmp_path / 'b')!r}, *{flags!r}]\n"
+                   "runpy.run_path('train.py', run_name='__main__')\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                            stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stderr == ("warning: no file locking on this system: a second training run in this folder would "
+                             "not be refused\n")
+    assert result.stdout.count("done: 2 steps") == 2
+    assert load_checkpoint(str(tmp_path / "b"))["step"] == 2
+
+
 def test_a_run_killed_between_saving_its_best_checkpoint_and_linking_best_pt_has_it_linked_on_resume(tmp_path):
     out = tmp_path / "run"
     assert command_line(["--out", str(out), *STEPS]) == 0

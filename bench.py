@@ -20,11 +20,15 @@ Only ratios measured in the same run are worth comparing: these machines are noi
 """
 import argparse
 import json
-import resource
 import statistics
 import sys
 import time
 from contextlib import nullcontext
+
+try:
+    import resource
+except ImportError:   # Windows: no getrusage, so no peak memory figure
+    resource = None
 
 import torch
 
@@ -208,7 +212,7 @@ def main(argv=None):
     cfg = ModelConfig(vocab_size=args.vocab_size, seq_len=args.seq_len, d_model=args.d_model,
                       n_layers=args.n_layers, n_heads=args.n_heads)
     training, peak, default_precision, best, breakdown = time_training(cfg, args)
-    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 if resource else None   # Linux: KiB
     torch.manual_seed(0)
     ours = CharTransformer(cfg).eval()
     generation = time_generation(ours, args)
@@ -257,7 +261,8 @@ def print_results(results, cfg, args):
               f"{generation['compiled_speedup_vs_last_seq_len']:.1f}x nanoGPT's loop")
     print(f"evaluation (full pass, eval.py): {eval_chars_s['fp32']:,.0f} chars/s in fp32, "
           f"{eval_chars_s['bf16']:,.0f} chars/s in bf16 autocast (what eval.py uses for a run trained in bf16)")
-    print(f"peak RSS after the training measurements: {results['peak_rss_mb']:,.0f} MB")
+    if results["peak_rss_mb"] is not None:
+        print(f"peak RSS after the training measurements: {results['peak_rss_mb']:,.0f} MB")
 
 
 @torch.inference_mode()

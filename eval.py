@@ -228,7 +228,7 @@ def draw_pictures(row, ckpt, model, vocab, args, n_runs):
 
 def main(argv=None):
     args = parse_args(argv)
-    progress = sys.stderr.isatty() and not args.json
+    progress = not args.json   # a bar on a terminal, else a line every 30 s (progress.bar)
     results, first_rows, corpus, choices = [], [], None, []
     for run in args.runs:
         ckpt = load_checkpoint(run, args.checkpoint)

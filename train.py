@@ -10,6 +10,8 @@ Random windows of the training split; AdamW with linear warmup then cosine decay
 clipping; validation every --eval-every steps on a fixed set of validation batches (a quick
 estimate: eval.py gives the full-pass BPC); a checkpoint every --ckpt-every steps and at the
 end. The run directory gets metrics.csv and loss_curve.png, rewritten at every validation.
+Progress: a bar on a terminal; elsewhere (a log file, nohup, a notebook) a line on stdout at the
+first step and then at least every 30 s: step, loss, tokens/s, time elapsed and left.
 Ctrl-C or SIGTERM saves a checkpoint and exits (status 130 or 143); SIGUSR1 saves one and goes
 on; --resume continues it exactly (same losses as a run that was never interrupted). A run holds
 a lock on its folder (train.lock) while it trains: a second run there is refused. A file that
@@ -43,7 +45,7 @@ from model import CharTransformer, ModelConfig
 def main(argv=None):
     model_cfg, cfg, resumed, choice = resolve_configs(parse_args(argv, __doc__.split("\n\n")[0]))
     try:
-        train(model_cfg, cfg, resumed, choice, progress=sys.stderr.isatty())
+        train(model_cfg, cfg, resumed, choice, progress="bar" if sys.stderr.isatty() else "lines")
         if torch.distributed.is_initialized():
             # every rank is done before any tears its connections down: gloo could abort a rank
             # whose peer closed first ("terminate called without an active exception", exit -6)
@@ -63,12 +65,13 @@ def main(argv=None):
             torch.distributed.destroy_process_group()
 
 
-def train(model_cfg: ModelConfig, cfg: TrainConfig, resumed=None, choice=None, progress=True):
+def train(model_cfg: ModelConfig, cfg: TrainConfig, resumed=None, choice=None, progress="bar"):
     """Run (or continue) training; returns the metrics rows. All state goes to cfg.out, whose lock
     (train.lock) the run holds until it ends; under torchrun rank 0 holds it for every rank. Under
     torchrun each rank trains on its slice of the same global batch (DistributedDataParallel); only
     rank 0 validates, logs and writes checkpoints, which hold every rank's generators
-    (docs/distributed.md). choice: the preset's, for the run's plan (settings.Settings)."""
+    (docs/distributed.md). choice: the preset's, for the run's plan (settings.Settings). progress:
+    "bar" (a terminal), "lines" (a plain line every 30 s) or None (run_log.RunLog)."""
     check_file(cfg.data)   # before the run's folder is made
     with RunLock(cfg.out) if int(os.environ.get("RANK", "0")) == 0 else nullcontext():
         run = set_up(model_cfg, cfg, resumed, choice or dict(preset="", chosen_in_s=0.0))
@@ -183,7 +186,7 @@ def train_loop(run, resumed, progress):
     budget.follow(cfg, step)
     run.model.train()
     with StopRequest() as stop, RunLog(cfg, run.model_cfg, plan, run.rows, step,
-                                       show=progress and run.main_process) as log:
+                                       progress=progress if run.main_process else None) as log:
         while step < plan.steps and not out_of_time and not stopped_early:
             lr = follow_schedule(run.model, run.optimizer, step, cfg, plan)
             x, y = run.next_batch()
@@ -204,6 +207,7 @@ def train_loop(run, resumed, progress):
             budget.after_read(step, len(news.losses), cfg, plan, run.device, run.world_size, run.main_process)
             out_of_time = news.over_budget and step < plan.steps   # this step is the last: validated and saved
             run.pending_losses.extend(news.losses)
+            log.progress(step, news.losses[-1], budget)
             bpc, score_s = None, 0.0
             if run.main_process and (at_validation or out_of_time):
                 bpc, score_s = validate(run.scored, run.val_batches, run.train_ids, run.val_ids, run.autocast, log,

@@ -2,15 +2,18 @@
 best.pt is the lowest so far, --early-stop ends a run that stopped improving, --keep-last prunes
 the rest, and eval.py and generate.py take best.pt unless --checkpoint says otherwise."""
 import csv
+import json
 import os
 
 import pytest
 import torch
 
 from conftest import TINY_FLAGS, assert_one_line_error, run_script
+import eval as eval_script
 import train
 from tinychar import run_log, scoring
 from tinychar.checkpoint import list_checkpoints, load_checkpoint
+from tinychar.cli import UserError
 from tinychar.scoring import BEST_SCORED
 
 RUN = ["--eval-every", "5", "--ckpt-every", "10", *TINY_FLAGS]
@@ -149,3 +152,58 @@ def test_a_run_from_before_best_pt_is_evaluated_at_its_last_checkpoint(tmp_path)
     os.remove(os.path.join(out, "best.pt"))
     done = run_script("eval.py", out, "--json", "--no-references")
     assert '"steps": 20' in done.stdout and "step 20 (the last)" in done.stderr
+
+
+def scored(capsys, *args):
+    """eval.py's JSON row of a run, scored in this process."""
+    capsys.readouterr()
+    eval_script.main([*args, "--json", "--no-references"])
+    return json.loads(capsys.readouterr().out)["runs"][0]
+
+
+@pytest.mark.slow
+def test_a_run_moved_with_its_corpus_is_scored_and_resumed_from_any_folder(tmp_path, monkeypatch, capsys):
+    first, moved, elsewhere = tmp_path / "first", tmp_path / "moved", tmp_path / "elsewhere"
+    (first / "data").mkdir(parents=True)
+    elsewhere.mkdir()
+    text = "to be or not to be, that is the question " * 60
+    (first / "data" / "t.txt").write_text(text, encoding="utf-8")
+    monkeypatch.chdir(first)   # the corpus and the run given relative to the folder the run starts in
+    train.main(["--data", "data/t.txt", "--out", "runs/r", "--steps", "4", "--eval-every", "2", *TINY_FLAGS])
+    corpus = str(first / "data" / "t.txt")
+    assert load_checkpoint("runs/r")["train_config"]["data"] == corpus   # saved absolute, as is config.toml
+    assert f"data = {json.dumps(corpus)}" in (first / "runs" / "r" / "config.toml").read_text(encoding="utf-8").split("\n")
+    monkeypatch.chdir(elsewhere)
+    before = scored(capsys, str(first / "runs" / "r"))
+    first.rename(moved)   # the run and its corpus move together: the saved path is gone
+    after = scored(capsys, str(moved / "runs" / "r"))
+    assert after["val_bpc"] == before["val_bpc"] and after["data"] == str(moved / "data" / "t.txt")
+    train.main(["--out", str(moved / "runs" / "r"), "--resume", "--steps", "6"])
+    assert load_checkpoint(str(moved / "runs" / "r"))["train_config"]["data"] == str(moved / "data" / "t.txt")
+    # --data still wins; another text where the corpus was is refused by its sha256
+    (elsewhere / "copy.txt").write_text(text, encoding="utf-8")
+    assert scored(capsys, str(moved / "runs" / "r"), "--data", "copy.txt")["data"] == "copy.txt"
+    (moved / "data" / "t.txt").write_text(text.upper(), encoding="utf-8")
+    with pytest.raises(UserError, match="is not the text this run was trained on"):
+        scored(capsys, str(moved / "runs" / "r"))
+
+
+@pytest.mark.slow
+def test_a_run_saved_before_paths_were_absolute_finds_its_corpus_from_the_run_folder_once_moved(
+        tmp_path, monkeypatch, capsys):
+    # the checkpoints of older code: paths as given, relative to the folder the run started in
+    first, moved = tmp_path / "first", tmp_path / "moved"
+    (first / "data").mkdir(parents=True)
+    (first / "data" / "t.txt").write_text("to be or not to be, that is the question " * 60, encoding="utf-8")
+    monkeypatch.chdir(first)
+    train.main(["--data", "data/t.txt", "--out", "runs/r", "--steps", "2", "--eval-every", "2", *TINY_FLAGS])
+    path = os.path.join("runs", "r", "step_000002.pt")
+    old = torch.load(path, weights_only=True)
+    del old["data_from_run"]
+    old["train_config"].update(data="data/t.txt", out="runs/r")
+    torch.save(old, path)
+    os.remove(os.path.join("runs", "r", "best.pt"))
+    assert scored(capsys, "runs/r")["data"] == "data/t.txt"   # from the current folder, as before
+    first.rename(moved)
+    monkeypatch.chdir(tmp_path)
+    assert scored(capsys, str(moved / "runs" / "r"))["data"] == str(moved / "data" / "t.txt")

@@ -86,16 +86,71 @@ def test_a_stale_or_damaged_cache_is_rebuilt_not_trusted(tmp_path, damage):
     assert messages and vocab.chars == chars and ids.tolist() == expected
 
 
-def test_where_the_corpus_folder_is_not_writable_the_cache_goes_to_the_run_directory(tmp_path):
+def unwritable_beside(folder, name="t.txt"):
+    """The cache's temporary file beside the corpus, its name taken by a folder: opening it fails as
+    in a read-only folder (which root, who runs some test machines, could write all the same)."""
+    (folder / f"{name}.tinychar-chars.ids.{os.getpid()}.tmp").mkdir()
+
+
+def test_where_the_corpus_folder_is_not_writable_the_cache_goes_to_the_users_cache_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    texts = {}
+    for folder, text in (("one", TEXT), ("two", TEXT.upper())):   # two corpora named alike, in two folders
+        (tmp_path / folder).mkdir()
+        path = tmp_path / folder / "t.txt"
+        path.write_text(text, encoding="utf-8")
+        unwritable_beside(tmp_path / folder)
+        messages = []
+        _, ids, _ = encoded_corpus(str(path), run_dir=str(tmp_path / "run"), log=messages.append)
+        assert len(messages) == 1 and messages[0].startswith(f"token cache written: {tmp_path / 'cache' / 'tinychar'}")
+        assert "(not beside the corpus: " in messages[0] and len(ids) == len(text)
+        texts[messages[0].split()[3]] = text
+    assert len(texts) == 2 and sorted(os.listdir(tmp_path / "cache" / "tinychar")) == sorted(
+        os.path.basename(cache) for cache in texts)
+    for cache, text in texts.items():   # each its own corpus's, found again without a word
+        messages = []
+        vocab, ids, _ = encoded_corpus(str(tmp_path / ("one" if text == TEXT else "two") / "t.txt"),
+                                       log=messages.append)
+        assert messages == [] and vocab.decode(ids.tolist()) == text
+
+
+def test_where_neither_the_corpus_folder_nor_the_users_cache_is_writable_the_cache_goes_to_the_run_directory(
+        tmp_path, monkeypatch):
     data, run = tmp_path / "data", tmp_path / "run"
     data.mkdir()
     path = data / "t.txt"
     path.write_text(TEXT, encoding="utf-8")
-    # the temporary file's name, taken by a folder: opening it fails as in a read-only folder
-    (data / f"t.txt.tinychar-chars.ids.{os.getpid()}.tmp").mkdir()
+    unwritable_beside(data)
+    (tmp_path / "a file").write_text("")   # the user's cache folder cannot be made under a file
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "a file"))
     messages = []
     _, ids, _ = encoded_corpus(str(path), run_dir=str(run), log=messages.append)
-    assert messages == [f"token cache written: {run / 't.txt.tinychar-chars.ids'}"] and len(ids) == len(TEXT)
+    assert len(messages) == 1 and messages[0].startswith(f"token cache written: {run / 't.txt.tinychar-chars.ids'} ")
+    assert len(ids) == len(TEXT)
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0,
+                    reason="root writes into a read-only folder all the same; Windows has no chmod 0o555")
+@pytest.mark.slow
+def test_a_run_on_a_corpus_in_a_read_only_folder_trains_with_its_cache_in_the_users_cache_folder(tmp_path, monkeypatch,
+                                                                                               capsys):
+    import train
+    from conftest import TINY_FLAGS
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "t.txt").write_text(TEXT * 5, encoding="utf-8")
+    data.chmod(0o555)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    try:
+        for out in ("run", "again"):   # the second run finds the cache: nothing more is said of it
+            train.main(["--data", str(data / "t.txt"), "--out", str(tmp_path / out), "--steps", "2",
+                        "--eval-every", "2", *TINY_FLAGS])
+    finally:
+        data.chmod(0o755)
+    assert os.listdir(data) == ["t.txt"]
+    assert [name.startswith("t.txt.") for name in os.listdir(tmp_path / "cache" / "tinychar")] == [True]
+    out, err = capsys.readouterr()
+    assert out.count("token cache written: ") == 1 and "not beside the corpus" in out and err == ""
 
 
 def test_invalid_utf8_is_named_with_its_offset_even_across_chunks(tmp_path, monkeypatch):

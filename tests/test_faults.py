@@ -131,13 +131,14 @@ def test_a_curve_that_cannot_be_drawn_is_a_warning_and_training_goes_on(tmp_path
     assert temporary_files(out) == []
 
 
-def test_a_token_cache_that_cannot_be_written_beside_the_corpus_goes_to_the_run_folder(tmp_path, monkeypatch):
+def test_a_token_cache_that_cannot_be_written_beside_the_corpus_goes_to_the_users_cache_folder(tmp_path, monkeypatch):
     data = tmp_path / "corpus.txt"
     data.write_text("to be or not to be, that is the question " * 200, encoding="utf-8")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     full_disk(monkeypatch, str(tmp_path / "corpus.txt.tinychar-chars.ids"))   # its first place: beside the corpus
     assert command_line(["--out", str(tmp_path / "run"), "--data", str(data), *STEPS]) == 0
-    assert (tmp_path / "run" / "corpus.txt.tinychar-chars.ids").exists()
-    assert temporary_files(tmp_path) == []
+    assert [name.endswith(".tinychar-chars.ids") for name in os.listdir(tmp_path / "cache" / "tinychar")] == [True]
+    assert temporary_files(tmp_path) == [] and not (tmp_path / "corpus.txt.tinychar-chars.ids").exists()
 
 
 @pytest.mark.slow
@@ -166,6 +167,24 @@ def test_a_second_run_in_the_same_folder_is_refused_at_once_naming_the_first(tmp
     # flock's lock died with its process: the next run in the folder takes it, and clears what was left
     assert command_line(["--out", str(out), "--resume", "--steps", str(step + 2)]) == 0
     assert temporary_files(out) == []
+
+
+@pytest.mark.slow
+def test_without_flock_a_run_says_so_in_one_line_once_and_trains(tmp_path):
+    # fcntl hidden before any import, as on Windows; two runs in one process: one warning
+    hide = "import sys\nsys.modules['fcntl'] = None\n"
+    flags = ["--steps", "2", "--eval-every", "2", *TINY_FLAGS]
+    code = hide + ("import runpy, train\n"
+                   f"train.main(['--out', {str(tmp_path / 'a')!r}, *{flags!r}])\n"
+                   f"sys.argv = ['train.py', '--out', {str(tmp_path / 'b')!r}, *{flags!r}]\n"
+                   "runpy.run_path('train.py', run_name='__main__')\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                            stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stderr == ("warning: no file locking on this system: a second training run in this folder would "
+                             "not be refused\n")
+    assert result.stdout.count("done: 2 steps") == 2
+    assert load_checkpoint(str(tmp_path / "b"))["step"] == 2
 
 
 def test_a_run_killed_between_saving_its_best_checkpoint_and_linking_best_pt_has_it_linked_on_resume(tmp_path):

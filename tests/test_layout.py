@@ -6,6 +6,8 @@ import ast
 import glob
 import os
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -65,3 +67,28 @@ def test_no_function_of_the_scripts_or_the_package_is_over_60_lines():
 def test_train_py_and_model_py_stay_short():
     lines = {name: sum(1 for _ in open(os.path.join(ROOT, name), encoding="utf-8")) for name in ("train.py", "model.py")}
     assert lines["train.py"] <= 330 and lines["model.py"] <= 400, lines
+
+
+# modules of Python's library that Windows lacks: a script or module that imports one unguarded
+# fails there at its first line
+POSIX_ONLY = ("fcntl", "resource", "termios", "pwd", "grp", "pty", "tty")
+
+
+def without_posix_modules(code, *args, timeout=120):
+    """code run by a Python that has none of POSIX_ONLY (each set to None in sys.modules before any
+    import, so importing it raises ImportError as on Windows), in the repository root."""
+    hide = f"import sys\nfor name in {POSIX_ONLY!r}:\n    sys.modules[name] = None\n"
+    return subprocess.run([sys.executable, "-c", hide + code, *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+@pytest.mark.slow
+def test_every_script_and_module_imports_where_posix_only_modules_do_not_exist():
+    modules = sorted(p[len(ROOT) + 1:-3].replace(os.sep, ".") for p in glob.glob(os.path.join(ROOT, "tinychar", "*.py")))
+    result = without_posix_modules(
+        "import importlib, runpy\n"
+        "try:\n    import fcntl\nexcept ImportError:\n    pass\nelse:\n    raise SystemExit('fcntl was not hidden')\n"
+        f"for script in {SCRIPTS!r}:\n    runpy.run_path(script, run_name='imported')   # its imports, not its main()\n"
+        f"for module in {modules!r}:\n    importlib.import_module(module)\n"
+        "from tinychar import files\nassert files.fcntl is None\nprint('imported')\n")
+    assert result.returncode == 0 and result.stdout == "imported\n", result.stderr[-3000:]

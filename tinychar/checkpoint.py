@@ -44,7 +44,8 @@ class TrainingState:
     not improve on it (run_checkpoints.RunCheckpoints); run_record: the run's sessions so far
     (record.py: machine, software, code, command), this one last; trained: with --ema, model is
     the weights' average (what eval.py, generate.py and export.py use) and trained the weights as
-    the optimizer left them (what --resume continues), saved as "trained"."""
+    the optimizer left them (what --resume continues), saved as "trained". The checkpoint also
+    saves data_from_run: where the corpus is from the run's folder (run_corpus)."""
     step: int
     model_config: dict
     train_config: dict
@@ -71,7 +72,35 @@ def make_checkpoint(state):
         "optimizer": state.optimizer.state_dict(), "rng": state.rng, "elapsed_s": state.elapsed_s,
         "pending_losses": list(state.pending_losses), "budget_costs": dict(state.budget_costs),
         "best": dict(state.best), "run_record": list(state.run_record),
+        # the folder it is saved in is out
+        "data_from_run": relative_to_run(state.train_config["data"], state.train_config["out"]),
     } | ({"trained": state.trained.state_dict()} if state.trained else {})
+
+
+def relative_to_run(data, run_dir):
+    """The corpus's path from the run's folder, or None where there is none (another drive, on
+    Windows). Both paths as given: relative ones are both the current folder's."""
+    try:
+        return os.path.relpath(os.path.abspath(data), os.path.abspath(run_dir))
+    except ValueError:
+        return None
+
+
+def run_corpus(ckpt, data=None):
+    """The corpus a saved run was trained on, for scoring it (scoring.score_run) or resuming it
+    (settings.resumed_settings): `data` (--data) where given; else the path in its settings
+    (absolute; an older run's as given, from the current folder); else, where no file is there
+    any more, the corpus where it was from the run's folder when the run last saved (a run moved
+    with its corpus), if one is there. The checkpoint's data_fingerprint refuses any other text
+    (corpus.load_corpus); where neither is found, the saved path, which the caller's
+    corpus.check_file names in its error."""
+    if data:
+        return data
+    saved = ckpt["train_config"]["data"]
+    if os.path.exists(saved) or not ckpt["data_from_run"]:
+        return saved
+    beside = os.path.normpath(os.path.join(os.path.dirname(ckpt["path"]), ckpt["data_from_run"]))
+    return beside if os.path.exists(beside) else saved
 
 
 def checkpoint_path(run_dir, step):
@@ -199,7 +228,9 @@ def load_export(path):
         weights["head.weight"] = weights["tok_emb.weight"]
     if "plan" not in config:   # exported when the run's decisions were saved in its train_config
         config["plan"] = plan_from_checkpoint(config["train_config"])
-    return dict(dict(run_record=[]), **config, model=weights, path=os.path.join(path, EXPORT_WEIGHTS))
+    # data_from_run: an export's folder is not the run's, and the corpus's place from it unknown
+    return dict(dict(run_record=[], data_from_run=None), **config, model=weights,
+                path=os.path.join(path, EXPORT_WEIGHTS))
 
 
 def load_checkpoint(path, which="last"):
@@ -244,6 +275,10 @@ def read_checkpoint(path):
     ckpt.setdefault("budget_costs", {})
     ckpt.setdefault("best", dict(step=None, bpc=None, scored=0, since=0))   # before best.pt existed
     ckpt.setdefault("run_record", [])   # before run records: where it ran is not known
+    if "data_from_run" not in ckpt:   # before it was saved: the corpus's and the run's paths as given
+        data, out = ckpt["train_config"]["data"], ckpt["train_config"].get("out", "")
+        # one from the other where both were relative (to the folder the run started in) or both absolute
+        ckpt["data_from_run"] = relative_to_run(data, out) if os.path.isabs(data) == os.path.isabs(out) else None
     ckpt["path"] = path
     ckpt["chosen_by_validation"] = os.path.basename(path) == BEST_NAME
     return ckpt

@@ -4,8 +4,9 @@ Shared by train.py, eval.py and generate.py. A corpus is read a few MB at a time
 one pass for its sha256 (which names a valid cache); without a cache, one more for the vocabulary
 (the sorted set of its characters, or of its bytes with unit="bytes") and one that encodes it with
 NumPy into the smallest integer type that holds the vocabulary. The ids go to a cache file next to the corpus
-(`<corpus>.tinychar-<unit>.ids`; in the run directory or ~/.cache/tinychar where that folder is
-not writable), written atomically and memory-mapped: later runs, eval.py and every torchrun rank
+(`<corpus>.tinychar-<unit>.ids`; where that folder is not writable, in the user's cache folder,
+$XDG_CACHE_HOME/tinychar or ~/.cache/tinychar, else in the run directory: cache_paths), written
+atomically and memory-mapped: later runs, eval.py and every torchrun rank
 share one copy in the page cache, and batches become int64 only when drawn. A cache whose
 header names another sha256, or whose size is wrong, is rebuilt.
 """
@@ -126,14 +127,27 @@ def ids_dtype(vocab_size):
     return np.uint8 if vocab_size <= 256 else np.uint16 if vocab_size <= 65536 else np.int32
 
 
+def user_cache_folder():
+    """The user's own cache folder for token caches: $XDG_CACHE_HOME/tinychar, else ~/.cache/tinychar
+    (a relative XDG_CACHE_HOME is ignored, as the XDG spec says)."""
+    base = os.environ.get("XDG_CACHE_HOME", "")
+    if not os.path.isabs(base):
+        base = os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "tinychar")
+
+
 def cache_paths(path, unit, run_dir=None):
-    """Where a corpus's id cache may live, in order of preference."""
+    """Where a corpus's id cache may live, in order of preference: beside the corpus; where that
+    folder is not writable, the user's cache folder, shared by every run of the corpus (its name
+    keyed by the corpus's real path, so that two corpora named alike in two folders do not take
+    each other's place); where that fails too, the run's folder."""
     name = os.path.basename(path) + f".tinychar-{unit}.ids"
-    places = [os.path.dirname(os.path.abspath(path))]
+    key = hashlib.sha256(os.fsencode(os.path.realpath(path))).hexdigest()[:16]
+    places = [os.path.join(os.path.dirname(os.path.abspath(path)), name),
+              os.path.join(user_cache_folder(), f"{os.path.basename(path)}.{key}.tinychar-{unit}.ids")]
     if run_dir:
-        places.append(os.path.abspath(run_dir))
-    places.append(os.path.join(os.path.expanduser("~"), ".cache", "tinychar"))
-    return [os.path.join(p, name) for p in places]
+        places.append(os.path.join(os.path.abspath(run_dir), name))
+    return places
 
 
 def read_cache(cache, sha256):
@@ -176,7 +190,8 @@ def write_cache(path, unit, cache_candidates, present, count, sha256, log):
         except OSError as error:   # a read-only folder, a full disk: try the next place
             failures.append(f"{cache}: {error.strerror or error}")
             continue
-        log(f"token cache written: {cache}")
+        # said once, when written: later runs find it there without trying the corpus's folder again
+        log(f"token cache written: {cache}" + (f" (not beside the corpus: {failures[0]})" if failures else ""))
         return cache
     raise UserError(f"cannot write a token cache for {path} anywhere ({'; '.join(failures)})")
 

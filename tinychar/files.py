@@ -12,8 +12,10 @@ from tinychar.cli import UserError
 
 try:
     import fcntl
-except ImportError:   # Windows: no flock; runs there are not locked
+except ImportError:   # Windows: no flock; runs there are not locked (RunLock says so, once)
     fcntl = None
+NO_LOCK_WARNING = ("warning: no file locking on this system: a second training run in this folder would not be "
+                   "refused")
 
 TEMPORARY_NAME = re.compile(r"\.\d+\.tmp$")   # AtomicFile's and replace_with_link's: name.PID.tmp
 LOCK_NAME = "train.lock"
@@ -117,7 +119,10 @@ class RunLock:
     and command, which the holder writes into the file). The lock is flock's: the kernel drops it
     when its process ends, however it ends, so a killed run never blocks the next. Holding it, the
     run knows every temporary file in the folder (name.PID.tmp) is left over from a killed process,
-    and removes them. Readers (eval.py, generate.py) ignore the lock: they read only whole files."""
+    and removes them. Readers (eval.py, generate.py) ignore the lock: they read only whole files.
+    Where there is no flock (Windows: no fcntl), the run says so in one line, once a process, and
+    goes on unlocked; it removes no temporary file then, which might be a running run's."""
+    warned = False   # the warning without flock, said once a process
 
     def __init__(self, run_dir):
         self.run_dir, self.path = run_dir, os.path.join(run_dir, LOCK_NAME)
@@ -125,7 +130,11 @@ class RunLock:
     def __enter__(self):
         os.makedirs(self.run_dir, exist_ok=True)
         self.file = open(self.path, "a+", encoding="utf-8")
-        if fcntl:
+        if not fcntl:
+            if not RunLock.warned:
+                print(NO_LOCK_WARNING, file=sys.stderr, flush=True)
+            RunLock.warned = True
+        else:
             try:
                 fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -139,7 +148,7 @@ class RunLock:
         self.file.write(f"pid {os.getpid()} on {socket.gethostname()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}: "
                         f"{' '.join(sys.argv)}\n")
         self.file.flush()
-        for name in os.listdir(self.run_dir):
+        for name in os.listdir(self.run_dir) if fcntl else []:
             if TEMPORARY_NAME.search(name):
                 os.remove(os.path.join(self.run_dir, name))
         return self

@@ -1,6 +1,6 @@
-"""What a training run shows and writes as it goes: the progress bar, a line at each validation,
-metrics.csv and loss_curve.png (RunLog), the run record's sessions (run.json), its first lines
-(announce) and its last (say_done).
+"""What a training run shows and writes as it goes: its progress (a bar, or plain lines where
+there is no terminal), a line at each validation, metrics.csv and loss_curve.png (RunLog), the run
+record's sessions (run.json), its first lines (announce) and its last (say_done).
 """
 import json
 import math
@@ -14,19 +14,25 @@ from tinychar import cli, record
 from tinychar.checkpoint import describe_choice
 from tinychar.files import AtomicFile
 from tinychar.metrics import plot_curves, write_metrics
+from tinychar.progress import Lines, clock_text, say
 from tinychar.scoring import score_checkpoint, validation_loss
 from model import count_params
 
 
 class RunLog:
-    """What a run shows and logs: the progress bar, metrics.csv and its curve, and tokens/s over the
-    training since the last validation or checkpoint (validations and saves not counted)."""
+    """What a run shows and logs: its progress, metrics.csv and its curve, and tokens/s over the
+    training since the last validation or checkpoint (validations and saves not counted).
 
-    def __init__(self, cfg, model_cfg, plan, rows, step, show):
+    progress: "bar" (tqdm's, on stderr: a terminal), "lines" (no terminal: a plain line at least
+    every 30 s, the first at the first read of the loss; progress.Lines), or None (nothing: the
+    ranks after 0, tests)."""
+
+    def __init__(self, cfg, model_cfg, plan, rows, step, progress):
         self.cfg, self.plan, self.rows, self.curve_failed = cfg, plan, rows, False
         self.path = os.path.join(cfg.out, "metrics.csv")
         self.tokens_per_step = cfg.batch_size * model_cfg.seq_len
-        self.bar = tqdm(total=plan.steps, initial=step, disable=not show, dynamic_ncols=True, file=sys.stderr)
+        self.bar = tqdm(total=plan.steps, initial=step, disable=progress != "bar", dynamic_ncols=True, file=sys.stderr)
+        self.lines, self.first_step = Lines() if progress == "lines" else None, step
         self.restart_clock()
 
     def __enter__(self):
@@ -43,6 +49,25 @@ class RunLog:
         self.interval_steps += 1
         self.bar.total = self.plan.steps   # a timed run's plan may change at the end of its warmup
         self.bar.update(1)
+
+    def progress(self, step, loss, budget):
+        """At a read of the loss (every step on a CPU), the plain line, if one is due: "step
+        120/4155  loss 2.3102  41,200 tok/s  elapsed 0:31  left ~8:40". loss: the last step's;
+        elapsed: the run's (budget.elapsed); left: the budget's remaining time where there is one,
+        else the steps left at this session's pace (validations and checkpoints included)."""
+        if not (self.lines and self.lines.due()):
+            return
+        trained_s = time.perf_counter() - self.interval_start
+        speed = f"  {self.interval_steps * self.tokens_per_step / trained_s:,.0f} tok/s" if trained_s > 0 else ""
+        if budget.minutes:
+            left = f"{clock_text(budget.minutes * 60 - budget.elapsed())} of the budget"
+        else:
+            left = "~" + clock_text(self.lines.elapsed() / (step - self.first_step) * (self.plan.steps - step))
+        # on stdout, where the validation lines go: a run's log is its stdout, in one stream, in
+        # order, whatever the redirection; stderr keeps only warnings and errors (a user's
+        # mistake: one line)
+        say(f"step {step}/{self.plan.steps}  loss {loss:.4f}{speed}  elapsed {clock_text(budget.elapsed())}  "
+            f"left {left}", sys.stdout)
 
     def say(self, line):
         """A line of the run's log, printed above the progress bar."""

@@ -29,19 +29,18 @@ export.py (the model card's figures).
 import copy
 import math
 import os
-import sys
 import time
 from contextlib import nullcontext
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from tinychar import record, runtime
-from tinychar.checkpoint import describe_choice, load_checkpoint, model_from_checkpoint
+from tinychar.checkpoint import describe_choice, load_checkpoint, model_from_checkpoint, run_corpus
 from tinychar.cli import UserError
 from tinychar.corpus import get_batch, load_corpus, parse_split
+from tinychar.progress import bar as progress_bar
 
 BEST_SCORED = 250_000   # units of the validation split each checkpoint is scored on: all of Tiny Shakespeare's
 VAL_BATCH_SEED = 1234   # the same validation batches for every run and seed, so curves compare
@@ -70,14 +69,14 @@ def scoring_windows(n_context, n_scored, seq_len):
 def stream_nats(model, stream, n_context, window, batch_size=64, device="cpu", autocast=nullcontext(),
                 progress=False, unit="char"):
     """Cross-entropy in nats of every target stream[n_context:], each once, by the scoring windows
-    of `window` units: a float64 NumPy array. stream: 1-D integer ids (NumPy or torch)."""
+    of `window` units: a float64 NumPy array. stream: 1-D integer ids (NumPy or torch). progress:
+    show it (progress.bar: tqdm's bar on a terminal, else a line every 30 s)."""
     stream = np.asarray(stream)
     n_scored = len(stream) - n_context
     windows = np.array(scoring_windows(n_context, n_scored, window))             # (n_windows, 2)
     nats = np.empty(n_scored)
     offsets = np.arange(window + 1)
-    bar = tqdm(total=n_scored, unit=unit, unit_scale=True, file=sys.stderr, delay=3, leave=False,
-               disable=not progress, dynamic_ncols=True)
+    bar = progress_bar(n_scored, unit, "scored", progress)
     for i in range(0, len(windows), batch_size):
         starts, firsts = windows[i:i + batch_size, 0], windows[i:i + batch_size, 1]
         rows = torch.from_numpy(stream[starts[:, None] + offsets].astype(np.int64)).to(device)   # (b, T + 1)
@@ -138,8 +137,7 @@ def dynamic_nats(model, stream, n_context, windows, window, lr, decay=0.0, devic
     trained = [p.detach().clone() for p in params]
     n_scored = len(stream) - n_context
     nats = np.empty(n_scored)
-    bar = tqdm(total=n_scored, unit=unit, unit_scale=True, file=sys.stderr, delay=3, leave=False,
-               disable=not progress, dynamic_ncols=True)
+    bar = progress_bar(n_scored, unit, "scored (dynamic evaluation)", progress)
     for start, first in windows:
         row = torch.from_numpy(stream[start:start + window + 1].astype(np.int64))[None].to(device)   # (1, T + 1)
         with torch.inference_mode(), autocast:   # the static pass's forward, so lr 0 gives its figures
@@ -205,7 +203,7 @@ def score_run(ckpt, model, vocab, data=None, batch_size=64, device="cpu", contex
     """(one result dict per context length (None: the model's own seq_len), then one for dynamic
     evaluation if dynamic = (lr, decay), (vocab, train ids, scored ids) for the reference rows).
     parts: score this division of the corpus (train.py's --split) instead of the run's own."""
-    data = data or ckpt["train_config"]["data"]
+    data = run_corpus(ckpt, data)
     unit = ckpt["train_config"]["unit"]
     split_spec = parts or ckpt["train_config"]["split"]
     run_dir = os.path.dirname(ckpt["path"])

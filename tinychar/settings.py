@@ -14,7 +14,7 @@ from dataclasses import dataclass, fields
 from typing import NamedTuple
 
 from tinychar import choose, runtime
-from tinychar.checkpoint import list_checkpoints, load_checkpoint
+from tinychar.checkpoint import list_checkpoints, load_checkpoint, run_corpus
 from tinychar.cli import ArgumentParser, UserError, add_config_flags, config_file_flags, setting, toml_value
 from tinychar.corpus import DEFAULT_SPLIT, parse_split
 from tinychar.budget import BUDGET_PLANNED
@@ -96,6 +96,8 @@ class TrainConfig:
                              group="optimisation")
 
     def __post_init__(self):
+        # saved absolute, so that eval.py and export.py started in another folder find the corpus
+        self.data = os.path.abspath(self.data)
         for name in ("steps", "batch_size", "eval_every", "eval_batches", "ckpt_every", "grad_accum"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
@@ -272,7 +274,8 @@ def resumed_settings(out, model_fields, train_fields):
         raise UserError(f"{resumed['path']} was written by another version of tinychar: its training settings "
                         f"include some this code does not know ({', '.join(unknown)})")
     model_fields.update(resumed["model_config"])
-    train_fields.update(resumed["train_config"], steps=resumed["plan"]["steps"], precision=resumed["plan"]["precision"])
+    train_fields.update(resumed["train_config"], steps=resumed["plan"]["steps"], precision=resumed["plan"]["precision"],
+                        data=run_corpus(resumed))   # where the corpus is now: a run moved with it finds it
     return resumed
 
 

@@ -1,7 +1,7 @@
 """Export a trained model to share it: weights as safetensors, settings as JSON, and a model card.
 
     python export.py checkpoints/cpu30 --out exported/cpu30            # the run's best checkpoint
-    python generate.py --ckpt exported/cpu30 --prompt "ROMEO:"         # read back without pickle
+    python generate.py exported/cpu30 --prompt "ROMEO:"                # read back without pickle
     python eval.py exported/cpu30                                      # needs the corpus, as a run does
 
 DIR gets model.safetensors (the weights; a tied head saved once, as the token embedding),
@@ -69,7 +69,7 @@ A character-level transformer language model trained with tinychar ({"bytes" if 
 Sample from it, or score it again (with the corpus), with tinychar:
 
 ```
-python generate.py --ckpt {run} --prompt "..." --temperature 0.8
+python generate.py {run} --prompt "..." --temperature 0.8
 python eval.py {run}
 ```
 

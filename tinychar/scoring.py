@@ -116,6 +116,13 @@ def surprisal(model, vocab, text, autocast=nullcontext()):
     return list(text), per_char
 
 
+def surprisal_bpc(bits):
+    """The bits per character of surprisal's per-character bits: their mean over the characters
+    after the first (eval.py --surprisal's figure)."""
+    scored = [b for b in bits if b is not None]
+    return sum(scored) / len(scored)
+
+
 def scoring_stream(train_ids, val_ids, window):
     """(the units a full pass reads: the end of the training split, then the scored split; how many
     of them come from the training split, unscored)."""

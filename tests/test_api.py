@@ -7,6 +7,7 @@ import shutil
 
 import pytest
 
+from conftest import TINY_FLAGS
 import eval as evaluation
 import generate
 from tinychar import api
@@ -51,7 +52,8 @@ def test_generate_is_seeded_and_is_what_generate_py_prints_after_the_prompt(requ
 
 
 def test_generate_defaults_are_generate_py_defaults(tiny_run, run, capsys):
-    assert printed(capsys, generate.main, [tiny_run, "--max-new-tokens", "40"]) == "\n" + run.generate(max_new_tokens=40) + "\n"
+    # all of them: prompt, length, temperature, top-k, top-p and seed
+    assert printed(capsys, generate.main, [tiny_run]) == "\n" + run.generate() + "\n"
 
 
 def test_bpc_of_a_text_is_eval_py_surprisal_figure(tiny_run, run, capsys, tmp_path):
@@ -67,6 +69,19 @@ def test_score_is_eval_py_full_pass_bpc(tiny_run, run, capsys):
         table = json.loads(printed(capsys, evaluation.main, [tiny_run, "--json", "--no-references", *flags]))
         assert loaded.score() == table["runs"][0]["val_bpc"]
     assert run.score() != api.load(tiny_run, 6).score()
+
+
+@pytest.mark.slow
+def test_a_run_trained_in_bf16_is_scored_in_bf16_as_eval_py_scores_it(tmp_path, capsys):
+    from train import main
+    out = str(tmp_path / "bf16")
+    main(["--out", out, "--steps", "6", "--eval-every", "6", *TINY_FLAGS[2:], "--precision", "bf16"])
+    text = "the model predicts the next"
+    row = json.loads(printed(capsys, evaluation.main, [out, "--json", "--no-references", "--surprisal", text,
+                                                       "--surprisal-out", str(tmp_path / "s.png")]))["runs"][0]
+    loaded = api.load(out)
+    assert row["precision"] == "bf16"
+    assert loaded.score() == row["val_bpc"] and loaded.bpc(text) == row["surprisal_bpc"]
 
 
 def test_metrics_are_the_rows_of_metrics_csv(tiny_run, run):

@@ -28,17 +28,14 @@ import math
 import os
 import sys
 
-from contextlib import nullcontext
-
 import numpy as np
-import torch
 
 from tinychar import cli, pictures, runtime
 from tinychar.checkpoint import as_trained, checkpoint_choice, describe_choice, load_checkpoint, model_from_checkpoint
 from tinychar.cli import ArgumentParser, UserError
 from tinychar.corpus import parse_split, symbol_counts
 from tinychar.metrics import plot_curves, read_metrics
-from tinychar.scoring import run_autocast, score_run, stream_nats
+from tinychar.scoring import run_autocast, score_run, surprisal
 
 
 
@@ -104,27 +101,6 @@ def format_table(results, references, with_context=False):
         context = f" {'-':>8}" if with_context else ""
         lines.append(f"{name:<28} {'-':>10} {'-':>7}{context} {bpc:>9.4f}  {results[0]['unit'][:-1]}")
     return "\n".join(lines)
-
-
-@torch.no_grad()
-def surprisal(model, vocab, text, autocast=nullcontext()):
-    """Bits the model spends on each character of text after the first, each predicted from up to
-    seq_len - 1 characters before it (the scoring windows of the full pass). For a byte model a
-    character's bits are the sum over its UTF-8 bytes. Returns (characters, bits per character;
-    None for the first, which has no context)."""
-    ids = vocab.encode(text).numpy()
-    if len(ids) < 2:
-        raise UserError("--surprisal needs a text of at least two characters")
-    window = min(model.cfg.seq_len, len(ids) - 1)
-    bits = stream_nats(model, ids, 1, window, autocast=autocast) / math.log(2)   # targets 1..n-1
-    if vocab.unit == "chars":
-        return list(text), [None] + bits.tolist()
-    per_char, position = [None], len(text[0].encode("utf-8"))
-    for c in text[1:]:
-        n = len(c.encode("utf-8"))
-        per_char.append(float(bits[position - 1:position - 1 + n].sum()))
-        position += n
-    return list(text), per_char
 
 
 def parse_args(argv=None):

@@ -1,19 +1,25 @@
 """Text from a trained CharTransformer: the key/value cache, one generation loop, the compiled
-decoding step (generate.py --compile) and the sampler.
+decoding step (generate.py --compile), the sampler, and the text it makes, decoded.
 
     from tinychar.sampling import generate
     out = generate(model, prompt_idx, 200, temperature=0.8, top_k=20, seed=0)   # (B, T0 + 200)
+
+generate.py and the Python API (tinychar/api.py) both sample through stream_text (one prompt,
+streamed) and check their settings with check_prompt and check_sampling, so that the same seed
+gives the same text and the same mistake the same message.
 
 What the model sees as it writes past its context is a Window (below): absolute encodings
 (sinusoidal, learned) see a window that jumps forward by half, relative ones (rope, alibi, none)
 a window that rolls by one token. The loop is the same for both.
 """
+import codecs
 from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 
 from model import RELATIVE_ENCODINGS, attention_mask, rope_angles
+from tinychar.cli import UserError
 
 
 class LayerCache:
@@ -135,6 +141,49 @@ def generate(model, idx, max_new_tokens, **kwargs):
     """Return idx with max_new_tokens sampled tokens appended; kwargs as generate_tokens."""
     out = [idx] + [t[:, None] for t in generate_tokens(model, idx, max_new_tokens, **kwargs)]
     return torch.cat(out, dim=1)
+
+
+def check_sampling(max_new_tokens, temperature, top_k, top_p):
+    """A sampling setting out of range: UserError, named by generate.py's flag."""
+    if max_new_tokens < 0:
+        raise UserError(f"--max-new-tokens must not be negative, got {max_new_tokens}")
+    if temperature < 0:
+        raise UserError(f"--temperature must not be negative, got {temperature}")
+    if top_k is not None and top_k <= 0:
+        raise UserError(f"--top-k must be positive, got {top_k}")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise UserError(f"--top-p must be in (0, 1], got {top_p}")
+
+
+def check_prompt(prompt):
+    """An empty prompt: UserError (the model needs at least one character to continue)."""
+    if not prompt:
+        raise UserError("--prompt must not be empty")
+
+
+def stream_text(model, vocab, prompt_ids, max_new_tokens, **kwargs):
+    """Yield the continuation of one prompt as text, a piece per sampled token: what generate.py
+    streams and the Python API returns. prompt_ids: (T0,) the prompt's ids (vocab.encode); kwargs
+    as generate_tokens."""
+    idx = prompt_ids[None, :].to(next(model.parameters()).device)                    # (1, T0)
+    # a byte model's text is decoded as UTF-8: a character cut across two steps is held back until
+    # its last byte, and invalid bytes (or a text cut mid-character) come out as U+FFFD
+    utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace") if vocab.unit == "bytes" else None
+    for token in generate_tokens(model, idx, max_new_tokens, **kwargs):
+        piece = vocab.decode([token.item()])
+        yield utf8.decode(piece) if utf8 else piece
+    if utf8:
+        yield utf8.decode(b"", final=True)
+
+
+def sample_texts(model, vocab, prompt_ids, num_samples, max_new_tokens, **kwargs):
+    """The continuations of num_samples samples of one prompt, sampled together as one batch:
+    a list of str (a byte model's decoded as stream_text's are)."""
+    idx = prompt_ids[None, :].repeat(num_samples, 1).to(next(model.parameters()).device)   # (B, T0)
+    tokens = generate_tokens(model, idx, max_new_tokens, **kwargs)
+    samples = torch.stack(list(tokens), dim=1).tolist() if max_new_tokens else [[]] * num_samples
+    texts = [vocab.decode(sample) for sample in samples]
+    return [text.decode("utf-8", errors="replace") for text in texts] if vocab.unit == "bytes" else texts
 
 
 def sample_next(logits, temperature=1.0, top_k=None, top_p=None, generator=None):

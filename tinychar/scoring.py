@@ -23,8 +23,9 @@ static ones.
 
 A training run's validations are a quick estimate on a few fixed batches (validation_loss); its
 checkpoints are scored by the full pass over the first BEST_SCORED units of the split
-(score_checkpoint), which chooses best.pt. Used by eval.py (every figure it prints), train.py and
-export.py (the model card's figures).
+(score_checkpoint), which chooses best.pt. A text's surprisal (surprisal) is the bits of each of
+its characters, scored by the same windows. Used by eval.py (every figure it prints), train.py,
+export.py (the model card's figures) and tinychar/api.py.
 """
 import copy
 import math
@@ -91,6 +92,34 @@ def stream_nats(model, stream, n_context, window, batch_size=64, device="cpu", a
         bar.update(int((window - firsts).sum()))
     bar.close()
     return nats
+
+
+@torch.no_grad()
+def surprisal(model, vocab, text, autocast=nullcontext()):
+    """Bits the model spends on each character of text after the first, each predicted from up to
+    seq_len - 1 characters before it (the scoring windows of the full pass). For a byte model a
+    character's bits are the sum over its UTF-8 bytes. Returns (characters, bits per character;
+    None for the first, which has no context)."""
+    ids = vocab.encode(text).numpy()
+    if len(ids) < 2:
+        raise UserError("--surprisal needs a text of at least two characters")
+    window = min(model.cfg.seq_len, len(ids) - 1)
+    bits = stream_nats(model, ids, 1, window, autocast=autocast) / math.log(2)   # targets 1..n-1
+    if vocab.unit == "chars":
+        return list(text), [None] + bits.tolist()
+    per_char, position = [None], len(text[0].encode("utf-8"))
+    for c in text[1:]:
+        n = len(c.encode("utf-8"))
+        per_char.append(float(bits[position - 1:position - 1 + n].sum()))
+        position += n
+    return list(text), per_char
+
+
+def surprisal_bpc(bits):
+    """The bits per character of surprisal's per-character bits: their mean over the characters
+    after the first (eval.py --surprisal's figure)."""
+    scored = [b for b in bits if b is not None]
+    return sum(scored) / len(scored)
 
 
 def scoring_stream(train_ids, val_ids, window):

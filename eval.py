@@ -35,7 +35,7 @@ from tinychar.checkpoint import as_trained, checkpoint_choice, describe_choice, 
 from tinychar.cli import ArgumentParser, UserError
 from tinychar.corpus import parse_split, symbol_counts
 from tinychar.metrics import plot_curves, read_metrics
-from tinychar.scoring import run_autocast, score_run, surprisal
+from tinychar.scoring import run_autocast, score_run, surprisal, surprisal_bpc
 
 
 
@@ -195,8 +195,7 @@ def draw_pictures(row, ckpt, model, vocab, args, n_runs):
         pictures.plot_attention(model, vocab, args.attention, row["attention_plot"], row["name"])
     if args.surprisal_text is not None:
         chars, bits = surprisal(model, vocab, args.surprisal_text, run_autocast(ckpt, args.precision, args.device)[0])
-        scored = [b for b in bits if b is not None]
-        row["surprisal_bpc"] = sum(scored) / len(scored)
+        row["surprisal_bpc"] = surprisal_bpc(bits)
         row["surprisal_plot"] = (args.surprisal_out if args.surprisal_out and n_runs == 1
                                  else os.path.join(row["run_dir"], "surprisal.png"))
         pictures.plot_surprisal(chars, bits, row["surprisal_plot"], row["name"])

@@ -543,6 +543,17 @@ def claim_study_in_readme():
         f"{alibi['high']:+.3f}] by Welch's test)")
 
 
+def claim_quick_start():
+    """README's reading of the quick start's transcript (experiments/quickstart/run.sh)."""
+    log = open(os.path.join(ROOT, "experiments", "quickstart", "chars", "quickstart.log"), encoding="utf-8").read()
+    cpu, cores = re.search(r"^# machine: (.+?), (\d+) cores", log, re.M).groups()
+    seconds = sum(float(x) for x in re.findall(r"^# ([\d.]+) s$", log, re.M))
+    full_pass, = re.findall(r"^quickstart +[\d,]+ +\d+ +([\d.]+) +char", log, re.M)
+    bz2, = re.findall(r"^bz2 -9 \| train +- +- +([\d.]+)", log, re.M)
+    return "README.md", (f"The full pass gives {full_pass} BPC"), f"given the training text ({bz2})", (
+        f"commands took {seconds:.0f} s on a {cores}-core {cpu}")
+
+
 CLAIMS = [claim_matmul_rates, claim_matmul_share, claim_compiled_generation, claim_plain_undisturbed_segments,
           claim_plain_against_tinychar, claim_position_effect, claim_long_baseline_minutes, claim_c2_elapsed,
           claim_minutes_curves, claim_recipe_budgets, claim_multiplicity, claim_clock_rows, claim_loaded_runs,
@@ -551,7 +562,7 @@ CLAIMS = [claim_matmul_rates, claim_matmul_share, claim_compiled_generation, cla
           claim_levers_in_summary, claim_wsd, claim_wsd_in_summary,
           claim_best_in_summary, claim_wsd_confirmed, claim_wsd_confirmed_in_summary, claim_wsd_30_hint,
           claim_dropout_masks, claim_dropout_masks_in_summary, claim_masks_30_hint, claim_masks_30_hint_in_summary,
-          claim_wsd_alternated_7, claim_wsd_alternated_7_in_summary, claim_eval_speed, claim_study_in_readme]
+          claim_wsd_alternated_7, claim_wsd_alternated_7_in_summary, claim_eval_speed, claim_study_in_readme, claim_quick_start]
 
 
 @pytest.mark.parametrize("claim", CLAIMS, ids=[c.__name__[6:] for c in CLAIMS])

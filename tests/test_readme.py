@@ -147,7 +147,7 @@ def readme_commands(section=None):
     text = readme()
     if section:
         text = re.search(rf"^## {re.escape(section)}\n(.*?)(?=^## )", text, re.S | re.M).group(1)
-    blocks = re.findall(r"^```\n(.*?)^```", text, re.S | re.M)
+    blocks = re.findall(r"^```\w*\n(.*?)^```", text, re.S | re.M)
     commands = [line.split("   #")[0].split(" # ")[0].strip() for block in blocks[:1 if section else None]
                 for line in block.splitlines()]
     return [c for c in commands if c.split(" ")[0] in ("python", "pip", "bash", "torchrun")]
@@ -178,6 +178,16 @@ def test_no_document_a_user_reads_cites_an_issue_number(document):
     # a user of the repository has no tracker: say what was measured and where its files are
     cited = re.findall(r"(?i)\bissues? #?\d+|#\d+'s|\bissue #\d+", read(document))
     assert not cited, f"{document}: {cited}"
+
+
+def test_the_quick_start_prints_what_readme_shows_from_its_transcript():
+    # experiments/quickstart/run.sh ran README's commands; README shows lines of what they printed
+    with open(os.path.join(ROOT, "experiments", "quickstart", "chars", "quickstart.log"), encoding="utf-8") as f:
+        log = f.read().splitlines()
+    assert [line[2:] for line in log if line.startswith("$ ")] == readme_commands("Quick start")
+    section = re.search(r"^## Quick start\n(.*?)(?=^## )", readme(), re.S | re.M).group(1)
+    shown = re.search(r"^```text\n(.*?)^```", section, re.S | re.M).group(1).splitlines()
+    assert shown and [line for line in shown if line.rstrip() not in {entry.rstrip() for entry in log}] == []
 
 
 def git(*args, cwd):

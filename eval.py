@@ -153,11 +153,7 @@ def parse_args(argv=None):
                         help="score with windows of N characters instead of the trained seq_len (stride N/2); "
                              "several values give one row each (length extrapolation)")
     args = parser.parse_args(argv)
-    if args.runs and args.ckpt:
-        parser.error("give the runs once: as positional arguments or after --ckpt, not both")
-    args.runs = args.runs or args.ckpt
-    if not args.runs:
-        parser.error("the following arguments are required: runs (or --ckpt)")
+    args.runs = cli.given_run(args.runs, args.ckpt, "eval.py", many=True)
     return check_args(args)
 
 

@@ -35,11 +35,7 @@ def parse_args(argv=None):
     parser.add_argument("--data", help="the corpus, if it is no longer at the path saved in the checkpoint (its "
                                        "BPC goes into config.json and the card)")
     args = parser.parse_args(argv)
-    if args.run and args.ckpt:
-        parser.error("give the run once: as the positional argument or as --ckpt, not both")
-    args.run = args.run or args.ckpt
-    if not args.run:
-        parser.error("the following arguments are required: run (or --ckpt)")
+    args.run = cli.given_run(args.run, args.ckpt, "export.py")
     return args
 
 

@@ -56,10 +56,7 @@ def parse_args(argv=None):
 
 def check_args(args):
     """A mistake in the flags: one line, before any work. Returns the run to sample from."""
-    if args.run is None and args.ckpt is None:
-        raise UserError("which run? give a run directory, checkpoint file or export folder: generate.py RUN")
-    if args.run is not None and args.ckpt is not None:
-        raise UserError(f"two runs given ({args.run} and --ckpt {args.ckpt}): give RUN, or --ckpt RUN, once")
+    run = cli.given_run(args.run, args.ckpt, "generate.py")
     check_sampling(args.max_new_tokens, args.temperature, args.top_k, args.top_p)
     if args.num_samples <= 0:
         raise UserError(f"--num-samples must be positive, got {args.num_samples}")
@@ -69,7 +66,7 @@ def check_args(args):
         raise UserError("--interactive reads its prompts from the terminal: drop --prompt")
     if args.compile and args.no_cache:
         raise UserError("--compile speeds up the cached decoding step: drop --no-cache")
-    return args.run if args.run is not None else args.ckpt
+    return run
 
 
 def read_prompt(prompt):

@@ -49,8 +49,9 @@ def test_invalid_flag_values(tmp_path, flag, value, fragment):
 def one_line_error(capsys, parse, argv):
     """The line a command line parsed in-process (parse: a script's parse_args) ends with: exit status
     2 and one 'error: ...' line on stderr, nothing else."""
+    from tinychar import cli
     with pytest.raises(SystemExit) as exit:
-        parse(argv)
+        cli.run(parse, argv)   # as the script runs it: a UserError raised while parsing is a line too
     lines = capsys.readouterr().err.splitlines()
     assert exit.value.code == 2 and len(lines) == 1 and lines[0].startswith("error: "), lines
     return lines[0]

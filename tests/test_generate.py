@@ -110,7 +110,7 @@ def test_the_run_may_be_given_as_ckpt_and_must_be_given_once(tiny_run, capsys):
     positional = generated(capsys, tiny_run, "--max-new-tokens", "30", "--seed", "3")
     assert generated(capsys, "--ckpt", tiny_run, "--max-new-tokens", "30", "--seed", "3") == positional
     assert_one_line_error(run_script("generate.py", "--prompt", "a"), "generate.py RUN")
-    assert_one_line_error(run_script("generate.py", tiny_run, "--ckpt", tiny_run), "two runs given")
+    assert_one_line_error(run_script("generate.py", tiny_run, "--ckpt", tiny_run), "given twice")
 
 
 def test_prompt_dash_reads_the_whole_prompt_from_stdin(tiny_run, capsys, monkeypatch):

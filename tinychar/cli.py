@@ -115,6 +115,17 @@ def run(main, argv=None):
         signal.signal(signal.SIGTERM, previous)
 
 
+def given_run(positional, ckpt, script, many=False):
+    """The run (or runs, for eval.py) a script reads: given as RUN, or after --ckpt (generate.py's
+    older spelling), once; otherwise a one-line error."""
+    if positional and ckpt:
+        raise UserError("the run is given twice, as RUN and after --ckpt: give it once, not both")
+    if not (positional or ckpt):
+        raise UserError(f"the following arguments are required: {'runs' if many else 'run'} (a run directory, "
+                        f"checkpoint file or export folder: {script} RUN{' ...' if many else ''})")
+    return positional or ckpt
+
+
 def setting(default, help, **flag):
     """A config field whose metadata documents its command-line flag (see add_config_flags): help,
     and optionally flag (its name when not --field-name), choices, shown (the default as --help

@@ -412,6 +412,21 @@ def test_a_crash_while_saving_leaves_the_previous_checkpoint_intact(tmp_path, mo
     assert os.listdir(tmp_path) == ["step_000001.pt"]   # the half-written temporary file is gone
 
 
+@pytest.mark.parametrize("interruption", [KeyboardInterrupt, SystemExit])
+def test_ctrl_c_or_sigterm_while_a_checkpoint_is_synced_leaves_no_temporary_file(tmp_path, monkeypatch, interruption):
+    path = str(tmp_path / "step_000001.pt")
+    save_checkpoint({"value": torch.ones(3)}, path)
+
+    def interrupted(fd):   # the signal arrives while the bytes go to disk (SIGTERM ends as SystemExit)
+        raise interruption()
+
+    monkeypatch.setattr(os, "fsync", interrupted)
+    with pytest.raises(interruption):
+        save_checkpoint({"value": torch.zeros(3)}, path)
+    assert torch.equal(torch.load(path, weights_only=True)["value"], torch.ones(3))
+    assert os.listdir(tmp_path) == ["step_000001.pt"]
+
+
 def test_a_saved_checkpoint_is_synced_to_disk_and_so_is_the_rename_in_its_folder(tmp_path, monkeypatch):
     synced = []   # for each fsync, whether it was of a folder
     real_fsync = os.fsync

@@ -554,6 +554,16 @@ def claim_quick_start():
         f"commands took {seconds:.0f} s on a {cores}-core {cpu}")
 
 
+def claim_suite_time():
+    """README's size and time of the suite, from experiments/suite_time.txt."""
+    record = text("experiments/suite_time.txt")
+    cpu = re.search(r"alone on a (2-core AMD EPYC|2-core Intel Xeon)", record).group(1)
+    whole = re.search(r"bash \.ci/run .*?(\d+) passed, \d+ skipped, \d+ warnings in ([\d.]+)s", record)
+    quick = re.search(r'-m "not slow" (\d+) passed, \d+ skipped, \d+ deselected in ([\d.]+)s', record)
+    return "README.md", (f"(on a {cpu}, a clean clone: {whole[1]} passed in {float(whole[2]):.0f} s; {quick[1]} in "
+                         f"{float(quick[2]):.0f} s: experiments/suite_time.txt)")
+
+
 CLAIMS = [claim_matmul_rates, claim_matmul_share, claim_compiled_generation, claim_plain_undisturbed_segments,
           claim_plain_against_tinychar, claim_position_effect, claim_long_baseline_minutes, claim_c2_elapsed,
           claim_minutes_curves, claim_recipe_budgets, claim_multiplicity, claim_clock_rows, claim_loaded_runs,
@@ -562,7 +572,7 @@ CLAIMS = [claim_matmul_rates, claim_matmul_share, claim_compiled_generation, cla
           claim_levers_in_summary, claim_wsd, claim_wsd_in_summary,
           claim_best_in_summary, claim_wsd_confirmed, claim_wsd_confirmed_in_summary, claim_wsd_30_hint,
           claim_dropout_masks, claim_dropout_masks_in_summary, claim_masks_30_hint, claim_masks_30_hint_in_summary,
-          claim_wsd_alternated_7, claim_wsd_alternated_7_in_summary, claim_eval_speed, claim_study_in_readme, claim_quick_start]
+          claim_wsd_alternated_7, claim_wsd_alternated_7_in_summary, claim_eval_speed, claim_study_in_readme, claim_quick_start, claim_suite_time]
 
 
 @pytest.mark.parametrize("claim", CLAIMS, ids=[c.__name__[6:] for c in CLAIMS])

@@ -564,6 +564,40 @@ def claim_suite_time():
                          f"{float(quick[2]):.0f} s: experiments/suite_time.txt)")
 
 
+def claim_report_within_the_xeon():
+    """REPORT.md's recommendation and its RoPE and learned-positions readings, every figure from the
+    Xeon's runs (the audit found EPYC figures set against Xeon ones there)."""
+    runs = report.load_runs(os.path.join(ROOT, "experiments", "study", "runs"))
+    xeon = {name: report.on(runs, name, "Intel Xeon AMX") for name in ("baseline", "heads4_rope", "heads4_alibi")}
+    base_mean, base_sd = stats.mean_std(xeon["baseline"])
+    rope_sd = stats.mean_std(xeon["heads4_rope"])[1]
+    alibi = stats.welch_interval(xeon["heads4_alibi"], xeon["baseline"])
+
+    def at_1000(run):
+        return next(float(r["val_bpc"]) for r in rows(f"experiments/study/runs/{run}/metrics.csv") if r["step"] == "1000")
+
+    return "REPORT.md", f"({base_mean:.4f} ± {base_sd:.4f}, 3 seeds on the Xeon)", (
+        f"(+{alibi['diff']:.3f} BPC, [{alibi['low']:+.3f}, {alibi['high']:+.3f}], the Xeon's seeds)"), (
+        f"spread {rope_sd / base_sd:.1f} times as far as the baseline's ({rope_sd:.4f} vs {base_sd:.4f}, both on the "
+        f"Xeon)"), (f"{at_1000('heads4_learnedsin_s1'):.2f} with the sinusoidal start, "
+                    f"{at_1000('rerun/heads4_learned_s1'):.2f} with the old one, {at_1000('rerun/baseline_s1'):.2f} "
+                    f"for the baseline")
+
+
+def claim_amd_matmul_rates():
+    record = text("experiments/bench_three_runs.txt")
+    fp32 = [float(x) for x in re.findall(r"fp32 ([\d.]+) GFLOP/s, bf16", record)]
+    bf16 = [float(x) for x in re.findall(r"bf16 ([\d.]+) GFLOP/s;", record)]
+    assert len(fp32) == len(bf16) == 3
+    return "docs/performance.md", (f"matmuls at {min(bf16):.0f}-{max(bf16):.0f} GFLOP/s against fp32's "
+                                   f"{min(fp32):.0f}-{max(fp32):.0f} (three runs")
+
+
+def claim_dropout_masks_from_uniforms():
+    masks = re.search(r"dropout 0.1, fp32 uniforms .*?([\d.]+x) no dropout", text("experiments/recipe/dropout_cost.txt"))
+    return "experiments/recipe/README.md", f"took the dropout-0.1 step from 1.76x to {masks[1]};"
+
+
 CLAIMS = [claim_matmul_rates, claim_matmul_share, claim_compiled_generation, claim_plain_undisturbed_segments,
           claim_plain_against_tinychar, claim_position_effect, claim_long_baseline_minutes, claim_c2_elapsed,
           claim_minutes_curves, claim_recipe_budgets, claim_multiplicity, claim_clock_rows, claim_loaded_runs,
@@ -572,7 +606,8 @@ CLAIMS = [claim_matmul_rates, claim_matmul_share, claim_compiled_generation, cla
           claim_levers_in_summary, claim_wsd, claim_wsd_in_summary,
           claim_best_in_summary, claim_wsd_confirmed, claim_wsd_confirmed_in_summary, claim_wsd_30_hint,
           claim_dropout_masks, claim_dropout_masks_in_summary, claim_masks_30_hint, claim_masks_30_hint_in_summary,
-          claim_wsd_alternated_7, claim_wsd_alternated_7_in_summary, claim_eval_speed, claim_study_in_readme, claim_quick_start, claim_suite_time]
+          claim_wsd_alternated_7, claim_wsd_alternated_7_in_summary, claim_eval_speed, claim_study_in_readme, claim_quick_start, claim_suite_time,
+          claim_report_within_the_xeon, claim_amd_matmul_rates, claim_dropout_masks_from_uniforms]
 
 
 @pytest.mark.parametrize("claim", CLAIMS, ids=[c.__name__[6:] for c in CLAIMS])

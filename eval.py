@@ -125,7 +125,7 @@ def parse_args(argv=None):
                              "0.9,0.05,0.05 cuts a 0.9,0.1 run's held-out tenth in a validation and a test half "
                              "(docs/evaluation.md)")
     parser.add_argument("--batch-size", type=int, default=64, help="windows per forward pass (default 64)")
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto",
+    parser.add_argument("--device", choices=runtime.DEVICES, default="auto",
                         help="where to score (default auto: cuda, then mps, then cpu)")
     parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
                         help="bf16 autocast or fp32; auto = the precision the run trained in (default auto)")

@@ -45,7 +45,7 @@ def parse_args(argv=None):
     parser.add_argument("--top-p", type=float, default=None, help="sample from the smallest set with this much probability (default: all)")
     parser.add_argument("--num-samples", type=int, default=1, help="independent samples, generated as one batch (default 1)")
     parser.add_argument("--seed", type=int, default=1337, help="random seed of the sampler (default 1337)")
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto",
+    parser.add_argument("--device", choices=runtime.DEVICES, default="auto",
                         help="auto: cuda if there is a GPU, else mps, else cpu (default auto)")
     parser.add_argument("--no-cache", action="store_true", help="recompute the whole context every step (slow; for checking)")
     parser.add_argument("--compile", action="store_true",

@@ -154,8 +154,8 @@ def set_up(model_cfg, cfg, resumed, choice):
     if cfg.time_budget and not resumed:
         plan.steps = plan_steps(model, optimizer, cfg, train_ids, val_ids, run.val_batches, autocast, budget, device,
                                 rank, world_size)
-    if rank == 0 and warmup_warning(cfg, plan.steps):   # said once, of the plan the run will follow
-        print(f"warning: {warmup_warning(cfg, plan.steps)}", file=sys.stderr)
+    if rank == 0 and (warning := warmup_warning(cfg, plan.steps)):   # said once, of the plan the run will follow
+        print(f"warning: {warning}", file=sys.stderr)
     if rank == 0 and not resumed:
         announce(model, cfg, plan, vocab, train_ids, val_ids, source, device, world_size, compiled)
     return run

@@ -21,15 +21,13 @@ from tinychar.metrics import read_metrics
 from tinychar.sampling import check_prompt, check_sampling, stream_text
 from tinychar.scoring import run_autocast, score_run, surprisal, surprisal_bpc
 
-DEVICES = ("auto", "cpu", "cuda", "mps")
-
 
 def load(run, checkpoint="best", device="auto"):
     """A Run: run (a run directory, a checkpoint file or an export.py folder) loaded onto device
     (auto: cuda, then mps, then cpu). checkpoint: which of a run directory's, as the scripts'
     --checkpoint: "best", "last" or a step number."""
-    if device not in DEVICES:
-        raise UserError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
+    if device not in runtime.DEVICES:
+        raise UserError(f"device must be one of {', '.join(runtime.DEVICES)}, got {device!r}")
     device = runtime.resolve_device(device)
     ckpt = load_checkpoint(os.fspath(run), checkpoint_choice(str(checkpoint)))
     model, vocab = model_from_checkpoint(ckpt, device)

@@ -12,6 +12,7 @@ from tinychar import record
 from tinychar.cli import UserError
 
 SYNC_EVERY_GPU = 16     # see host_sync_interval
+DEVICES = ("auto", "cpu", "cuda", "mps")   # every script's --device; auto: cuda, then mps, then cpu (resolve_device)
 
 
 def autocast(precision, device):

@@ -59,7 +59,7 @@ class TrainConfig:
     seed: int = setting(1337, "seed for initialisation, batches and dropout", group="run")
     threads: int = setting(0, "CPU threads for torch's operations (torch.set_num_threads); 0 = torch's default, "
                               "one per core", shown="0: one per core", group="runtime")
-    device: str = setting("auto", "where to train", choices=("auto", "cpu", "cuda", "mps"),
+    device: str = setting("auto", "where to train", choices=runtime.DEVICES,
                           shown="auto: cuda, then mps, then cpu", group="runtime")
     compile: bool = setting(None, "torch.compile the training step", shown="on for CUDA, off on CPU, where it measured "
                                                                          "no gain", group="runtime")

@@ -13,10 +13,11 @@ SHAKESPEARE = os.path.join(ROOT, "..", "shared", "data", "tinyshakespeare.txt")
 PRIMER = os.path.join(ROOT, "data", "lm_primer.txt")
 
 
-# A model small enough that a few steps take well under a second on 2 cores.
-# fp32: the exactness tests compare runs to 1e-5 (bf16 has its own tests).
-TINY_FLAGS = ["--precision", "fp32", "--d-model", "32", "--n-heads", "4", "--n-layers", "1", "--seq-len", "16",
-              "--batch-size", "4", "--eval-batches", "2", "--warmup-steps", "2"]
+# A model small enough that a few steps take well under a second on 2 cores. On the CPU even where
+# a GPU is present (tests/test_cuda.py gives --device cuda after these): --device auto would compile
+# every tiny run for the GPU. fp32: the exactness tests compare runs to 1e-5 (bf16 has its own tests).
+TINY_FLAGS = ["--device", "cpu", "--precision", "fp32", "--d-model", "32", "--n-heads", "4", "--n-layers", "1",
+              "--seq-len", "16", "--batch-size", "4", "--eval-batches", "2", "--warmup-steps", "2"]
 
 
 def signals_as_in_a_terminal():

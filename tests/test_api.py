@@ -75,7 +75,7 @@ def test_score_is_eval_py_full_pass_bpc(tiny_run, run, capsys):
 def test_a_run_trained_in_bf16_is_scored_in_bf16_as_eval_py_scores_it(tmp_path, capsys):
     from train import main
     out = str(tmp_path / "bf16")
-    main(["--out", out, "--steps", "6", "--eval-every", "6", *TINY_FLAGS[2:], "--precision", "bf16"])
+    main(["--out", out, "--steps", "6", "--eval-every", "6", *TINY_FLAGS, "--precision", "bf16"])
     text = "the model predicts the next"
     row = json.loads(printed(capsys, evaluation.main, [out, "--json", "--no-references", "--surprisal", text,
                                                        "--surprisal-out", str(tmp_path / "s.png")]))["runs"][0]

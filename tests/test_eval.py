@@ -223,7 +223,7 @@ def test_context_mistakes_are_one_line_errors(tiny_run, tmp_path):
 def test_a_run_trained_in_bf16_is_scored_in_bf16_close_to_fp32(tmp_path):
     from train import main
     out = str(tmp_path / "bf16")
-    main(["--out", out, "--steps", "20", *TINY_FLAGS[2:], "--precision", "bf16"])
+    main(["--out", out, "--steps", "20", *TINY_FLAGS, "--precision", "bf16"])
     rows = {p: json.loads(run_script("eval.py", out, "--json", "--no-references", *extra).stdout)["runs"][0]
             for p, extra in (("auto", []), ("fp32", ["--precision", "fp32"]))}
     assert rows["auto"]["precision"] == "bf16" and rows["fp32"]["precision"] == "fp32"

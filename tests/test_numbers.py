@@ -598,6 +598,19 @@ def claim_dropout_masks_from_uniforms():
     return "experiments/recipe/README.md", f"took the dropout-0.1 step from 1.76x to {masks[1]};"
 
 
+def claim_gpu_run():
+    """docs/performance.md's GPU figures, from the transcript of experiments/gpu/run.sh."""
+    log = open(os.path.join(ROOT, "experiments", "gpu", "gpu.log"), encoding="utf-8").read()
+    gpu = re.search(r"GPU 0: NVIDIA (\S+)", log)[1]
+    torch_version = re.search(r"torch (\S+)", log)[1]
+    quick_s = re.search(r"--steps 1000 .*?\n# rc=0  ([\d.]+) s", log, re.S)[1]
+    quick_bpc = re.search(r"^quickstart +[\d,]+ +1000 +([\d.]+) +char", log, re.M)[1]
+    steps, bpc = re.search(r"^auto +[\d,]+ +(\d+) +([\d.]+) +char", log, re.M).groups()
+    return "docs/performance.md", f"one NVIDIA {gpu}, 16 CPU cores, torch {torch_version}", (
+        f"command took {quick_s} s, compilation included, and the full pass gave {quick_bpc} BPC"), (
+        f"ran {int(steps):,} steps in its 90 seconds and scored {bpc} BPC")
+
+
 CLAIMS = [claim_matmul_rates, claim_matmul_share, claim_compiled_generation, claim_plain_undisturbed_segments,
           claim_plain_against_tinychar, claim_position_effect, claim_long_baseline_minutes, claim_c2_elapsed,
           claim_minutes_curves, claim_recipe_budgets, claim_multiplicity, claim_clock_rows, claim_loaded_runs,
@@ -607,7 +620,8 @@ CLAIMS = [claim_matmul_rates, claim_matmul_share, claim_compiled_generation, cla
           claim_best_in_summary, claim_wsd_confirmed, claim_wsd_confirmed_in_summary, claim_wsd_30_hint,
           claim_dropout_masks, claim_dropout_masks_in_summary, claim_masks_30_hint, claim_masks_30_hint_in_summary,
           claim_wsd_alternated_7, claim_wsd_alternated_7_in_summary, claim_eval_speed, claim_study_in_readme, claim_quick_start, claim_suite_time,
-          claim_report_within_the_xeon, claim_amd_matmul_rates, claim_dropout_masks_from_uniforms]
+          claim_report_within_the_xeon, claim_amd_matmul_rates, claim_dropout_masks_from_uniforms,
+          claim_gpu_run]
 
 
 @pytest.mark.parametrize("claim", CLAIMS, ids=[c.__name__[6:] for c in CLAIMS])

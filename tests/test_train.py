@@ -294,7 +294,7 @@ def test_train_leaves_the_callers_configs_as_they_were(tmp_path, monkeypatch):
     # it resolves the vocabulary size, the precision ("auto") and a time budget's steps for its own run
     monkeypatch.setattr(budget, "fit_steps_to_budget", lambda *args, **kwargs: (3, dict(step_s=0.01, validation_s=0.0,
                                                                              checkpoint_s=0.0)))
-    model_cfg, cfg, _, _ = configs("--out", str(tmp_path / "r"), "--time-budget", "1", *TINY_FLAGS[2:])
+    model_cfg, cfg, _, _ = configs("--out", str(tmp_path / "r"), "--time-budget", "1", "--device", "cpu", *TINY_FLAGS[4:])
     before = (asdict(model_cfg), asdict(cfg))
     assert train.train(model_cfg, cfg, progress=False)[-1]["step"] == 3
     assert (asdict(model_cfg), asdict(cfg)) == before
@@ -488,7 +488,7 @@ def test_bf16_training_learns_resumes_exactly_and_records_its_precision(tmp_path
 
 def test_a_resumed_run_keeps_the_precision_it_resolved(tmp_path, monkeypatch):
     monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: True)
-    model_cfg, cfg, _, _ = configs("--out", str(tmp_path / "r"), "--steps", "2", *TINY_FLAGS[2:])   # auto
+    model_cfg, cfg, _, _ = configs("--out", str(tmp_path / "r"), "--steps", "2", "--device", "cpu", *TINY_FLAGS[4:])   # auto
     train.train(model_cfg, cfg, progress=False)
     assert load_checkpoint(str(tmp_path / "r"))["train_config"]["precision"] == "auto"   # as given
     monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: False)

@@ -13,6 +13,7 @@ What the model sees as it writes past its context is a Window (below): absolute 
 a window that rolls by one token. The loop is the same for both.
 """
 import codecs
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -273,13 +274,20 @@ def compile_decoder(model, batch_size=1):
     changing them."""
     import torch._inductor.config as inductor_config   # here: importing inductor costs ~1 s
 
-    decoder = torch.compile(StaticDecoder(model).eval(), mode="max-autotune")
+    # No CUDA graphs: the step writes its caches in place, which makes inductor skip them with a
+    # warning on a GPU (on the CPU there are none either way).
+    decoder = torch.compile(StaticDecoder(model).eval(), mode="max-autotune-no-cudagraphs")
     param = next(model.parameters())
+    # Freezing is read from inductor's global config (options= does not reach it); on a GPU its
+    # autotuning would print each matrix product's table of kernels to stderr.
+    quiet = {"freezing": True, "max_autotune_report_choices_stats": False, "autotune_num_choices_displayed": 0}
     try:
-        # The first call compiles. Freezing is read from inductor's global config (options= does not
-        # reach it), and the trial runs on inference tensors like generate_tokens', or the first
-        # real step would recompile without it.
-        with torch.inference_mode(), inductor_config.patch(freezing=True):
+        # The first call compiles, on inference tensors like generate_tokens', or the first real
+        # step would recompile without them. Warnings raised inside torch while compiling speak to
+        # torch's developers (TypedStorage, TF32), not to someone sampling text.
+        with torch.inference_mode(), warnings.catch_warnings(), \
+                inductor_config.patch({k: v for k, v in quiet.items() if hasattr(inductor_config, k)}):
+            warnings.filterwarnings("ignore", category=UserWarning, module=r"torch\.")
             caches = new_caches(model, batch_size, param.device)
             decode_step(decoder, torch.zeros(batch_size, dtype=torch.long, device=param.device), caches)
     except Exception as e:  # no C++ compiler, unsupported backend, ...

@@ -40,7 +40,7 @@ def test_the_interval_is_the_t_interval_of_the_mean():
 
 @pytest.mark.parametrize("values, verdict", [
     ([2.090, 2.091, 2.092], "met with confidence"),   # the whole interval below 2.10
-    ([2.07, 2.10, 2.12], "met (mean"),                 # mean 2.0967, interval reaching above
+    ([2.07, 2.10, 2.12], "met by the mean, 0.0033 under 2.10 (the interval reaches 2.1"),   # mean 2.0967
     ([2.09, 2.11, 2.12], "not met"),                   # mean 2.1067
 ])
 def test_the_target_rule(values, verdict):
@@ -59,7 +59,7 @@ def test_the_table_shows_each_budgets_final_seeds_and_the_candidates_hints(tmp_p
     assert cells[1] == "baseline"
     assert cells[2] == "**2.0967** ± 0.0153 (2.0800, 2.1000, 2.1100)"
     assert cells[3] == "[2.0587, 2.1346]"
-    assert cells[4].startswith("met (mean <= 2.1")
+    assert cells[4] == "met by the mean, 0.0033 under 2.10 (the interval reaches 2.1346)"
     assert cells[5] == "29.9-30.1" and cells[6] == "18,000-18,000"
     assert "30 min, baseline" in table and "2.3000 (17,000 steps, 28.3 min)" in table
     assert cells[7] == "the probe's, once"   # m30/: the first runs

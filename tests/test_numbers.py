@@ -643,6 +643,70 @@ def claim_seven_minute_target_in_readme():
                          f"{min(seconds) / 60:.1f}-{max(seconds) / 60:.1f} minutes)")
 
 
+def bench_rows(record):
+    """{name: [cells]} of a bench.py output's training-step table (names as bench.py prints them)."""
+    found = re.findall(r"^((?:plain nanoGPT-style|tinychar)[\w -]*?) {2,}([\d.]+) \(([\d.-]+)\) +([\d,]+) +([\d.]+) +"
+                       r"([\d.]+%) +([\d.]+%) +([\d.]+x)", record, re.M)
+    return {name.strip(): cells for name, *cells in found}
+
+
+def claim_performance_table_xeon():
+    """docs/performance.md's first table, cell by cell from experiments/bench_default.txt."""
+    record = open(os.path.join(ROOT, "experiments", "bench_default.txt"), encoding="utf-8").read()
+    steps = bench_rows(record)
+    ms = {name: float(cells[0]) for name, cells in steps.items()}
+    fp32_eval, bf16_eval = bench(r"evaluation \(full pass, eval.py\): ([\d,]+) chars/s in fp32, ([\d,]+) chars/s")
+    cached, slow = bench(r"generation, 1000 characters: ([\d,]+) chars/s with the KV cache; recomputing the same windows (\d+)")
+    compiled, = bench(r"compiled decoding step .*?: ([\d,]+) chars/s")
+    number = lambda x: float(x.replace(",", ""))   # noqa: E731
+    return "docs/performance.md", "Intel Xeon with AMX (bf16 matrix tiles), torch 2.13.0 CPU build", (
+        f"| training step, plain nanoGPT-style | {ms['plain nanoGPT-style']} ms | {ms['plain nanoGPT-style bf16']} ms | "
+        f"bf16 {ms['plain nanoGPT-style'] / ms['plain nanoGPT-style bf16']:.2f}x fp32 |"), (
+        f"| training step, tinychar | {ms['tinychar fp32']} ms | **{ms['tinychar bf16']} ms** "
+        f"({ms['tinychar bf16 compiled']} ms `--compile`) | "
+        f"**{ms['plain nanoGPT-style bf16'] / ms['tinychar bf16']:.2f}x the plain step in bf16**, "
+        f"{ms['plain nanoGPT-style'] / ms['tinychar bf16']:.2f}x the plain step in fp32 |"), (
+        f"| evaluation, eval.py's full pass | {fp32_eval} chars/s | **{bf16_eval} chars/s** | "
+        f"{number(bf16_eval) / number(fp32_eval):.1f}x |"), (
+        f"| generation, 1000 characters, KV cache | {cached} chars/s ({number(cached) / number(slow):.1f}x recomputing the "
+        f"same windows, {slow}) | | compiled step (`--compile`): {compiled} chars/s, "
+        f"{number(compiled) / number(slow):.1f}x |")
+
+
+def claim_performance_table_amd():
+    """docs/performance.md's AMD table, cell by cell from run 3 of experiments/bench_three_runs.txt."""
+    record = open(os.path.join(ROOT, "experiments", "bench_three_runs.txt"), encoding="utf-8").read()
+    assert "2-core AMD EPYC" in record.splitlines()[0]
+    steps = bench_rows(record.split("## run 3")[1])
+    bf16_rate = float(re.search(r"bf16 ([\d.]+) GFLOP/s", record.split("## run 3")[1])[1])
+    rows = []
+    for shown, name in (("plain nanoGPT-style, fp32", "plain nanoGPT-style"), ("tinychar, fp32", "tinychar fp32"),
+                        ("**tinychar, bf16 autocast (the default here)**", "tinychar bf16"),
+                        ("tinychar, bf16, `--compile`", "tinychar bf16 compiled")):
+        ms, spread, tokens, gflops, of_fp32, of_own, ratio = steps[name]
+        own = f" ({of_own} of the bf16 rate)" if "bf16" in name else ""
+        ratio = f"**{ratio}**" if shown.startswith("**") else ratio
+        rows.append(f"| {shown} | {ms} ({spread}) | {tokens} | {gflops} | {of_fp32}{own} | {ratio} |")
+        assert "bf16" not in name or abs(float(gflops) / bf16_rate * 100 - float(of_own[:-1])) < 0.1
+    return ("docs/performance.md", "The earlier measurements, on a 2-core AMD EPYC with AVX512-BF16", *rows)
+
+
+def claim_finetune():
+    """docs/checkpoints.md's fine-tuning result, from the six runs' result.json."""
+    def results(arm):
+        return [json.load(open(os.path.join(ROOT, "experiments", "finetune", f"{arm}_s{seed}", "result.json")))["test_bpc"]
+                for seed in (1, 2, 3)]
+    tuned, scratch = results("finetuned"), results("scratch")
+    gaps = [a - b for a, b in zip(tuned, scratch)]
+    mean, half = statistics.mean(gaps), stats.student_t_quantile(0.975, 2) * statistics.stdev(gaps) / 3 ** 0.5
+    assert report.machine_of(os.path.join(ROOT, "experiments", "finetune", "finetuned_s1"),
+                             os.path.join(ROOT, "experiments")) in ("Intel Xeon AMX", "unknown")
+    return "docs/checkpoints.md", "2-core Intel Xeon with AMX, 3 seed pairs", (
+        f"scores **{statistics.mean(tuned):.4f} ± {statistics.stdev(tuned):.4f}** test BPC there"), (
+        f"from scratch for the same 3 minutes **{statistics.mean(scratch):.4f} ± {statistics.stdev(scratch):.4f}**: "
+        f"lower by {-mean:.2f}, 95% t interval [{mean - half:.2f}, {mean + half:.2f}]")
+
+
 CLAIMS = [claim_matmul_rates, claim_matmul_share, claim_compiled_generation, claim_plain_undisturbed_segments,
           claim_plain_against_tinychar, claim_position_effect, claim_long_baseline_minutes, claim_c2_elapsed,
           claim_minutes_curves, claim_recipe_budgets, claim_multiplicity, claim_clock_rows, claim_loaded_runs,
@@ -654,7 +718,8 @@ CLAIMS = [claim_matmul_rates, claim_matmul_share, claim_compiled_generation, cla
           claim_wsd_alternated_7, claim_wsd_alternated_7_in_summary, claim_eval_speed, claim_study_in_readme, claim_quick_start, claim_suite_time,
           claim_report_within_the_xeon, claim_amd_matmul_rates, claim_dropout_masks_from_uniforms,
           claim_gpu_run, claim_seven_minute_target,
-          claim_seven_minute_target_in_readme]
+          claim_seven_minute_target_in_readme, claim_performance_table_xeon, claim_performance_table_amd,
+          claim_finetune]
 
 
 @pytest.mark.parametrize("claim", CLAIMS, ids=[c.__name__[6:] for c in CLAIMS])

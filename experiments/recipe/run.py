@@ -5,6 +5,7 @@ interrupted one continues with --resume).
     python experiments/recipe/run.py --base-steps 5000 --seeds 1,2,3 baseline
     python experiments/recipe/run.py --minutes 30 --seeds 11,12,13 baseline     # timed for real
     python experiments/recipe/run.py --minutes 30 --seeds 11,12,13 --tag clock cpu30   # into m30_clock/
+    python experiments/recipe/run.py --steps 4155 --seeds 11,12,13 cpu30   # exactly 4155 steps, into s4155/
 
 
 Equal wall-clock: an arm gets round(base_steps / ratio) steps (arms.SAME_COMPUTE: base_steps), where ratio is its step time over
@@ -43,10 +44,11 @@ def arm_steps(arm, base_steps, costs):
     return max(1, round(base_steps / costs[arm]["ratio"]))
 
 
-def run_arm(arm, seed, base_steps, costs, minutes=None, tag=""):
+def run_arm(arm, seed, base_steps, costs, minutes=None, tag="", steps=None):
     """base_steps: the arm's steps from its step cost; minutes: train.py --time-budget instead;
-    tag: a word added to the budget's folder (runs of new code beside the old ones)."""
-    budget = (f"m{minutes:g}" if minutes else f"b{base_steps}") + (f"_{tag}" if tag else "")
+    steps: exactly that many steps, whatever the arm's cost (a slower machine's step count, stood in
+    for on this one); tag: a word added to the budget's folder (runs of new code beside the old ones)."""
+    budget = (f"m{minutes:g}" if minutes else f"s{steps}" if steps else f"b{base_steps}") + (f"_{tag}" if tag else "")
     out = os.path.join("experiments", "recipe", "runs", budget, f"{arm}_s{seed}")
     if os.path.exists(os.path.join(out, "eval.json")):
         return out
@@ -56,9 +58,10 @@ def run_arm(arm, seed, base_steps, costs, minutes=None, tag=""):
         length, final = [], None   # the run fixes its steps: resume to find out
         print(f"{out}: {minutes:g} minutes{' (resumed)' if resume else ''}", flush=True)
     else:
-        steps = arm_steps(arm, base_steps, costs)
+        steps = steps or arm_steps(arm, base_steps, costs)
         length, final = ["--steps", str(steps)], os.path.join(out, f"step_{steps:06d}.pt")
         print(f"{out}: {steps} steps{' (resumed)' if resume else ''}", flush=True)
+    # a cpu<M> preset's time budget gives way to --steps (train.py: explicit steps replace it)
     flags = timed_flags(arm, minutes) if minutes else ARMS[arm].split()
     command = [sys.executable, "train.py", "--data", "data/tinyshakespeare.txt", "--out", out, "--seed", str(seed),
                *length, *flags] + (["--resume"] if resume else [])
@@ -85,6 +88,12 @@ def minutes(text):
     return value
 
 
+def positive_steps(text):
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"steps must be a positive whole number, got {text!r}")
+    return int(text)
+
+
 def tag_word(text):
     if not text.isidentifier():
         raise argparse.ArgumentTypeError(f"a tag is one word of letters, digits and _, got {text!r}")
@@ -104,6 +113,7 @@ def main():
     length = parser.add_mutually_exclusive_group(required=True)
     length.add_argument("--base-steps", type=int, help="the baseline's steps; other arms get equal time")
     length.add_argument("--minutes", type=minutes, help="train.py --time-budget MINUTES (timed for real)")
+    length.add_argument("--steps", type=positive_steps, help="exactly STEPS steps for every arm, into runs/s<STEPS>/")
     # one comma-separated value, so that the arms can follow it: with nargs="+" they would be read as seeds
     parser.add_argument("--seeds", type=seed_list, required=True, help="seeds, fixed before any run: 1 or 2,3,4")
     parser.add_argument("--tag", default="", type=tag_word,
@@ -114,7 +124,7 @@ def main():
     os.chdir(ROOT)
     for arm in args.arms:
         for seed in args.seeds:
-            print(run_arm(arm, seed, args.base_steps, costs, args.minutes, args.tag), "done", flush=True)
+            print(run_arm(arm, seed, args.base_steps, costs, args.minutes, args.tag, args.steps), "done", flush=True)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from tinychar.settings import PRESETS, parse_args, resolve_configs
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "experiments", "recipe"))
 import arms  # noqa: E402
 import summarize  # noqa: E402
+import run as recipe_run  # noqa: E402
 
 
 def fake_timed_run(root, minutes, arm, seed, val_bpc, steps=1000, elapsed_s=1500.0, tag="", commit=None):
@@ -203,3 +204,12 @@ def test_before_any_preset_has_its_three_seeds_the_table_says_so_and_lists_the_c
     table = summarize.minutes_table(summarize.timed_rows(str(tmp_path)))
     assert table.splitlines()[0] == "No preset has its three timed seeds yet."
     assert "7 min, baseline (`--n-heads 4 --pos sinusoidal`): 2.1678 (3,983 steps, 6.7 min)" in table
+
+
+def test_run_py_takes_a_fixed_step_count_with_or_without_a_tag():
+    args = recipe_run.parse_args(["--steps", "4155", "--seeds", "11,12,13", "cpu30"])
+    assert (args.steps, args.seeds, args.arms, args.tag) == (4155, [11, 12, 13], ["cpu30"], None)
+    assert recipe_run.parse_args(["--minutes", "7", "--seeds", "1", "--tag", "clock", "cpu7"]).tag == "clock"
+    for wrong in (["--steps", "0"], ["--steps", "5", "--minutes", "3"], ["--tag", "two words", "--minutes", "3"]):
+        with pytest.raises(SystemExit):
+            recipe_run.parse_args([*wrong, "--seeds", "1", "cpu30"])

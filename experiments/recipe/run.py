@@ -107,7 +107,7 @@ def seed_list(text):
         raise argparse.ArgumentTypeError(f"seeds are integers separated by commas, got {text!r}") from None
 
 
-def main():
+def parse_args(argv=None):
     parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("arms", nargs="+", choices=sorted(ARMS), help="arms to run, in order")
     length = parser.add_mutually_exclusive_group(required=True)
@@ -116,9 +116,13 @@ def main():
     length.add_argument("--steps", type=positive_steps, help="exactly STEPS steps for every arm, into runs/s<STEPS>/")
     # one comma-separated value, so that the arms can follow it: with nargs="+" they would be read as seeds
     parser.add_argument("--seeds", type=seed_list, required=True, help="seeds, fixed before any run: 1 or 2,3,4")
-    parser.add_argument("--tag", default="", type=tag_word,
+    parser.add_argument("--tag", default=None, type=tag_word,   # None: argparse would check a "" default too
                         help="runs go to experiments/recipe/runs/m<M>_<TAG>/ (or b<N>_<TAG>/): new code beside the old runs")
-    args = parser.parse_args()
+    return parser.parse_args(argv)
+
+
+def main():
+    args = parse_args()
     with open(os.path.join(HERE, "step_cost.json")) as f:
         costs = json.load(f)
     os.chdir(ROOT)

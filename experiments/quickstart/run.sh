@@ -1,17 +1,28 @@
 #!/usr/bin/env bash
-# README's quick start as README gives it (tests/test_readme.py holds the two equal), run from the
-# repository's root into checkpoints/quickstart; its transcript (each command, what it printed and
-# its wall time, after the machine it ran on), metrics, curve and run record go to
-# experiments/quickstart/chars/.  Usage: bash experiments/quickstart/run.sh   (~1-2 minutes on 2 cores)
+# A quick start as its document gives it, run from the repository's root: README's (chars, the
+# default) into checkpoints/quickstart, or docs/data.md's byte-level one (bytes) into
+# checkpoints/quickstart_bytes. Its transcript (each command, what it printed and its wall time,
+# after the machine it ran on), metrics, curve and run record go to experiments/quickstart/<which>/;
+# tests/test_readme.py holds the commands equal to the document's.
+# Usage: bash experiments/quickstart/run.sh [chars|bytes]   (~1 minute on 2 cores)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-out=experiments/quickstart/chars
-commands=(
-  "python train.py --out checkpoints/quickstart --steps 1000 --d-model 128 --seq-len 64 --dropout 0.1 --lr 2e-3 --eval-every 200"
-  "python eval.py checkpoints/quickstart"
-  "python generate.py checkpoints/quickstart --prompt \"tokenization is\""
-)
-rm -rf checkpoints/quickstart
+which=${1:-chars}
+case "$which" in
+  chars) run=checkpoints/quickstart
+         commands=(
+           "python train.py --out $run --steps 1000 --d-model 128 --seq-len 64 --dropout 0.1 --lr 2e-3 --eval-every 200"
+           "python eval.py $run"
+           "python generate.py $run --prompt \"tokenization is\"") ;;
+  bytes) run=checkpoints/quickstart_bytes
+         commands=(
+           "python train.py --out $run --bytes --split 0.8,0.1,0.1 --steps 1000 --d-model 128 --seq-len 64 --dropout 0.1 --lr 2e-3 --eval-every 200"
+           "python eval.py $run --split test"
+           "python generate.py $run --prompt \"tokenization is\"") ;;
+  *) echo "error: which quick start: chars or bytes, not '$which'" >&2; exit 2 ;;
+esac
+out=experiments/quickstart/$which
+rm -rf "$run"
 mkdir -p "$out"
 log="$out/quickstart.log.tmp"
 python -c "from tinychar import record; r = record.session('cpu', 'auto'); print('# machine:', record.machine(r) + '; torch', r['torch'])" > "$log"
@@ -22,5 +33,5 @@ for command in "${commands[@]}"; do
   echo "# $(python -c "print(f'{$(date +%s.%N) - $start:.1f}')") s" >> "$log"
 done
 mv "$log" "$out/quickstart.log"
-cp checkpoints/quickstart/metrics.csv checkpoints/quickstart/loss_curve.png checkpoints/quickstart/run.json "$out/"
+cp "$run/metrics.csv" "$run/loss_curve.png" "$run/run.json" "$out/"
 cat "$out/quickstart.log"

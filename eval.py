@@ -30,7 +30,7 @@ import sys
 
 import numpy as np
 
-from tinychar import cli, pictures, runtime
+from tinychar import cli, compare, pictures, runtime
 from tinychar.checkpoint import as_trained, checkpoint_choice, describe_choice, load_checkpoint, model_from_checkpoint
 from tinychar.cli import ArgumentParser, UserError
 from tinychar.corpus import parse_split, symbol_counts
@@ -129,8 +129,18 @@ def parse_args(argv=None):
                         help="where to score (default auto: cuda, then mps, then cpu)")
     parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
                         help="bf16 autocast or fp32; auto = the precision the run trained in (default auto)")
-    parser.add_argument("--plot", metavar="PATH", help="write a PNG: every run's BPC curves and a bar chart of final BPC")
-    parser.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
+    parser.add_argument("--group", nargs="+", action="extend", default=[], metavar="NAME=GLOB",
+                        help="the runs GLOB matches form the group NAME (quote the glob); a folder of runs given "
+                             "as RUN (train.py --seeds' --out) is a group already, named by the folder")
+    parser.add_argument("--against", metavar="NAME",
+                        help="the group every other is compared with (default: the first)")
+    parser.add_argument("--plot", metavar="PATH",
+                        help="write a PNG: the validation curves (a group's mean with its 95%% band where its runs "
+                             "share steps) and a bar chart of final BPC (a group's mean with its 95%% interval)")
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
+    output.add_argument("--markdown", action="store_true", help="print the groups' table as Markdown")
+    output.add_argument("--csv", action="store_true", help="print the groups' table as CSV")
     parser.add_argument("--attention", metavar="PROMPT",
                         help="also plot every head of every layer's attention weights for this prompt")
     parser.add_argument("--attention-dir", metavar="DIR",
@@ -153,7 +163,8 @@ def parse_args(argv=None):
                         help="score with windows of N characters instead of the trained seq_len (stride N/2); "
                              "several values give one row each (length extrapolation)")
     args = parser.parse_args(argv)
-    args.runs = cli.given_run(args.runs, args.ckpt, "eval.py", many=True)
+    if args.runs or args.ckpt or not args.group:
+        args.runs = cli.given_run(args.runs, args.ckpt, "eval.py", many=True)
     return check_args(args)
 
 
@@ -197,11 +208,31 @@ def draw_pictures(row, ckpt, model, vocab, args, n_runs):
         pictures.plot_surprisal(chars, bits, row["surprisal_plot"], row["name"])
 
 
+def draw_curves(results, summaries, grouped, path):
+    """--plot: each run's curves, or with groups each group's mean curve and band (compare.plot_groups)."""
+    curves = {r["run_dir"]: read_metrics(os.path.join(r["run_dir"], "metrics.csv")) for r in results
+              if os.path.exists(os.path.join(r["run_dir"], "metrics.csv"))}
+    if grouped:
+        members = {}
+        for r in results:
+            if r["run_dir"] in curves and r["run_dir"] not in members.setdefault(r["group"], {}):
+                members[r["group"]][r["run_dir"]] = curves[r["run_dir"]]
+        compare.plot_groups(members, summaries, path)
+    else:
+        named = {r["name"]: curves[r["run_dir"]] for r in results if r["run_dir"] in curves}
+        plot_curves(named, path, {r["name"]: (r["val_bpc"], 0.0) for r in results})
+
+
 def main(argv=None):
     args = parse_args(argv)
-    progress = not args.json   # a bar on a terminal, else a line every 30 s (progress.bar)
+    progress = not (args.json or args.markdown or args.csv)   # a bar on a terminal, else a line every 30 s
+    groups = compare.gather(args.runs, args.group)
+    against = args.against or next(iter(groups))
+    if against not in groups:
+        raise UserError(f"--against {against}: no group has that name (the groups: {', '.join(groups)})")
+    grouped = any(len(members) > 1 for members in groups.values()) or bool(args.group)
     results, first_rows, corpus, choices = [], [], None, []
-    for run in args.runs:
+    for name, run in ((name, run) for name, members in groups.items() for run in members):
         ckpt = load_checkpoint(run, args.checkpoint)
         if args.trained_weights:
             ckpt = as_trained(ckpt)
@@ -210,6 +241,12 @@ def main(argv=None):
         rows, run_corpus = score_run(ckpt, model, vocab, args.data, args.batch_size, args.device,
                                      args.context or (None,), args.split, args.precision, progress,
                                      None if args.dynamic is None else (args.dynamic, args.dynamic_decay), args.parts)
+        for row in rows:   # a run of a group is named within it: baseline/s1
+            row["group"], row["seed"] = name, ckpt["train_config"]["seed"]
+            row["label"] = ("dynamic" if "dynamic" in row else f"context {row['context']}" if args.context
+                            else "full pass")
+            if os.path.basename(os.path.normpath(run)) != name:
+                row["name"] = f"{name}/{row['name']}"
         if results and scored_text(rows[0]) != scored_text(results[0]):
             # one table has one header, one footer and one set of reference rows: those of one text
             raise UserError(f"{rows[0]['name']} and {results[0]['name']} were not scored on the same text "
@@ -221,14 +258,20 @@ def main(argv=None):
         corpus = corpus or run_corpus
     references = {} if args.no_references else reference_bpcs(*corpus)
     print("\n".join(choices), file=sys.stderr)   # after every check: an error stays one line
+    summaries = compare.summarize(results)
+    comparisons = compare.compare(summaries, against)
     if args.plot:
-        curves = {r["name"]: read_metrics(os.path.join(r["run_dir"], "metrics.csv")) for r in results
-                  if os.path.exists(os.path.join(r["run_dir"], "metrics.csv"))}
-        plot_curves(curves, args.plot, {r["name"]: (r["val_bpc"], 0.0) for r in results})
+        draw_curves(results, summaries, grouped, args.plot)
     if args.json:
-        print(json.dumps({"runs": results, "references": references}, indent=2))
+        print(json.dumps({"runs": results, "references": references} | (json.loads(compare.as_json(
+            summaries, comparisons, against)) if grouped else {}), indent=2))
+        return
+    if args.markdown or args.csv:
+        print(compare.as_markdown(summaries, comparisons, against) if args.markdown else compare.as_csv(summaries, comparisons))
         return
     print(format_table(results, references, with_context=bool(args.context)))
+    if grouped or len(groups) > 1:
+        print("\n" + compare.as_text(summaries, comparisons, against))
     window = "windows of --context N, stride N/2" if args.context else "windows of seq_len, stride seq_len/2"
     unit = "characters" if results[0]["unit"] == "chars" else "bytes"
     print(f"\nfull pass over {results[0]['val_chars']:,} {results[0]['split']} {unit}, {window}"
@@ -238,10 +281,13 @@ def main(argv=None):
         print(f"plot written to {args.plot}")
     for r in first_rows if args.attention else []:
         print(f"attention of {r['name']} written to {r['attention_plot']}")
-    for r in first_rows:
-        if r["chosen_by_validation"]:
-            print(f"{r['name']}: {r['checkpoint_choice']}: its validation figure chose it, so it is biased low"
-                  + (f"; its test BPC, the unbiased figure: {r['test_bpc']:.4f}" if "test_bpc" in r else ""))
+    chosen = [r for r in first_rows if r["chosen_by_validation"]]
+    if len(chosen) > 1 and not any("test_bpc" in r for r in chosen):   # a group's seeds: said once
+        print(f"{len(chosen)} runs' best.pt: their validation figures chose them, so they are biased low "
+              f"(--checkpoint last is not)")
+    for r in chosen if len(chosen) == 1 or any("test_bpc" in r for r in chosen) else []:
+        print(f"{r['name']}: {r['checkpoint_choice']}: its validation figure chose it, so it is biased low"
+              + (f"; its test BPC, the unbiased figure: {r['test_bpc']:.4f}" if "test_bpc" in r else ""))
     for r in first_rows if args.surprisal_text is not None else []:
         print(f"surprisal of {r['name']}: {r['surprisal_bpc']:.4f} bits per character, drawn in {r['surprisal_plot']}")
 

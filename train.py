@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 import torch
 
-from tinychar import cli, runtime
+from tinychar import cli, group, runtime
 from tinychar.budget import Budget, plan_steps
 from tinychar.checkpoint import TrainingState, list_checkpoints, load_checkpoint, make_checkpoint
 from tinychar.cli import UserError
@@ -43,7 +43,17 @@ from model import CharTransformer, ModelConfig
 
 
 def main(argv=None):
-    model_cfg, cfg, resumed, choice = resolve_configs(parse_args(argv, __doc__.split("\n\n")[0]))
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parse_args(argv, __doc__.split("\n\n")[0])
+    out = args.out or TrainConfig.out
+    if args.seeds or (args.resume and group.is_group(out)):
+        return group.train_group(args, argv, out, train_one)
+    train_one(args)
+
+
+def train_one(args):
+    """One run from train.py's parsed flags."""
+    model_cfg, cfg, resumed, choice = resolve_configs(args)
     try:
         train(model_cfg, cfg, resumed, choice, progress="bar" if sys.stderr.isatty() else "lines")
         if torch.distributed.is_initialized():

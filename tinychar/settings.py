@@ -167,7 +167,11 @@ def parse_args(argv=None, description=None):
                           "the recipe's candidate shape predicted best for the steps this machine affords in "
                           "that time, each timed here (docs/flags.md)")
     run.add_argument("--resume", action="store_true",
-                     help="continue from the latest checkpoint in --out, with its saved settings")
+                     help="continue from the latest checkpoint in --out, with its saved settings (a group of "
+                          "--seeds: each run where it stopped, with the group's settings)")
+    run.add_argument("--seeds", type=int, nargs="+", metavar="N",
+                     help="a group: the same run once per seed, one after another, into --out's s<N>/ "
+                          "folders (each a normal run); eval.py compares groups with intervals")
     run.add_argument("--config", metavar="FILE.toml",
                      help="read flags from a TOML file, each by its name (d_model = 512, pos = \"rope\", "
                           "dropout_attention = false); the command line wins over the file; every run "
@@ -232,7 +236,7 @@ def resolve_configs(args):
     """The layers of the module docstring, settled into a Settings."""
     model_fields = {f.name: f.default for f in fields(ModelConfig)}
     train_fields = {f.name: f.default for f in fields(TrainConfig)}
-    explicit = {k: v for k, v in vars(args).items() if v is not None and k not in ("preset", "resume", "config")}
+    explicit = {k: v for k, v in vars(args).items() if v is not None and k not in ("preset", "resume", "config", "seeds")}
     if explicit.get("time_budget") and "steps" in explicit and not args.resume:
         raise UserError("--time-budget chooses the number of steps: drop --steps")
     if "bytes" in explicit:

@@ -82,3 +82,10 @@ def welch_contrast(groups, level=0.95):
     diff = sum(weight * statistics.mean(values) for values, weight in groups)
     half = student_t_quantile(1 - (1 - level) / 2, df) * se
     return dict(diff=diff, se=se, df=df, low=diff - half, high=diff + half)
+
+
+def paired_interval(pairs, level=0.95):
+    """The mean of per-pair differences a - b (runs that share a seed: the same initial weights and
+    batches) with its t interval: dict(diff, low, high, n). Needs two or more pairs."""
+    diff, half = t_interval([a - b for a, b in pairs], level)
+    return dict(diff=diff, low=diff - half, high=diff + half, n=len(pairs))

@@ -2,6 +2,7 @@
 
     python eval.py checkpoints/baseline checkpoints/ablation
     python eval.py checkpoints/baseline checkpoints/ablation --plot compare.png --json
+    python eval.py runs/baseline runs/ablation --plot cmp.png    # groups of seeds (train.py --seeds)
     python eval.py checkpoints/baseline --attention "ROMEO: " --attention-dir figures
     python eval.py checkpoints/rope --context 64 128 256 512 1024     # length extrapolation
 

@@ -3,6 +3,7 @@
     python train.py --out checkpoints/quickstart                      # bundled corpus, defaults
     python train.py --data data/tinyshakespeare.txt --out checkpoints/baseline --preset baseline
     python train.py --out checkpoints/baseline --resume               # continue where it stopped
+    python train.py --seeds 1 2 3 --out runs/baseline                 # a group: runs/baseline/s1, s2, s3
     torchrun --standalone --nproc_per_node=2 train.py --out checkpoints/ddp   # DistributedDataParallel
     python train.py --data data/tinyshakespeare.txt --preset cpu30 --out checkpoints/cpu30   # 30 minutes
 

@@ -10,7 +10,6 @@ import json
 import os
 import re
 import select
-import statistics
 import subprocess
 import sys
 
@@ -28,7 +27,7 @@ def first_line_written(tmp_path, script, *args, timeout=30):
     minutes). Unbuffered, so that a line printed is a line read; temporary files go to tmp_path."""
     env = dict(os.environ, PYTHONUNBUFFERED="1", TMPDIR=str(tmp_path))
     proc = subprocess.Popen([sys.executable, os.path.join(ROOT, script), *args], cwd=ROOT, env=env, text=True,
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     try:
         ready, _, _ = select.select([proc.stdout], [], [], timeout)
         return proc.stdout.readline() if ready else f"(nothing in {timeout} s)"
@@ -150,8 +149,13 @@ def run_machine(*folders):
     return named(found.pop())
 
 
+def rows(path):
+    with open(os.path.join(ROOT, path), newline="") as f:
+        return list(csv.DictReader(f))
+
+
 def last_row(path):
-    return list(csv.DictReader(open(os.path.join(ROOT, path), newline="")))[-1]
+    return rows(path)[-1]
 
 
 def dropout_ratios():
@@ -316,8 +320,7 @@ def claim_levers_and_quality_for_time():
     reruns = [f"study/runs/rerun/baseline_s{s}" for s in (1, 2, 3)]
     xeon = run_machine(*[f"plain_baseline/bf16_s{s}" for s in (1, 2, 3)], *reruns)
     plain = last_row("experiments/plain_baseline/metrics.csv")
-    best = min(list(csv.DictReader(open(os.path.join(ROOT, "experiments/plain_baseline/metrics.csv")))),
-               key=lambda r: float(r["val_bpc_full_pass"]))
+    best = min(rows("experiments/plain_baseline/metrics.csv"), key=lambda r: float(r["val_bpc_full_pass"]))
     amd = run_machine("plain_baseline")
     return "docs/performance.md", (
         f"What else was tried on the {header_machine('experiments/levers/README.md')} (scripts and outputs in "

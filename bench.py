@@ -16,7 +16,8 @@ with the variants interleaved so that a noisy neighbour slows them all alike:
   --compile, through the compiled decoding step) and without;
 - evaluation: eval.py's full-pass characters/s, in fp32 and in bf16 autocast;
 - peak memory (RSS) of the process after the training measurements.
-Only ratios measured in the same run are worth comparing: these machines are noisy.
+Only ratios measured in the same run are worth comparing: these machines are noisy. The output
+names its machine: the text's first line, --json's "machine" and "session" (tinychar/record.py).
 """
 import argparse
 import json
@@ -32,6 +33,7 @@ except ImportError:   # Windows: no getrusage, so no peak memory figure
 
 import torch
 
+from tinychar import record
 from tinychar.cli import ArgumentParser
 from model import CharTransformer, ModelConfig, count_params, flops_per_token
 from tinychar.plain_gpt import PlainGPT, plain_optimizer
@@ -208,6 +210,9 @@ def time_evaluation(model, args):
 
 def main(argv=None):
     args = parse_args(argv)
+    here = record.session("cpu", "fp32 and bf16")
+    if not args.json:   # the machine first, before the minutes of timing: every output names where it ran
+        print(record.machine_line(here), flush=True)
     torch.manual_seed(0)
     cfg = ModelConfig(vocab_size=args.vocab_size, seq_len=args.seq_len, d_model=args.d_model,
                       n_layers=args.n_layers, n_heads=args.n_heads)
@@ -218,6 +223,7 @@ def main(argv=None):
     generation = time_generation(ours, args)
     eval_chars_s = time_evaluation(ours, args)
     results = dict(
+        machine=record.machine(here), session=here,
         config=dict(vars(args), params=count_params(ours), flops_per_token=flops_per_token(cfg),
                     threads=torch.get_num_threads(), torch=torch.__version__),
         matmul_gflops={p: f / 1e9 for p, f in peak.items()}, default_precision=default_precision, training=training,

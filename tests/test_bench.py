@@ -6,6 +6,7 @@ import json
 import pytest
 
 from conftest import run_script
+from tinychar import record
 
 
 @pytest.mark.slow
@@ -26,3 +27,5 @@ def test_bench_reports_training_breakdown_generation_eval_and_memory():
     assert report["eval_chars_per_s"]["fp32"] > 0 and report["eval_chars_per_s"]["bf16"] > 0
     assert report["peak_rss_mb"] > 0
     assert report["matmul_gflops"]["fp32"] > 0 and report["matmul_gflops"]["bf16"] > 0
+    # the machine it ran on: a figure from one CPU says nothing about another (the text's first line: test_machines_named)
+    assert report["machine"] == record.machine(report["session"]) == record.machine(record.session("cpu", "fp32"))

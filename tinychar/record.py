@@ -83,3 +83,11 @@ def describe(record):
     """One line: machine, torch, precision, code."""
     commit = (record["commit"] or "no git")[:10] + (" + uncommitted changes" if record.get("dirty") else "")
     return f"{machine(record)}; torch {record['torch']}, {record['precision']}; commit {commit}"
+
+
+def machine_line(here=None):
+    """The first line of a benchmark's output: "# machine: <machine>; torch <version>" of the session
+    `here` (this process's, if not given), so that a committed timing names the machine it was
+    measured on (experiments/quickstart/run.sh writes the same line at the top of its transcript)."""
+    here = here or session("cpu", "as the benchmark says")
+    return f"# machine: {machine(here)}; torch {here['torch']}"

@@ -34,6 +34,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, ROOT)
 import torch  # noqa: E402
 
+from tinychar import record  # noqa: E402
 from tinychar.checkpoint import list_checkpoints  # noqa: E402
 from tinychar.files import TEMPORARY_NAME  # noqa: E402
 from tinychar.metrics import read_metrics  # noqa: E402
@@ -167,6 +168,7 @@ def main():
         print(line, flush=True)
         lines.append(line)
 
+    log(record.machine_line())   # first: the report names the machine its timings come from
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(143))   # unmount and clean up on the way out
     # a soak started in the background (`cmd &`) has SIGINT ignored, and so would its runs
     signal.signal(signal.SIGINT, signal.default_int_handler)

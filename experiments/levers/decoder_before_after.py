@@ -1,6 +1,7 @@
 """The compiled decoding step (generate.py --compile) before and after model.py's q/k/v moved into
 MultiHeadAttention.queries_keys_values (commit ce3aab9): both compiled in one process, 500
-characters sampled 4 times each, interleaved; median chars/s.
+characters sampled 4 times each, interleaved; median chars/s. The output's first line is the
+machine (`# machine: ...`, tinychar/record.py).
 
     python experiments/levers/decoder_before_after.py > experiments/levers/decoder_before_after.txt
 """
@@ -17,7 +18,9 @@ import torch
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 sys.path.insert(0, ROOT)
 import model as new  # noqa: E402
+from tinychar import record  # noqa: E402
 
+print(record.machine_line(), flush=True)   # first: the output names the machine it was timed on
 with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
     f.write(subprocess.run(["git", "show", "ef1eecf:model.py"], cwd=ROOT, capture_output=True, text=True, check=True).stdout)
 spec = importlib.util.spec_from_file_location("model_old", f.name)

@@ -2,7 +2,8 @@
 (issue 22: StaticDecoder wrote out Block's residual wiring and called explicit_attention; it now
 calls each Block with a cache that writes in place, so attention is the fused kernel). Both
 compiled in one process, 500 characters sampled 4 times each, interleaved; median chars/s, and
-whether the two sample the same text.
+whether the two sample the same text. The output's first line is the machine (`# machine: ...`,
+tinychar/record.py).
 
     python experiments/levers/decoder_block_reuse.py > experiments/levers/decoder_block_reuse.txt
 """
@@ -19,8 +20,9 @@ import torch
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 sys.path.insert(0, ROOT)
 import model  # noqa: E402
-from tinychar import sampling  # noqa: E402
+from tinychar import record, sampling  # noqa: E402
 
+print(record.machine_line(), flush=True)   # first: the output names the machine it was timed on
 BEFORE = "940a059"
 with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
     f.write(subprocess.run(["git", "show", f"{BEFORE}:model.py"], cwd=ROOT, capture_output=True, text=True,

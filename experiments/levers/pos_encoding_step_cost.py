@@ -1,5 +1,6 @@
 """Training-step time of each positional encoding at the baseline shape, bf16 autocast, one process,
-variants interleaved (median of 5 repeats of 3 steps each, after 3 warm-up steps).
+variants interleaved (median of 5 repeats of 3 steps each, after 3 warm-up steps). The output's
+first line is the machine (`# machine: ...`, tinychar/record.py).
 
     python experiments/levers/pos_encoding_step_cost.py > experiments/levers/pos_encoding_step_cost.txt
 """
@@ -12,9 +13,11 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", ".."))
 from model import POS_ENCODINGS, CharTransformer, ModelConfig  # noqa: E402
+from tinychar import record  # noqa: E402
 from tinychar.settings import TrainConfig  # noqa: E402
 from tinychar.step import make_optimizer, train_step  # noqa: E402
 
+print(record.machine_line(), flush=True)   # first: the output names the machine it was timed on
 bf16 = torch.autocast("cpu", dtype=torch.bfloat16)
 x, y = torch.randint(0, 65, (32, 128)), torch.randint(0, 65, (32, 128))
 steps = {}

@@ -2,7 +2,7 @@
 (the CPU mask before keep_mask) and with tinychar/dropout.py's (keep_mask: a random byte an
 element; the arm is still labelled model.dropout, where it lived when the figures were made), at
 the baseline shape, bf16 autocast and fp32, arms interleaved in one process (median of 7 rounds
-of 3 steps).
+of 3 steps). The output's first line is the machine (`# machine: ...`, tinychar/record.py).
 
     python experiments/recipe/dropout_cost.py > experiments/recipe/dropout_cost.txt   # alone on the machine
 """
@@ -20,6 +20,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import model as model_module  # noqa: E402
 from model import CharTransformer, ModelConfig  # noqa: E402
 from tinychar import dropout as dropout_module  # noqa: E402
+from tinychar import record  # noqa: E402
 from tinychar.cli import ArgumentParser  # noqa: E402
 from tinychar.settings import TrainConfig  # noqa: E402
 from tinychar.step import make_optimizer, train_step  # noqa: E402
@@ -46,6 +47,7 @@ def main():
     # no flags: --help says what it does, a stray argument is an error
     ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=RawDescriptionHelpFormatter,
                    epilog=__doc__.split("\n\n", 1)[1]).parse_args()
+    print(record.machine_line(), flush=True)   # first: the output names the machine it was timed on
     rng = torch.Generator().manual_seed(0)
     batches = [(torch.randint(0, 65, (32, 128), generator=rng), torch.randint(0, 65, (32, 128), generator=rng))
                for _ in range(3)]

@@ -6,7 +6,8 @@ at equal wall-clock by giving each arm the steps the baseline's budget buys at i
     python experiments/recipe/step_cost.py baseline NEW_ARM ... >> experiments/recipe/step_cost.txt   # arms added later
 
 Each arm: the model and optimizer train.py builds from its flags (bf16 autocast, the training
-split's batches), 3 untimed steps, then REPEATS rounds of STEPS timed steps; median per step.
+split's batches), 3 untimed steps, then REPEATS rounds of STEPS timed steps; median per step. The
+output's first line is the machine (`# machine: ...`, tinychar/record.py).
 A validation (20 batches) every 500 steps and a checkpoint every 1000 add the same ~1-2% to
 every arm and are left out. Adds the arms timed to step_cost.json beside this file (ratios to the
 baseline of the same run: name the baseline among the arms); an arm already there keeps the ratio
@@ -23,6 +24,7 @@ import torch
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 sys.path.insert(0, ROOT)
+from tinychar import record  # noqa: E402
 from tinychar.corpus import get_batch, load_corpus  # noqa: E402
 from tinychar.files import AtomicFile  # noqa: E402
 from tinychar.cli import ArgumentParser  # noqa: E402
@@ -54,6 +56,7 @@ def main():
     unknown = [name for name in names if name not in ARMS]
     if unknown:
         sys.exit(f"error: no arm named {', '.join(unknown)} in arms.py")
+    print(record.machine_line(), flush=True)   # first, so that every block of step_cost.txt names its machine
     _, train_ids, _, _ = load_corpus(os.path.join(ROOT, "data", "tinyshakespeare.txt"), 512)
     bf16 = torch.autocast("cpu", dtype=torch.bfloat16)
     arms = {name: build(ARMS[name], train_ids) for name in names}

@@ -9,7 +9,8 @@ token cache, then runs train.py twice with a tiny model (--steps 2 --eval-every 
 builds the cache (cold), the second finds it (warm). Reports the seconds from launch to the first
 step's log line and the peak RSS of the train.py process (getrusage of the child). The page
 cache is not dropped between runs (that needs root on the host): "cold" means no token cache, not
-a cold disk. Writes experiments/scale/results.json and prints a table.
+a cold disk. Writes experiments/scale/results.json (or --results), with the machine, and prints a
+table, the machine first (`# machine: ...`, tinychar/record.py).
 """
 import argparse
 import json
@@ -67,7 +68,13 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes-mb", type=int, nargs="+", default=[100, 1000], help="corpus sizes (default 100 1000)")
     parser.add_argument("--dir", default="/tmp/tinychar_scale", help="where the corpora and runs go")
+    parser.add_argument("--results", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results.json"),
+                        help="where the results go (default: results.json beside this file)")
     args = parser.parse_args()
+    sys.path.insert(0, ROOT)
+    from tinychar import record   # here, not at the top: each measurement's child imports this file
+    here = record.session("cpu", "fp32")
+    print(record.machine_line(here), flush=True)   # first: the output names the machine it was timed on
     os.makedirs(args.dir, exist_ok=True)
     results = []
     for size in sorted(args.sizes_mb):
@@ -91,8 +98,8 @@ def main():
         print(f"{size:>6} MB: first step {row['cold_first_step_s']:.1f} s cold, {row['warm_first_step_s']:.1f} s warm; "
               f"peak RSS {row['cold_peak_rss_mb']:,.0f} MB cold, {row['warm_peak_rss_mb']:,.0f} MB warm; "
               f"cache {row['cache_bytes'] / 1e6:,.0f} MB", flush=True)
-    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "results.json"), "w") as f:
-        json.dump(dict(results=results, cpu_count=os.cpu_count()), f, indent=2)
+    with open(args.results, "w") as f:
+        json.dump(dict(machine=record.machine(here), results=results, cpu_count=os.cpu_count()), f, indent=2)
 
 
 if __name__ == "__main__":

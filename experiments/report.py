@@ -493,25 +493,33 @@ def fill(report, name, content):
     return pattern.sub(lambda m: m.group(1) + content + "\n" + m.group(2), report)
 
 
-def main(root=ROOT):
+# Blocks added to REPORT.md after the first three: main fills them only where REPORT.md has their
+# markers, so a REPORT.md from before them (and the tests' fake ones) is still filled
+LATER_BLOCKS = ("interactions", "extrapolation", "training_length")
+
+
+def blocks(root=ROOT):
+    """{("REPORT.md", block name): text} of every generated block, from the committed runs under root.
+    Writes nothing: main writes these, tests/test_generated.py compares them with REPORT.md."""
     study = os.path.join(root, STUDY)
     runs = load_runs(study)
+    tables = dict(results=results_table(runs), effects=effects_table(runs), interactions=interactions_table(runs),
+                  references=reference_table(study), extrapolation=extrapolation_table(load_extrapolation(study)),
+                  training_length=gap_table(load_curves(study)))
+    return {("REPORT.md", name): text for name, text in tables.items()}
+
+
+def main(root=ROOT):
     path = os.path.join(root, "REPORT.md")
     with open(path, encoding="utf-8") as f:
         report = f.read()
-    report = fill(report, "results", results_table(runs))
-    report = fill(report, "effects", effects_table(runs))
-    if "<!-- generated:interactions -->" in report:
-        report = fill(report, "interactions", interactions_table(runs))
-    report = fill(report, "references", reference_table(study))
-    extrapolation = load_extrapolation(study)
-    if "<!-- generated:extrapolation -->" in report:
-        report = fill(report, "extrapolation", extrapolation_table(extrapolation))
-    curves = load_curves(study)
-    if "<!-- generated:training_length -->" in report:
-        report = fill(report, "training_length", gap_table(curves))
+    for (_, name), text in blocks(root).items():
+        if name not in LATER_BLOCKS or f"<!-- generated:{name} -->" in report:
+            report = fill(report, name, text)
     with AtomicFile(path) as f:
         f.write(report)
+    study = os.path.join(root, STUDY)
+    runs, extrapolation, curves = load_runs(study), load_extrapolation(study), load_curves(study)
     plot_figures(runs, root)
     if extrapolation:
         plot_extrapolation(extrapolation, os.path.join(root, "figures", "extrapolation.png"))

@@ -76,6 +76,15 @@ def table(results, runs):
     return "\n".join(lines)
 
 
+def blocks(root=ROOT):
+    """{("experiments/recipe/README.md", "dynamic"): text}: the block main writes, from the committed
+    results.json under root alone (no model scored, nothing written), for every run it has test
+    figures for, in their order; tests/test_generated.py compares it with the README."""
+    with open(os.path.join(root, "experiments", "dynamic", "results.json")) as f:
+        results = json.load(f)
+    return {("experiments/recipe/README.md", "dynamic"): table(results, list(results["test"]))}
+
+
 def main():
     parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="+", help="run directories trained with --split 0.9,0.1")

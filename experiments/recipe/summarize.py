@@ -372,27 +372,42 @@ def rewrite(path, name, content):
         f.write(fill(text, name, content))
 
 
+RECIPE_README = "experiments/recipe/README.md"
+
+
+def blocks(root=ROOT):
+    """{(document, block name): text} of the blocks this script writes (README.md's and
+    experiments/recipe/README.md's, paths from root), from the committed runs under root.
+    Writes nothing: main writes these, tests/test_generated.py compares them with the documents."""
+    runs_dir = os.path.join(root, "experiments", "recipe", "runs")
+    budgets = sorted(int(d[1:]) for d in os.listdir(runs_dir) if re.fullmatch(r"b\d+", d)) if os.path.isdir(runs_dir) else []
+    runs = {b: load(os.path.join(runs_dir, f"b{b}")) for b in budgets}
+    stage_a = [bpc for seed, bpc, _ in runs.get(STAGE_A_BUDGET, {}).get("baseline", []) if seed in STAGE_A_BASELINE]
+    baseline = statistics.mean(stage_a) if len(stage_a) == len(STAGE_A_BASELINE) else None
+    levers = "\n\n".join(table(b, runs[b]) if b == STAGE_A_BUDGET else stage_c_table(b, runs[b], baseline)
+                          for b in budgets) or "No finished runs yet."
+    found = {(RECIPE_README, "levers"): levers}
+    timed = timed_rows(runs_dir)
+    if timed:
+        found["README.md", "minutes"] = minutes_table(current_presets(timed), hints=False)
+        found[RECIPE_README, "presets"] = minutes_table(timed)
+        found[RECIPE_README, "averaging"] = levers_table(runs_dir)
+    return found
+
+
 def main():
     # no flags: --help says what it does, a stray argument is an error
     ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=RawDescriptionHelpFormatter,
                    epilog=__doc__.split("\n\n", 1)[1]).parse_args()
-    root = os.path.join(HERE, "runs")
-    budgets = sorted(int(d[1:]) for d in os.listdir(root) if re.fullmatch(r"b\d+", d)) if os.path.isdir(root) else []
-    runs = {b: load(os.path.join(root, f"b{b}")) for b in budgets}
-    stage_a = [bpc for seed, bpc, _ in runs.get(STAGE_A_BUDGET, {}).get("baseline", []) if seed in STAGE_A_BASELINE]
-    baseline = statistics.mean(stage_a) if len(stage_a) == len(STAGE_A_BASELINE) else None
-    content = "\n\n".join(table(b, runs[b]) if b == STAGE_A_BUDGET else stage_c_table(b, runs[b], baseline)
-                           for b in budgets) or "No finished runs yet."
-    rewrite(os.path.join(HERE, "README.md"), "levers", content)
-    print(content)
-    timed = timed_rows(root)
+    found = blocks(ROOT)
+    for (document, name), text in found.items():
+        rewrite(os.path.join(ROOT, document), name, text)
+    print(found[RECIPE_README, "levers"])
+    runs_dir = os.path.join(HERE, "runs")
+    timed = timed_rows(runs_dir)
     if timed:
-        rows = minutes_table(current_presets(timed), hints=False)
-        rewrite(os.path.join(ROOT, "README.md"), "minutes", rows)
-        rewrite(os.path.join(HERE, "README.md"), "presets", minutes_table(timed))
-        rewrite(os.path.join(HERE, "README.md"), "averaging", levers_table(root))
-        plot_minutes(timed, root, os.path.join(ROOT, "figures", "recipe_minutes.png"))
-        print(rows)
+        plot_minutes(timed, runs_dir, os.path.join(ROOT, "figures", "recipe_minutes.png"))
+        print(found["README.md", "minutes"])
 
 
 if __name__ == "__main__":

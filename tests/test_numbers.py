@@ -709,6 +709,14 @@ def claim_finetune():
         f"lower by {-mean:.2f}, 95% t interval [{mean - half:.2f}, {mean + half:.2f}]")
 
 
+def claim_groups_in_readme():
+    """README's times of the two groups in its "Comparing runs", from their transcript."""
+    log = open(os.path.join(ROOT, "experiments", "groups", "compare.log"), encoding="utf-8").read()
+    cpu, cores = re.search(r"^# machine: (.+?), (\d+) cores", log, re.M).groups()
+    first, second = re.findall(r"^# ([\d.]+) s$", log, re.M)[:2]
+    return "README.md", f"The groups trained in {float(first):.0f} s and {float(second):.0f} s on a {cores}-core {cpu}"
+
+
 CLAIMS = [claim_matmul_rates, claim_matmul_share, claim_compiled_generation, claim_plain_undisturbed_segments,
           claim_plain_against_tinychar, claim_position_effect, claim_long_baseline_minutes, claim_c2_elapsed,
           claim_minutes_curves, claim_recipe_budgets, claim_multiplicity, claim_clock_rows, claim_loaded_runs,
@@ -721,7 +729,7 @@ CLAIMS = [claim_matmul_rates, claim_matmul_share, claim_compiled_generation, cla
           claim_report_within_the_xeon, claim_amd_matmul_rates, claim_dropout_masks_from_uniforms,
           claim_gpu_run, claim_seven_minute_target,
           claim_seven_minute_target_in_readme, claim_performance_table_xeon, claim_performance_table_amd,
-          claim_finetune]
+          claim_finetune, claim_groups_in_readme]
 
 
 @pytest.mark.parametrize("claim", CLAIMS, ids=[c.__name__[6:] for c in CLAIMS])

@@ -180,12 +180,15 @@ def test_no_document_a_user_reads_cites_an_issue_number(document):
     assert not cited, f"{document}: {cited}"
 
 
-def test_the_quick_start_prints_what_readme_shows_from_its_transcript():
-    # experiments/quickstart/run.sh ran README's commands; README shows lines of what they printed
-    with open(os.path.join(ROOT, "experiments", "quickstart", "chars", "quickstart.log"), encoding="utf-8") as f:
+@pytest.mark.parametrize("section,transcript", [("Quick start", "experiments/quickstart/chars/quickstart.log"),
+                                                ("Comparing runs", "experiments/groups/compare.log")])
+def test_a_readme_section_prints_what_it_shows_from_its_transcript(section, transcript):
+    # a script (experiments/quickstart/run.sh, experiments/groups/run.sh) ran the section's commands;
+    # README shows lines of what they printed
+    with open(os.path.join(ROOT, transcript), encoding="utf-8") as f:
         log = f.read().splitlines()
-    assert [line[2:] for line in log if line.startswith("$ ")] == readme_commands("Quick start")
-    section = re.search(r"^## Quick start\n(.*?)(?=^## )", readme(), re.S | re.M).group(1)
+    assert [line[2:] for line in log if line.startswith("$ ")] == readme_commands(section)
+    section = re.search(rf"^## {section}\n(.*?)(?=^## )", readme(), re.S | re.M).group(1)
     shown = re.search(r"^```text\n(.*?)^```", section, re.S | re.M).group(1).splitlines()
     assert shown and [line for line in shown if line.rstrip() not in {entry.rstrip() for entry in log}] == []
 

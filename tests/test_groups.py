@@ -122,3 +122,18 @@ def test_the_paired_interval_uses_only_the_seeds_both_groups_share():
     # seeds 1 and 2: differences -0.5 and -0.4, mean -0.45, sd 0.0707, t(1) 12.706
     assert paired["n"] == 2 and paired["diff"] == pytest.approx(-0.45)
     assert paired["high"] - paired["diff"] == pytest.approx(12.7062 * 0.070711 / 2 ** 0.5, rel=1e-4)
+
+
+def test_groups_with_several_contexts_get_a_row_each_and_other_texts_are_refused(two_groups, tmp_path):
+    result = run_script("eval.py", str(two_groups / "high"), str(two_groups / "low"), "--context", "8", "16",
+                        "--checkpoint", "last", "--csv")
+    assert result.returncode == 0, result.stderr
+    table = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert [(r["group"], r["scored"], r["n"]) for r in table] == [
+        ("high", "context 8", "3"), ("high", "context 16", "3"), ("low", "context 8", "3"), ("low", "context 16", "3")]
+    assert all(r["verdict"] == "lower (better)" for r in table if r["group"] == "low")
+    other = tmp_path / "other.txt"
+    other.write_text("another text entirely, " * 400)
+    train.main(["--data", str(other), "--out", str(tmp_path / "elsewhere"), "--steps", "2", *TINY_FLAGS])
+    assert_one_line_error(run_script("eval.py", str(two_groups / "high"), str(tmp_path / "elsewhere")),
+                          "elsewhere", "not scored on the same text")

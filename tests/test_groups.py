@@ -24,13 +24,15 @@ def losses(run_dir):
 
 @pytest.fixture(scope="module")
 def two_groups(tmp_path_factory):
-    """runs/low (a higher learning rate: lower BPC after 8 steps) and runs/high, seeds 1-3 each."""
+    """runs/low (a higher learning rate: lower BPC after 8 steps) and runs/high, seeds 1-3 each (~40 s on
+    2 cores: the tests that train are marked slow)."""
     root = tmp_path_factory.mktemp("runs")
     train.main(["--seeds", "1", "2", "3", "--out", str(root / "high"), *GROUP_FLAGS])
     train.main(["--seeds", "1", "2", "3", "--out", str(root / "low"), *GROUP_FLAGS, "--lr", "1e-2"])
     return root
 
 
+@pytest.mark.slow
 def test_seeds_train_one_run_per_seed_into_the_groups_folder(two_groups):
     for seed in (1, 2, 3):
         ckpt = load_checkpoint(str(two_groups / "high" / f"s{seed}"))
@@ -40,6 +42,7 @@ def test_seeds_train_one_run_per_seed_into_the_groups_folder(two_groups):
     assert json.loads((two_groups / "high" / "group.json").read_text())["seeds"] == [1, 2, 3]
 
 
+@pytest.mark.slow
 def test_an_interrupted_group_resumes_where_it_stopped(tmp_path, two_groups):
     out = tmp_path / "g"
     train.main(["--seeds", "1", "2", "--out", str(out), *GROUP_FLAGS])
@@ -60,12 +63,14 @@ def test_a_group_mistake_is_a_one_line_error(tmp_path, flags, message):
     assert_one_line_error(run_script("train.py", "--out", str(tmp_path / "g"), *flags, *GROUP_FLAGS), message)
 
 
+@pytest.mark.slow
 def test_a_group_is_not_started_twice_nor_resumed_with_other_settings(two_groups):
     out = str(two_groups / "high")
     assert_one_line_error(run_script("train.py", "--seeds", "1", "--out", out, *GROUP_FLAGS), "--resume")
     assert_one_line_error(run_script("train.py", "--out", out, "--resume", "--lr", "1e-3"), "drop --lr")
 
 
+@pytest.mark.slow
 def test_eval_compares_groups_with_intervals_and_a_verdict(two_groups):
     result = run_script("eval.py", str(two_groups / "high"), str(two_groups / "low"), "--no-references")
     assert result.returncode == 0, result.stderr
@@ -78,6 +83,7 @@ def test_eval_compares_groups_with_intervals_and_a_verdict(two_groups):
     assert "high/s2" in result.stdout
 
 
+@pytest.mark.slow
 def test_eval_output_as_json_csv_and_markdown_agree(two_groups):
     runs = [str(two_groups / "high"), str(two_groups / "low")]
     as_json = json.loads(run_script("eval.py", *runs, "--json", "--no-references").stdout)
@@ -90,6 +96,7 @@ def test_eval_output_as_json_csv_and_markdown_agree(two_groups):
     assert f"| low | full pass | 3 | {low['mean']:.4f} |" in markdown
 
 
+@pytest.mark.slow
 def test_eval_groups_by_glob_against_a_chosen_group_and_plots_bands(two_groups, tmp_path):
     result = run_script("eval.py", "--group", f"first={two_groups}/high/s[12]", f"all={two_groups}/low/s*",
                         "--against", "all", "--no-references", "--plot", str(tmp_path / "cmp.png"))
@@ -124,6 +131,7 @@ def test_the_paired_interval_uses_only_the_seeds_both_groups_share():
     assert paired["high"] - paired["diff"] == pytest.approx(12.7062 * 0.070711 / 2 ** 0.5, rel=1e-4)
 
 
+@pytest.mark.slow
 def test_groups_with_several_contexts_get_a_row_each_and_other_texts_are_refused(two_groups, tmp_path):
     result = run_script("eval.py", str(two_groups / "high"), str(two_groups / "low"), "--context", "8", "16",
                         "--checkpoint", "last", "--csv")
@@ -137,3 +145,21 @@ def test_groups_with_several_contexts_get_a_row_each_and_other_texts_are_refused
     train.main(["--data", str(other), "--out", str(tmp_path / "elsewhere"), "--steps", "2", *TINY_FLAGS])
     assert_one_line_error(run_script("eval.py", str(two_groups / "high"), str(tmp_path / "elsewhere")),
                           "elsewhere", "not scored on the same text")
+
+
+def test_the_band_is_the_mean_and_t_interval_at_the_steps_all_runs_share():
+    curves = {"a": [dict(step=1, val_bpc=2.0), dict(step=2, val_bpc=1.8), dict(step=3, val_bpc=1.0)],
+              "b": [dict(step=1, val_bpc=2.2), dict(step=2, val_bpc=2.0)]}
+    steps, means, lows, highs = compare.band(curves)
+    assert steps == [1, 2] and means == pytest.approx([2.1, 1.9])
+    # sd 0.1414 of two runs, t(1) = 12.706: half width 12.706 * 0.1414 / sqrt(2) = 1.2706
+    assert [h - m for h, m in zip(highs, means)] == pytest.approx([1.27062] * 2, rel=1e-4)
+    assert [m - lo for m, lo in zip(means, lows)] == pytest.approx([1.27062] * 2, rel=1e-4)
+
+
+def test_the_paired_interval_is_shown_but_welchs_decides():
+    # each seed 0.03 lower, seeds far apart: the paired interval excludes 0, Welch's does not
+    summaries = compare.summarize(rows("base", [2.00, 2.10, 2.20]) + rows("shifted", [1.97, 2.071, 2.169]))
+    found = compare.compare(summaries, "base")[0]
+    assert found["paired"]["high"] < 0 < found["welch"]["high"]
+    assert found["verdict"] == "no difference shown at n = 3 vs 3"

@@ -27,6 +27,7 @@ EXPORT = ["tests/test_export.py"]
 ACCUM = ["tests/test_train.py", "-k", "accum or micro_batch"]
 FAULTS = ["tests/test_faults.py"]
 RECORD = ["tests/test_record.py"]
+GROUPS = ["tests/test_groups.py"]
 
 MUTANTS = [
     # --- sampling ---------------------------------------------------------------------------------
@@ -636,4 +637,33 @@ MUTANTS = [
            "    return FINAL_SEEDS",
            "recipe_minutes.png draws seeds 11-13 of every arm, not README's rows",
            ["tests/test_recipe.py", "-k", "figure"]),
+    # --- groups of seeds (train.py --seeds, eval.py's group table) ------------------------------------
+    Mutant("verdict_on_the_paired_interval", "tinychar/compare.py",
+           '        row["verdict"] = verdict(row["welch"], s["n"], base["n"])',
+           '        row["verdict"] = verdict(row["paired"] or row["welch"], s["n"], base["n"])',
+           "the paired interval decides, not Welch's", GROUPS),
+    Mutant("verdict_when_the_interval_touches_0", "tinychar/compare.py",
+           "    if high < 0:\n",
+           "    if low < 0:\n",
+           "an interval that holds 0 still says lower", GROUPS),
+    Mutant("one_run_gets_a_verdict", "tinychar/compare.py",
+           "    if min(n_a, n_b) < 2:\n",
+           "    if min(n_a, n_b) < 1:\n",
+           "a group of one run is judged, not called a hint", GROUPS),
+    Mutant("paired_by_position", "tinychar/compare.py",
+           '        pairs = [(v, by_seed[seed]) for seed, v in zip(s["seeds"], s["values"]) if seed in by_seed]',
+           '        pairs = list(zip(s["values"], base["values"]))',
+           "runs are paired by their order, not their seed", GROUPS),
+    Mutant("group_skips_nothing", "tinychar/group.py",
+           '    return ckpt["step"] >= ckpt["plan"]["steps"]',
+           '    return False',
+           "a finished run of a group is resumed again, a session added to its record", GROUPS),
+    Mutant("group_seed_not_passed", "tinychar/group.py",
+           '"out": folder, "seed": seed, "seeds": None,',
+           '"out": folder, "seed": None, "seeds": None,',
+           "every run of a group trains with the default seed", GROUPS),
+    Mutant("band_over_the_first_run", "tinychar/compare.py",
+           "        mean, half = t_interval(values) if len(values) > 1 else (values[0], 0.0)",
+           "        mean, half = values[0], 0.0",
+           "the plot's band is the first run's curve", GROUPS),
 ]

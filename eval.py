@@ -104,6 +104,22 @@ def format_table(results, references, with_context=False):
     return "\n".join(lines)
 
 
+def add_group_flags(parser):
+    """The flags of groups and of the outputs: --group, --against, --plot, --json, --markdown, --csv."""
+    parser.add_argument("--group", nargs="+", action="extend", default=[], metavar="NAME=GLOB",
+                        help="the runs GLOB matches form the group NAME (quote the glob); a folder of runs given "
+                             "as RUN (train.py --seeds' --out) is a group already, named by the folder")
+    parser.add_argument("--against", metavar="NAME",
+                        help="the group every other is compared with (default: the first)")
+    parser.add_argument("--plot", metavar="PATH",
+                        help="write a PNG: the validation curves (a group's mean with its 95%% band where its runs "
+                             "share steps) and a bar chart of final BPC (a group's mean with its 95%% interval)")
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
+    output.add_argument("--markdown", action="store_true", help="print the groups' table as Markdown")
+    output.add_argument("--csv", action="store_true", help="print the groups' table as CSV")
+
+
 def parse_args(argv=None):
     parser = ArgumentParser(description=__doc__.split("\n\n")[0],
                             formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
@@ -130,18 +146,7 @@ def parse_args(argv=None):
                         help="where to score (default auto: cuda, then mps, then cpu)")
     parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
                         help="bf16 autocast or fp32; auto = the precision the run trained in (default auto)")
-    parser.add_argument("--group", nargs="+", action="extend", default=[], metavar="NAME=GLOB",
-                        help="the runs GLOB matches form the group NAME (quote the glob); a folder of runs given "
-                             "as RUN (train.py --seeds' --out) is a group already, named by the folder")
-    parser.add_argument("--against", metavar="NAME",
-                        help="the group every other is compared with (default: the first)")
-    parser.add_argument("--plot", metavar="PATH",
-                        help="write a PNG: the validation curves (a group's mean with its 95%% band where its runs "
-                             "share steps) and a bar chart of final BPC (a group's mean with its 95%% interval)")
-    output = parser.add_mutually_exclusive_group()
-    output.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
-    output.add_argument("--markdown", action="store_true", help="print the groups' table as Markdown")
-    output.add_argument("--csv", action="store_true", help="print the groups' table as CSV")
+    add_group_flags(parser)
     parser.add_argument("--attention", metavar="PROMPT",
                         help="also plot every head of every layer's attention weights for this prompt")
     parser.add_argument("--attention-dir", metavar="DIR",
@@ -224,14 +229,10 @@ def draw_curves(results, summaries, grouped, path):
         plot_curves(named, path, {r["name"]: (r["val_bpc"], 0.0) for r in results})
 
 
-def main(argv=None):
-    args = parse_args(argv)
+def score_groups(groups, args):
+    """Every run of every group scored: (result rows, each run's first row, the corpus for the
+    reference rows, which checkpoint each run used). A run of a group is named within it."""
     progress = not (args.json or args.markdown or args.csv)   # a bar on a terminal, else a line every 30 s
-    groups = compare.gather(args.runs, args.group)
-    against = args.against or next(iter(groups))
-    if against not in groups:
-        raise UserError(f"--against {against}: no group has that name (the groups: {', '.join(groups)})")
-    grouped = any(len(members) > 1 for members in groups.values()) or bool(args.group)
     results, first_rows, corpus, choices = [], [], None, []
     for name, run in ((name, run) for name, members in groups.items() for run in members):
         ckpt = load_checkpoint(run, args.checkpoint)
@@ -242,12 +243,12 @@ def main(argv=None):
         rows, run_corpus = score_run(ckpt, model, vocab, args.data, args.batch_size, args.device,
                                      args.context or (None,), args.split, args.precision, progress,
                                      None if args.dynamic is None else (args.dynamic, args.dynamic_decay), args.parts)
-        for row in rows:   # a run of a group is named within it: baseline/s1
+        for row in rows:
             row["group"], row["seed"] = name, ckpt["train_config"]["seed"]
             row["label"] = ("dynamic" if "dynamic" in row else f"context {row['context']}" if args.context
                             else "full pass")
             if os.path.basename(os.path.normpath(run)) != name:
-                row["name"] = f"{name}/{row['name']}"
+                row["name"] = f"{name}/{row['name']}"   # baseline/s1
         if results and scored_text(rows[0]) != scored_text(results[0]):
             # one table has one header, one footer and one set of reference rows: those of one text
             raise UserError(f"{rows[0]['name']} and {results[0]['name']} were not scored on the same text "
@@ -257,6 +258,34 @@ def main(argv=None):
             first_rows.append(rows[0])
         results += rows
         corpus = corpus or run_corpus
+    return results, first_rows, corpus, choices
+
+
+def print_notes(first_rows, args):
+    """The lines under the tables: pictures written, checkpoints chosen by validation, surprisal."""
+    if args.plot:
+        print(f"plot written to {args.plot}")
+    for r in first_rows if args.attention else []:
+        print(f"attention of {r['name']} written to {r['attention_plot']}")
+    chosen = [r for r in first_rows if r["chosen_by_validation"]]
+    if len(chosen) > 1 and not any("test_bpc" in r for r in chosen):   # a group's seeds: said once
+        print(f"{len(chosen)} runs' best.pt: their validation figures chose them, so they are biased low "
+              f"(--checkpoint last is not)")
+    for r in chosen if len(chosen) == 1 or any("test_bpc" in r for r in chosen) else []:
+        print(f"{r['name']}: {r['checkpoint_choice']}: its validation figure chose it, so it is biased low"
+              + (f"; its test BPC, the unbiased figure: {r['test_bpc']:.4f}" if "test_bpc" in r else ""))
+    for r in first_rows if args.surprisal_text is not None else []:
+        print(f"surprisal of {r['name']}: {r['surprisal_bpc']:.4f} bits per character, drawn in {r['surprisal_plot']}")
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    groups = compare.gather(args.runs, args.group)
+    against = args.against or next(iter(groups))
+    if against not in groups:
+        raise UserError(f"--against {against}: no group has that name (the groups: {', '.join(groups)})")
+    grouped = any(len(members) > 1 for members in groups.values()) or bool(args.group)
+    results, first_rows, corpus, choices = score_groups(groups, args)
     references = {} if args.no_references else reference_bpcs(*corpus)
     print("\n".join(choices), file=sys.stderr)   # after every check: an error stays one line
     summaries = compare.summarize(results)
@@ -278,19 +307,7 @@ def main(argv=None):
     print(f"\nfull pass over {results[0]['val_chars']:,} {results[0]['split']} {unit}, {window}"
           + ("" if args.no_references else "; references on the same split")
           + ". BPC: bits per character; for unit 'byte', bits per byte")
-    if args.plot:
-        print(f"plot written to {args.plot}")
-    for r in first_rows if args.attention else []:
-        print(f"attention of {r['name']} written to {r['attention_plot']}")
-    chosen = [r for r in first_rows if r["chosen_by_validation"]]
-    if len(chosen) > 1 and not any("test_bpc" in r for r in chosen):   # a group's seeds: said once
-        print(f"{len(chosen)} runs' best.pt: their validation figures chose them, so they are biased low "
-              f"(--checkpoint last is not)")
-    for r in chosen if len(chosen) == 1 or any("test_bpc" in r for r in chosen) else []:
-        print(f"{r['name']}: {r['checkpoint_choice']}: its validation figure chose it, so it is biased low"
-              + (f"; its test BPC, the unbiased figure: {r['test_bpc']:.4f}" if "test_bpc" in r else ""))
-    for r in first_rows if args.surprisal_text is not None else []:
-        print(f"surprisal of {r['name']}: {r['surprisal_bpc']:.4f} bits per character, drawn in {r['surprisal_plot']}")
+    print_notes(first_rows, args)
 
 
 if __name__ == "__main__":

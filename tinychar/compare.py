@@ -49,8 +49,8 @@ def gather(paths, named):
             members = [path]
         elif os.path.isdir(path) and seed_runs(path):
             name, members = os.path.basename(path), seed_runs(path)
-        else:
-            raise UserError(f"{path}: neither a run (no checkpoint in it) nor a folder of runs")
+        else:   # not a run: loading it says why (not found, no checkpoint in it, ...)
+            name, members = os.path.basename(path), [path]
         groups.setdefault(name, [])
         groups[name] += [m for m in members if m not in groups[name]]
     for spec in named:

@@ -117,14 +117,6 @@ def test_the_verdict_follows_the_welch_interval_and_one_run_is_a_hint():
     assert (one["n"], one["std"], one["low"]) == (1, None, None)
 
 
-def test_the_paired_interval_uses_only_the_seeds_both_groups_share():
-    summaries = compare.summarize(rows("base", [2.0, 2.1, 2.3], [1, 2, 3]) + rows("other", [1.5, 1.7, 9.9], [1, 2, 7]))
-    paired = compare.compare(summaries, "base")[0]["paired"]
-    # seeds 1 and 2: differences -0.5 and -0.4, mean -0.45, sd 0.0707, t(1) 12.706
-    assert paired["n"] == 2 and paired["diff"] == pytest.approx(-0.45)
-    assert paired["high"] - paired["diff"] == pytest.approx(12.7062 * 0.070711 / 2 ** 0.5, rel=1e-4)
-
-
 def test_a_groups_description_is_its_mean_std_and_t_interval_and_one_value_has_no_spread():
     described = compare.describe([2.0, 2.1, 2.2])
     # t(2, 0.975) = 4.3027; std 0.1; half width 4.3027 * 0.1 / sqrt(3) = 0.2484
@@ -140,3 +132,11 @@ def test_a_difference_has_a_welch_interval_only_with_two_values_a_side_and_its_s
     # wholly below 0, wholly above, holding 0, and touching it (which holds it)
     intervals = [(-0.2, -0.1), (0.1, 0.2), (-0.1, 0.1), (0.0, 0.1), (-0.1, 0.0)]
     assert [compare.side(dict(low=low, high=high)) for low, high in intervals] == [-1, 1, 0, 0, 0]
+
+
+def test_the_paired_interval_uses_only_the_seeds_both_groups_share():
+    summaries = compare.summarize(rows("base", [2.0, 2.1, 2.3], [1, 2, 3]) + rows("other", [1.5, 1.7, 9.9], [1, 2, 7]))
+    paired = compare.compare(summaries, "base")[0]["paired"]
+    # seeds 1 and 2: differences -0.5 and -0.4, mean -0.45, sd 0.0707, t(1) 12.706
+    assert paired["n"] == 2 and paired["diff"] == pytest.approx(-0.45)
+    assert paired["high"] - paired["diff"] == pytest.approx(12.7062 * 0.070711 / 2 ** 0.5, rel=1e-4)

@@ -99,7 +99,10 @@ def difference(a, b):
 def side(interval):
     """The side of 0 an interval (a dict with low and high) lies wholly on: -1 below, 1 above, 0 when
     it holds 0."""
-    return -1 if interval["high"] < 0 else 1 if interval["low"] > 0 else 0
+    low, high = interval["low"], interval["high"]
+    if high < 0:
+        return -1
+    return 1 if low > 0 else 0
 
 
 def verdict(welch, n_a, n_b):
@@ -118,12 +121,15 @@ def compare(summaries, against):
         if name == against or base is None:
             continue
         d = difference(s["values"], base["values"])
-        welch = d["welch"] and {k: d["welch"][k] for k in ("low", "high", "df")}
+        row = dict(group=name, against=against, label=label, diff=d["diff"], welch=None, paired=None)
+        if d["welch"]:
+            row["welch"] = {k: d["welch"][k] for k in ("low", "high", "df")}   # the table shows no se
         by_seed = dict(zip(base["seeds"], base["values"]))
         pairs = [(v, by_seed[seed]) for seed, v in zip(s["seeds"], s["values"]) if seed in by_seed]
-        found.append(dict(group=name, against=against, label=label, diff=d["diff"], welch=welch,
-                          paired=paired_interval(pairs) if len(pairs) > 1 else None,
-                          verdict=verdict(welch, s["n"], base["n"])))
+        if len(pairs) > 1:
+            row["paired"] = paired_interval(pairs)
+        row["verdict"] = verdict(row["welch"], s["n"], base["n"])
+        found.append(row)
     return found
 
 

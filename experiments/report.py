@@ -15,9 +15,9 @@ Runs are grouped by configuration and machine (run.json, or experiments/machines
 from before run records): bf16 arithmetic differs between machines, so a table never draws a
 contrast across two of them; an effect measured on both machines has a row for each.
 
-Effects are differences of means with a 95% Welch confidence interval (unequal variances,
-Welch-Satterthwaite degrees of freedom, Student's t quantile): the verdict is "better" or
-"worse" only when the interval excludes 0. The interactions table asks whether a change (4
+Effects are differences of means with a 95% Welch interval (unequal variances, Welch-Satterthwaite
+degrees of freedom, Student's t quantile: tinychar/compare.py and stats.py, as eval.py's group table):
+"better" or "worse" only when the interval excludes 0. The interactions table asks whether a change (4
 layers, 15,000 steps) moves the no-position gap: a difference of two differences, its interval by
 Welch-Satterthwaite over the four groups.
 """
@@ -35,7 +35,8 @@ sys.path.insert(0, ROOT)
 from tinychar import record  # noqa: E402
 from tinychar.files import AtomicFile, save_figure  # noqa: E402
 from tinychar.metrics import plot_curves, read_metrics  # noqa: E402
-from tinychar.stats import mean_std, welch_contrast, welch_interval  # noqa: E402
+from tinychar.compare import difference, side  # noqa: E402
+from tinychar.stats import mean_std, welch_contrast  # noqa: E402
 CONFIGS = {  # name: (heads, positional encoding, description)
     "baseline": (4, "sinusoidal", "baseline"),
     "ablation": (1, "none", "classic ablation"),
@@ -87,6 +88,9 @@ GAP_PAIRS = [
     ("4 layers, 5000 steps, seed 1", "layers4_sinusoidal_s1", "layers4_nopos_s1"),
     ("4 layers, 5000 steps, seed 2", "layers4_sinusoidal_s2", "layers4_nopos_s2"),
 ]
+# the words of a verdict for each side of 0 its interval lies on (compare.side: -1 below, 1 above, 0 holding 0)
+EFFECT_WORDS = {-1: "better", 1: "worse", 0: "no difference shown (the interval holds 0)"}
+GAP_WORDS = {-1: "the gap is smaller", 1: "the gap is larger", 0: "no change shown (the interval holds 0)"}
 STUDY = os.path.join("experiments", "study", "runs")   # the study's run records, under the repository root
 NANOGPT_VAL_LOSS = 1.4697   # nats: nanoGPT's shakespeare_char (6 layers, 384 wide, 10.7M params), 5000 iterations
 
@@ -190,26 +194,19 @@ def interactions_table(runs):
         values = [on(runs, name, machine) for name in (a, b, c, d)]
         positions_with, none_with, positions_without, none_without = values
         counts = ", ".join(str(len(v)) for v in values)
-        gap_without = None
-        if positions_without and none_without:
-            gap_without = statistics.mean(none_without) - statistics.mean(positions_without)
+        gap_without = difference(none_without, positions_without)["diff"] if positions_without and none_without else None
         if not all(values):
             known = "-" if gap_without is None else f"{gap_without:+.4f}"
             lines.append(f"| {label} | {counts} | {known} | not run yet | - | - | - | - |")
             continue
-        gap_with = statistics.mean(none_with) - statistics.mean(positions_with)
+        gap_with = difference(none_with, positions_with)["diff"]
         change = gap_with - gap_without
         cells = f"| {label} | {counts} | {gap_without:+.4f} | {gap_with:+.4f} | {change:+.4f}"
         if min(len(v) for v in values) < 2:
             lines.append(cells + " | - | - | no interval: one seed in a group (a hint, not a verdict) |")
             continue
         w = welch_contrast(list(zip(values, (-1, 1, 1, -1))))
-        if w["low"] > 0 or w["high"] < 0:
-            verdict = "the gap is smaller" if w["diff"] < 0 else "the gap is larger"
-        else:
-            verdict = "no change shown (the interval holds 0)"
-        if min(len(v) for v in values) < 3:
-            verdict += " (fewer than 3 seeds)"
+        verdict = GAP_WORDS[side(w)] + (" (fewer than 3 seeds)" if min(len(v) for v in values) < 3 else "")
         lines.append(cells + f" | {w['se']:.4f} | [{w['low']:+.4f}, {w['high']:+.4f}] (df {w['df']:.1f}) | {verdict} |")
     return "\n".join(lines)
 
@@ -226,19 +223,15 @@ def effects_table(runs):
         if not values_a or not values_b:
             lines.append(f"| {label} | {len(values_a)}, {len(values_b)} | not run yet | - | - | - |")
             continue
-        diff = statistics.mean(values_a) - statistics.mean(values_b)
-        few = " (fewer than 3 seeds)" if min(len(values_a), len(values_b)) < 3 else ""
-        if min(len(values_a), len(values_b)) < 2:
-            lines.append(f"| {label} | {len(values_a)}, {len(values_b)} | {diff:+.4f} | - | - "
+        found = difference(values_a, values_b)
+        if found["welch"] is None:
+            lines.append(f"| {label} | {len(values_a)}, {len(values_b)} | {found['diff']:+.4f} | - | - "
                          f"| no interval: one seed on a side (a hint, not a verdict) |")
             continue
-        w = welch_interval(values_a, values_b)
-        if w["low"] > 0 or w["high"] < 0:
-            verdict = ("better" if w["diff"] < 0 else "worse") + few
-        else:
-            verdict = "no difference shown (the interval holds 0)" + few
+        w = found["welch"]
+        few = " (fewer than 3 seeds)" if min(len(values_a), len(values_b)) < 3 else ""
         lines.append(f"| {label} | {len(values_a)}, {len(values_b)} | {w['diff']:+.4f} | {w['se']:.4f} "
-                     f"| [{w['low']:+.4f}, {w['high']:+.4f}] (df {w['df']:.1f}) | {verdict} |")
+                     f"| [{w['low']:+.4f}, {w['high']:+.4f}] (df {w['df']:.1f}) | {EFFECT_WORDS[side(w)]}{few} |")
     return "\n".join(lines)
 
 

@@ -14,6 +14,7 @@ import train
 from tinychar import compare
 from tinychar.checkpoint import load_checkpoint
 from tinychar.metrics import read_metrics
+from tinychar.stats import welch_interval
 
 GROUP_FLAGS = ["--steps", "8", "--eval-every", "4", "--ckpt-every", "4", *TINY_FLAGS]
 
@@ -121,6 +122,23 @@ def test_the_verdict_follows_the_welch_interval_and_one_run_is_a_hint():
                         "one": "a hint (n = 1 vs 3): one run is no verdict"}
     one = summaries[("one", "full pass")]
     assert (one["n"], one["std"], one["low"]) == (1, None, None)
+
+
+def test_a_groups_description_is_its_mean_std_and_t_interval_and_one_value_has_no_spread():
+    described = compare.describe([2.0, 2.1, 2.2])
+    # t(2, 0.975) = 4.3027; std 0.1; half width 4.3027 * 0.1 / sqrt(3) = 0.2484
+    assert (described["n"], described["mean"], described["std"]) == pytest.approx((3, 2.1, 0.1))
+    assert (described["low"], described["high"]) == pytest.approx((2.1 - 0.24841, 2.1 + 0.24841), abs=1e-4)
+    assert compare.describe([2.5]) == dict(n=1, mean=2.5, std=None, low=None, high=None)
+
+
+def test_a_difference_has_a_welch_interval_only_with_two_values_a_side_and_its_side_of_zero_decides():
+    found = compare.difference([1.90, 1.91, 1.92], [2.00, 2.01, 2.02])
+    assert found["diff"] == pytest.approx(-0.10) and found["welch"] == welch_interval([1.90, 1.91, 1.92], [2.00, 2.01, 2.02])
+    assert compare.difference([2.5], [2.0, 2.1]) == dict(diff=pytest.approx(0.45), welch=None)
+    # wholly below 0, wholly above, holding 0, and touching it (which holds it)
+    intervals = [(-0.2, -0.1), (0.1, 0.2), (-0.1, 0.1), (0.0, 0.1), (-0.1, 0.0)]
+    assert [compare.side(dict(low=low, high=high)) for low, high in intervals] == [-1, 1, 0, 0, 0]
 
 
 def test_the_paired_interval_uses_only_the_seeds_both_groups_share():

@@ -32,11 +32,21 @@ def fake_timed_run(root, minutes, arm, seed, val_bpc, steps=1000, elapsed_s=1500
     (run_dir / "eval.json").write_text(json.dumps({"runs": [result], "references": {}}))
 
 
-def test_the_interval_is_the_t_interval_of_the_mean():
-    mean, std, low, high = summarize.mean_interval([2.0, 2.1, 2.2])
-    # t(2, 0.975) = 4.3027; std 0.1; half width 4.3027 * 0.1 / sqrt(3) = 0.2484
-    assert (mean, std) == pytest.approx((2.1, 0.1))
-    assert (low, high) == pytest.approx((2.1 - 0.24841, 2.1 + 0.24841), abs=1e-4)
+def test_stage_b_judges_an_arm_by_its_welch_interval_and_shows_the_paired_one_beside_it(tmp_path):
+    bpcs = {"baseline": (2.150, 2.155, 2.160, 2.165), "wsd": (2.10, 2.12, 2.13, 2.14), "wd0.3": (2.19, 2.20, 2.21, 2.22),
+            "rope": (2.19, 2.15, 2.17, 2.19)}
+    for arm, values in bpcs.items():
+        for seed, bpc in enumerate(values, start=1):
+            (tmp_path / f"{arm}_s{seed}").mkdir()
+            (tmp_path / f"{arm}_s{seed}" / "eval.json").write_text(json.dumps({"runs": [dict(steps=5000, val_bpc=bpc)]}))
+    rows = {cells[0]: cells[3:] for line in summarize.table(5000, summarize.load(str(tmp_path))).splitlines()[4:]
+            for cells in [[c.strip() for c in line.split("|")[1:-1]]]}
+    assert rows["baseline"][0] == "seeds 1,2,3,4: 2.1575 ± 0.0065"
+    # wsd, seeds 2-4: 2.1300 ± 0.0100 against 2.1600 ± 0.0050; Welch se 0.00645, df 2.9, t 3.23: half width 0.0208;
+    # paired differences -0.035, -0.030, -0.025: sd 0.005, t(2) 4.3027, half width 0.0124
+    assert rows["wsd"] == ["2.1000", "-0.0550", "2.1300 ± 0.0100", "-0.0300", "[-0.0508, -0.0092] (df 2.9)",
+                           "[-0.0424, -0.0176]", "better"]
+    assert rows["wd0.3"][-1] == "worse" and rows["rope"][-1] == "no difference shown"
 
 
 @pytest.mark.parametrize("values, verdict", [

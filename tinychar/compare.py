@@ -66,33 +66,50 @@ def gather(paths, named):
     return groups
 
 
+def describe(values):
+    """A group's n, mean, std and the 95% t interval of its mean (low, high): std, low and high are
+    None for one value."""
+    if len(values) < 2:
+        return dict(n=len(values), mean=values[0], std=None, low=None, high=None)
+    mean, half = t_interval(values)
+    return dict(n=len(values), mean=mean, std=statistics.stdev(values), low=mean - half, high=mean + half)
+
+
 def summarize(rows):
     """{(group, label): summary} of scored rows (each with "group", "seed", "val_bpc" and "label":
-    what was scored, e.g. a context length): n, mean, std, the 95% t interval (None for n = 1)."""
+    what was scored, e.g. a context length): describe's figures, the runs, their seeds and values."""
     found = {}
     for row in rows:
         found.setdefault((row["group"], row["label"]), []).append(row)
     summaries = {}
     for key, members in found.items():
         values = [r["val_bpc"] for r in members]
-        mean, half = t_interval(values) if len(values) > 1 else (values[0], None)
-        summaries[key] = dict(group=key[0], label=key[1], n=len(values), mean=mean,
-                              std=statistics.stdev(values) if len(values) > 1 else None,
-                              low=None if half is None else mean - half, high=None if half is None else mean + half,
+        summaries[key] = dict(group=key[0], label=key[1], **describe(values),
                               runs=[r["name"] for r in members], seeds=[r["seed"] for r in members], values=values)
     return summaries
+
+
+def difference(a, b):
+    """Group a's mean minus group b's (lists of values) and Welch's 95% interval of it,
+    dict(diff, se, df, low, high), or None unless both groups have two or more values."""
+    welch = welch_interval(a, b) if len(a) > 1 and len(b) > 1 else None
+    return dict(diff=statistics.mean(a) - statistics.mean(b), welch=welch)
+
+
+def side(interval):
+    """The side of 0 an interval (a dict with low and high) lies wholly on: -1 below, 1 above, 0 when
+    it holds 0."""
+    low, high = interval["low"], interval["high"]
+    if high < 0:
+        return -1
+    return 1 if low > 0 else 0
 
 
 def verdict(welch, n_a, n_b):
     """The rule (RULE) applied to a Welch interval of n_a runs against n_b."""
     if min(n_a, n_b) < 2:
         return f"a hint (n = {n_a} vs {n_b}): one run is no verdict"
-    low, high = welch["low"], welch["high"]
-    if high < 0:
-        return "lower (better)"
-    if low > 0:
-        return "higher (worse)"
-    return f"no difference shown at n = {n_a} vs {n_b}"
+    return {-1: "lower (better)", 1: "higher (worse)", 0: f"no difference shown at n = {n_a} vs {n_b}"}[side(welch)]
 
 
 def compare(summaries, against):
@@ -103,10 +120,10 @@ def compare(summaries, against):
         base = summaries.get((against, label))
         if name == against or base is None:
             continue
-        row = dict(group=name, against=against, label=label, diff=s["mean"] - base["mean"], welch=None, paired=None)
-        if s["n"] > 1 and base["n"] > 1:
-            w = welch_interval(s["values"], base["values"])
-            row["welch"] = dict(low=w["low"], high=w["high"], df=w["df"])
+        d = difference(s["values"], base["values"])
+        row = dict(group=name, against=against, label=label, diff=d["diff"], welch=None, paired=None)
+        if d["welch"]:
+            row["welch"] = {k: d["welch"][k] for k in ("low", "high", "df")}   # the table shows no se
         by_seed = dict(zip(base["seeds"], base["values"]))
         pairs = [(v, by_seed[seed]) for seed, v in zip(s["seeds"], s["values"]) if seed in by_seed]
         if len(pairs) > 1:

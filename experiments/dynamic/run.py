@@ -29,7 +29,8 @@ from tinychar.checkpoint import load_checkpoint, model_from_checkpoint  # noqa: 
 from tinychar.cli import ArgumentParser  # noqa: E402
 from tinychar.scoring import score_run  # noqa: E402
 from tinychar.files import AtomicFile  # noqa: E402
-from summarize import mean_interval, rewrite  # noqa: E402
+from tinychar.stats import paired_interval  # noqa: E402
+from summarize import rewrite  # noqa: E402
 
 PARTS = "0.9,0.05,0.05"
 GRID = [(lr, decay) for lr in (0.003, 0.01, 0.03, 0.1, 0.3) for decay in (0.0, 0.02)]
@@ -60,11 +61,11 @@ def table(results, runs):
         r = results["test"][run]
         lines.append(f"| {os.path.basename(run)} | {r['step']:,} | {r['units']:,} | {r['static']:.4f} | "
                      f"{r['dynamic']:.4f} | {r['dynamic'] - r['static']:+.4f} |")
-    differences = [results["test"][run]["dynamic"] - results["test"][run]["static"] for run in runs]
     if len(runs) >= 2:
-        mean, _, low, high = mean_interval(differences)
-        lines += ["", f"Mean difference over the {len(runs)} runs: {mean:+.4f} BPC, 95% t interval [{low:+.4f}, "
-                  f"{high:+.4f}] (n = {len(runs)}, paired: the same model scored both ways)."]
+        paired = paired_interval([(results["test"][run]["dynamic"], results["test"][run]["static"]) for run in runs])
+        lines += ["", f"Mean difference over the {len(runs)} runs: {paired['diff']:+.4f} BPC, 95% t interval "
+                  f"[{paired['low']:+.4f}, {paired['high']:+.4f}] (n = {len(runs)}, paired: the same model scored "
+                  "both ways)."]
     grid = {key: statistics.mean(results["val"][run][key]["dynamic"] for run in runs)
             for key in results["val"][runs[0]]}
     static = statistics.mean(results["val"][run][next(iter(grid))]["static"] for run in runs)

@@ -12,10 +12,8 @@ minutes of training.
 from argparse import RawDescriptionHelpFormatter
 import csv
 import json
-import math
 import os
 import re
-import statistics
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -25,12 +23,14 @@ sys.path.insert(0, os.path.join(ROOT, "experiments"))
 from tinychar.files import AtomicFile, save_figure  # noqa: E402
 from tinychar.cli import ArgumentParser  # noqa: E402
 from report import fill, machine_of  # noqa: E402
-from tinychar.stats import student_t_quantile, welch_interval  # noqa: E402
+from tinychar.compare import describe, difference, side  # noqa: E402
+from tinychar.stats import paired_interval  # noqa: E402
 
 from arms import ARMS, timed_flags  # noqa: E402
 
 STAGE_A_BASELINE = (1, 2, 3)   # the baseline seeds an arm's stage-A seed 1 is compared with (their mean)
 STAGE_B = (2, 3, 4)            # the seeds of stage B, for the arm and the baseline alike
+STAGE_B_WORDS = {-1: "better", 1: "worse", 0: "no difference shown"}   # the verdict: its Welch interval's side of 0
 STAGE_A_BUDGET = 5000          # b5000: stages A and B; any other b<N> is a stage C budget
 FINAL_SEEDS = (11, 12, 13)     # the timed rows' seeds, never used in a choice
 FRESH_SEEDS = (21, 22, 23)     # a lever's confirmation, after seeds 11-13 chose it (experiments/recipe/README.md)
@@ -56,12 +56,6 @@ def load(budget_dir):
     return runs
 
 
-def paired_interval(pairs, level=0.95):
-    """(mean, low, high) of the per-seed differences a - b: pairs [(a, b)] on the same seeds."""
-    mean, _, low, high = mean_interval([a - b for a, b in pairs], level)
-    return mean, low, high
-
-
 def table(budget, runs):
     """Stage A: an arm's seed 1 against the mean of the baseline's seeds 1-3 (a hint). Stage B:
     its seeds 2-4 against the baseline's seeds 2-4 (the seed that selected it left out): the
@@ -79,13 +73,14 @@ def table(budget, runs):
         change = ARMS[arm].replace(ARMS["baseline"], "").strip() or "(the study's baseline)"
         cells = [arm, f"`{change}`", steps]
         if arm == "baseline":
-            values = [base[s] for s in sorted(base)]
-            spread = f" ± {statistics.stdev(values):.4f}" if len(values) > 1 else ""
-            cells += [f"seeds {','.join(map(str, sorted(base)))}: {statistics.mean(values):.4f}{spread}"] + ["-"] * 6
+            found = describe([base[s] for s in sorted(base)])
+            spread = f" ± {found['std']:.4f}" if found["std"] is not None else ""
+            cells += [f"seeds {','.join(map(str, sorted(base)))}: {found['mean']:.4f}{spread}"] + ["-"] * 6
             lines.append("| " + " | ".join(cells) + " |")
             continue
         if 1 in by_seed:
-            hint = f"{by_seed[1] - statistics.mean(base_a):+.4f}" if len(base_a) == len(STAGE_A_BASELINE) else "baseline not run"
+            hint = (f"{difference([by_seed[1]], base_a)['diff']:+.4f}" if len(base_a) == len(STAGE_A_BASELINE)
+                    else "baseline not run")
             cells += [f"{by_seed[1]:.4f}", hint]
         else:
             cells += ["-", "-"]
@@ -96,13 +91,11 @@ def table(budget, runs):
             cells += [", ".join(f"{by_seed[s]:.4f}" for s in b_seeds), "-", "-", "-", "stage B under way"]
         else:
             values, base_b = [by_seed[s] for s in STAGE_B], [base[s] for s in STAGE_B]
-            w = welch_interval(values, base_b)
+            arm_b, w = describe(values), difference(values, base_b)["welch"]
             paired = paired_interval(list(zip(values, base_b)))
-            verdict = (("better" if w["diff"] < 0 else "worse") if w["low"] > 0 or w["high"] < 0
-                       else "no difference shown")
-            cells += [f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}", f"{w['diff']:+.4f}",
+            cells += [f"{arm_b['mean']:.4f} ± {arm_b['std']:.4f}", f"{w['diff']:+.4f}",
                       f"[{w['low']:+.4f}, {w['high']:+.4f}] (df {w['df']:.1f})",
-                      f"[{paired[1]:+.4f}, {paired[2]:+.4f}]", verdict]
+                      f"[{paired['low']:+.4f}, {paired['high']:+.4f}]", STAGE_B_WORDS[side(w)]]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -122,17 +115,10 @@ def stage_c_table(budget, runs, baseline):
     return "\n".join(lines)
 
 
-def mean_interval(values, level=0.95):
-    """(mean, std, low, high): the values' mean with its t interval (n >= 2)."""
-    mean, std = statistics.mean(values), statistics.stdev(values)
-    half = student_t_quantile(1 - (1 - level) / 2, len(values) - 1) * std / math.sqrt(len(values))
-    return mean, std, mean - half, mean + half
-
-
 def target_verdict(values, target):
     """The rule fixed before the runs: met when the mean is at or below the target, met with
     confidence when the upper end of the mean's 95% t interval is too."""
-    mean, _, _, high = mean_interval(values)
+    mean, high = (describe(values)[k] for k in ("mean", "high"))
     shown = f"{target:.2f}" if round(target, 2) == target else f"{target:.4f}"
     if high <= target:
         return f"met with confidence (<= {shown})"
@@ -208,7 +194,7 @@ def minutes_table(timed, hints=True):
                 if not all(s in by_seed for s in seeds):
                     continue
                 bpcs = [by_seed[s][0] for s in seeds]
-                mean, std, low, high = mean_interval(bpcs)
+                found = describe(bpcs)
                 target = target_verdict(bpcs, TARGETS[minutes]) if minutes in TARGETS else "-"
                 spent = [by_seed[s][2] for s in seeds]
                 steps = sorted({by_seed[s][1] for s in seeds})
@@ -217,8 +203,9 @@ def minutes_table(timed, hints=True):
                 plan = PLANS.get(tag, tag) + (f" (commit {commits})" if commits else "")
                 command = f"`{train_command(arm, minutes)}`"
                 name = arm if seeds == FINAL_SEEDS else f"{arm}, seeds {seeds[0]}-{seeds[-1]}"
-                lines.append(f"| {minutes:g} | {name} | **{mean:.4f}** ± {std:.4f} ({', '.join(f'{b:.4f}' for b in bpcs)}) "
-                             f"| [{low:.4f}, {high:.4f}] | {target} | {min(spent):.1f}-{max(spent):.1f} "
+                lines.append(f"| {minutes:g} | {name} | **{found['mean']:.4f}** ± {found['std']:.4f} "
+                             f"({', '.join(f'{b:.4f}' for b in bpcs)}) | [{found['low']:.4f}, {found['high']:.4f}] "
+                             f"| {target} | {min(spent):.1f}-{max(spent):.1f} "
                              f"| {steps[0]:,}-{steps[-1]:,} | {plan} | {machine} | {command} |")
             if 1 in by_seed and hints:
                 bpc, steps, spent, *_ = by_seed[1]
@@ -306,8 +293,7 @@ def scored_twice(run_dir):
     return bpcs[0], bpcs[1], steps, elapsed_minutes(run_dir) * 60
 
 
-def verdict(interval):
-    return "kept: better" if interval["high"] < 0 else "worse" if interval["low"] > 0 else "no difference"
+LEVER_WORDS = {-1: "kept: better", 1: "worse", 0: "no difference"}   # the levers' rule: the Welch interval's side of 0
 
 
 def runs_at_seeds(root, folder, arm, seeds=FINAL_SEEDS):
@@ -324,16 +310,16 @@ def averaged_rows(root, folder, arm, preset):
     baseline = list(runs_at_seeds(root, folder, preset).values())
     averages, trained = [r[0] for r in rows.values()], [r[1] for r in rows.values()]
     if len(averages) == 3 and len(baseline) == 3:
-        welch, paired = welch_interval(averages, baseline), paired_interval(list(zip(averages, trained)))
+        welch, paired = difference(averages, baseline)["welch"], paired_interval(list(zip(averages, trained)))
         return lines, (f"{arm}: the average minus {preset}'s rows (today's code, seeds 11-13): {welch['diff']:+.4f} BPC, "
                        f"Welch 95% interval [{welch['low']:+.4f}, {welch['high']:+.4f}] (n = 3 a side): "
-                       f"**{verdict(welch)}**. Paired, the average minus the same runs' trained weights: "
-                       f"{paired[0]:+.4f} [{paired[1]:+.4f}, {paired[2]:+.4f}] (shown, not the rule).")
+                       f"**{LEVER_WORDS[side(welch)]}**. Paired, the average minus the same runs' trained weights: "
+                       f"{paired['diff']:+.4f} [{paired['low']:+.4f}, {paired['high']:+.4f}] (shown, not the rule).")
     if averages and baseline:
-        base = statistics.mean(baseline)
         return lines, (f"{arm} (seed {', '.join(str(s) for s in sorted(rows))}: a hint): trained weights minus "
-                       f"{preset}'s rows' mean ({base:.4f}): {statistics.mean(trained) - base:+.4f}; the average minus "
-                       f"that mean: {statistics.mean(averages) - base:+.4f}.")
+                       f"{preset}'s rows' mean ({describe(baseline)['mean']:.4f}): "
+                       f"{difference(trained, baseline)['diff']:+.4f}; the average minus that mean: "
+                       f"{difference(averages, baseline)['diff']:+.4f}.")
     return lines, None
 
 
@@ -352,14 +338,14 @@ def levers_table(root):
         runs, baseline = runs_at_seeds(root, folder, arm, seeds), runs_at_seeds(root, folder, preset, preset_seeds)
         named = f"{arm}, seeds {seeds[0]}-{seeds[-1]}," if seeds != FINAL_SEEDS else arm
         if len(runs) == 3 and len(baseline) == 3:
-            welch = welch_interval(list(runs.values()), list(baseline.values()))
+            welch = difference(list(runs.values()), list(baseline.values()))["welch"]
             verdicts.append(f"{named} minus {preset}'s rows (today's code, seeds {preset_seeds[0]}-{preset_seeds[-1]}): "
-                            f"{welch['diff']:+.4f} BPC, Welch 95% "
-                            f"interval [{welch['low']:+.4f}, {welch['high']:+.4f}] (n = 3 a side): **{verdict(welch)}**.")
+                            f"{welch['diff']:+.4f} BPC, Welch 95% interval [{welch['low']:+.4f}, {welch['high']:+.4f}] "
+                            f"(n = 3 a side): **{LEVER_WORDS[side(welch)]}**.")
         elif len(seeds) == 1 and runs and len(baseline) == 3:
-            base = statistics.mean(baseline.values())
+            base = list(baseline.values())
             verdicts.append(f"{arm} (seed {seeds[0]}: a hint): {runs[seeds[0]]:.4f}, minus {preset}'s rows' mean "
-                            f"({base:.4f}): {runs[seeds[0]] - base:+.4f}.")
+                            f"({describe(base)['mean']:.4f}): {difference([runs[seeds[0]]], base)['diff']:+.4f}.")
     if len(lines) == 2 and not verdicts:
         return "No lever run has finished yet."
     return "\n".join(lines + [""]) + "\n\n".join(verdicts)
@@ -383,7 +369,7 @@ def blocks(root=ROOT):
     budgets = sorted(int(d[1:]) for d in os.listdir(runs_dir) if re.fullmatch(r"b\d+", d)) if os.path.isdir(runs_dir) else []
     runs = {b: load(os.path.join(runs_dir, f"b{b}")) for b in budgets}
     stage_a = [bpc for seed, bpc, _ in runs.get(STAGE_A_BUDGET, {}).get("baseline", []) if seed in STAGE_A_BASELINE]
-    baseline = statistics.mean(stage_a) if len(stage_a) == len(STAGE_A_BASELINE) else None
+    baseline = describe(stage_a)["mean"] if len(stage_a) == len(STAGE_A_BASELINE) else None
     levers = "\n\n".join(table(b, runs[b]) if b == STAGE_A_BUDGET else stage_c_table(b, runs[b], baseline)
                           for b in budgets) or "No finished runs yet."
     found = {(RECIPE_README, "levers"): levers}

@@ -10,6 +10,7 @@ import os
 import pytest
 
 from conftest import TINY_FLAGS, assert_one_line_error, run_script
+import eval as evaluation
 import train
 from tinychar import compare
 from tinychar.checkpoint import load_checkpoint
@@ -17,6 +18,13 @@ from tinychar.metrics import read_metrics
 from tinychar.stats import welch_interval
 
 GROUP_FLAGS = ["--steps", "8", "--eval-every", "4", "--ckpt-every", "4", *TINY_FLAGS]
+
+
+def evaluate(capsys, *args):
+    """eval.py's printed output, run in this process (the one-line errors are checked as a user meets them)."""
+    capsys.readouterr()
+    evaluation.main([*args, "--no-references"])
+    return capsys.readouterr().out
 
 
 def losses(run_dir):
@@ -72,24 +80,23 @@ def test_a_group_is_not_started_twice_nor_resumed_with_other_settings(two_groups
 
 
 @pytest.mark.slow
-def test_eval_compares_groups_with_intervals_and_a_verdict(two_groups):
-    result = run_script("eval.py", str(two_groups / "high"), str(two_groups / "low"), "--no-references")
-    assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
+def test_eval_compares_groups_with_intervals_and_a_verdict(two_groups, capsys):
+    printed = evaluate(capsys, str(two_groups / "high"), str(two_groups / "low"))
+    lines = printed.splitlines()
     high = next(line for line in lines if line.startswith("high ")).split()
     low = next(line for line in lines if line.startswith("low ")).split()
     assert high[3] == "3" and "(the reference)" in " ".join(high)
     assert low[3] == "3" and "lower (better)" in " ".join(low) and "(3 pairs)" in " ".join(low)
     assert any(line.startswith("differences: each group minus high; rule:") for line in lines)
-    assert "high/s2" in result.stdout
+    assert "high/s2" in printed
 
 
 @pytest.mark.slow
-def test_eval_output_as_json_csv_and_markdown_agree(two_groups):
+def test_eval_output_as_json_csv_and_markdown_agree(two_groups, capsys):
     runs = [str(two_groups / "high"), str(two_groups / "low")]
-    as_json = json.loads(run_script("eval.py", *runs, "--json", "--no-references").stdout)
-    as_csv = list(csv.DictReader(io.StringIO(run_script("eval.py", *runs, "--csv").stdout)))
-    markdown = run_script("eval.py", *runs, "--markdown").stdout
+    as_json = json.loads(evaluate(capsys, *runs, "--json"))
+    as_csv = list(csv.DictReader(io.StringIO(evaluate(capsys, *runs, "--csv"))))
+    markdown = evaluate(capsys, *runs, "--markdown")
     low = next(g for g in as_json["groups"] if g["group"] == "low")
     assert low["n"] == 3 and low["low"] < low["mean"] < low["high"]
     assert float(as_csv[1]["mean"]) == pytest.approx(low["mean"]) and as_csv[1]["verdict"] == "lower (better)"
@@ -98,11 +105,10 @@ def test_eval_output_as_json_csv_and_markdown_agree(two_groups):
 
 
 @pytest.mark.slow
-def test_eval_groups_by_glob_against_a_chosen_group_and_plots_bands(two_groups, tmp_path):
-    result = run_script("eval.py", "--group", f"first={two_groups}/high/s[12]", f"all={two_groups}/low/s*",
-                        "--against", "all", "--no-references", "--plot", str(tmp_path / "cmp.png"))
-    assert result.returncode == 0, result.stderr
-    first = next(line for line in result.stdout.splitlines() if line.startswith("first "))
+def test_eval_groups_by_glob_against_a_chosen_group_and_plots_bands(two_groups, tmp_path, capsys):
+    printed = evaluate(capsys, "--group", f"first={two_groups}/high/s[12]", f"all={two_groups}/low/s*",
+                       "--against", "all", "--plot", str(tmp_path / "cmp.png"))
+    first = next(line for line in printed.splitlines() if line.startswith("first "))
     assert first.split()[3] == "2" and "higher (worse)" in first and "(2 pairs)" in first
     assert (tmp_path / "cmp.png").stat().st_size > 10_000
     assert_one_line_error(run_script("eval.py", str(two_groups / "high"), "--against", "nobody"), "no group")
@@ -150,11 +156,10 @@ def test_the_paired_interval_uses_only_the_seeds_both_groups_share():
 
 
 @pytest.mark.slow
-def test_groups_with_several_contexts_get_a_row_each_and_other_texts_are_refused(two_groups, tmp_path):
-    result = run_script("eval.py", str(two_groups / "high"), str(two_groups / "low"), "--context", "8", "16",
-                        "--checkpoint", "last", "--csv")
-    assert result.returncode == 0, result.stderr
-    table = list(csv.DictReader(io.StringIO(result.stdout)))
+def test_groups_with_several_contexts_get_a_row_each_and_other_texts_are_refused(two_groups, tmp_path, capsys):
+    printed = evaluate(capsys, str(two_groups / "high"), str(two_groups / "low"), "--context", "8", "16",
+                       "--checkpoint", "last", "--csv")
+    table = list(csv.DictReader(io.StringIO(printed)))
     assert [(r["group"], r["scored"], r["n"]) for r in table] == [
         ("high", "context 8", "3"), ("high", "context 16", "3"), ("low", "context 8", "3"), ("low", "context 16", "3")]
     assert all(r["verdict"] == "lower (better)" for r in table if r["group"] == "low")

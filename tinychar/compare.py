@@ -90,8 +90,8 @@ def summarize(rows):
 
 
 def difference(a, b):
-    """Group a's mean minus group b's (lists of values) and Welch's 95% interval of it,
-    dict(diff, se, df, low, high), or None unless both groups have two or more values."""
+    """dict(diff: group a's mean minus group b's (lists of values), welch: Welch's 95% interval of
+    it, dict(diff, se, df, low, high), or None unless both groups have two or more values)."""
     welch = welch_interval(a, b) if len(a) > 1 and len(b) > 1 else None
     return dict(diff=statistics.mean(a) - statistics.mean(b), welch=welch)
 

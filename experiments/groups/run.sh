@@ -15,14 +15,9 @@ commands=(
   "python eval.py checkpoints/sinusoidal checkpoints/no_positions --plot checkpoints/compare.png"
 )
 rm -rf checkpoints/sinusoidal checkpoints/no_positions experiments/groups/compare.log.tmp
-log="$out/compare.log.tmp"
-python -c "from tinychar import record; r = record.session('cpu', 'auto'); print('# machine:', record.machine(r) + '; torch', r['torch'])" > "$log"
-for command in "${commands[@]}"; do
-  echo "\$ $command" >> "$log"
-  start=$(date +%s.%N)
-  eval "$command" 2>&1 | grep -v "^step [0-9]*/" >> "$log"   # the progress lines: kept out of the transcript
-  echo "# $(python -c "print(f'{$(date +%s.%N) - $start:.1f}')") s" >> "$log"
-done
-mv "$log" "$out/compare.log"
+source experiments/transcript.sh
+transcript "$out/compare.log.tmp" "${commands[@]}"
+grep -v "^step [0-9]*/" "$out/compare.log.tmp" > "$out/compare.log"   # the progress lines: kept out
+rm "$out/compare.log.tmp"
 cp checkpoints/compare.png "$out/compare.png"
 cat "$out/compare.log"

@@ -25,13 +25,8 @@ out=experiments/quickstart/$which
 rm -rf "$run"
 mkdir -p "$out"
 log="$out/quickstart.log.tmp"
-python -c "from tinychar import record; r = record.session('cpu', 'auto'); print('# machine:', record.machine(r) + '; torch', r['torch'])" > "$log"
-for command in "${commands[@]}"; do
-  echo "\$ $command" >> "$log"
-  start=$(date +%s.%N)
-  eval "$command" >> "$log" 2>&1
-  echo "# $(python -c "print(f'{$(date +%s.%N) - $start:.1f}')") s" >> "$log"
-done
+source experiments/transcript.sh
+transcript "$log" "${commands[@]}"
 mv "$log" "$out/quickstart.log"
 cp "$run/metrics.csv" "$run/loss_curve.png" "$run/run.json" "$out/"
 cat "$out/quickstart.log"

@@ -134,6 +134,11 @@ def gelu(x):
     return (0.5 * x * (1.0 + _erf(x / math.sqrt(2.0)))).astype(x.dtype)
 
 
+def gelu_tanh(x):
+    """GELU's tanh approximation (Hendrycks and Gimpel 2016): x/2 * (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
+    return (0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)))).astype(x.dtype)
+
+
 def relu_squared(x):
     return np.maximum(x, 0) ** 2
 
@@ -155,9 +160,15 @@ def model_logits(state, cfg, idx):
 
     state: the model's state_dict as NumPy arrays (torch layout); cfg: ModelConfig fields as a
     dict. Recomputes everything from the formulas: nothing is taken from model.py. The levers
-    (qk_norm, activation, logit_softcap) default to off where cfg does not name them.
+    (qk_norm, activation, logit_softcap, bias, norm) default to the study's where cfg does not name
+    them. A layer without biases (bias off) adds zero; RMSNorm is rms_normalise times its gain.
     """
-    activation = gelu if cfg.get("activation", "gelu") == "gelu" else relu_squared
+    activation = dict(gelu=gelu, gelu_tanh=gelu_tanh, relu2=relu_squared)[cfg.get("activation", "gelu")]
+
+    def norm(x, prefix):
+        if cfg.get("norm", "layernorm") == "rmsnorm":
+            return rms_normalise(x, 1e-5) * state[prefix + ".weight"]
+        return layer_norm(x, state[prefix + ".weight"], state.get(prefix + ".bias", 0.0))
     softcap = cfg.get("logit_softcap", 0.0)
     d, n_heads = cfg["d_model"], cfg["n_heads"]
     dtype = state["tok_emb.weight"].dtype
@@ -168,17 +179,17 @@ def model_logits(state, cfg, idx):
     elif cfg["pos_encoding"] == "learned":
         x = x + state["pos_emb.weight"][:T]
     for layer in range(cfg["n_layers"]):
-        p = lambda name: state[f"blocks.{layer}.{name}"]                      # noqa: E731
-        h = layer_norm(x, p("ln1.weight"), p("ln1.bias"))
+        p = lambda name: state.get(f"blocks.{layer}.{name}", np.zeros(1, dtype))   # noqa: E731  (no bias: 0)
+        h = norm(x, f"blocks.{layer}.ln1")
         w_q, w_k, w_v = np.split(p("attn.qkv.weight").T, 3, axis=1)          # (d, d) each
-        b_q, b_k, b_v = np.split(p("attn.qkv.bias"), 3)
+        b_q, b_k, b_v = np.split(p("attn.qkv.bias"), 3) if cfg.get("bias", True) else (0.0, 0.0, 0.0)
         a, _ = multi_head_attention(h, w_q, w_k, w_v, p("attn.proj.weight").T, b_q, b_k, b_v,
                                     p("attn.proj.bias"), n_heads, causal=True, pos_encoding=cfg["pos_encoding"],
                                     qk_norm=cfg.get("qk_norm", False))
         x = x + a
-        h = layer_norm(x, p("ln2.weight"), p("ln2.bias"))
+        h = norm(x, f"blocks.{layer}.ln2")
         x = x + activation(h @ p("ff.up.weight").T + p("ff.up.bias")) @ p("ff.down.weight").T + p("ff.down.bias")
-    x = layer_norm(x, state["ln_f.weight"], state["ln_f.bias"])
+    x = norm(x, "ln_f")
     head = state["tok_emb.weight"] if cfg["tie_weights"] else state["head.weight"]
     logits = x @ head.T
     return softcap * np.tanh(logits / softcap) if softcap > 0 else logits

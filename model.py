@@ -26,7 +26,8 @@ from tinychar.dropout import Dropout, dropout
 POS_ENCODINGS = ("sinusoidal", "learned", "none", "rope", "alibi")
 RELATIVE_ENCODINGS = ("rope", "alibi", "none")   # nothing ties a key to a slot of the window
 LEARNED_INITS = ("sinusoidal", "normal")
-ACTIVATIONS = ("gelu", "relu2")
+ACTIVATIONS = ("gelu", "gelu_tanh", "relu2")
+NORMS = ("layernorm", "rmsnorm")
 ROPE_BASE = 10000.0
 RMS_EPS = 1e-6   # fixed: the default, the dtype's epsilon, would be 0.008 in bf16
 RECIPE = "; measured at equal time: experiments/recipe/README.md"   # where a lever's effect is
@@ -52,8 +53,14 @@ class ModelConfig:
     tie_weights: bool = setting(True, "the output head reuses the token embedding matrix" + RECIPE,
                                 shown="on; --no-tie-weights: a head of its own")
     # levers from fast-training work (modded-nanogpt), all off in the study's configurations
-    activation: str = setting("gelu", "feed-forward nonlinearity: gelu, or relu2 = relu(x)^2" + RECIPE,
+    activation: str = setting("gelu", "feed-forward nonlinearity: gelu (exact, with erf), gelu_tanh (its tanh "
+                                      "approximation, cheaper on a CPU), or relu2 = relu(x)^2" + RECIPE,
                               choices=ACTIVATIONS)
+    # cheaper steps: the same arithmetic less the parts no matrix multiply needs
+    bias: bool = setting(True, "the linear layers and LayerNorms carry additive biases" + RECIPE,
+                         shown="on; --no-bias: none (as PaLM and nanoGPT's bias=False)")
+    norm: str = setting("layernorm", "the normalisation before each block's branches and the head: layernorm, or "
+                                     "rmsnorm (no mean subtracted, no bias)" + RECIPE, choices=NORMS)
     qk_norm: bool = setting(False, "RMS-normalise each head's queries and keys before their dot product"
                                       + RECIPE)
     zero_init: bool = setting(False, "the residual branches' output projections start at zero, each block as the "
@@ -78,6 +85,8 @@ class ModelConfig:
                              f"({self.d_model // self.n_heads}) must be even")
         if self.learned_init not in LEARNED_INITS:
             raise ValueError(f"learned_init must be one of {', '.join(LEARNED_INITS)}, got {self.learned_init!r}")
+        if self.norm not in NORMS:
+            raise ValueError(f"norm must be one of {', '.join(NORMS)}, got {self.norm!r}")
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}")
         if not self.logit_softcap >= 0:
@@ -166,8 +175,8 @@ class MultiHeadAttention(nn.Module):
         self.dropout = cfg.dropout if cfg.dropout_attention else 0.0
         self.qk_norm = cfg.qk_norm
         self.alibi = cfg.pos_encoding == "alibi"
-        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model)   # q, k, v projections in one matmul
-        self.proj = nn.Linear(cfg.d_model, cfg.d_model)
+        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=cfg.bias)   # q, k, v projections in one matmul
+        self.proj = nn.Linear(cfg.d_model, cfg.d_model, bias=cfg.bias)
         self.resid_drop = Dropout(cfg.dropout)
 
     def forward(self, x, causal=True, need_weights=False, cache=None, mask=None, rope=None, queries_from=0):
@@ -228,25 +237,36 @@ class MultiHeadAttention(nn.Module):
 class FeedForward(nn.Module):
     def __init__(self, cfg):
         super().__init__()
-        self.up = nn.Linear(cfg.d_model, cfg.d_ff)
-        self.down = nn.Linear(cfg.d_ff, cfg.d_model)
+        self.up = nn.Linear(cfg.d_model, cfg.d_ff, bias=cfg.bias)
+        self.down = nn.Linear(cfg.d_ff, cfg.d_model, bias=cfg.bias)
         self.drop = Dropout(cfg.dropout)
         self.activation = cfg.activation
 
     def forward(self, x):
         h = self.up(x)                                                      # (B, T, d_ff)
-        h = F.gelu(h) if self.activation == "gelu" else F.relu(h).square()
+        if self.activation == "relu2":
+            h = F.relu(h).square()
+        else:
+            h = F.gelu(h, approximate="tanh" if self.activation == "gelu_tanh" else "none")
         return self.drop(self.down(h))
 
 
+def norm_layer(cfg):
+    """The normalisation cfg.norm names, over d_model: LayerNorm (with a bias if cfg.bias), or
+    RMSNorm, whose gain is its only parameter (eps 1e-5, as LayerNorm's)."""
+    if cfg.norm == "rmsnorm":
+        return nn.RMSNorm(cfg.d_model, eps=1e-5)
+    return nn.LayerNorm(cfg.d_model, bias=cfg.bias)
+
+
 class Block(nn.Module):
-    """Pre-LayerNorm: x + attn(ln(x)), then x + ff(ln(x)); the residual path stays un-normalised."""
+    """Pre-norm: x + attn(ln(x)), then x + ff(ln(x)); the residual path stays un-normalised."""
 
     def __init__(self, cfg):
         super().__init__()
-        self.ln1 = nn.LayerNorm(cfg.d_model)
+        self.ln1 = norm_layer(cfg)
         self.attn = MultiHeadAttention(cfg)
-        self.ln2 = nn.LayerNorm(cfg.d_model)
+        self.ln2 = norm_layer(cfg)
         self.ff = FeedForward(cfg)
 
     def forward(self, x, need_weights=False, cache=None, mask=None, rope=None, queries_from=0):
@@ -273,7 +293,7 @@ class CharTransformer(nn.Module):
             self.register_buffer("slopes", alibi_slopes(cfg.n_heads), persistent=False)
         self.drop = Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
-        self.ln_f = nn.LayerNorm(cfg.d_model)
+        self.ln_f = norm_layer(cfg)
         self.head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
         if cfg.tie_weights:
             self.head.weight = self.tok_emb.weight

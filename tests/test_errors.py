@@ -39,7 +39,7 @@ def test_corpus_too_short_for_a_window_in_each_split(tmp_path):
     ("--batch-size", "0", "--batch-size"), ("--eval-every", "0", "--eval-every"),
     ("--pos", "rotary", "--pos"), ("--learned-init", "zeros", "--learned-init"), ("--steps", "many", "--steps"),
     ("--n-heads", "3", "divisible"), ("--optimizer", "sgd", "--optimizer"), ("--activation", "swiglu", "--activation"),
-    ("--logit-softcap", "-1", "logit_softcap"),
+    ("--logit-softcap", "-1", "logit_softcap"), ("--norm", "batchnorm", "--norm"), ("--adamw-kernel", "cuda", "--adamw-kernel"),
 ])
 @pytest.mark.slow
 def test_invalid_flag_values(tmp_path, flag, value, fragment):
@@ -202,9 +202,9 @@ def test_a_checkpoint_of_the_first_format_still_evaluates_generates_and_resumes(
     import train
     from tinychar import scoring
     ckpt = torch.load(os.path.join(tiny_run, "step_000012.pt"), weights_only=True)
-    for field in ("learned_init", "qk_norm", "activation", "zero_init", "logit_softcap", "dropout_attention"):
+    for field in ("learned_init", "qk_norm", "activation", "zero_init", "logit_softcap", "dropout_attention", "bias", "norm"):
         del ckpt["model_config"][field]
-    for field in ("unit", "split", "optimizer", "precision", "schedule", "decay_fraction", "time_budget"):
+    for field in ("unit", "split", "optimizer", "precision", "schedule", "decay_fraction", "time_budget", "adamw_kernel"):
         del ckpt["train_config"][field]
     del ckpt["rng"]["ranks"], ckpt["budget_costs"], ckpt["plan"]
     old = tmp_path / "old"

@@ -27,6 +27,7 @@ def load_script(path, name):
 # the command that rewrites a writer's blocks: what a failure tells the reader to run
 WRITERS = {"python experiments/report.py": report.blocks,
            "python experiments/recipe/summarize.py": summarize.blocks,
+           "python experiments/recipe/slower.py": load_script("experiments/recipe/slower.py", "slower").blocks,
            "python experiments/dynamic/run.py experiments/recipe/runs/m30_clock/cpu30_s1{1,2,3} "
            "(scores only what results.json lacks)": load_script("experiments/dynamic/run.py", "dynamic_run").blocks}
 MARKER = re.compile(r"^<!-- generated:(\S+) -->", re.M)

@@ -118,7 +118,7 @@ def test_outputs_from_gives_those_positions_logits_and_the_last_block_makes_only
 @pytest.mark.parametrize("field,value", [
     ("d_model", 30), ("n_heads", 0), ("d_model", -8), ("seq_len", 0), ("vocab_size", 0),
     ("n_layers", 0), ("d_ff", -1), ("dropout", 1.0), ("pos_encoding", "rotary"), ("learned_init", "zeros"),
-    ("activation", "swiglu"), ("logit_softcap", -1.0),
+    ("activation", "swiglu"), ("logit_softcap", -1.0), ("norm", "batchnorm"),
 ])
 def test_invalid_config_raises_value_error_naming_the_field(field, value):
     fields = dict(d_model=32, n_heads=4)
@@ -301,6 +301,35 @@ def test_relu2_feed_forward_is_the_square_of_relu():
     x = torch.randn(2, 5, 32)
     with torch.no_grad():
         assert torch.allclose(ff(x), ff.down(torch.relu(ff.up(x)) ** 2))
+
+
+def test_without_bias_no_layer_adds_one_and_the_model_is_smaller_by_exactly_the_biases():
+    with_bias, without = tiny_model(), tiny_model(bias=False)
+    biases = [n for n, _ in without.named_parameters() if n.endswith("bias")]
+    assert biases == []
+    removed = sum(p.numel() for n, p in with_bias.named_parameters() if n.endswith("bias"))
+    assert count_params(with_bias) - count_params(without) == removed > 0
+
+
+def test_rmsnorm_scales_each_row_to_unit_root_mean_square_with_no_mean_removed_and_no_bias():
+    model = tiny_model(norm="rmsnorm")
+    norm = model.blocks[0].ln1
+    assert [n for n, _ in norm.named_parameters()] == ["weight"]
+    x = torch.randn(2, 5, 32) * 3 + 1
+    expected = x / (x.pow(2).mean(-1, keepdim=True) + 1e-5).sqrt() * norm.weight   # the gain, perturbed by tiny_model
+    with torch.no_grad():
+        assert torch.allclose(norm(x), expected, atol=1e-6)
+
+
+def test_gelu_tanh_is_the_tanh_approximation_close_to_but_not_the_exact_gelu():
+    exact, approx = tiny_model(), tiny_model(activation="gelu_tanh")
+    x = torch.randn(2, 5, 32)
+    with torch.no_grad():
+        h = approx.blocks[0].ff.up(x)
+        tanh_form = 0.5 * h * (1 + torch.tanh((2 / math.pi) ** 0.5 * (h + 0.044715 * h ** 3)))
+        assert torch.allclose(approx.blocks[0].ff(x), approx.blocks[0].ff.down(tanh_form), atol=1e-6)
+        assert not torch.equal(approx.blocks[0].ff(x), exact.blocks[0].ff(x))
+        assert (approx.blocks[0].ff(x) - exact.blocks[0].ff(x)).abs().max() < 1e-3
 
 
 def test_dropout_zeroes_a_fraction_p_and_scales_the_rest_like_f_dropout():

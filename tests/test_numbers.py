@@ -717,6 +717,46 @@ def claim_groups_in_readme():
     return "README.md", f"The groups trained in {float(first):.0f} s and {float(second):.0f} s on a {cores}-core {cpu}"
 
 
+def profile_shares(path):
+    """{operator: its percentage of the profile's own CPU time} of a torch.profiler table (its lines as written)."""
+    with open(os.path.join(ROOT, path), encoding="utf-8") as f:
+        return {m[1]: float(m[2]) for m in re.finditer(r"^\s*(\S+)\s+([\d.]+)%", f.read(), re.M)}
+
+
+def claim_cheaper_steps():
+    """The cheaper steps' prose: each ratio from cheaper_steps.json, each share from cpu30's profile."""
+    with open(os.path.join(ROOT, "experiments", "recipe", "cheaper_steps.json")) as f:
+        arms = json.load(f)["arms"]
+    ratio = lambda arm, t: f"{arms[arm][f'ratio_{t}_threads']:.3f}x"   # noqa: E731
+    share = profile_shares("experiments/recipe/profiles/cpu30.txt")
+    with open(os.path.join(ROOT, "experiments", "recipe", "profiles", "cpu30_cheap.txt"), encoding="utf-8") as f:
+        cheap = f.read()
+    total = lambda *ops: f"{sum(share['aten::' + op] for op in ops):.1f}%"   # noqa: E731
+    gelu_ms = re.search(r"aten::gelu\s+[\d.]+%\s+([\d.]+)ms", cheap)[1]
+    return "experiments/recipe/README.md", (
+        f"`mm`, `addmm` and `bmm` are {total('mm', 'addmm', 'bmm')} of cpu30's own CPU"), (
+        f"LayerNorm forward and backward {total('native_layer_norm', 'native_layer_norm_backward')}, GELU forward "
+        f"and backward {total('gelu', 'gelu_backward')}, softmax forward and backward "
+        f"{total('_softmax', '_softmax_backward_data')}"), (
+        f"(`random_`, `nonzero`, `eq`, `gt`) are {total('random_', 'nonzero', 'eq', 'gt')}"), (
+        f"at two threads ({ratio('cpu30_resid_dropout', 2)}), but at one thread ({ratio('cpu30_resid_dropout', 1)})"), (
+        f"took {float(gelu_ms):.0f} ms"), (
+        f"the four flags cost {ratio('cpu30_cheap', 2)}, {ratio('cpu30_cheap', 1)} at one thread"), (
+        f"{ratio('cpu30_no_bias', 2)} and {ratio('cpu30_no_bias', 1)}, the only model flag"), (
+        f"cpu30's step {ratio('cpu30_compile', 2)} ({ratio('cpu30_compile', 1)} at one thread)")
+
+
+def claim_cheaper_steps_in_flags():
+    with open(os.path.join(ROOT, "experiments", "recipe", "cheaper_steps.json")) as f:
+        arms = json.load(f)["arms"]
+    ratio = lambda arm, t: f"{arms[arm][f'ratio_{t}_threads']:.3f}x"   # noqa: E731
+    return "docs/flags.md", (
+        f"`gelu_tanh` made cpu30's step slower, not faster: {ratio('cpu30_gelu_tanh', 2)} at two threads, "
+        f"{ratio('cpu30_gelu_tanh', 1)} at one"), (
+        f"without them took {ratio('cpu30_no_bias', 2)} at two threads, {ratio('cpu30_no_bias', 1)} at one"), (
+        f"cpu30's step with it took {ratio('cpu30_rmsnorm', 2)}")
+
+
 CLAIMS = [claim_matmul_rates, claim_matmul_share, claim_compiled_generation, claim_plain_undisturbed_segments,
           claim_plain_against_tinychar, claim_position_effect, claim_long_baseline_minutes, claim_c2_elapsed,
           claim_minutes_curves, claim_recipe_budgets, claim_multiplicity, claim_clock_rows, claim_loaded_runs,
@@ -729,7 +769,8 @@ CLAIMS = [claim_matmul_rates, claim_matmul_share, claim_compiled_generation, cla
           claim_report_within_the_xeon, claim_amd_matmul_rates, claim_dropout_masks_from_uniforms,
           claim_gpu_run, claim_seven_minute_target,
           claim_seven_minute_target_in_readme, claim_performance_table_xeon, claim_performance_table_amd,
-          claim_finetune, claim_groups_in_readme]
+          claim_finetune, claim_groups_in_readme, claim_cheaper_steps,
+          claim_cheaper_steps_in_flags]
 
 
 @pytest.mark.parametrize("claim", CLAIMS, ids=[c.__name__[6:] for c in CLAIMS])

@@ -115,7 +115,8 @@ EXPERIMENTS = ["experiments/report.py", "experiments/checkpoint_curve.py", "expe
                "experiments/refactor/compare.py", "experiments/scale/measure.py",
                "experiments/finetune/run.py", "experiments/faults/soak.py",
                "experiments/budget/run.py", "experiments/dynamic/run.py", "experiments/recipe/candidates.py",
-               "experiments/recipe/auto_demo.py", "experiments/eval_speed.py"]
+               "experiments/recipe/auto_demo.py", "experiments/eval_speed.py", "experiments/recipe/cheaper_steps.py",
+               "experiments/recipe/slower.py"]
 
 
 def test_the_experiments_list_names_every_script_of_experiments():

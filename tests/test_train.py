@@ -218,6 +218,37 @@ def test_grad_accum_that_does_not_divide_the_batch_is_a_user_error(tmp_path):
         train.main(["--out", str(tmp_path / "r"), "--steps", "2", "--grad-accum", "3", *TINY_FLAGS])
 
 
+@pytest.mark.parametrize("kernel,expected", [("default", dict(foreach=None, fused=None)),
+                                             ("foreach", dict(foreach=True, fused=None)),
+                                             ("fused", dict(foreach=None, fused=True))])
+def test_adamw_kernel_picks_torchs_update_and_default_leaves_the_choice_to_torch(kernel, expected):
+    model = CharTransformer(ModelConfig(vocab_size=10, d_model=32, n_heads=4))
+    _, cfg, _, _ = configs("--adamw-kernel", kernel)
+    defaults = make_optimizer(model, cfg).defaults
+    assert {name: defaults[name] for name in expected} == expected
+
+
+def test_every_adamw_kernel_makes_the_same_update_up_to_rounding():
+    weights = {}
+    for kernel in ("default", "foreach", "fused"):
+        torch.manual_seed(0)
+        model = CharTransformer(ModelConfig(vocab_size=10, d_model=32, n_heads=4, seq_len=8))
+        start = torch.cat([p.detach().flatten() for p in model.parameters()])
+        _, cfg, _, _ = configs("--adamw-kernel", kernel, "--lr", "1e-2")
+        optimizer = make_optimizer(model, cfg)
+        x = torch.randint(10, (4, 8), generator=torch.Generator().manual_seed(1))
+        for _ in range(3):
+            optimizer.zero_grad()
+            model(x, x)[1].backward()
+            optimizer.step()
+        weights[kernel] = torch.cat([p.detach().flatten() for p in model.parameters()])
+    assert (weights["default"] - start).abs().max() > 1e-2   # three steps of lr 1e-2 moved the weights
+    # fused rounds the update in another order, and Adam's division by sqrt(v) + eps magnifies that
+    # for the smallest gradients: within 1% of one step's size (lr 1e-2), where a dropped term is not
+    for kernel in ("foreach", "fused"):
+        assert torch.allclose(weights[kernel], weights["default"], rtol=0, atol=1e-4)
+
+
 def test_weight_decay_applies_to_linear_matrices_only():
     model = CharTransformer(ModelConfig(vocab_size=10, d_model=32, n_heads=4, pos_encoding="learned"))
     _, cfg, _, _ = configs("--weight-decay", "0.1")
@@ -335,13 +366,15 @@ def test_resume_refuses_levers_a_checkpoint_from_before_them_did_not_have(tmp_pa
     run(tmp_path / "r", steps=4)
     path = tmp_path / "r" / "step_000004.pt"
     old = torch.load(path, weights_only=True)
-    for field in ("qk_norm", "activation", "zero_init", "logit_softcap"):   # as saved before these fields existed
+    for field in ("qk_norm", "activation", "zero_init", "logit_softcap", "bias", "norm"):   # as saved before these fields existed
         del old["model_config"][field]
-    del old["train_config"]["optimizer"]
+    del old["train_config"]["optimizer"], old["train_config"]["adamw_kernel"]
     save_checkpoint(old, str(path))
     model_cfg, cfg, _, _ = configs("--out", str(tmp_path / "r"), "--resume")
     assert (model_cfg.qk_norm, model_cfg.activation, cfg.optimizer) == (False, "gelu", "adamw")
+    assert (model_cfg.bias, model_cfg.norm, cfg.adamw_kernel) == (True, "layernorm", "default")
     for flags, fragment in ((["--qk-norm"], "qk_norm"), (["--activation", "relu2"], "activation"),
+                            (["--no-bias"], "bias"), (["--norm", "rmsnorm"], "norm"),
                             (["--logit-softcap", "30"], "logit_softcap"), (["--optimizer", "muon"], "keeps its optimizer")):
         with pytest.raises(UserError, match=fragment):
             configs("--out", str(tmp_path / "r"), "--resume", *flags)
@@ -846,6 +879,22 @@ def test_muon_takes_the_blocks_matrices_and_adamw_everything_else():
     muon_group = optimizer.muon.param_groups[0]
     assert muon_group["adjust_lr_fn"] == "match_rms_adamw" and muon_group["weight_decay"] == 0.05
     assert all(g["lr"] == 2e-3 for g in optimizer.param_groups) and len(optimizer.param_groups) == 3
+
+
+def test_muon_lr_gives_the_muon_matrices_their_own_peak_rate_on_the_same_schedule():
+    model = CharTransformer(ModelConfig(vocab_size=10, d_model=32, n_heads=4))
+    _, cfg, _, _ = configs("--optimizer", "muon", "--lr", "1e-3", "--muon-lr", "4e-3", "--steps", "1000",
+                           "--warmup-steps", "100")
+    optimizer = make_optimizer(model, cfg)
+    plan = RunPlan(1000, "fp32")
+    for step in (0, 50, 100, 600, 999):
+        lr = follow_schedule(model, optimizer, step, cfg, plan)
+        assert optimizer.adamw.param_groups[0]["lr"] == lr
+        assert optimizer.muon.param_groups[0]["lr"] == pytest.approx(4 * lr, rel=1e-12)
+    _, cfg, _, _ = configs("--optimizer", "muon", "--lr", "1e-3")   # 0: Muon at --lr, bit for bit
+    optimizer = make_optimizer(model, cfg)
+    lr = follow_schedule(model, optimizer, 300, cfg, plan)
+    assert all(g["lr"] == lr for g in optimizer.param_groups)
 
 
 def test_the_recipe_flags_reach_the_model_and_train_configs():

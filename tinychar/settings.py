@@ -24,6 +24,7 @@ from model import RECIPE, ModelConfig
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_DATA = os.path.join(ROOT, "data", "lm_primer.txt")
 OPTIMIZERS = ("adamw", "muon")
+ADAMW_KERNELS = ("default", "foreach", "fused")
 
 
 @dataclass
@@ -94,6 +95,13 @@ class TrainConfig:
                                       "matched to AdamW's update size, so --lr and --weight-decay carry over), AdamW "
                                       "for embeddings, head, LayerNorms and biases" + RECIPE, choices=OPTIMIZERS,
                              group="optimisation")
+    muon_lr: float = setting(0.0, "--optimizer muon: the Muon matrices' peak learning rate, following the same "
+                                  "schedule as --lr (scaled by muon-lr / lr at every step); 0 = --lr" + RECIPE,
+                             shown="0: --lr", group="optimisation")
+    adamw_kernel: str = setting("default", "how AdamW's update runs: default (torch's choice: a loop over the "
+                                           "tensors on a CPU, foreach on a GPU), foreach (one multi-tensor op per "
+                                           "stage) or fused (one kernel for the whole update); the same update up to "
+                                           "rounding" + RECIPE, choices=ADAMW_KERNELS, group="optimisation")
 
     def __post_init__(self):
         # saved absolute, so that eval.py and export.py started in another folder find the corpus
@@ -123,6 +131,10 @@ class TrainConfig:
             raise ValueError(f"--ema must be a decay in [0, 1), got {self.ema}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        if self.muon_lr < 0:
+            raise ValueError(f"--muon-lr must not be negative, got {self.muon_lr}")
+        if self.adamw_kernel not in ADAMW_KERNELS:
+            raise ValueError(f"--adamw-kernel must be one of {', '.join(ADAMW_KERNELS)}, got {self.adamw_kernel!r}")
 
 
 # The report's two configurations (its study compares them: they stay as they are), and the

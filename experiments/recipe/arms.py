@@ -47,12 +47,28 @@ ARMS = {
     "cpu5_wsd": "--preset cpu5 --schedule wsd",
     "cpu30_wsd": "--preset cpu30 --schedule wsd",
     "cpu30_masks": "--preset cpu30",   # cpu30 as it stands, with keep_mask's dropout masks (model.py)
+    # cheaper steps on cpu30 (cheaper_steps.py times them; experiments/recipe/README.md)
+    "cpu30_no_bias": "--preset cpu30 --no-bias",
+    "cpu30_rmsnorm": "--preset cpu30 --norm rmsnorm",
+    "cpu30_gelu_tanh": "--preset cpu30 --activation gelu_tanh",
+    "cpu30_resid_dropout": "--preset cpu30 --no-dropout-attention",
+    "cpu30_foreach": "--preset cpu30 --adamw-kernel foreach",
+    "cpu30_fused": "--preset cpu30 --adamw-kernel fused",
+    "cpu30_cheap": "--preset cpu30 --no-bias --norm rmsnorm --activation gelu_tanh --adamw-kernel fused",
+    "cpu30_compile": "--preset cpu30 --compile",
+    # better steps on cpu30, timed beside them (their cost on this machine sets their stand-in steps)
+    "cpu30_muon": "--preset cpu30 --optimizer muon",
+    "cpu30_qk_norm": "--preset cpu30 --qk-norm",
+    "cpu30_lr2e-3": "--preset cpu30 --lr 2e-3",
+    "cpu30_muon_lr3e-3": "--preset cpu30 --optimizer muon --muon-lr 3e-3",
 }
 
 # arms whose step does the baseline's arithmetic (a schedule, a learning rate, a decay, an
 # initialisation, a head matrix of the same shape): they get the baseline's steps, not a ratio
 # measured at 1.00-1.02x by a noisy clock
-SAME_COMPUTE = {"lr2e-3", "wsd", "wd0.3", "zero_init", "untied"}
+SAME_COMPUTE = {"lr2e-3", "wsd", "wd0.3", "zero_init", "untied", "cpu30_lr2e-3", "cpu30_wsd"}
+# arms whose step is another arm's with other numbers (a learning rate): timed as that one
+TIMED_AS = {"cpu30_muon_lr3e-3": "cpu30_muon"}
 
 
 def timed_flags(arm, minutes):

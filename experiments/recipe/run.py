@@ -6,6 +6,7 @@ interrupted one continues with --resume).
     python experiments/recipe/run.py --minutes 30 --seeds 11,12,13 baseline     # timed for real
     python experiments/recipe/run.py --minutes 30 --seeds 11,12,13 --tag clock cpu30   # into m30_clock/
     python experiments/recipe/run.py --steps 4155 --seeds 11,12,13 cpu30   # exactly 4155 steps, into s4155/
+    python experiments/recipe/run.py --steps 4155 --seeds 11 cpu30_no_bias   # 4155 / its cost ratio, into s4155/
 
 
 Equal wall-clock: an arm gets round(base_steps / ratio) steps (arms.SAME_COMPUTE: base_steps), where ratio is its step time over
@@ -27,7 +28,7 @@ import os
 import subprocess
 import sys
 
-from arms import ARMS, SAME_COMPUTE, timed_flags
+from arms import ARMS, SAME_COMPUTE, TIMED_AS, timed_flags
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..", "..")
@@ -44,10 +45,25 @@ def arm_steps(arm, base_steps, costs):
     return max(1, round(base_steps / costs[arm]["ratio"]))
 
 
+def stand_in_steps(arm, steps):
+    """--steps N stands in for a slower machine on which cpu30 trains N steps in its budget: an arm of
+    the same arithmetic gets N, any other round(N / its step's cost over cpu30's), timed on that
+    machine by cheaper_steps.py (cheaper_steps.json): the steps its cost buys there."""
+    if arm == "cpu30" or arm in SAME_COMPUTE:
+        return steps
+    with open(os.path.join(HERE, "cheaper_steps.json")) as f:
+        timed = json.load(f)
+    ratio = timed["arms"].get(TIMED_AS.get(arm, arm), {}).get(f"ratio_{timed['default_threads']}_threads")
+    if ratio is None:
+        sys.exit(f"error: no step cost for {arm} in cheaper_steps.json: time it with "
+                 f"python experiments/recipe/cheaper_steps.py (add it to CHEAPER or LEVERS there)")
+    return max(1, round(steps / ratio))
+
+
 def run_arm(arm, seed, base_steps, costs, minutes=None, tag="", steps=None):
     """base_steps: the arm's steps from its step cost; minutes: train.py --time-budget instead;
-    steps: exactly that many steps, whatever the arm's cost (a slower machine's step count, stood in
-    for on this one); tag: a word added to the budget's folder (runs of new code beside the old ones)."""
+    steps: cpu30's steps on a slower machine, stood in for on this one (stand_in_steps: the arm's
+    own steps at its cost there), into runs/s<steps>/; tag: a word added to the budget's folder (runs of new code beside the old ones)."""
     budget = (f"m{minutes:g}" if minutes else f"s{steps}" if steps else f"b{base_steps}") + (f"_{tag}" if tag else "")
     out = os.path.join("experiments", "recipe", "runs", budget, f"{arm}_s{seed}")
     if os.path.exists(os.path.join(out, "eval.json")):
@@ -58,7 +74,7 @@ def run_arm(arm, seed, base_steps, costs, minutes=None, tag="", steps=None):
         length, final = [], None   # the run fixes its steps: resume to find out
         print(f"{out}: {minutes:g} minutes{' (resumed)' if resume else ''}", flush=True)
     else:
-        steps = steps or arm_steps(arm, base_steps, costs)
+        steps = stand_in_steps(arm, steps) if steps else arm_steps(arm, base_steps, costs)
         length, final = ["--steps", str(steps)], os.path.join(out, f"step_{steps:06d}.pt")
         print(f"{out}: {steps} steps{' (resumed)' if resume else ''}", flush=True)
     # a cpu<M> preset's time budget gives way to --steps (train.py: explicit steps replace it)
@@ -113,7 +129,8 @@ def parse_args(argv=None):
     length = parser.add_mutually_exclusive_group(required=True)
     length.add_argument("--base-steps", type=int, help="the baseline's steps; other arms get equal time")
     length.add_argument("--minutes", type=minutes, help="train.py --time-budget MINUTES (timed for real)")
-    length.add_argument("--steps", type=positive_steps, help="exactly STEPS steps for every arm, into runs/s<STEPS>/")
+    length.add_argument("--steps", type=positive_steps, help="cpu30's STEPS on a slower machine: each arm the steps "
+                                                             "its cost buys there (cheaper_steps.json), into runs/s<STEPS>/")
     # one comma-separated value, so that the arms can follow it: with nargs="+" they would be read as seeds
     parser.add_argument("--seeds", type=seed_list, required=True, help="seeds, fixed before any run: 1 or 2,3,4")
     parser.add_argument("--tag", default=None, type=tag_word,   # None: argparse would check a "" default too

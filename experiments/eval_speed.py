@@ -5,6 +5,7 @@ figures scored again with it.
     python experiments/eval_speed.py                                     # alone on the machine
     python experiments/eval_speed.py --figures "experiments/recipe/runs/m*_clock/*/"
     python experiments/eval_speed.py --dynamic
+    python experiments/eval_speed.py --cheaper                           # alone on the machine
 (their outputs, two speed runs and one of each other: experiments/eval_speed.txt)
 
 A scoring window's first half is context: no logits are read there, so the last block need not
@@ -14,7 +15,9 @@ turns, the median of --rounds rounds; "every row" is the model wrapped so that i
 row's logits and hands back the scored ones, as the pass did before. Figures: each run's
 eval.json against its checkpoint scored again now, in the precision eval.json names. Dynamic:
 experiments/dynamic/results.json's test figures (static and dynamic, whose gradient steps take
-the same scored rows) against their checkpoints scored again now.
+the same scored rows) against their checkpoints scored again now. Cheaper: the full pass of cpu30's
+shape with each cheaper-step flag of the model (experiments/recipe/README.md, "Cheaper steps")
+against cpu30's, all taking turns in one process, fp32 and bf16.
 """
 import argparse
 import glob
@@ -35,6 +38,9 @@ from tinychar.scoring import evaluate_run, full_pass_bpc, score_run    # noqa: E
 from model import CharTransformer, ModelConfig             # noqa: E402
 
 SHAPES = {"baseline (2 layers x 256)": dict(n_layers=2), "cpu30 (4 layers x 256)": dict(n_layers=4)}
+CHEAPER = {"cpu30": {}, "--no-bias": dict(bias=False), "--norm rmsnorm": dict(norm="rmsnorm"),
+           "--activation gelu_tanh": dict(activation="gelu_tanh"),
+           "all three": dict(bias=False, norm="rmsnorm", activation="gelu_tanh")}
 
 
 class EveryRow(torch.nn.Module):
@@ -66,6 +72,23 @@ def speed(rounds):
             rate = {k: len(val_ids) / statistics.median(t) for k, t in times.items()}
             print(f"{name:28} {precision:9} {rate['every']:>10,.0f} {rate['scored']:>12,.0f} "
                   f"{rate['scored'] / rate['every']:>5.2f}x  {difference:+.1e}", flush=True)
+
+
+def cheaper(rounds):
+    print(f"# {record.describe(record.session('cpu', 'fp32 and bf16'))}")
+    print(f"full pass of cpu30's shape (4 layers x 256), 20,000 random characters, windows of 128 (stride 64), "
+          f"median of {rounds} rounds, the models taking turns; chars/s, and the ratio to cpu30's")
+    val_ids, train_ids = torch.randint(0, 65, (20_000,)), torch.randint(0, 65, (128,))
+    models = {}
+    for name, fields in CHEAPER.items():
+        torch.manual_seed(0)
+        models[name] = CharTransformer(ModelConfig(vocab_size=65, n_layers=4, **fields)).eval()
+    for precision, autocast in (("fp32", None), ("bf16", BF16)):
+        extra = {} if autocast is None else {"autocast": autocast}
+        ways = {name: (lambda m=model: full_pass_bpc(m, train_ids, val_ids, **extra)) for name, model in models.items()}
+        rate = {name: len(val_ids) / statistics.median(t) for name, t in interleaved(ways, rounds, 1).items()}
+        for name in models:
+            print(f"{name:24} {precision:5} {rate[name]:>9,.0f} chars/s  {rate[name] / rate['cpu30']:.3f}x", flush=True)
 
 
 def figures(run_dirs):
@@ -118,10 +141,14 @@ def main(argv=None):
     parser.add_argument("--rounds", type=positive, default=7, help="rounds of the speed comparison (default 7)")
     parser.add_argument("--figures", nargs="+", metavar="RUN_DIR",
                         help="score these runs again and compare with their eval.json (no speed comparison)")
+    parser.add_argument("--cheaper", action="store_true",
+                        help="the full pass of cpu30's shape with each cheaper-step flag against cpu30's")
     parser.add_argument("--dynamic", action="store_true",
                         help="score experiments/dynamic/results.json's test figures again (no speed comparison)")
     args = parser.parse_args(argv)
-    if args.dynamic:
+    if args.cheaper:
+        cheaper(args.rounds)
+    elif args.dynamic:
         dynamic_figures()
     elif args.figures:
         run_dirs = sorted(d for pattern in args.figures for d in glob.glob(pattern))

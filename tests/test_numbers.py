@@ -757,6 +757,17 @@ def claim_cheaper_steps_in_flags():
         f"cpu30's step with it took {ratio('cpu30_rmsnorm', 2)}")
 
 
+def claim_cheaper_full_pass():
+    """The full pass's ratios for the cheaper flags: eval_speed.txt's --cheaper block, fp32 then bf16."""
+    block = text("experiments/eval_speed.txt").split("$ python experiments/eval_speed.py --cheaper")[1].split("$ ")[0]
+    ratio = {(m[1].strip(), m[2]): m[3] for m in re.finditer(r"(--no-bias|--norm rmsnorm|--activation gelu_tanh|all three)"
+                                                             r" (fp32|bf16) [\d,]+ chars/s ([\d.]+x)", block)}
+    pair = lambda name: f"{ratio[name, 'fp32']} and {ratio[name, 'bf16']}"   # noqa: E731
+    return "experiments/recipe/README.md", (
+        f"without biases {ratio['--no-bias', 'fp32']} cpu30's characters/s in fp32 and {ratio['--no-bias', 'bf16']} in bf16, "
+        f"RMSNorm {pair('--norm rmsnorm')}, tanh-GELU {pair('--activation gelu_tanh')}, all three {pair('all three')}")
+
+
 CLAIMS = [claim_matmul_rates, claim_matmul_share, claim_compiled_generation, claim_plain_undisturbed_segments,
           claim_plain_against_tinychar, claim_position_effect, claim_long_baseline_minutes, claim_c2_elapsed,
           claim_minutes_curves, claim_recipe_budgets, claim_multiplicity, claim_clock_rows, claim_loaded_runs,
@@ -770,7 +781,7 @@ CLAIMS = [claim_matmul_rates, claim_matmul_share, claim_compiled_generation, cla
           claim_gpu_run, claim_seven_minute_target,
           claim_seven_minute_target_in_readme, claim_performance_table_xeon, claim_performance_table_amd,
           claim_finetune, claim_groups_in_readme, claim_cheaper_steps,
-          claim_cheaper_steps_in_flags]
+          claim_cheaper_steps_in_flags, claim_cheaper_full_pass]
 
 
 @pytest.mark.parametrize("claim", CLAIMS, ids=[c.__name__[6:] for c in CLAIMS])

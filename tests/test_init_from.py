@@ -58,6 +58,7 @@ def test_a_run_from_a_source_starts_at_its_weights_and_extends_its_vocabulary(so
 @pytest.mark.parametrize("flags,message", [
     (["--n-layers", "3"], "has n_layers=1 but the flags give 3"),
     (["--pos", "rope"], "has pos_encoding='sinusoidal' but the flags give 'rope'"),
+    (["--no-bias"], "has bias=True but the flags give False"), (["--norm", "rmsnorm"], "has norm='layernorm'"),
     (["--bytes"], "was trained on chars (--no-bytes)"),
 ])
 @pytest.mark.slow

@@ -213,7 +213,7 @@ def config_toml(model_cfg, cfg):
 
 
 SHAPE_FIELDS = ("seq_len", "d_model", "n_layers", "n_heads", "d_ff", "pos_encoding", "tie_weights", "activation",
-                "qk_norm", "logit_softcap")   # what a model started from another keeps (dropout, init may differ)
+                "qk_norm", "logit_softcap", "bias", "norm")   # what a model started from another keeps (dropout, init may differ)
 
 
 def take_source_shape(source, model_fields, train_fields, given):

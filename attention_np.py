@@ -164,11 +164,17 @@ def model_logits(state, cfg, idx):
     them. A layer without biases (bias off) adds zero; RMSNorm is rms_normalise times its gain.
     """
     activation = dict(gelu=gelu, gelu_tanh=gelu_tanh, relu2=relu_squared)[cfg.get("activation", "gelu")]
+    biases = cfg.get("bias", True)
+    assert biases or not any(name.endswith(".bias") for name in state), "bias off, yet the state has biases"
+
+    def bias(name):   # strict: with bias on, a missing bias is a KeyError, not a zero
+        return state[name] if biases else 0.0
 
     def norm(x, prefix):
         if cfg.get("norm", "layernorm") == "rmsnorm":
             return rms_normalise(x, 1e-5) * state[prefix + ".weight"]
-        return layer_norm(x, state[prefix + ".weight"], state.get(prefix + ".bias", 0.0))
+        return layer_norm(x, state[prefix + ".weight"], bias(prefix + ".bias"))
+
     softcap = cfg.get("logit_softcap", 0.0)
     d, n_heads = cfg["d_model"], cfg["n_heads"]
     dtype = state["tok_emb.weight"].dtype
@@ -179,16 +185,17 @@ def model_logits(state, cfg, idx):
     elif cfg["pos_encoding"] == "learned":
         x = x + state["pos_emb.weight"][:T]
     for layer in range(cfg["n_layers"]):
-        p = lambda name: state.get(f"blocks.{layer}.{name}", np.zeros(1, dtype))   # noqa: E731  (no bias: 0)
+        p = lambda name: state[f"blocks.{layer}.{name}"]                      # noqa: E731
+        b = lambda name: bias(f"blocks.{layer}.{name}")                       # noqa: E731
         h = norm(x, f"blocks.{layer}.ln1")
         w_q, w_k, w_v = np.split(p("attn.qkv.weight").T, 3, axis=1)          # (d, d) each
-        b_q, b_k, b_v = np.split(p("attn.qkv.bias"), 3) if cfg.get("bias", True) else (0.0, 0.0, 0.0)
+        b_q, b_k, b_v = np.split(b("attn.qkv.bias"), 3) if biases else (0.0, 0.0, 0.0)
         a, _ = multi_head_attention(h, w_q, w_k, w_v, p("attn.proj.weight").T, b_q, b_k, b_v,
-                                    p("attn.proj.bias"), n_heads, causal=True, pos_encoding=cfg["pos_encoding"],
+                                    b("attn.proj.bias"), n_heads, causal=True, pos_encoding=cfg["pos_encoding"],
                                     qk_norm=cfg.get("qk_norm", False))
         x = x + a
         h = norm(x, f"blocks.{layer}.ln2")
-        x = x + activation(h @ p("ff.up.weight").T + p("ff.up.bias")) @ p("ff.down.weight").T + p("ff.down.bias")
+        x = x + activation(h @ p("ff.up.weight").T + b("ff.up.bias")) @ p("ff.down.weight").T + b("ff.down.bias")
     x = norm(x, "ln_f")
     head = state["tok_emb.weight"] if cfg["tie_weights"] else state["head.weight"]
     logits = x @ head.T

@@ -40,6 +40,7 @@ def test_corpus_too_short_for_a_window_in_each_split(tmp_path):
     ("--pos", "rotary", "--pos"), ("--learned-init", "zeros", "--learned-init"), ("--steps", "many", "--steps"),
     ("--n-heads", "3", "divisible"), ("--optimizer", "sgd", "--optimizer"), ("--activation", "swiglu", "--activation"),
     ("--logit-softcap", "-1", "logit_softcap"), ("--norm", "batchnorm", "--norm"), ("--adamw-kernel", "cuda", "--adamw-kernel"),
+    ("--muon-lr", "3e-3", "needs --optimizer muon"), ("--muon-lr", "-1", "--muon-lr"),
 ])
 @pytest.mark.slow
 def test_invalid_flag_values(tmp_path, flag, value, fragment):

@@ -86,3 +86,18 @@ def test_a_broken_export_is_a_one_line_error(exported, tmp_path):
     (broken / checkpoint.EXPORT_WEIGHTS).write_bytes(b"not safetensors")
     (broken / checkpoint.EXPORT_CONFIG).write_text("{}", encoding="utf-8")
     assert_one_line_error(run_script("generate.py", "--ckpt", str(broken)), "cannot read the exported model")
+
+
+def test_an_export_from_before_newer_model_settings_loads_with_their_defaults_and_starts_a_run(exported, tmp_path):
+    import shutil
+    from tinychar.settings import parse_args, resolve_configs
+    old = tmp_path / "old"
+    shutil.copytree(exported[1], old)
+    config = json.loads((old / checkpoint.EXPORT_CONFIG).read_text(encoding="utf-8"))
+    for field in ("bias", "norm", "learned_init"):   # as exported before these fields existed
+        del config["model_config"][field]
+    (old / checkpoint.EXPORT_CONFIG).write_text(json.dumps(config), encoding="utf-8")
+    model_config = load_checkpoint(str(old))["model_config"]
+    assert (model_config["bias"], model_config["norm"], model_config["learned_init"]) == (True, "layernorm", "sinusoidal")
+    model_cfg, _, _, _ = resolve_configs(parse_args(["--init-from", str(old), "--out", str(tmp_path / "r")]))
+    assert (model_cfg.bias, model_cfg.norm) == (True, "layernorm")

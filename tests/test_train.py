@@ -375,6 +375,7 @@ def test_resume_refuses_levers_a_checkpoint_from_before_them_did_not_have(tmp_pa
     assert (model_cfg.bias, model_cfg.norm, cfg.adamw_kernel) == (True, "layernorm", "default")
     for flags, fragment in ((["--qk-norm"], "qk_norm"), (["--activation", "relu2"], "activation"),
                             (["--no-bias"], "bias"), (["--norm", "rmsnorm"], "norm"),
+                            (["--adamw-kernel", "fused"], "keeps its adamw-kernel"),
                             (["--logit-softcap", "30"], "logit_softcap"), (["--optimizer", "muon"], "keeps its optimizer")):
         with pytest.raises(UserError, match=fragment):
             configs("--out", str(tmp_path / "r"), "--resume", *flags)
@@ -891,6 +892,12 @@ def test_muon_lr_gives_the_muon_matrices_their_own_peak_rate_on_the_same_schedul
         lr = follow_schedule(model, optimizer, step, cfg, plan)
         assert optimizer.adamw.param_groups[0]["lr"] == lr
         assert optimizer.muon.param_groups[0]["lr"] == pytest.approx(4 * lr, rel=1e-12)
+    saved = optimizer.state_dict()
+    _, cfg, _, _ = configs("--optimizer", "muon", "--lr", "1e-3", "--muon-lr", "2e-3", "--steps", "1000")
+    optimizer = make_optimizer(model, cfg)
+    optimizer.load_state_dict(saved)   # a resumed run follows its flags, not the rate its state was saved with
+    lr = follow_schedule(model, optimizer, 600, cfg, plan)
+    assert optimizer.muon.param_groups[0]["lr"] == pytest.approx(2 * lr, rel=1e-12)
     _, cfg, _, _ = configs("--optimizer", "muon", "--lr", "1e-3")   # 0: Muon at --lr, bit for bit
     optimizer = make_optimizer(model, cfg)
     lr = follow_schedule(model, optimizer, 300, cfg, plan)

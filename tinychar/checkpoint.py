@@ -26,7 +26,8 @@ BEST_NAME = "best.pt"   # the run's checkpoint with the lowest full-pass validat
 EXPORT_WEIGHTS, EXPORT_CONFIG = "model.safetensors", "config.json"   # an exported model's folder (export.py)
 REQUIRED_KEYS = ("format_version", "step", "model_config", "vocab", "model")
 # training settings added after format 1, as the code ran before each existed
-TRAIN_CONFIG_BEFORE = dict(unit="chars", optimizer="adamw", split=DEFAULT_SPLIT, precision="fp32", ema=0.0)
+TRAIN_CONFIG_BEFORE = dict(unit="chars", optimizer="adamw", split=DEFAULT_SPLIT, precision="fp32", ema=0.0,
+                           adamw_kernel="default")
 
 
 @dataclass
@@ -224,6 +225,7 @@ def load_export(path):
         raise UserError(f"cannot read the exported model in {path}: {str(e).splitlines()[0][:200]}") from None
     if config.get("format") != EXPORT_FORMAT:
         raise UserError(f"{path} is not a tinychar export ({EXPORT_CONFIG} has no format {EXPORT_FORMAT!r})")
+    complete_model_config(config["model_config"])
     if config["model_config"]["tie_weights"]:   # saved once: the head is the token embedding
         weights["head.weight"] = weights["tok_emb.weight"]
     if "plan" not in config:   # exported when the run's decisions were saved in its train_config
@@ -242,6 +244,16 @@ def load_checkpoint(path, which="last"):
     return ckpt
 
 
+def complete_model_config(model_config):
+    """A checkpoint's or an export's model settings, completed in place with the fields added since it
+    was written: each field's default, which is what the code did then."""
+    if "learned_init" not in model_config:
+        # written before the field existed, when a learned table started as N(0, 0.02)
+        model_config["learned_init"] = "normal" if model_config["pos_encoding"] == "learned" else "sinusoidal"
+    for field in fields(ModelConfig):
+        model_config.setdefault(field.name, field.default)
+
+
 def read_checkpoint(path):
     """A checkpoint file, checked and completed for what older versions did not save."""
     try:
@@ -257,11 +269,7 @@ def read_checkpoint(path):
     if unknown:
         raise UserError(f"{path} was written by another version of tinychar: its model has settings this code "
                         f"does not know ({', '.join(unknown)})")
-    if "learned_init" not in ckpt["model_config"]:
-        # written before the field existed, when a learned table started as N(0, 0.02)
-        ckpt["model_config"]["learned_init"] = "normal" if ckpt["model_config"]["pos_encoding"] == "learned" else "sinusoidal"
-    for field in fields(ModelConfig):   # the other fields added since: their defaults are what the code did then
-        ckpt["model_config"].setdefault(field.name, field.default)
+    complete_model_config(ckpt["model_config"])
     for name, value in TRAIN_CONFIG_BEFORE.items():
         ckpt.setdefault("train_config", {}).setdefault(name, value)
     if "plan" not in ckpt:   # written when the run's decisions were saved in its train_config

@@ -276,6 +276,8 @@ def resolve_configs(args):
         raise UserError(f"invalid settings: {e}") from None
     if cfg.dropout_from and not model_cfg.dropout:
         raise UserError("--dropout-from says when dropout starts: it needs --dropout P")
+    if cfg.muon_lr and cfg.optimizer != "muon":
+        raise UserError("--muon-lr is the Muon matrices' learning rate: it needs --optimizer muon")
     return Settings(model_cfg, cfg, resumed, choice)
 
 
@@ -309,10 +311,12 @@ def check_resume(resumed, model_fields, train_fields):
     if train_fields["optimizer"] != saved_optimizer:
         raise UserError(f"--resume: this run was trained with --optimizer {saved_optimizer}, and a resumed run "
                         f"keeps its optimizer (its state is that optimizer's)")
-    for name in ("split", "ema"):   # the run's data, and its average's decay
+    # the run's data, its average's decay, and its AdamW kernel (the optimizer's state carries it)
+    for name in ("split", "ema", "adamw_kernel"):
         if train_fields[name] != resumed["train_config"][name]:
-            raise UserError(f"--resume: this run was trained with --{name} {resumed['train_config'][name]}, "
-                            f"and a resumed run keeps its {name}")
+            flag = name.replace("_", "-")
+            raise UserError(f"--resume: this run was trained with --{flag} {resumed['train_config'][name]}, "
+                            f"and a resumed run keeps its {flag}")
 
 
 def auto_preset(model_fields, train_fields, explicit, resumed):

@@ -17,8 +17,8 @@ def make_optimizer(model, cfg):
     torch.optim.Muon instead, which orthogonalises each matrix's momentum before the step (Jordan
     et al. 2024; Muon is for 2-D hidden weights only). Its "match_rms_adamw" learning-rate
     adjustment (Liu et al. 2025) scales the update to AdamW's typical size, so one --lr and one
-    --weight-decay serve both; --muon-lr gives Muon a peak rate of its own (its group's lr_scale,
-    which follow_schedule multiplies the scheduled rate by)."""
+    --weight-decay serve both; --muon-lr gives Muon a peak rate of its own (follow_schedule scales
+    the scheduled rate by muon-lr / lr for Muon's matrices)."""
     embeddings = {id(p) for m in model.modules() if isinstance(m, torch.nn.Embedding) for p in m.parameters()}
     hidden = [p for name, p in model.named_parameters() if cfg.optimizer == "muon" and name.startswith("blocks.") and p.dim() == 2]
     in_muon = {id(p) for p in hidden}
@@ -30,9 +30,8 @@ def make_optimizer(model, cfg):
     adamw = torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.99), **kernel)
     if not hidden:
         return adamw
-    muon_lr = cfg.muon_lr or cfg.lr
-    muon = torch.optim.Muon([{"params": hidden, "lr_scale": muon_lr / cfg.lr}], lr=muon_lr,
-                            weight_decay=cfg.weight_decay, adjust_lr_fn="match_rms_adamw")
+    muon = torch.optim.Muon(hidden, lr=cfg.muon_lr or cfg.lr, weight_decay=cfg.weight_decay,
+                            adjust_lr_fn="match_rms_adamw")
     return MuonWithAdamW(muon, adamw)
 
 
@@ -137,7 +136,10 @@ def follow_schedule(model, optimizer, step, cfg, plan):
     schedule (plan.schedule_position: where a timed run's plans have moved it) without, then the model's."""
     lr = lr_at(step, cfg, plan)
     for group in optimizer.param_groups:
-        group["lr"] = lr * group["lr_scale"] if "lr_scale" in group else lr
+        group["lr"] = lr
+    if cfg.muon_lr and isinstance(optimizer, MuonWithAdamW):   # from the settings, so that --resume may change it
+        for group in optimizer.muon.param_groups:
+            group["lr"] = lr * cfg.muon_lr / cfg.lr
     if cfg.dropout_from:
         position, total = plan.schedule_position(step)
         model.set_dropout(model.cfg.dropout if position >= cfg.dropout_from * total else 0.0)

@@ -28,7 +28,7 @@ def costs_table(root):
     """Each timed arm's median step, and its ratio to cpu30's, at both thread counts of one run."""
     with open(os.path.join(root, "experiments", "recipe", "cheaper_steps.json")) as f:
         timed = json.load(f)
-    threads = [timed["default_threads"], 1]
+    threads = list(dict.fromkeys((timed["default_threads"], 1)))
     lines = [f"Timed on the {timed['machine'].removeprefix('# machine: ')} (bf16 autocast), `cheaper_steps.txt`:", "",
              "| arm | flags | " + " | ".join(f"{t} thread{'s' * (t > 1)}: ms a step | ratio" for t in threads) + " |",
              "|---|---|" + "---|---|" * len(threads)]

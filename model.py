@@ -4,9 +4,9 @@
     model = CharTransformer(ModelConfig(vocab_size=65))
     logits, loss = model(idx, targets)          # idx, targets: (B, T) int64
 
-Top to bottom: ModelConfig, positional encodings, attention (explicit and fused paths), feed-forward,
-block, the model, parameter / FLOP counts. Generation: tinychar/sampling.py; dropout's CPU mask:
-tinychar/dropout.py; attention_np.py: a NumPy implementation the tests check this file against.
+Top to bottom: ModelConfig, positional encodings, attention, feed-forward, block, the model, parameter
+/ FLOP counts. Generation: tinychar/sampling.py; dropout's CPU mask: tinychar/dropout.py;
+attention_np.py: a NumPy implementation the tests check this file against.
 
 Positional encodings enter at one place each. The absolute ones (sinusoidal, learned) are added
 to the token embeddings (CharTransformer.embed). The relative ones act where attention scores
@@ -27,6 +27,7 @@ POS_ENCODINGS = ("sinusoidal", "learned", "none", "rope", "alibi")
 RELATIVE_ENCODINGS = ("rope", "alibi", "none")   # nothing ties a key to a slot of the window
 LEARNED_INITS = ("sinusoidal", "normal")
 ACTIVATIONS = ("gelu", "gelu_tanh", "relu2")
+GELU_FORMS = {"gelu": "none", "gelu_tanh": "tanh"}   # F.gelu's approximate=: the exact erf form, or tanh's
 NORMS = ("layernorm", "rmsnorm")
 ROPE_BASE = 10000.0
 RMS_EPS = 1e-6   # fixed: the default, the dtype's epsilon, would be 0.008 in bf16
@@ -53,16 +54,13 @@ class ModelConfig:
     tie_weights: bool = setting(True, "the output head reuses the token embedding matrix" + RECIPE,
                                 shown="on; --no-tie-weights: a head of its own")
     # levers from fast-training work (modded-nanogpt), all off in the study's configurations
-    activation: str = setting("gelu", "feed-forward nonlinearity: gelu (exact, with erf), gelu_tanh (its tanh "
-                                      "approximation, cheaper on a CPU), or relu2 = relu(x)^2" + RECIPE,
-                              choices=ACTIVATIONS)
-    # cheaper steps: the same arithmetic less the parts no matrix multiply needs
+    activation: str = setting("gelu", "feed-forward nonlinearity: gelu (exact), gelu_tanh (its tanh approximation) "
+                                      "or relu2 = relu(x)^2" + RECIPE, choices=ACTIVATIONS)
     bias: bool = setting(True, "the linear layers and LayerNorms carry additive biases" + RECIPE,
                          shown="on; --no-bias: none (as PaLM and nanoGPT's bias=False)")
-    norm: str = setting("layernorm", "the normalisation before each block's branches and the head: layernorm, or "
-                                     "rmsnorm (no mean subtracted, no bias)" + RECIPE, choices=NORMS)
-    qk_norm: bool = setting(False, "RMS-normalise each head's queries and keys before their dot product"
-                                      + RECIPE)
+    norm: str = setting("layernorm", "the norm before each branch and the head: layernorm, or rmsnorm (no mean "
+                                     "subtracted, no bias)" + RECIPE, choices=NORMS)
+    qk_norm: bool = setting(False, "RMS-normalise each head's queries and keys before their dot product" + RECIPE)
     zero_init: bool = setting(False, "the residual branches' output projections start at zero, each block as the "
                                      "identity" + RECIPE, shown="off: normal, std 0.02 / sqrt(2 x layers)")
     logit_softcap: float = setting(0.0, "> 0: logits = C * tanh(logits / C), bounded by C; 0 = off" + RECIPE)
@@ -78,17 +76,13 @@ class ModelConfig:
             raise ValueError(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
-        if self.pos_encoding not in POS_ENCODINGS:
-            raise ValueError(f"pos_encoding must be one of {', '.join(POS_ENCODINGS)}, got {self.pos_encoding!r}")
+        for field, allowed in (("pos_encoding", POS_ENCODINGS), ("learned_init", LEARNED_INITS),
+                               ("activation", ACTIVATIONS), ("norm", NORMS)):
+            if getattr(self, field) not in allowed:
+                raise ValueError(f"{field} must be one of {', '.join(allowed)}, got {getattr(self, field)!r}")
         if self.pos_encoding == "rope" and (self.d_model // self.n_heads) % 2:
             raise ValueError(f"pos_encoding rope rotates pairs of channels: the head size d_model / n_heads "
                              f"({self.d_model // self.n_heads}) must be even")
-        if self.learned_init not in LEARNED_INITS:
-            raise ValueError(f"learned_init must be one of {', '.join(LEARNED_INITS)}, got {self.learned_init!r}")
-        if self.norm not in NORMS:
-            raise ValueError(f"norm must be one of {', '.join(NORMS)}, got {self.norm!r}")
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}")
         if not self.logit_softcap >= 0:
             raise ValueError(f"logit_softcap must be 0 (off) or positive, got {self.logit_softcap!r}")
 
@@ -153,8 +147,7 @@ def explicit_attention(q, k, v, causal, dropout_p=0.0, mask=None):
     """softmax(q k^T / sqrt(d_k) + mask) v, written out so the weights can be returned.
 
     q: (B, nh, Tq, hs); k, v: (B, nh, Tk, hs); mask: attention_mask's additive mask, or None for
-    the plain causal mask (causal) or none. Returns (out (B, nh, Tq, hs), weights (B, nh, Tq, Tk)).
-    """
+    the plain causal mask (causal) or none. Returns (out (B, nh, Tq, hs), weights (B, nh, Tq, Tk))."""
     scores = (q @ k.transpose(-2, -1)) / math.sqrt(q.size(-1))               # (B, nh, Tq, Tk)
     if mask is not None:
         scores = scores + mask
@@ -181,15 +174,13 @@ class MultiHeadAttention(nn.Module):
 
     def forward(self, x, causal=True, need_weights=False, cache=None, mask=None, rope=None, queries_from=0):
         """x: (B, T, d) -> (y (B, T, d), attention weights (B, nh, T, keys) or None). need_weights
-        selects the explicit path, which makes the weights (the fused kernel does not).
-        queries_from: y has rows queries_from.. only (T - queries_from of them, the same numbers as
-        those rows of the whole y): the output projection skips the others.
+        selects the explicit path, which makes the weights (the fused kernel does not). queries_from: y
+        has rows queries_from.. only (the same numbers as those rows of the whole y).
 
         cache: tinychar/sampling.py's LayerCache (or SlotWrite); the new keys/values are appended to it
         and the queries attend to everything it returns. Either T new tokens into an empty cache (a prefill) or one.
-        mask: attention_mask's additive mask over (queries, keys), or None for plain causal.
-        rope: rope_angles of the new tokens' positions, applied to their queries and keys.
-        """
+        mask: attention_mask's additive mask over (queries, keys), or None for plain causal. rope:
+        rope_angles of the new tokens' positions, applied to their queries and keys."""
         B, T, d = x.shape
         q, k, v = self.queries_keys_values(x, rope)
         if cache is not None:
@@ -199,9 +190,8 @@ class MultiHeadAttention(nn.Module):
         # ALiBi's biases (-slope x distance) rounded to bf16 would be off past distance 256: they stay
         # fp32 (the CPU's fused kernel takes them; elsewhere the explicit path adds them, as training does)
         biases_in_fp32 = mask is not None and self.alibi and q.dtype != mask.dtype and not on_cpu
-        # On a CPU in bf16 the explicit path trains faster (the fused kernel's bf16 backward is slow
-        # there: bench.py), as does one query over a masked cache, which inductor fuses (the compiled
-        # decoding step: experiments/levers/decoder_block_reuse.txt); elsewhere the fused kernel wins.
+        # On a CPU in bf16 the explicit path trains faster (the fused kernel's bf16 backward is slow: bench.py),
+        # as does one query over a masked cache, which inductor fuses (experiments/levers/decoder_block_reuse.txt)
         explicit = need_weights or biases_in_fp32 or (T == 1 and mask is not None)
         if explicit or (on_cpu and q.dtype == torch.bfloat16 and torch.is_grad_enabled()):
             y, weights = explicit_attention(q, k, v, causal, dropout_p, mask)
@@ -212,10 +202,8 @@ class MultiHeadAttention(nn.Module):
             if mask is not None and not self.alibi:   # -inf and 0: exact in any dtype
                 mask = mask.to(q.dtype)
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, is_causal=is_causal)
-        # every query attends (a small part of the work), so the kernel and its numbers are the whole
-        # pass's; the rows before queries_from stop here, before the projection and feed-forward.
-        # contiguous: rows with gaps between windows would send the projection to a batched product
-        # with its weight copied once per window, several times slower than one matrix product
+        # every query attends (the kernel and its numbers are the whole pass's); rows before queries_from stop
+        # here. contiguous: rows with gaps would make the projection a batched product, several times slower
         y = y[:, :, queries_from:].transpose(1, 2).contiguous().view(B, T - queries_from, d)   # (B, T, d)
         y = self.resid_drop(self.proj(y))
         return y, weights
@@ -244,16 +232,12 @@ class FeedForward(nn.Module):
 
     def forward(self, x):
         h = self.up(x)                                                      # (B, T, d_ff)
-        if self.activation == "relu2":
-            h = F.relu(h).square()
-        else:
-            h = F.gelu(h, approximate="tanh" if self.activation == "gelu_tanh" else "none")
+        h = F.relu(h).square() if self.activation == "relu2" else F.gelu(h, approximate=GELU_FORMS[self.activation])
         return self.drop(self.down(h))
 
 
 def norm_layer(cfg):
-    """The normalisation cfg.norm names, over d_model: LayerNorm (with a bias if cfg.bias), or
-    RMSNorm, whose gain is its only parameter (eps 1e-5, as LayerNorm's)."""
+    """cfg.norm over d_model: LayerNorm (a bias if cfg.bias), or RMSNorm (a gain only; LayerNorm's eps)."""
     if cfg.norm == "rmsnorm":
         return nn.RMSNorm(cfg.d_model, eps=1e-5)
     return nn.LayerNorm(cfg.d_model, bias=cfg.bias)
@@ -298,9 +282,8 @@ class CharTransformer(nn.Module):
         if cfg.tie_weights:
             self.head.weight = self.tok_emb.weight
         self.apply(self._init_weights)
-        # GPT-2: scale each residual branch's output projection so the residual stream's
-        # variance does not grow with depth; or (zero_init) start each branch at exactly zero, so
-        # that every block begins as the identity and learns what to add
+        # GPT-2: scale each residual branch's output projection so the residual stream's variance does not
+        # grow with depth; or (zero_init) start each at zero: every block begins as the identity
         for name, p in self.named_parameters():
             if name.endswith("attn.proj.weight") or name.endswith("ff.down.weight"):
                 if cfg.zero_init:
@@ -330,9 +313,8 @@ class CharTransformer(nn.Module):
     def embed(self, idx, positions=None, n_positions=None):
         """Token embedding (scaled by sqrt(d_model) as in Vaswani et al., so that it is not drowned
         by the unit-amplitude sinusoids) plus, for an absolute encoding, each token's position.
-        idx: (B, T) or (B,); positions: (T,) or (1,), default 0..T-1; n_positions: one past the
-        largest position (default seq_len): past seq_len the sinusoids are computed, though never
-        trained there."""
+        idx: (B, T) or (B,); positions: (T,) or (1,), default 0..T-1; n_positions: one past the largest
+        position (default seq_len): past seq_len the sinusoids are computed, though never trained there."""
         if positions is None:
             positions = torch.arange(idx.size(-1), device=idx.device)
         x = self.tok_emb(idx) * math.sqrt(self.cfg.d_model)                # (B, T, d)
@@ -346,9 +328,8 @@ class CharTransformer(nn.Module):
         return self.drop(x)
 
     def forward(self, idx, targets=None, caches=None, positions=None, window=None, outputs_from=0):
-        """idx: (B, T) -> (logits (B, T, V), mean cross-entropy against targets or None).
-        outputs_from: the logits of positions outputs_from.. only, (B, T - outputs_from, V), and
-        targets theirs: the last block skips the other positions' work (eval.py's context)."""
+        """idx: (B, T) -> (logits (B, T, V), mean cross-entropy against targets or None). outputs_from:
+        the logits of positions outputs_from.. only (B, T - outputs_from, V), and targets theirs."""
         logits = self.output(self.residual_stream(idx, caches, positions, window, outputs_from=outputs_from)[0])
         if targets is None:
             return logits, None
@@ -361,12 +342,11 @@ class CharTransformer(nn.Module):
     def residual_stream(self, idx, caches=None, positions=None, window=None, need_weights=False, outputs_from=0):
         """idx: (B, T) -> (the last block's output (B, T, d), each layer's attention weights or None).
 
-        positions: (T,) the tokens' positions; default 0..T-1, or after what the caches hold.
-        T may exceed seq_len (eval.py --context) except with learned positions, which have no
-        table rows there. window: each query sees at most this many keys, itself included
-        (sliding-window attention: the uncached reference of rolling generation). outputs_from: the
-        output of positions outputs_from.. only, (B, T - outputs_from, d): nothing reads the last
-        block's other rows, so it does not make them."""
+        positions: (T,) the tokens' positions; default 0..T-1, or after what the caches hold. T may
+        exceed seq_len (eval.py --context) except with learned positions, which have no rows there.
+        window: each query sees at most this many keys, itself included (sliding-window attention:
+        the uncached reference of rolling generation). outputs_from: the output of positions
+        outputs_from.. only, (B, T - outputs_from, d): the last block does not make the other rows."""
         T = idx.size(1)
         start = caches[0].next_position if caches else 0
         if caches and caches[0].length > 0 and T > 1:

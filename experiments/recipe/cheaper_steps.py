@@ -17,7 +17,6 @@ import json
 import os
 import statistics
 import sys
-import time
 
 import torch
 
@@ -30,7 +29,7 @@ from tinychar.files import AtomicFile  # noqa: E402
 from tinychar.step import train_step  # noqa: E402
 
 from arms import ARMS  # noqa: E402
-from step_cost import ROOT, build  # noqa: E402
+from step_cost import ROOT, build, time_arms  # noqa: E402
 
 REFERENCE = "cpu30"
 CHEAPER = ["cpu30_no_bias", "cpu30_rmsnorm", "cpu30_gelu_tanh", "cpu30_resid_dropout", "cpu30_foreach",
@@ -46,20 +45,10 @@ def build_arm(name, train_ids):
     return (torch.compile(model) if "--compile" in ARMS[name] else model), optimizer, batches, clip
 
 
-def time_arms(arms, threads):
-    """{arm: (median, min, max) seconds per step} at this many threads, the arms interleaved."""
+def timed_at(arms, threads):
+    """{arm: (median, min, max) seconds a step} at this many threads (step_cost.py's time_arms)."""
     torch.set_num_threads(threads)
-    for model, optimizer, batches, clip in arms.values():
-        for x, y in batches:
-            train_step(model, optimizer, x, y, clip, BF16)
-    times = {name: [] for name in arms}
-    for _ in range(REPEATS):
-        for name, (model, optimizer, batches, clip) in arms.items():
-            start = time.perf_counter()
-            for x, y in batches:
-                train_step(model, optimizer, x, y, clip, BF16).item()
-            times[name].append((time.perf_counter() - start) / len(batches))
-    return {name: (statistics.median(t), min(t), max(t)) for name, t in times.items()}
+    return {name: (statistics.median(t), min(t), max(t)) for name, t in time_arms(arms, REPEATS).items()}
 
 
 def write_ratios(by_threads, default_threads):
@@ -97,7 +86,7 @@ def main():
     print(f"bf16 autocast, torch {torch.__version__}, median of {REPEATS} rounds of {len(arms[REFERENCE][2])} steps, "
           f"arms interleaved; ratio = the arm's step over {REFERENCE}'s at the same threads; ms: median [min-max]")
     # one thread as a second, slower machine (once only, where torch's default is already one)
-    by_threads = {threads: time_arms(arms, threads) for threads in dict.fromkeys((default_threads, 1))}
+    by_threads = {threads: timed_at(arms, threads) for threads in dict.fromkeys((default_threads, 1))}
     print(f"{'arm':<20}" + "".join(f"{f'{t} thread(s)':>32}" for t in by_threads) + "   flags")
     for name in names:
         cells = "".join(f"{1000 * by[name][0]:7.1f} [{1000 * by[name][1]:.0f}-{1000 * by[name][2]:.0f}] ms "

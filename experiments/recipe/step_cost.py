@@ -48,6 +48,23 @@ def build(flags, train_ids):
     return model, optimizer, batches, cfg.grad_clip
 
 
+def time_arms(arms, repeats=REPEATS):
+    """{arm: [seconds a step, one per round]} of build()'s arms under bf16 autocast: each arm's
+    batches once untimed, then `repeats` rounds of them, the arms taking turns."""
+    bf16 = torch.autocast("cpu", dtype=torch.bfloat16)
+    for model, optimizer, batches, clip in arms.values():
+        for x, y in batches:
+            train_step(model, optimizer, x, y, clip, bf16)
+    times = {name: [] for name in arms}
+    for _ in range(repeats):
+        for name, (model, optimizer, batches, clip) in arms.items():
+            start = time.perf_counter()
+            for x, y in batches:
+                train_step(model, optimizer, x, y, clip, bf16).item()
+            times[name].append((time.perf_counter() - start) / len(batches))
+    return times
+
+
 def main():
     parser = ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=RawDescriptionHelpFormatter,
                             epilog=__doc__.split("\n\n", 1)[1])
@@ -58,18 +75,7 @@ def main():
         sys.exit(f"error: no arm named {', '.join(unknown)} in arms.py")
     print(record.machine_line(), flush=True)   # first, so that every block of step_cost.txt names its machine
     _, train_ids, _, _ = load_corpus(os.path.join(ROOT, "data", "tinyshakespeare.txt"), 512)
-    bf16 = torch.autocast("cpu", dtype=torch.bfloat16)
-    arms = {name: build(ARMS[name], train_ids) for name in names}
-    for model, optimizer, batches, clip in arms.values():
-        for x, y in batches:
-            train_step(model, optimizer, x, y, clip, bf16)
-    times = {name: [] for name in arms}
-    for _ in range(REPEATS):
-        for name, (model, optimizer, batches, clip) in arms.items():
-            start = time.perf_counter()
-            for x, y in batches:
-                train_step(model, optimizer, x, y, clip, bf16).item()
-            times[name].append((time.perf_counter() - start) / STEPS)
+    times = time_arms({name: build(ARMS[name], train_ids) for name in names})
     if "baseline" not in times:
         sys.exit("error: time the baseline with the other arms: the ratios are to its step in the same run")
     base = statistics.median(times["baseline"])

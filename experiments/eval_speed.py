@@ -6,7 +6,8 @@ figures scored again with it.
     python experiments/eval_speed.py --figures "experiments/recipe/runs/m*_clock/*/"
     python experiments/eval_speed.py --dynamic
     python experiments/eval_speed.py --cheaper                           # alone on the machine
-(their outputs, two speed runs and one of each other: experiments/eval_speed.txt)
+(their outputs, two speed runs and one of each other: experiments/eval_speed.txt; --cheaper's, with
+the stand-in's figure scored again, on the slower machine: experiments/eval_speed_cheaper.txt)
 
 A scoring window's first half is context: no logits are read there, so the last block need not
 make those rows (its keys and values come from the rows of the block before, which are all made).

@@ -759,7 +759,7 @@ def claim_cheaper_steps_in_flags():
 
 def claim_cheaper_full_pass():
     """The full pass's ratios for the cheaper flags: eval_speed.txt's --cheaper block, fp32 then bf16."""
-    block = text("experiments/eval_speed.txt").split("$ python experiments/eval_speed.py --cheaper")[1].split("$ ")[0]
+    block = text("experiments/eval_speed_cheaper.txt").split("$ python experiments/eval_speed.py --cheaper")[1].split("$ ")[0]
     ratio = {(m[1].strip(), m[2]): m[3] for m in re.finditer(r"(--no-bias|--norm rmsnorm|--activation gelu_tanh|all three)"
                                                              r" (fp32|bf16) [\d,]+ chars/s ([\d.]+x)", block)}
     pair = lambda name: f"{ratio[name, 'fp32']} and {ratio[name, 'bf16']}"   # noqa: E731

@@ -30,7 +30,7 @@ from tinychar.files import AtomicFile  # noqa: E402
 from tinychar.cli import ArgumentParser  # noqa: E402
 from model import CharTransformer  # noqa: E402
 from tinychar.settings import parse_args, resolve_configs  # noqa: E402
-from tinychar.step import make_optimizer, train_step  # noqa: E402
+from tinychar.step import WeightAverage, make_optimizer, train_step  # noqa: E402
 
 from arms import ARMS  # noqa: E402
 
@@ -45,23 +45,31 @@ def build(flags, train_ids):
     optimizer = make_optimizer(model, cfg)
     rng = torch.Generator().manual_seed(0)
     batches = [get_batch(train_ids, cfg.batch_size, model_cfg.seq_len, rng) for _ in range(STEPS)]
-    return model, optimizer, batches, cfg.grad_clip
+    average = WeightAverage(model, cfg.ema) if cfg.ema else None   # --ema: its update is part of the step
+    return model, optimizer, batches, cfg.grad_clip, average
+
+
+def take_steps(arm, autocast):
+    """One step on each of build()'s batches, as train.py takes it (the weight average's update too)."""
+    model, optimizer, batches, clip, average = arm
+    for x, y in batches:
+        train_step(model, optimizer, x, y, clip, autocast).item()
+        if average:
+            average.update(1000)   # the decay does not change the update's cost
 
 
 def time_arms(arms, repeats=REPEATS):
     """{arm: [seconds a step, one per round]} of build()'s arms under bf16 autocast: each arm's
     batches once untimed, then `repeats` rounds of them, the arms taking turns."""
     bf16 = torch.autocast("cpu", dtype=torch.bfloat16)
-    for model, optimizer, batches, clip in arms.values():
-        for x, y in batches:
-            train_step(model, optimizer, x, y, clip, bf16)
+    for arm in arms.values():
+        take_steps(arm, bf16)
     times = {name: [] for name in arms}
     for _ in range(repeats):
-        for name, (model, optimizer, batches, clip) in arms.items():
+        for name, arm in arms.items():
             start = time.perf_counter()
-            for x, y in batches:
-                train_step(model, optimizer, x, y, clip, bf16).item()
-            times[name].append((time.perf_counter() - start) / len(batches))
+            take_steps(arm, bf16)
+            times[name].append((time.perf_counter() - start) / len(arm[2]))
     return times
 
 

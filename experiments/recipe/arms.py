@@ -62,6 +62,7 @@ ARMS = {
     "cpu30_lr2e-3": "--preset cpu30 --lr 2e-3",
     "cpu30_muon_lr3e-3": "--preset cpu30 --optimizer muon --muon-lr 3e-3",
     "cpu30_ema": "--preset cpu30 --ema 0.999",
+    "cpu30_dropout0": "--preset cpu30 --dropout 0",   # the 4-layer shape without dropout: fewer steps, less to regularise?
 }
 
 # arms whose step does the baseline's arithmetic (a schedule, a learning rate, a decay, an

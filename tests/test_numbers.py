@@ -766,6 +766,9 @@ def claim_stand_in_steps():
     return "experiments/recipe/README.md", row("cpu30_no_bias", "cpu30_no_bias"), (
         row("cpu30_muon_lr3e-3", "cpu30_muon").replace("(", "(Muon's ")), row("cpu30_qk_norm", "cpu30_qk_norm"), (
         row("cpu30_ema", "cpu30_ema")), row("cpu30_resid_dropout", "cpu30_resid_dropout"), row("cpu30_dropout0", "cpu30_dropout0"), (
+        f"| {stand_in_steps('cpu30_late_dropout', 4155):,} (half at {arms['cpu30_dropout0']['ratio_2_threads']:.3f}x, "
+        "half at 1x) |"), (
+        f"run.py charges the mean, {(1 + arms['cpu30_dropout0']['ratio_2_threads']) / 2:.3f}x"), (
         f"measured {arms['cpu30_ema']['ratio_2_threads']:.3f}x at two threads and "
         f"{arms['cpu30_ema']['ratio_1_threads']:.3f}x at one")
 

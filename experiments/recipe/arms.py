@@ -63,6 +63,7 @@ ARMS = {
     "cpu30_muon_lr3e-3": "--preset cpu30 --optimizer muon --muon-lr 3e-3",
     "cpu30_ema": "--preset cpu30 --ema 0.999",
     "cpu30_dropout0": "--preset cpu30 --dropout 0",   # the 4-layer shape without dropout: fewer steps, less to regularise?
+    "cpu30_late_dropout": "--preset cpu30 --dropout-from 0.5",   # its first half's steps cost cpu30_dropout0's
 }
 
 # arms whose step does the baseline's arithmetic (a schedule, a learning rate, a decay, an
@@ -71,6 +72,8 @@ ARMS = {
 SAME_COMPUTE = {"lr2e-3", "wsd", "wd0.3", "zero_init", "untied", "cpu30_lr2e-3", "cpu30_wsd"}
 # arms whose step is another arm's with other numbers (a learning rate): timed as that one
 TIMED_AS = {"cpu30_muon_lr3e-3": "cpu30_muon"}
+# arms whose step changes during the run: [(the fraction of its steps, the arm those steps are timed as), ...]
+COST_MIX = {"cpu30_late_dropout": [(0.5, "cpu30_dropout0"), (0.5, "cpu30")]}
 
 
 def timed_flags(arm, minutes):

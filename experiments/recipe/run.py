@@ -28,7 +28,7 @@ import os
 import subprocess
 import sys
 
-from arms import ARMS, SAME_COMPUTE, TIMED_AS, timed_flags
+from arms import ARMS, COST_MIX, SAME_COMPUTE, TIMED_AS, timed_flags
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..", "..")
@@ -48,16 +48,21 @@ def arm_steps(arm, base_steps, costs):
 def stand_in_steps(arm, steps):
     """--steps N stands in for a slower machine on which cpu30 trains N steps in its budget: an arm of
     the same arithmetic gets N, any other round(N / its step's cost over cpu30's), timed on that
-    machine by cheaper_steps.py (cheaper_steps.json): the steps its cost buys there."""
+    machine by cheaper_steps.py (cheaper_steps.json): the steps its cost buys there. An arm whose
+    step changes during the run (arms.COST_MIX) costs the mean of its parts', by their share of its steps."""
     if arm == "cpu30" or arm in SAME_COMPUTE:
         return steps
     with open(os.path.join(HERE, "cheaper_steps.json")) as f:
         timed = json.load(f)
-    ratio = timed["arms"].get(TIMED_AS.get(arm, arm), {}).get(f"ratio_{timed['default_threads']}_threads")
-    if ratio is None:
-        sys.exit(f"error: no step cost for {arm} in cheaper_steps.json: time it with "
-                 f"python experiments/recipe/cheaper_steps.py (add it to CHEAPER or LEVERS there)")
-    return max(1, round(steps / ratio))
+
+    def ratio(name):
+        found = timed["arms"].get(TIMED_AS.get(name, name), {}).get(f"ratio_{timed['default_threads']}_threads")
+        if found is None:
+            sys.exit(f"error: no step cost for {name} in cheaper_steps.json: time it with "
+                     f"python experiments/recipe/cheaper_steps.py {name}")
+        return found
+    mean_ratio = sum(share * ratio(part) for share, part in COST_MIX[arm]) if arm in COST_MIX else ratio(arm)
+    return max(1, round(steps / mean_ratio))
 
 
 def run_arm(arm, seed, base_steps, costs, minutes=None, tag="", steps=None):

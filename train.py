@@ -39,7 +39,7 @@ from tinychar.run_checkpoints import RunCheckpoints, checkpoint_rng, restore, st
 from tinychar.run_log import RunLog, announce, record_session, say_done, validate
 from tinychar.scoring import fixed_validation_batches
 from tinychar.settings import TrainConfig, config_toml, parse_args, resolve_configs
-from tinychar.step import WeightAverage, follow_schedule, make_optimizer, train_step, warmup_warning
+from tinychar.step import WeightAverage, batch_at, follow_schedule, make_optimizer, train_step, warmup_warning
 from model import CharTransformer, ModelConfig
 
 
@@ -126,12 +126,12 @@ class Run:
         """The model validations, scores and checkpoints take: --ema's average, or the model."""
         return self.average.model if self.average else self.model
 
-    def next_batch(self):
-        """This rank's slice of the next global batch of random windows, on its device."""
-        local = slice(self.rank * self.cfg.batch_size // self.world_size,
-                      (self.rank + 1) * self.cfg.batch_size // self.world_size)
+    def next_batch(self, step):
+        """This rank's slice of the global batch of random windows of `step` (its size: batch_at), on its device."""
+        size = batch_at(step, self.cfg, self.plan, self.world_size * self.cfg.grad_accum)
+        local = slice(self.rank * size // self.world_size, (self.rank + 1) * size // self.world_size)
         return (runtime.to_device(t[local], self.device)
-                for t in get_batch(self.train_ids, self.cfg.batch_size, self.model_cfg.seq_len, self.batch_rng))
+                for t in get_batch(self.train_ids, size, self.model_cfg.seq_len, self.batch_rng))
 
 
 def set_up(model_cfg, cfg, resumed, choice):
@@ -200,12 +200,12 @@ def train_loop(run, resumed, progress):
                                        progress=progress if run.main_process else None) as log:
         while step < plan.steps and not out_of_time and not stopped_early:
             lr = follow_schedule(run.model, run.optimizer, step, cfg, plan)
-            x, y = run.next_batch()
+            x, y = run.next_batch(step)
             unread.append(train_step(run.runner, run.optimizer, x, y, cfg.grad_clip, run.autocast, cfg.grad_accum).float())
             step += 1
             if run.average:
                 run.average.update(step)
-            log.step_done()
+            log.step_done(len(x) * run.world_size)
             at_checkpoint = step % cfg.ckpt_every == 0 or step == plan.steps
             at_validation = at_checkpoint or step % cfg.eval_every == 0   # a checkpoint is always validated
             if not (at_validation or budget.read_due(step)):

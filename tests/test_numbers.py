@@ -769,6 +769,10 @@ def claim_stand_in_steps():
         f"| {stand_in_steps('cpu30_late_dropout', 4155):,} (half at {arms['cpu30_dropout0']['ratio_2_threads']:.3f}x, "
         "half at 1x) |"), (
         f"run.py charges the mean, {(1 + arms['cpu30_dropout0']['ratio_2_threads']) / 2:.3f}x"), (
+        f"| {stand_in_steps('cpu30_batch_warmup', 4155):,} (half at {arms['cpu30_batch20']['ratio_2_threads']:.3f}x, "
+        "half at 1x) |"), (
+        f"8 windows {arms['cpu30_batch8']['ratio_2_threads']:.3f}x, 20 windows "
+        f"{arms['cpu30_batch20']['ratio_2_threads']:.3f}x"), (
         f"measured {arms['cpu30_ema']['ratio_2_threads']:.3f}x at two threads and "
         f"{arms['cpu30_ema']['ratio_1_threads']:.3f}x at one")
 

@@ -24,16 +24,16 @@ def fake_clock(monkeypatch):
     return clock
 
 
-def log_steps(tmp_path, monkeypatch, capsys, minutes=0.0, steps=300, step_s=0.25):
-    """A RunLog without a terminal through `steps` steps of step_s seconds, the loss read after each
-    (as on a CPU); returns the steps a line was printed at, and the lines."""
+def log_steps(tmp_path, monkeypatch, capsys, minutes=0.0, steps=300, step_s=0.25, windows=4):
+    """A RunLog without a terminal through `steps` steps of step_s seconds and `windows` windows of 16
+    tokens, the loss read after each (as on a CPU); returns the steps a line was printed at, and the lines."""
     clock = fake_clock(monkeypatch)
     model_cfg, cfg, _, _ = resolve_configs(parse_args(["--out", str(tmp_path), *TINY_FLAGS]))   # 4 x 16 tokens a step
     timed = Budget(minutes, sync_every=1)
     with RunLog(cfg, model_cfg, RunPlan(steps=4155, precision="fp32"), [], 0, progress="lines") as log:
         for step in range(1, steps + 1):
             clock[0] += step_s
-            log.step_done()
+            log.step_done(windows)
             log.progress(step, 2.5, timed)
     out = capsys.readouterr().out
     return [int(line.split()[1].split("/")[0]) for line in out.splitlines()], out.splitlines()
@@ -44,6 +44,11 @@ def test_without_a_terminal_a_run_prints_a_line_at_its_first_step_then_every_30_
     assert steps == [1, 121, 241]   # 0.25 s, 30.25 s, 60.25 s
     # 121 steps of 64 tokens in 30.25 s; the 4,034 steps left at 0.25 s each
     assert lines[1] == "step 121/4155  loss 2.5000  256 tok/s  elapsed 0:30  left ~16:48"
+
+
+def test_tokens_per_second_count_the_windows_each_step_trained(tmp_path, monkeypatch, capsys):
+    _, lines = log_steps(tmp_path, monkeypatch, capsys, windows=1)   # a --batch-warmup step of 1 window
+    assert lines[1] == "step 121/4155  loss 2.5000  64 tok/s  elapsed 0:30  left ~16:48"
 
 
 def test_a_timed_run_says_how_much_of_its_budget_is_left(tmp_path, monkeypatch, capsys):
@@ -63,7 +68,7 @@ def test_on_a_terminal_or_with_no_progress_asked_no_line_is_printed(tmp_path, mo
         with RunLog(cfg, model_cfg, RunPlan(steps=10, precision="fp32"), [], 0, progress=shown) as log:
             for step in range(1, 11):
                 clock[0] += 40.0
-                log.step_done()
+                log.step_done(cfg.batch_size)
                 log.progress(step, 2.5, Budget(0, 1))
     assert capsys.readouterr().out == ""
 

@@ -28,7 +28,7 @@ from tinychar.metrics import METRICS_FIELDS, read_metrics
 from tinychar.plan import RunPlan, plan_from_checkpoint
 from tinychar.scoring import VAL_BATCH_SEED, validation_loss
 from tinychar.settings import PRESETS, parse_args, resolve_configs
-from tinychar.step import follow_schedule, lr_at, make_optimizer
+from tinychar.step import batch_at, follow_schedule, lr_at, make_optimizer
 
 
 def configs(*argv):
@@ -973,6 +973,40 @@ def test_late_dropout_trains_as_no_dropout_until_it_starts_and_resumes_exactly(t
 def test_late_dropout_mistakes_are_one_line_errors(flags, message):
     with pytest.raises(UserError, match=re.escape(message)):
         configs(*flags)
+
+
+def test_batch_warmup_grows_the_batch_from_a_quarter_over_its_fraction_of_the_schedule():
+    _, cfg, _, _ = configs("--batch-size", "32", "--batch-warmup", "0.5", "--steps", "100")
+    plan = RunPlan(cfg.steps, "fp32")
+    sizes = [batch_at(step, cfg, plan, 1) for step in range(100)]
+    assert (sizes[0], sizes[25], sizes[49]) == (8, 20, 31)   # 8 + 24 x step / 50, rounded down
+    assert sizes == sorted(sizes) and sizes[50:] == [32] * 50
+    # in whole units (2 processes x 2 micro-batches: every micro-batch alike), never below one
+    assert {batch_at(step, cfg, plan, 4) % 4 for step in range(100)} == {0} and batch_at(0, cfg, plan, 16) == 16
+    # a timed run planned again at step 2 for 30 steps: the warmup ends where its schedule's half does
+    plan.replan(2, 30)
+    assert (batch_at(15, cfg, plan, 1), batch_at(16, cfg, plan, 1)) == (31, 32)
+    _, off, _, _ = configs("--batch-size", "32", "--steps", "100")
+    assert {batch_at(step, off, RunPlan(100, "fp32"), 1) for step in range(100)} == {32}
+
+
+@pytest.mark.slow
+def test_batch_warmup_trains_its_growing_batches_and_resumes_exactly(tmp_path, monkeypatch):
+    drawn, draw = [], train.get_batch
+    monkeypatch.setattr(train, "get_batch", lambda ids, size, *rest: drawn.append(size) or draw(ids, size, *rest))
+    warm = run(tmp_path / "warm", "--batch-warmup", "0.5", steps=12)
+    assert drawn == [1, 1, 2, 2, 3, 3] + [4] * 6   # a quarter of --batch-size 4, growing to all of it at step 6
+    assert losses(warm) != losses(run(tmp_path / "plain", steps=12))
+    crashed = tmp_path / "crashed"
+    run(crashed, "--batch-warmup", "0.5", steps=12)
+    os.remove(crashed / "step_000012.pt")
+    assert losses(run(crashed, "--resume", steps=12)) == losses(warm)
+
+
+@pytest.mark.parametrize("value", ["1", "-0.1"])
+def test_a_batch_warmup_outside_0_to_1_is_a_one_line_error(value):
+    with pytest.raises(UserError, match=re.escape(f"--batch-warmup must be a fraction in [0, 1), got {float(value)}")):
+        configs("--batch-warmup", value)
 
 
 FIXTURE = os.path.join(ROOT, "tests", "fixtures", "run_before_plans")

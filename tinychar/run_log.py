@@ -30,7 +30,7 @@ class RunLog:
     def __init__(self, cfg, model_cfg, plan, rows, step, progress):
         self.cfg, self.plan, self.rows, self.curve_failed = cfg, plan, rows, False
         self.path = os.path.join(cfg.out, "metrics.csv")
-        self.tokens_per_step = cfg.batch_size * model_cfg.seq_len
+        self.seq_len = model_cfg.seq_len
         self.bar = tqdm(total=plan.steps, initial=step, disable=progress != "bar", dynamic_ncols=True, file=sys.stderr)
         self.lines, self.first_step = Lines() if progress == "lines" else None, step
         self.restart_clock()
@@ -42,11 +42,12 @@ class RunLog:
         self.bar.close()
 
     def restart_clock(self):
-        self.interval_start, self.interval_steps = time.perf_counter(), 0
+        self.interval_start, self.interval_tokens = time.perf_counter(), 0
         return self.interval_start
 
-    def step_done(self):
-        self.interval_steps += 1
+    def step_done(self, windows):
+        """A step of `windows` windows (its global batch: --batch-warmup's may be smaller) is done."""
+        self.interval_tokens += windows * self.seq_len
         self.bar.total = self.plan.steps   # a timed run's plan may change at the end of its warmup
         self.bar.update(1)
 
@@ -58,7 +59,7 @@ class RunLog:
         if not (self.lines and self.lines.due()):
             return
         trained_s = time.perf_counter() - self.interval_start
-        speed = f"  {self.interval_steps * self.tokens_per_step / trained_s:,.0f} tok/s" if trained_s > 0 else ""
+        speed = f"  {self.interval_tokens / trained_s:,.0f} tok/s" if trained_s > 0 else ""
         if budget.minutes:
             left = f"{clock_text(budget.minutes * 60 - budget.elapsed())} of the budget"
         else:
@@ -74,7 +75,7 @@ class RunLog:
         tqdm.write(line)
 
     def tokens_per_s(self):
-        return self.interval_steps * self.tokens_per_step / (time.perf_counter() - self.interval_start)
+        return self.interval_tokens / (time.perf_counter() - self.interval_start)
 
     def validation(self, step, train_loss, val_loss, lr, tokens_per_s, elapsed_s, checkpoint_bpc=None):
         self.rows.append(dict(step=step, train_loss=train_loss, train_bpc=train_loss / math.log(2), val_loss=val_loss,

@@ -86,6 +86,10 @@ class TrainConfig:
                                        "schedule, then --dropout (Liu et al. 2023, \"Dropout Reduces Underfitting\"): "
                                        "the steps before it are as fast as without dropout", shown="0: from the start",
                                   group="schedule")
+    batch_warmup: float = setting(0.0, "batch-size warmup: over the first fraction F of the learning rate's schedule "
+                                       "the batch grows linearly from a quarter of --batch-size to all of it (in "
+                                       "whole multiples of processes x --grad-accum): the early steps are cheaper",
+                                  shown="0: off", group="schedule")
     ema: float = setting(0.0, "keep an exponential moving average of the weights with this decay (e.g. 0.999; 0 = off; "
                               "its first updates average faster: decay min(D, u / (9 + u)) at step u): the "
                               "average is the run's model, which validations, checkpoint scores, best.pt, eval.py, "
@@ -127,6 +131,8 @@ class TrainConfig:
             raise ValueError(f"--time-budget must not be negative, got {self.time_budget}")
         if not 0 <= self.dropout_from < 1:
             raise ValueError(f"--dropout-from must be a fraction in [0, 1), got {self.dropout_from}")
+        if not 0 <= self.batch_warmup < 1:
+            raise ValueError(f"--batch-warmup must be a fraction in [0, 1), got {self.batch_warmup}")
         if not 0 <= self.ema < 1:
             raise ValueError(f"--ema must be a decay in [0, 1), got {self.ema}")
         if self.optimizer not in OPTIMIZERS:

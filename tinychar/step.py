@@ -118,6 +118,21 @@ def lr_at(step, cfg, plan):
     return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
+def batch_at(step, cfg, plan, unit):
+    """The global batch of `step`: --batch-size, but during --batch-warmup's fraction of the schedule
+    (plan.schedule_position: where a timed run's plans have moved it) one growing linearly from a
+    quarter of it, rounded down to whole multiples of `unit` (processes x --grad-accum, so that every
+    process's micro-batches stay equal), never below one unit."""
+    if not cfg.batch_warmup:
+        return cfg.batch_size
+    position, total = plan.schedule_position(step)
+    end = cfg.batch_warmup * total
+    if position >= end:
+        return cfg.batch_size
+    start = cfg.batch_size / 4
+    return max(unit, int(start + (cfg.batch_size - start) * position / end) // unit * unit)
+
+
 def warmup_warning(cfg, steps):
     """The warning for a run of `steps` steps that ends inside its warmup, else None. Its steps 0 ..
     steps - 1 then all take lr_at's rising branch: the last trains at steps / warmup_steps of --lr,

@@ -25,6 +25,8 @@ CONFIG = ["tests/test_config_file.py"]
 INIT = ["tests/test_init_from.py"]
 EXPORT = ["tests/test_export.py"]
 ACCUM = ["tests/test_train.py", "-k", "accum or micro_batch"]
+BATCH = ["tests/test_train.py", "-k", "batch"]
+PROGRESS = ["tests/test_progress.py"]
 FAULTS = ["tests/test_faults.py"]
 RECORD = ["tests/test_record.py"]
 GROUPS = ["tests/test_groups.py"]
@@ -148,6 +150,18 @@ MUTANTS = [
            'group["lr"] = lr * cfg.muon_lr / cfg.lr',
            'group["lr"] = lr',
            "--muon-lr is ignored: Muon's matrices train at --lr", TRAIN),
+    Mutant("batch_warmup_starts_at_half", "tinychar/step.py",
+           "start = cfg.batch_size / 4",
+           "start = cfg.batch_size / 2",
+           "--batch-warmup starts from half of --batch-size, not a quarter", BATCH),
+    Mutant("batch_warmup_ignores_units", "tinychar/step.py",
+           "int(start + (cfg.batch_size - start) * position / end) // unit * unit",
+           "int(start + (cfg.batch_size - start) * position / end)",
+           "--batch-warmup's batches are not whole multiples of processes x --grad-accum", BATCH),
+    Mutant("tokens_counted_at_full_batch", "tinychar/run_log.py",
+           "self.interval_tokens += windows * self.seq_len",
+           "self.interval_tokens += self.cfg.batch_size * self.seq_len",
+           "tokens/s count every step as a full --batch-size, a --batch-warmup step too", PROGRESS),
     Mutant("window_slide_keeps_too_much", "tinychar/sampling.py",
            "keep=max(1, cfg.seq_len // 2)",
            "keep=max(1, cfg.seq_len - 1)",

@@ -64,6 +64,9 @@ ARMS = {
     "cpu30_ema": "--preset cpu30 --ema 0.999",
     "cpu30_dropout0": "--preset cpu30 --dropout 0",   # the 4-layer shape without dropout: fewer steps, less to regularise?
     "cpu30_late_dropout": "--preset cpu30 --dropout-from 0.5",   # its first half's steps cost cpu30_dropout0's
+    "cpu30_batch_warmup": "--preset cpu30 --batch-warmup 0.5",   # its first half's batches grow from 8 to 32 windows
+    "cpu30_batch8": "--preset cpu30 --batch-size 8",     # timed only: the cost of a step of 8 windows,
+    "cpu30_batch20": "--preset cpu30 --batch-size 20",   # and of 20 (the warmup's mean batch, 19.5, rounded up)
 }
 
 # arms whose step does the baseline's arithmetic (a schedule, a learning rate, a decay, an
@@ -73,7 +76,8 @@ SAME_COMPUTE = {"lr2e-3", "wsd", "wd0.3", "zero_init", "untied", "cpu30_lr2e-3",
 # arms whose step is another arm's with other numbers (a learning rate): timed as that one
 TIMED_AS = {"cpu30_muon_lr3e-3": "cpu30_muon"}
 # arms whose step changes during the run: [(the fraction of its steps, the arm those steps are timed as), ...]
-COST_MIX = {"cpu30_late_dropout": [(0.5, "cpu30_dropout0"), (0.5, "cpu30")]}
+COST_MIX = {"cpu30_late_dropout": [(0.5, "cpu30_dropout0"), (0.5, "cpu30")],
+            "cpu30_batch_warmup": [(0.5, "cpu30_batch20"), (0.5, "cpu30")]}
 
 
 def timed_flags(arm, minutes):

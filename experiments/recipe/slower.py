@@ -32,18 +32,19 @@ def costs_table(root):
     lines = [f"Timed on the {timed['machine'].removeprefix('# machine: ')} (bf16 autocast), `cheaper_steps.txt`:", "",
              "| arm | flags | " + " | ".join(f"{t} thread{'s' * (t > 1)}: ms a step | ratio" for t in threads) + " |",
              "|---|---|" + "---|---|" * len(threads)]
-    later = []
+    later = {}   # (machine, cpu30's ms) of a later run: its arms
     for name, arm in timed["arms"].items():
         cells = " | ".join(f"{arm[f'ms_{t}_threads']:.1f} | {arm[f'ratio_{t}_threads']:.3f}x" for t in threads)
         lines.append(f"| {name}{' *' * ('later_run' in arm)} | `{arm['flags']}` | {cells} |")
         if "later_run" in arm:
             run = arm["later_run"]
-            later.append(f"{name}'s, cpu30 " + " and ".join(f"{run[f'ms_{t}_threads']:.1f} ms at {t} thread{'s' * (t > 1)}"
-                                                          for t in threads)
-                         + " on the " + run["machine"].removeprefix("# machine: ").split(";")[0])
+            later.setdefault((run["machine"], tuple(run[f"ms_{t}_threads"] for t in threads)), []).append(name)
     if later:
-        lines += ["", "\\* timed later, beside cpu30 alone, its ratio to that run's cpu30 (in " + "; in ".join(later)
-                  + "); the run is appended to `cheaper_steps.txt`."]
+        runs = [f"{' and '.join(names)} (cpu30 {' / '.join(f'{ms:.1f}' for ms in cpu30_ms)} ms, on the "
+                f"{machine.removeprefix('# machine: ').split(';')[0]})" for (machine, cpu30_ms), names in later.items()]
+        lines += ["", f"\\* timed later, in runs of their own beside cpu30, each ratio to its run's cpu30 (ms at "
+                      f"{' / '.join(str(t) for t in threads)} thread(s)): {'; '.join(runs)}; the runs are appended to "
+                      "`cheaper_steps.txt`."]
     return "\n".join(lines)
 
 

@@ -223,3 +223,38 @@ def test_run_py_takes_a_fixed_step_count_with_or_without_a_tag():
     for wrong in (["--steps", "0"], ["--steps", "5", "--minutes", "3"], ["--tag", "two words", "--minutes", "3"]):
         with pytest.raises(SystemExit):
             recipe_run.parse_args([*wrong, "--seeds", "1", "cpu30"])
+
+
+def cost_file(folder, later=None):
+    """A cheaper_steps.json: cpu30 and three arms at two threads and one; `later` names one timed later."""
+    ratios = {"cpu30": 1.0, "cpu30_no_bias": 0.8, "cpu30_dropout0": 0.5, "cpu30_muon": 1.25}
+    timed = {name: dict(flags=arms.ARMS[name], ms_2_threads=400 * r, ratio_2_threads=r, ms_1_threads=700 * r,
+                        ratio_1_threads=r) for name, r in ratios.items()}
+    if later:
+        timed[later]["later_run"] = dict(machine="# machine: AMD EPYC, 2 cores, avx512_bf16; torch 2.13.0+cpu",
+                                         ms_2_threads=450.0, ms_1_threads=720.0)
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, "cheaper_steps.json"), "w") as f:
+        json.dump(dict(machine="# machine: AMD EPYC, 2 cores, avx512_bf16; torch 2.13.0+cpu", default_threads=2,
+                       arms=timed), f)
+
+
+def test_a_stand_in_arm_trains_the_steps_its_cost_buys_on_the_slower_machine(tmp_path, monkeypatch):
+    cost_file(tmp_path)
+    monkeypatch.setattr(recipe_run, "HERE", str(tmp_path))
+    steps = recipe_run.stand_in_steps
+    assert steps("cpu30", 4000) == steps("cpu30_wsd", 4000) == 4000   # cpu30's arithmetic: its steps
+    assert steps("cpu30_no_bias", 4000) == 5000                          # 4000 / 0.8
+    assert steps("cpu30_muon_lr3e-3", 4000) == 3200                      # timed as cpu30_muon: 4000 / 1.25
+    assert steps("cpu30_late_dropout", 4000) == 5333                     # half at 0.5x, half at 1x: 4000 / 0.75
+    with pytest.raises(SystemExit, match="no step cost for cpu30_qk_norm"):
+        steps("cpu30_qk_norm", 4000)
+
+
+def test_the_cost_table_marks_an_arm_timed_later_and_gives_its_runs_cpu30(tmp_path):
+    import slower
+    cost_file(tmp_path / "experiments" / "recipe", later="cpu30_dropout0")
+    table = slower.costs_table(str(tmp_path))
+    assert "| cpu30_dropout0 * | `--preset cpu30 --dropout 0` | 200.0 | 0.500x | 350.0 | 0.500x |" in table
+    assert "| cpu30_no_bias | `--preset cpu30 --no-bias` | 320.0 | 0.800x | 560.0 | 0.800x |" in table
+    assert "cpu30_dropout0 (cpu30 450.0 / 720.0 ms, on the AMD EPYC, 2 cores, avx512_bf16)" in table

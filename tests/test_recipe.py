@@ -258,3 +258,21 @@ def test_the_cost_table_marks_an_arm_timed_later_and_gives_its_runs_cpu30(tmp_pa
     assert "| cpu30_dropout0 * | `--preset cpu30 --dropout 0` | 200.0 | 0.500x | 350.0 | 0.500x |" in table
     assert "| cpu30_no_bias | `--preset cpu30 --no-bias` | 320.0 | 0.800x | 560.0 | 0.800x |" in table
     assert "cpu30_dropout0 (cpu30 450.0 / 720.0 ms, on the AMD EPYC, 2 cores, avx512_bf16)" in table
+
+
+def test_a_stand_in_hint_says_whether_stage_2_follows_and_three_seeds_a_side_give_a_verdict(tmp_path):
+    import slower
+    folder = tmp_path / "experiments" / "recipe" / "runs" / slower.STAND_IN
+    bpc = {("cpu30", 11): 2.1163, ("cpu30", 12): 2.1151, ("cpu30", 13): 2.1164, ("cpu30_wsd", 11): 2.11589,
+           ("cpu30_no_bias", 11): 2.1170, ("cpu30_ema", 11): 2.0900, ("cpu30_ema", 12): 2.0910, ("cpu30_ema", 13): 2.0905}
+    for (arm, seed), value in bpc.items():
+        (folder / f"{arm}_s{seed}").mkdir(parents=True)
+        (folder / f"{arm}_s{seed}" / "eval.json").write_text(json.dumps({"runs": [dict(val_bpc=value, steps=4155)]}))
+    said = slower.stand_in_table(str(tmp_path))
+    assert "cpu30 at the stand-in, seeds 11-13: mean 2.1159, 95% t interval [2.1141, 2.1177]" in said
+    # 2.11589 against the mean 2.115933: too small for four decimals, and its sign decides
+    assert "cpu30_wsd (seed 11: a hint): minus cpu30's mean of 3 seeds (2.1159): -0.000043: below it, so seeds 12 " \
+           "and 13 follow (stage 2)." in said
+    assert "cpu30_no_bias (seed 11: a hint): minus cpu30's mean of 3 seeds (2.1159): +0.0011: not below it, so no " \
+           "more seeds." in said
+    assert "cpu30_ema minus cpu30 (seeds 11-13 each): -0.0254 BPC, Welch 95% interval" in said

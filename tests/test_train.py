@@ -997,9 +997,13 @@ def test_batch_warmup_trains_its_growing_batches_and_resumes_exactly(tmp_path, m
     warm = run(tmp_path / "warm", "--batch-warmup", "0.5", steps=12)
     assert drawn == [1, 1, 2, 2, 3, 3] + [4] * 6   # a quarter of --batch-size 4, growing to all of it at step 6
     assert losses(warm) != losses(run(tmp_path / "plain", steps=12))
+    # the tokens it trained on, as eval.py reports them: 36 windows of 16, not 12 x 4
+    assert scoring.tokens_seen(load_checkpoint(str(tmp_path / "warm")), 16) == 36 * 16
+    assert scoring.tokens_seen(load_checkpoint(str(tmp_path / "plain")), 16) == 48 * 16
     crashed = tmp_path / "crashed"
     run(crashed, "--batch-warmup", "0.5", steps=12)
-    os.remove(crashed / "step_000012.pt")
+    for later in ("step_000012.pt", "step_000008.pt"):   # resumed at step 4, inside the warmup
+        os.remove(crashed / later)
     assert losses(run(crashed, "--resume", steps=12)) == losses(warm)
 
 
@@ -1007,6 +1011,14 @@ def test_batch_warmup_trains_its_growing_batches_and_resumes_exactly(tmp_path, m
 def test_a_batch_warmup_outside_0_to_1_is_a_one_line_error(value):
     with pytest.raises(UserError, match=re.escape(f"--batch-warmup must be a fraction in [0, 1), got {float(value)}")):
         configs("--batch-warmup", value)
+
+
+@pytest.mark.parametrize("timed,untimed", [(["--time-budget", "5"], ["--time-budget", "0"]),
+                                           (["--preset", "cpu30"], ["--steps", "100"])])
+def test_a_batch_warmup_in_a_timed_run_is_a_one_line_error(timed, untimed):
+    with pytest.raises(UserError, match="--batch-warmup needs --steps N"):
+        configs("--batch-warmup", "0.5", *timed)
+    assert configs("--batch-warmup", "0.5", *timed, *untimed)[1].time_budget == 0   # a cpuN preset's budget gives way
 
 
 FIXTURE = os.path.join(ROOT, "tests", "fixtures", "run_before_plans")

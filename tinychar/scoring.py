@@ -32,6 +32,7 @@ import math
 import os
 import time
 from contextlib import nullcontext
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -41,10 +42,23 @@ from tinychar import record, runtime
 from tinychar.checkpoint import describe_choice, load_checkpoint, model_from_checkpoint, run_corpus
 from tinychar.cli import UserError
 from tinychar.corpus import get_batch, load_corpus, parse_split
+from tinychar.plan import RunPlan
 from tinychar.progress import bar as progress_bar
+from tinychar.step import batch_at
 
 BEST_SCORED = 250_000   # units of the validation split each checkpoint is scored on: all of Tiny Shakespeare's
 VAL_BATCH_SEED = 1234   # the same validation batches for every run and seed, so curves compare
+
+
+def tokens_seen(ckpt, seq_len):
+    """The tokens a checkpoint's steps trained on: --batch-size windows a step, fewer during --batch-warmup
+    (its batches again, step by step, in the units of the run's processes x --grad-accum)."""
+    train = SimpleNamespace(**ckpt["train_config"])
+    if not getattr(train, "batch_warmup", 0.0):
+        return ckpt["step"] * train.batch_size * seq_len
+    unit = (ckpt["run_record"][-1].get("processes", 1) if ckpt["run_record"] else 1) * train.grad_accum
+    plan = RunPlan(**ckpt["plan"])
+    return seq_len * sum(batch_at(step, train, plan, unit) for step in range(ckpt["step"]))
 
 
 def scoring_windows(n_context, n_scored, seq_len):
@@ -254,7 +268,7 @@ def score_run(ckpt, model, vocab, data=None, batch_size=64, device="cpu", contex
                                       unit[:-1])
         results.append(dict(name=os.path.basename(os.path.normpath(run_dir)), checkpoint=ckpt["path"], data=data,
                             params=sum(p.numel() for p in model.parameters()), steps=ckpt["step"],
-                            tokens_seen=ckpt["step"] * ckpt["train_config"]["batch_size"] * model.cfg.seq_len,
+                            tokens_seen=tokens_seen(ckpt, model.cfg.seq_len),
                             pos_encoding=model.cfg.pos_encoding, seq_len=model.cfg.seq_len,
                             context=context or model.cfg.seq_len, note=note, unit=unit, split=part,
                             split_spec=split_spec, precision=precision, val_bpc=bpc, val_chars=n_scored,

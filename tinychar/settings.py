@@ -280,6 +280,9 @@ def resolve_configs(args):
         model_cfg, cfg = ModelConfig(**model_fields), TrainConfig(**train_fields)
     except ValueError as e:
         raise UserError(f"invalid settings: {e}") from None
+    if cfg.batch_warmup and cfg.time_budget:
+        raise UserError("--batch-warmup needs --steps N: a timed run (--time-budget, a cpuN preset) plans its steps "
+                        "from its own pace, which the warmup's smaller batches would make look faster than it is")
     if cfg.dropout_from and not model_cfg.dropout:
         raise UserError("--dropout-from says when dropout starts: it needs --dropout P")
     if cfg.muon_lr and cfg.optimizer != "muon":

@@ -96,6 +96,8 @@ def main():
         parser.error(f"no arm named {', '.join(unknown)} in arms.py besides {REFERENCE}")
     if args.arms and args.profile:
         parser.error("--profile profiles cpu30 and cpu30_cheap: time the arms added later without it")
+    if args.arms and not os.path.exists(os.path.join(HERE, "cheaper_steps.json")):
+        parser.error("arms are added to cheaper_steps.json: time cpu30's flags first (no arms named)")
     print(record.machine_line(), flush=True)
     _, train_ids, _, _ = load_corpus(os.path.join(ROOT, "data", "tinyshakespeare.txt"), 512)
     names = [REFERENCE] + (args.arms or CHEAPER + LEVERS)

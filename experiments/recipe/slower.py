@@ -69,9 +69,13 @@ def stand_in_table(root):
             said.append(f"{arm} minus {REFERENCE} (seeds 11-13 each): {welch['diff']:+.4f} BPC, Welch 95% interval "
                         f"[{welch['low']:+.4f}, {welch['high']:+.4f}] (n = 3 a side): **{LEVER_WORDS[side(welch)]}**.")
         elif base:
+            diff = difference(values, base)["diff"]
+            shown = f"{diff:+.4f}" if abs(diff) >= 5e-5 else f"{diff:+.6f}"   # its sign decides stage 2
+            then = ("" if len(values) > 1 or len(base) < 3 else ": below it, so seeds 12 and 13 follow (stage 2)"
+                    if diff < 0 else ": not below it, so no more seeds")
             said.append(f"{arm} (seed {', '.join(str(s) for s, _, _ in runs[arm])}: a hint): minus {REFERENCE}'s "
                         f"mean of {len(base)} seed{'s' * (len(base) > 1)} ({describe(base)['mean']:.4f}): "
-                        f"{difference(values, base)['diff']:+.4f}.")
+                        f"{shown}{then}.")
     return "\n".join(lines) + ("\n\n" + "\n\n".join(said) if said else "")
 
 

@@ -271,8 +271,31 @@ def test_a_stand_in_hint_says_whether_stage_2_follows_and_three_seeds_a_side_giv
     said = slower.stand_in_table(str(tmp_path))
     assert "cpu30 at the stand-in, seeds 11-13: mean 2.1159, 95% t interval [2.1141, 2.1177]" in said
     # 2.11589 against the mean 2.115933: too small for four decimals, and its sign decides
-    assert "cpu30_wsd (seed 11: a hint): minus cpu30's mean of 3 seeds (2.1159): -0.000043: below it, so seeds 12 " \
-           "and 13 follow (stage 2)." in said
-    assert "cpu30_no_bias (seed 11: a hint): minus cpu30's mean of 3 seeds (2.1159): +0.0011: not below it, so no " \
-           "more seeds." in said
+    assert "cpu30_wsd (seed 11: a hint): minus cpu30's mean at seeds 11-13 (2.1159): -0.000043: below it, so seeds " \
+           "12 and 13 follow (stage 2)." in said
+    assert "cpu30_no_bias (seed 11: a hint): minus cpu30's mean at seeds 11-13 (2.1159): +0.0011: not below it, so " \
+           "no more seeds." in said
     assert "cpu30_ema minus cpu30 (seeds 11-13 each): -0.0254 BPC, Welch 95% interval" in said
+
+
+def test_the_stack_is_judged_against_cpu30_at_its_own_fresh_seeds_and_read_against_the_target(tmp_path):
+    import slower
+    folder = tmp_path / "experiments" / "recipe" / "runs" / slower.STAND_IN
+    bpc = {("cpu30", 11): 2.1163, ("cpu30", 12): 2.1151, ("cpu30", 13): 2.1164,
+           ("cpu30", 21): 2.1170, ("cpu30", 22): 2.1150, ("cpu30", 23): 2.1160,
+           ("cpu30_stack", 21): 2.0880, ("cpu30_stack", 22): 2.0900, ("cpu30_stack", 23): 2.0890,
+           ("cpu30_wsd", 11): 2.0876, ("cpu30_wsd", 12): 2.0890}
+    for (arm, seed), value in bpc.items():
+        (folder / f"{arm}_s{seed}").mkdir(parents=True)
+        (folder / f"{arm}_s{seed}" / "eval.json").write_text(json.dumps({"runs": [dict(val_bpc=value, steps=4155)]}))
+    said = slower.stand_in_table(str(tmp_path))
+    assert "cpu30 at the stand-in, seeds 11-13: mean 2.1159" in said
+    assert "cpu30 at the stand-in, seeds 21-23: mean 2.1160" in said
+    assert "cpu30_stack at the stand-in, seeds 21-23: mean 2.0890, 95% t interval [2.0865, 2.0915]: the 30-minute " \
+           "target met with confidence (<= 2.10)." in said
+    # against cpu30 at 21-23 (mean 2.1160), not at 11-13 (2.1159)
+    assert "cpu30_stack minus cpu30 (seeds 21-23 each): -0.0270 BPC, Welch 95% interval" in said
+    assert "cpu30_stack minus cpu30 (seeds 11-13 each)" not in said
+    # stage 2 under way: its difference so far, no stage to follow
+    assert "cpu30_wsd (seed 11, 12: a hint): minus cpu30's mean at seeds 11-13 (2.1159): -0.0276." in said
+

@@ -22,6 +22,8 @@ from summarize import LEVER_WORDS, RECIPE_README, TARGETS, load, rewrite, target
 
 STAND_IN = "s4155"            # cpu30's steps on the slower machine: the folder of its stand-in runs
 REFERENCE = "cpu30"
+STACK = "cpu30_stack"         # stage 3: the kept levers together, at fresh seeds beside cpu30's
+SEED_GROUPS = ((11, 12, 13), (21, 22, 23))   # stages 1-2 (a hint at 11, a verdict at 11-13); stage 3
 
 
 def costs_table(root):
@@ -49,34 +51,56 @@ def costs_table(root):
 
 
 def stand_in_table(root):
-    """Every arm's stand-in runs (seed, steps, BPC), then cpu30's reading against 2.10 and each
-    arm's hint (one seed) or verdict (three seeds a side) against cpu30's runs."""
+    """Every arm's stand-in runs (seed, steps, BPC), then cpu30's reading against 2.10 at each group
+    of seeds, each arm's hint (seed 11) or verdict (three seeds a side, against cpu30 at the same
+    seeds) and the stack's reading against 2.10 (stage 3)."""
     folder = os.path.join(root, "experiments", "recipe", "runs", STAND_IN)
     runs = load(folder) if os.path.isdir(folder) else {}
     lines = ["| arm | seed | steps | BPC |", "|---|---|---|---|"]
     lines += [f"| {arm} | {seed} | {steps:,} | {bpc:.4f} |" for arm in sorted(runs, key=lambda a: (a != REFERENCE, a))
               for seed, bpc, steps in sorted(runs[arm])]
-    base = [bpc for _, bpc, _ in runs.get(REFERENCE, [])]
-    said = []
-    if len(base) == 3:
-        d = describe(base)
-        said.append(f"{REFERENCE} at the stand-in, seeds 11-13: mean {d['mean']:.4f}, 95% t interval "
-                    f"[{d['low']:.4f}, {d['high']:.4f}]: the 30-minute target {target_verdict(base, TARGETS[30])}.")
+    said = [f"{arm} at the stand-in, seeds {group[0]}-{group[-1]}: {reading(values)}."
+            for arm in (REFERENCE, STACK) for group, values in groups(runs.get(arm, [])).items()]
     for arm in sorted(set(runs) - {REFERENCE}):
-        values = [bpc for _, bpc, _ in runs[arm]]
-        if len(values) == 3 and len(base) == 3:
-            welch = difference(values, base)["welch"]
-            said.append(f"{arm} minus {REFERENCE} (seeds 11-13 each): {welch['diff']:+.4f} BPC, Welch 95% interval "
-                        f"[{welch['low']:+.4f}, {welch['high']:+.4f}] (n = 3 a side): **{LEVER_WORDS[side(welch)]}**.")
-        elif base:
-            diff = difference(values, base)["diff"]
-            shown = f"{diff:+.4f}" if abs(diff) >= 5e-5 else f"{diff:+.6f}"   # its sign decides stage 2
-            then = ("" if len(values) > 1 or len(base) < 3 else ": below it, so seeds 12 and 13 follow (stage 2)"
-                    if diff < 0 else ": not below it, so no more seeds")
-            said.append(f"{arm} (seed {', '.join(str(s) for s, _, _ in runs[arm])}: a hint): minus {REFERENCE}'s "
-                        f"mean of {len(base)} seed{'s' * (len(base) > 1)} ({describe(base)['mean']:.4f}): "
-                        f"{shown}{then}.")
+        said += judged(arm, runs[arm], runs.get(REFERENCE, []))
     return "\n".join(lines) + ("\n\n" + "\n\n".join(said) if said else "")
+
+
+def groups(arm_runs):
+    """{seed group: BPC at its seeds} of the groups (SEED_GROUPS) an arm has every seed of."""
+    bpc = {seed: value for seed, value, _ in arm_runs}
+    return {group: [bpc[s] for s in group] for group in SEED_GROUPS if set(group) <= set(bpc)}
+
+
+def reading(values):
+    """A group's mean and 95% t interval against the 30-minute target, by README's rule."""
+    d = describe(values)
+    return (f"mean {d['mean']:.4f}, 95% t interval [{d['low']:.4f}, {d['high']:.4f}]: the 30-minute target "
+            f"{target_verdict(values, TARGETS[30])}")
+
+
+def judged(arm, arm_runs, reference_runs):
+    """An arm's lines: its verdict at each seed group it shares with cpu30 (stages 2 and 3), or, below
+    three seeds, its difference from cpu30's mean of seeds 11-13 (a hint: stage 2 follows if below)."""
+    mine, base = groups(arm_runs), groups(reference_runs)
+    lines = []
+    for group in [g for g in SEED_GROUPS if g in mine and g in base]:
+        welch = difference(mine[group], base[group])["welch"]
+        lines.append(f"{arm} minus {REFERENCE} (seeds {group[0]}-{group[-1]} each): {welch['diff']:+.4f} BPC, Welch "
+                     f"95% interval [{welch['low']:+.4f}, {welch['high']:+.4f}] (n = 3 a side): "
+                     f"**{LEVER_WORDS[side(welch)]}**.")
+    first = base.get(SEED_GROUPS[0])
+    if mine or not first:
+        return lines
+    values = [bpc for _, bpc, _ in arm_runs]
+    diff = difference(values, first)["diff"]
+    shown = f"{diff:+.4f}" if abs(diff) >= 5e-5 else f"{diff:+.6f}"   # its sign decides stage 2
+    stage_1 = [seed for seed, _, _ in arm_runs] == [SEED_GROUPS[0][0]]
+    then = ("" if not stage_1 else ": below it, so seeds 12 and 13 follow (stage 2)" if diff < 0
+            else ": not below it, so no more seeds")
+    seeds = ", ".join(str(seed) for seed, _, _ in sorted(arm_runs))
+    return [f"{arm} (seed {seeds}: a hint): minus {REFERENCE}'s mean at seeds 11-13 ({describe(first)['mean']:.4f}): "
+            f"{shown}{then}."]
 
 
 def blocks(root=ROOT):

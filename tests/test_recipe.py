@@ -297,5 +297,5 @@ def test_the_stack_is_judged_against_cpu30_at_its_own_fresh_seeds_and_read_again
     assert "cpu30_stack minus cpu30 (seeds 21-23 each): -0.0270 BPC, Welch 95% interval" in said
     assert "cpu30_stack minus cpu30 (seeds 11-13 each)" not in said
     # stage 2 under way: its difference so far, no stage to follow
-    assert "cpu30_wsd (seed 11, 12: a hint): minus cpu30's mean at seeds 11-13 (2.1159): -0.0276." in said
+    assert "cpu30_wsd (seeds 11, 12: a hint): minus cpu30's mean at seeds 11-13 (2.1159): -0.0276." in said
 

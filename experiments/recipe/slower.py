@@ -98,8 +98,8 @@ def judged(arm, arm_runs, reference_runs):
     stage_1 = [seed for seed, _, _ in arm_runs] == [SEED_GROUPS[0][0]]
     then = ("" if not stage_1 else ": below it, so seeds 12 and 13 follow (stage 2)" if diff < 0
             else ": not below it, so no more seeds")
-    seeds = ", ".join(str(seed) for seed, _, _ in sorted(arm_runs))
-    return [f"{arm} (seed{'s' * (len(arm_runs) > 1)} {seeds}: a hint): minus {REFERENCE}'s mean at seeds 11-13 ({describe(first)['mean']:.4f}): "
+    seeds = f"seed{'s' * (len(arm_runs) > 1)} {', '.join(str(seed) for seed, _, _ in sorted(arm_runs))}"
+    return [f"{arm} ({seeds}: a hint): minus {REFERENCE}'s mean at seeds 11-13 ({describe(first)['mean']:.4f}): "
             f"{shown}{then}."]
 
 

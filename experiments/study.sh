@@ -19,7 +19,7 @@ declare -A FLAGS=(
   [heads1_sinusoidal]="--n-heads 1 --pos sinusoidal"
   [heads4_learned]="--n-heads 4 --pos learned --learned-init normal"    # the first study's init, std 0.02
   [memorise_primer]="--n-heads 4 --pos sinusoidal --data data/lm_primer.txt"
-  # the modern encodings (issue 9)
+  # the modern encodings
   [heads4_rope]="--n-heads 4 --pos rope"
   [heads4_alibi]="--n-heads 4 --pos alibi"
   [heads4_learnedsin]="--n-heads 4 --pos learned --learned-init sinusoidal"

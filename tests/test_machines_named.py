@@ -257,7 +257,7 @@ def claim_dropout_and_step_costs_in_the_recipe():
         f"with keep_mask"), (
         f"(`python experiments/recipe/step_cost.py`, alone on the {machine}): one baseline step is ~{base:.0f} ms"), (
         f"(its masks, timed on the same {SHORT[machine]}: `dropout_cost.txt`: drawing them with `torch.rand` instead of "
-        f"F.dropout's generator took the dropout-0.1 step from {f_x}x to {u_x}x; since issue 25 a random byte an "
+        f"F.dropout's generator took the dropout-0.1 step from {f_x}x to {u_x}x; since then a random byte an "
         f"element, `keep_mask` (now tinychar/dropout.py), takes it to {k_x}x")
 
 

@@ -1,4 +1,4 @@
-"""The fault soak (issue 26): a small training run interrupted at random moments by SIGKILL,
+"""The fault soak: a small training run interrupted at random moments by SIGKILL,
 SIGTERM and SIGINT, resumed after each, must end exactly where the same run never interrupted
 ends; then the same again with its folder on a small file system that fills up and is enlarged
 each time a write fails for want of room (as a user frees space and resumes).

@@ -1,4 +1,4 @@
-"""The fine-tuning example (issue 23): Tiny Shakespeare's cpu30 model (source.sh) continued on
+"""The fine-tuning example: Tiny Shakespeare's cpu30 model (source.sh) continued on
 another text for a few minutes, against the same model shape trained on that text from scratch for
 the same minutes. Fixed before the runs: the text (data/lm_primer.txt, split 0.8,0.1,0.1), the
 budget (3 minutes of training each, --time-budget 3), the shape and settings (cpu30's: 4 layers x

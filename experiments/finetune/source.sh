@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The fine-tuning example's source model (issue 23): README's 30-minute command on Tiny Shakespeare,
+# The fine-tuning example's source model: README's 30-minute command on Tiny Shakespeare,
 # seed 1337 (the default). Resumable: run it again. Its metrics and log are copied to
 # experiments/finetune/source/ (the checkpoints stay in checkpoints/finetune/source, not committed).
 set -euo pipefail

@@ -1,5 +1,5 @@
 """The compiled decoding step (generate.py --compile) before and after it ran the model's own Block
-(issue 22: StaticDecoder wrote out Block's residual wiring and called explicit_attention; it now
+(StaticDecoder wrote out Block's residual wiring and called explicit_attention; it now
 calls each Block with a cache that writes in place, so attention is the fused kernel). Both
 compiled in one process, 500 characters sampled 4 times each, interleaved; median chars/s, and
 whether the two sample the same text. The output's first line is the machine (`# machine: ...`,

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The best checkpoint and --early-stop on a run that overfits (issue 23): the quick start's model
+# The best checkpoint and --early-stop on a run that overfits: the quick start's model
 # without dropout, on the bundled 36 KB primer, for up to 4000 steps, a checkpoint every 200.
 # Writes the run to experiments/lifecycle/overfit/ (metrics.csv, train.log, loss_curve.png,
 # eval.txt, eval_last.txt; the .pt files are not committed). Resumable: run it again.

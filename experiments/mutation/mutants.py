@@ -441,7 +441,7 @@ MUTANTS = [
            "model_cfg = replace(model_cfg)   # its vocab_size",
            "model_cfg = model_cfg   # its vocab_size",
            "train() writes the vocabulary's size into its caller's model config", TRAIN),
-    # --- faults (issue 26) ------------------------------------------------------------------------
+    # --- faults ------------------------------------------------------------------------
     Mutant("run_folder_not_locked", "train.py",
            'with RunLock(cfg.out) if int(os.environ.get("RANK", "0")) == 0 else nullcontext():',
            'with nullcontext():',
@@ -486,7 +486,7 @@ MUTANTS = [
            "        if isinstance(error, OSError):   # a write inside the block failed",
            "        if False:   # a write inside the block failed",
            "a write that fails inside the block names no file", FAULTS),
-    # --- the run record (issue 24) -------------------------------------------------------------------
+    # --- the run record -------------------------------------------------------------------
     Mutant("resume_forgets_earlier_sessions", "tinychar/run_log.py",
            'sessions = (list(resumed["run_record"]) if resumed else []) + [',
            'sessions = [] + [',
@@ -507,7 +507,7 @@ MUTANTS = [
            'path = os.path.join(run_dir, "run.json")',
            'path = os.path.join(run_dir, "no-run.json")',
            "report.py ignores where a run says it ran", ["tests/test_report.py"]),
-    # --- the budget's second plan (issue 25) -----------------------------------------------------------
+    # --- the budget's second plan -----------------------------------------------------------
     Mutant("budget_never_planned_again", "tinychar/budget.py",
            "        self.warmup_plan = self.timed and cfg.warmup_steps >= 8 and step < self.end",
            "        self.warmup_plan = False",
@@ -558,7 +558,7 @@ MUTANTS = [
            '    split_spec = ckpt["train_config"]["split"]',
            "eval.py --parts scores the run's own split",
            ["tests/test_eval.py", "-k", "parts"]),
-    # --- dynamic evaluation (issue 25) -----------------------------------------------------------------
+    # --- dynamic evaluation -----------------------------------------------------------------
     Mutant("dynamic_decay_ignored", "tinychar/scoring.py",
            "                p.lerp_(start_value, decay)",
            "                pass  # p.lerp_(start_value, decay)",
@@ -571,7 +571,7 @@ MUTANTS = [
            "    adapting = copy.deepcopy(model).eval()",
            "    adapting = model.eval()",
            "dynamic evaluation changes the caller's (trained) model", ["tests/test_dynamic.py"]),
-    # --- weight averaging, late dropout, --preset auto (issue 25) ------------------------------------------
+    # --- weight averaging, late dropout, --preset auto ------------------------------------------
     Mutant("ema_decay_without_its_start", "tinychar/step.py",
            "        decay = min(self.decay, step / (9 + step))",
            "        decay = self.decay",

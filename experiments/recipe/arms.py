@@ -39,8 +39,8 @@ ARMS = {
     "cpu30": "--preset cpu30",
     "cpu15": "--preset cpu15",
     "cpu7": "--preset cpu7",
-    "cpu5": "--preset cpu5 --schedule cosine",   # its rows: cpu5 before it became WSD (issue 25)
-    # issue 25's levers on the presets, timed for real (fixed before their runs: experiments/recipe/README.md)
+    "cpu5": "--preset cpu5 --schedule cosine",   # its rows: cpu5 before it became WSD
+    # the presets' no-cost levers, timed for real (fixed before their runs: experiments/recipe/README.md)
     "cpu7_ema": "--preset cpu7 --ema 0.999",
     "cpu30_late_ema": "--preset cpu30 --dropout-from 0.5 --ema 0.999",
     "cpu7_wsd": "--preset cpu7 --schedule wsd",

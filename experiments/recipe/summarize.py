@@ -269,7 +269,7 @@ def plot_minutes(timed, root, path):
     return True
 
 
-# Issue 25's levers, as fixed before their runs (experiments/recipe/README.md): (budget folder, arm,
+# The presets' no-cost levers, as fixed before their runs (experiments/recipe/README.md): (budget folder, arm,
 # the preset rows it is judged against). AVERAGED: runs with --ema, scored twice (run.py)
 AVERAGED = [("m7_clock", "cpu7_ema", "cpu7"), ("m30_clock", "cpu30_late_ema", "cpu30")]
 # PLAIN_LEVERS: (budget folder, arm, its seeds, the preset it is judged against, the preset's seeds); one seed is a hint
@@ -324,7 +324,7 @@ def averaged_rows(root, folder, arm, preset):
 
 
 def levers_table(root):
-    """Issue 25's levers against the preset rows they change, by the rules fixed before the runs
+    """The presets' no-cost levers against the preset rows they change, by the rules fixed before the runs
     (Welch with 3 seeds a side, else a hint): the averaged arms' runs as the average and as trained,
     then the other levers' verdicts (their seeds are in the table of every timed row)."""
     lines = ["| arm | seed | steps | `elapsed_s` | trained weights | the average (`--ema 0.999`) | average - trained |",

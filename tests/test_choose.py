@@ -116,3 +116,18 @@ def test_the_seconds_spent_choosing_count_against_the_budget(tmp_path):
     trained_s = time.perf_counter() - start
     elapsed_s = load_checkpoint(str(tmp_path / "r"))["elapsed_s"]
     assert 30.0 < elapsed_s <= 36.0 and trained_s < 6.0
+
+
+def test_a_lever_measured_at_one_step_count_follows_its_shapes_curve_up_to_its_longest_run():
+    # "tuned": the "big" shape with a lever, its runs all at 2,000 steps, 0.1 below big's there (big:
+    # three points, a parabola exact at them)
+    big = dict(shape="big", fields=dict(n_layers=2), points=[[1000, 2.5], [2000, 2.2], [4000, 2.05]])
+    tuned = dict(shape="big, tuned", fields=dict(n_layers=2), curve_from="big", points=[[2000, 2.08], [2000, 2.12]])
+    candidates = dict(big=big, tuned=tuned)
+    assert choose.predict_candidate(candidates, "tuned", 2000) == pytest.approx(2.1)
+    # fewer steps: big's curve, shifted by the lever's gain where it was measured
+    assert choose.predict_candidate(candidates, "tuned", 1000) == pytest.approx(2.4)
+    assert choose.predict_candidate(candidates, "tuned", 500) == pytest.approx(choose.predict(big["points"], 500) - 0.1)
+    # more steps than its runs: no gain assumed past them, though big goes on improving
+    assert choose.predict_candidate(candidates, "tuned", 4000) == pytest.approx(2.1)
+    assert choose.predict_candidate(candidates, "big", 4000) == pytest.approx(2.05)

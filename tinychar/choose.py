@@ -51,6 +51,19 @@ def predict(points, steps):
     return float(np.polyval(coef, edge) + rise * (at - edge))
 
 
+def predict_candidate(candidates, name, steps):
+    """A candidate's BPC at `steps` (predict over its points). A candidate whose runs all sit at one
+    step count (a lever measured only there) names in "curve_from" the shape whose curve it follows:
+    that curve shifted to pass through its runs' mean, and flat past its own longest run, whose
+    steps are the most it is known to make good use of."""
+    row = candidates[name]
+    if "curve_from" not in row:
+        return predict(row["points"], steps)
+    base = candidates[row["curve_from"]]["points"]
+    shift = float(np.mean([bpc - predict(base, at) for at, bpc, *_ in row["points"]]))
+    return predict(base, min(steps, max(at for at, *_ in row["points"]))) + shift
+
+
 def time_candidate(model_cfg, cfg, device, autocast):
     """(seconds of a training step, of a forward pass without gradients) of a fresh model of this
     shape at cfg's batch size: train.py's step (step.train_step, its optimizer); own random streams."""
@@ -103,7 +116,7 @@ def choose(configs, minutes, scored_units, log=print):
     rows = []
     for name, candidate, step_s, forward_s, model_cfg, cfg in predictions:
         steps = affordable_steps(minutes, step_s, forward_s, model_cfg, cfg, spent_s, scored_units)
-        rows.append((predict(candidate["points"], steps), name, candidate, step_s, steps))
+        rows.append((predict_candidate(table["candidates"], name, steps), name, candidate, step_s, steps))
     bpc, name, candidate, _, _ = min(rows, key=lambda r: r[0])
     threads = torch.get_num_threads()
     log(f"preset auto for {minutes:g} minutes: {len(rows)} candidates timed here "
@@ -111,6 +124,8 @@ def choose(configs, minutes, scored_units, log=print):
     for predicted, row_name, row, step_s, steps in rows:
         ranges = [p[0] for p in row["points"]]
         outside = "" if min(ranges) <= steps <= max(ranges) else f" (outside its runs' {min(ranges):,}-{max(ranges):,})"
+        if "curve_from" in row:
+            outside += f" ({row['curve_from']}'s curve, shifted to its runs)"
         log(f"  {row_name:<20} {row['shape']:<34} {1000 * step_s:7.1f} ms a step, ~{steps:,} steps{outside}: "
             f"{predicted:.3f} BPC{'  <- chosen' if row_name == name else ''}")
     return name, candidate["fields"], time.perf_counter() - start

@@ -18,11 +18,12 @@ import summarize  # noqa: E402
 import run as recipe_run  # noqa: E402
 
 
-def fake_timed_run(root, minutes, arm, seed, val_bpc, steps=1000, elapsed_s=1500.0, tag="", commit=None):
+def fake_timed_run(root, minutes, arm, seed, val_bpc, steps=1000, elapsed_s=1500.0, tag="", commit=None,
+                   cpu=("Intel(R) Xeon(R) Processor", "amx")):
     run_dir = root / (f"m{minutes}" + (f"_{tag}" if tag else "")) / f"{arm}_s{seed}"
     run_dir.mkdir(parents=True)
     if commit:   # the run record train.py writes (record.session), in part
-        session = dict(cpu="Intel(R) Xeon(R) Processor", cores=2, bf16_hardware="amx", gpu=None, torch="2.13.0+cpu",
+        session = dict(cpu=cpu[0], cores=2, bf16_hardware=cpu[1], gpu=None, torch="2.13.0+cpu",
                        torch_cuda=None, device="cpu", precision="bf16", processes=1, commit=commit, dirty=False)
         (run_dir / "run.json").write_text(json.dumps({"sessions": [session]}))
     rows = [dict(step=s, train_loss=1.5, train_bpc=2.2, val_loss=1.6, val_bpc=2.3, lr=1e-3,
@@ -94,6 +95,8 @@ def test_readmes_table_is_the_presets_run_with_todays_code_and_nothing_else(tmp_
     for seed in (11, 12, 13):
         fake_timed_run(tmp_path, 30, "cpu30", seed, 2.08)                                   # older code
         fake_timed_run(tmp_path, 30, "cpu30", seed, 2.07, tag="clock", commit="0fefd89aa1b2")
+        fake_timed_run(tmp_path, 30, "cpu30", seed, 2.06, tag="amd", commit="0fefd89aa1b2",       # the slower
+                       cpu=("AMD EPYC", "avx512_bf16"))                                           # machine's
         fake_timed_run(tmp_path, 7, "cpu7_ema", seed, 2.15, tag="clock", commit="0fefd89aa1b2")   # a lever
     fake_timed_run(tmp_path, 7, "baseline", 1, 2.1678, tag="clock")                         # a candidate's hint
     for seed in (21, 22, 23):                                                               # a confirmation's
@@ -104,8 +107,12 @@ def test_readmes_table_is_the_presets_run_with_todays_code_and_nothing_else(tmp_
     timed = summarize.timed_rows(str(tmp_path))
     readme = summarize.minutes_table(summarize.current_presets(timed), hints=False)
     assert [line.split("|")[2].strip() for line in readme.splitlines()
-            if line.startswith("| ")][1:] == ["cpu5_wsd, seeds 21-23", "cpu30"]
+            if line.startswith("| ")][1:] == ["cpu5_wsd, seeds 21-23", "cpu30", "cpu30"]
     assert "--preset cpu5 --schedule wsd --time-budget 5" in readme and "2.2300" not in readme
+    # today's code on each machine: a row each, its machine named
+    slower, faster = [line.split("|") for line in readme.splitlines() if line.startswith("| 30 |")]
+    assert (slower[3].strip()[:10], slower[9].strip()) == ("**2.0600**", "AMD EPYC, 2 cores, avx512_bf16")
+    assert (faster[3].strip()[:10], faster[9].strip()) == ("**2.0700**", "Intel(R) Xeon(R) Processor, 2 cores, amx")
     assert "2.0700" in readme and "2.0800" not in readme and "2.0900" not in readme and "Candidates" not in readme
     everything = summarize.minutes_table(timed)   # experiments/recipe/README.md's
     assert "2.0800" in everything and "cpu7_ema" in everything and "7 min, baseline" in everything
@@ -153,6 +160,7 @@ def test_the_minutes_figure_draws_readmes_rows_and_the_first_codes_seeds_11_to_1
     assert summarize.drawn_seeds("clock", "cpu5_wsd") == summarize.PRESET_ROWS["cpu5_wsd"] == (21, 22, 23)
     assert summarize.drawn_seeds("clock", "cpu5") == ()          # today's cosine runs: not README's 5-minute row
     assert summarize.drawn_seeds("clock", "cpu7_wsd") == ()      # a lever's runs
+    assert summarize.drawn_seeds("amd", "cpu30") == summarize.PRESET_ROWS["cpu30"]   # today's code, the slower machine
     assert summarize.drawn_seeds("", "cpu5") == (11, 12, 13)     # the first code's presets
 
 

@@ -663,7 +663,7 @@ MUTANTS = [
            "each window's scores are read from the whole window's positions, not the scored rows'",
            EVAL),
     Mutant("figure_draws_seeds_11_to_13", "experiments/recipe/summarize.py",
-           "    return PRESET_ROWS.get(arm, ()) if tag == CURRENT else FINAL_SEEDS",
+           "    return PRESET_ROWS.get(arm, ()) if tag in CURRENT else FINAL_SEEDS",
            "    return FINAL_SEEDS",
            "recipe_minutes.png draws seeds 11-13 of every arm, not README's rows",
            ["tests/test_recipe.py", "-k", "figure"]),

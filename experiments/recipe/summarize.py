@@ -135,8 +135,10 @@ def elapsed_minutes(run_dir):
 
 
 # How each folder's runs planned their steps: m<M>/ (the first runs) and m<M>_<tag>/ (runs of later code)
-PLANS = {"": "the probe's, once", "clock": "the run's own pace, every 100 steps"}
-CURRENT = "clock"   # the folders of today's budget code: README's table shows their presets' rows only
+PLANS = {"": "the probe's, once", "clock": "the run's own pace, every 100 steps",
+         "amd": "the run's own pace, every 100 steps"}
+CURRENT = ("clock", "amd")   # the folders of today's budget code (amd: the slower machine's runs): README's
+                             # table shows their presets' rows only
 # README's row of each preset as train.py now defines it: the arm whose runs are that preset, at its
 # seeds (a lever made part of a preset by the rule: its fresh seeds, experiments/recipe/README.md)
 PRESET_ROWS = {"cpu5_wsd": FRESH_SEEDS, "cpu7": FINAL_SEEDS, "cpu15": FINAL_SEEDS, "cpu30": FINAL_SEEDS}
@@ -146,7 +148,7 @@ def current_presets(timed):
     """README's rows: the presets run with today's code (m<M>_clock/), no other arm, seed or older code."""
     return {key: {arm: [run for run in runs if run[0] in PRESET_ROWS[arm]]
                   for arm, runs in arms.items() if arm in PRESET_ROWS}
-            for key, arms in timed.items() if key[1] == CURRENT}
+            for key, arms in timed.items() if key[1] in CURRENT}
 
 
 def timed_rows(root):
@@ -220,7 +222,7 @@ def minutes_table(timed, hints=True):
 def drawn_seeds(tag, arm):
     """The runs recipe_minutes.png draws: in today's folders README's rows (PRESET_ROWS), in the
     first code's seeds 11-13."""
-    return PRESET_ROWS.get(arm, ()) if tag == CURRENT else FINAL_SEEDS
+    return PRESET_ROWS.get(arm, ()) if tag in CURRENT else FINAL_SEEDS
 
 
 def plot_minutes(timed, root, path):

@@ -27,6 +27,8 @@ CANDIDATES = {
     "dropout0.1+layers4": ("4 layers x 256, dropout 0.1", dict(BASELINE, dropout=0.1, n_layers=4),
                            ("dropout0.1+layers4", "cpu15", "cpu30")),
 }
+# candidates whose runs sit at one step count: the shape whose curve each follows (choose.py predict_candidate)
+CURVE_FROM = {}
 RUN = re.compile(r"^(?P<arm>.+)_s(?P<seed>\d+)$")
 
 
@@ -49,7 +51,8 @@ def table(runs_root):
         "corpus": "Tiny Shakespeare, validation split, full pass (characters)",
         "rule": "choose.py predict: a parabola in log(steps) fitted to each shape's points; outside their range a "
                 "straight line with its slope at the nearer end, never falling past the largest count",
-        "candidates": {name: dict(shape=shape, fields=fields, points=points(arms, runs_root))
+        "candidates": {name: dict(shape=shape, fields=fields, points=points(arms, runs_root),
+                                  **({"curve_from": CURVE_FROM[name]} if name in CURVE_FROM else {}))
                        for name, (shape, fields, arms) in CANDIDATES.items()},
     }
 

@@ -145,7 +145,7 @@ PRESET_ROWS = {"cpu5_wsd": FRESH_SEEDS, "cpu7": FINAL_SEEDS, "cpu15": FINAL_SEED
 
 
 def current_presets(timed):
-    """README's rows: the presets run with today's code (m<M>_clock/), no other arm, seed or older code."""
+    """README's rows: the presets run with today's code (m<M>_clock/, m<M>_amd/), no other arm, seed or older code."""
     return {key: {arm: [run for run in runs if run[0] in PRESET_ROWS[arm]]
                   for arm, runs in arms.items() if arm in PRESET_ROWS}
             for key, arms in timed.items() if key[1] in CURRENT}

@@ -300,7 +300,7 @@ def test_the_stack_is_judged_against_cpu30_at_its_own_fresh_seeds_and_read_again
     assert "cpu30 at the stand-in, seeds 11-13: mean 2.1159" in said
     assert "cpu30 at the stand-in, seeds 21-23: mean 2.1160" in said
     assert "cpu30_stack at the stand-in, seeds 21-23: mean 2.0890, 95% t interval [2.0865, 2.0915]: the 30-minute " \
-           "target met with confidence (<= 2.10)." in said
+           "target met with confidence (<= 2.10); the stretch not met (> 2.05)." in said
     # against cpu30 at 21-23 (mean 2.1160), not at 11-13 (2.1159)
     assert "cpu30_stack minus cpu30 (seeds 21-23 each): -0.0270 BPC, Welch 95% interval" in said
     assert "cpu30_stack minus cpu30 (seeds 11-13 each)" not in said

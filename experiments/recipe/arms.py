@@ -67,6 +67,8 @@ ARMS = {
     "cpu30_batch_warmup": "--preset cpu30 --batch-warmup 0.5",   # its first half's batches grow from 8 to 32 windows
     "cpu30_batch8": "--preset cpu30 --batch-size 8",     # timed only: the cost of a step of 8 windows,
     "cpu30_batch20": "--preset cpu30 --batch-size 20",   # and of 20 (the warmup's mean batch, 19.5, rounded up)
+    # stage 3: the levers kept at the stand-in, together (experiments/recipe/README.md)
+    "cpu30_stack": "--preset cpu30 --schedule wsd --optimizer muon --muon-lr 3e-3",
 }
 
 # arms whose step does the baseline's arithmetic (a schedule, a learning rate, a decay, an

@@ -2,12 +2,14 @@
 into the steps the budget affords, and the shape whose committed runs predict the lowest BPC at
 that many steps is chosen and printed. A faster machine (or a longer budget) favours the shape
 that pays off only with more steps; the prediction never assumes more steps than any run help."""
+import json
 import os
+import sys
 import time
 
 import pytest
 
-from conftest import PRIMER, TINY_FLAGS, assert_one_line_error, run_script
+from conftest import PRIMER, ROOT, TINY_FLAGS, assert_one_line_error, run_script
 import train
 from tinychar import choose
 from tinychar.budget import steps_that_fit
@@ -81,7 +83,8 @@ def test_a_run_with_preset_auto_trains_the_chosen_shape_and_counts_the_choice_ag
     done = run_script("train.py", "--out", str(tmp_path / "auto"), "--preset", "auto", "--time-budget", "0.15",
                       *TINY_FLAGS, "--eval-every", "5", "--ckpt-every", "10", timeout=300)
     assert done.returncode == 0, done.stderr[-500:]
-    assert "preset auto for 0.15 minutes: 3 candidates timed here" in done.stdout
+    timed = len(choose.load_candidates()["candidates"])
+    assert f"preset auto for 0.15 minutes: {timed} candidates timed here" in done.stdout
     chosen = [line.split()[0] for line in done.stdout.splitlines() if line.endswith("<- chosen")]
     assert len(chosen) == 1
     ckpt = load_checkpoint(str(tmp_path / "auto"))
@@ -131,3 +134,11 @@ def test_a_lever_measured_at_one_step_count_follows_its_shapes_curve_up_to_its_l
     # more steps than its runs: no gain assumed past them, though big goes on improving
     assert choose.predict_candidate(candidates, "tuned", 4000) == pytest.approx(2.1)
     assert choose.predict_candidate(candidates, "big", 4000) == pytest.approx(2.05)
+
+
+def test_the_committed_candidates_are_every_committed_run_of_their_shapes():
+    # candidates.json is candidates.py's output over experiments/recipe/runs: a run added without
+    # regenerating it would leave auto predicting from fewer runs than the repository holds
+    sys.path.insert(0, os.path.join(ROOT, "experiments", "recipe"))
+    import candidates
+    assert choose.load_candidates() == json.loads(json.dumps(candidates.table(os.path.join(candidates.HERE, "runs"))))

@@ -353,12 +353,12 @@ def claim_time_budget_in_flags():
     rows = re.findall(r"^\| (cpu7\w+) \| [\d,]+ \(([\d.]+) ms\) \| [\d,]+ \(([\d.]+) ms\) \|.*\| ([^|]+) \|$", results, re.M)
     off = [100 * abs(float(probe) - float(own)) / float(own) for name, probe, own, _ in rows if not name.endswith("replan2")]
     machine, = {named(said.split(";")[0].strip()) for *_, said in rows}
-    cpu30 = [f"recipe/runs/m30_clock/cpu30_s{s}" for s in (11, 12, 13)]
+    cpu30 = [f"recipe/runs/m30_clock/cpu30_stack_s{s}" for s in (11, 12, 13)]   # README's 30-minute row
     shares = [100 * float(last_row(f"experiments/{run}/metrics.csv")["elapsed_s"]) / 1800 for run in cpu30]
     return "docs/flags.md", (
         f"by {min(off):.1f}-{max(off):.1f}% in the {NUMBER[len(off)]} runs of `experiments/budget/results.md` that nothing else "
         f"slowed at their start, on the {machine})"), (
-        f"Alone on the {run_machine(*cpu30)}, the three `--preset cpu30` runs of README's table ended at "
+        f"On the {run_machine(*cpu30)}, the three `--preset cpu30` runs of README's table ended at "
         f"{shares[0]:.1f}%, {shares[1]:.1f}% and {shares[2]:.1f}% of their 30 minutes")
 
 

@@ -467,8 +467,8 @@ def claim_auto_demo():
     """The choices of --preset auto, as experiments/recipe/auto_demo.txt printed them."""
     chosen = []
     for block in text("experiments/recipe/auto_demo.txt").split(" $ ")[1:]:
-        found = re.search(r"(\S+) +\d+ layers x 256, [a-z0-9. ]+? +[\d.]+ ms a step, ~([\d,]+) steps[^:]*: ([\d.]+) BPC "
-                          r"<- chosen", block)
+        found = re.search(r"(\S+) +\d+ layers[^~]*? +[\d.]+ ms a step, ~([\d,]+) steps[^:]*: ([\d.]+) BPC <- chosen",
+                          block)
         chosen.append(f"{found[1]}, ~{found[2]} steps, {found[3]}")
     assert len(chosen) == 8
     return ("experiments/recipe/README.md", *chosen)
@@ -788,6 +788,25 @@ def claim_cheaper_full_pass():
         f"RMSNorm {pair('--norm rmsnorm')}, tanh-GELU {pair('--activation gelu_tanh')}, all three {pair('all three')}")
 
 
+def claim_stack_timed():
+    """The rows of --preset cpu30 (the stack) at 30 minutes, their reading, and their difference from
+    cpu30's rows before the stack (experiments/recipe/README.md's last section)."""
+    stack = [f"recipe/runs/m30_clock/cpu30_stack_s{seed}" for seed in (11, 12, 13)]
+    bpcs = [eval_bpc(run) for run in stack]
+    mean, sd = statistics.mean(bpcs), statistics.stdev(bpcs)
+    half = stats.student_t_quantile(0.975, 2) * sd / 3 ** 0.5
+    before = [eval_bpc(f"recipe/runs/m30_clock/cpu30_s{seed}") for seed in (11, 12, 13)]
+    welch = stats.welch_interval(bpcs, before)
+    table = []
+    for seed, run, bpc in zip((11, 12, 13), stack, bpcs):
+        last = rows(f"experiments/{run}/metrics.csv")[-1]
+        elapsed = float(last["elapsed_s"])
+        table.append(f"| {int(last['step']):,} | {elapsed:.1f} s ({100 * elapsed / 1800:.1f}%) | {bpc:.4f} |")
+    return "experiments/recipe/README.md", *table, (
+        f"Mean **{mean:.4f} ± {sd:.4f}**, 95% t interval [{mean - half:.4f}, {mean + half:.4f}] (n = 3)"), (
+        f"{welch['diff']:+.4f} BPC, Welch 95% interval [{welch['low']:+.4f}, {welch['high']:+.4f}] (n = 3 a side)")
+
+
 CLAIMS = [claim_matmul_rates, claim_matmul_share, claim_compiled_generation, claim_plain_undisturbed_segments,
           claim_plain_against_tinychar, claim_position_effect, claim_long_baseline_minutes, claim_c2_elapsed,
           claim_minutes_curves, claim_recipe_budgets, claim_multiplicity, claim_clock_rows, claim_loaded_runs,
@@ -801,7 +820,8 @@ CLAIMS = [claim_matmul_rates, claim_matmul_share, claim_compiled_generation, cla
           claim_gpu_run, claim_seven_minute_target,
           claim_seven_minute_target_in_readme, claim_performance_table_xeon, claim_performance_table_amd,
           claim_finetune, claim_groups_in_readme, claim_cheaper_steps,
-          claim_cheaper_steps_in_flags, claim_cheaper_full_pass, claim_stand_in_steps]
+          claim_cheaper_steps_in_flags, claim_cheaper_full_pass, claim_stand_in_steps,
+          claim_stack_timed]
 
 
 @pytest.mark.parametrize("claim", CLAIMS, ids=[c.__name__[6:] for c in CLAIMS])

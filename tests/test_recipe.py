@@ -2,6 +2,7 @@
 into README's "best model in N minutes" table: mean, std and the 95% t interval of the mean, and
 the target verdict by the rule fixed before the runs (met: the mean at or below the target; met
 with confidence: the interval's upper end too)."""
+import glob
 import json
 import os
 import sys
@@ -12,7 +13,8 @@ import pytest
 from tinychar.metrics import write_metrics
 from tinychar.settings import PRESETS, parse_args, resolve_configs
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "experiments", "recipe"))
+RECIPE = os.path.join(os.path.dirname(__file__), "..", "experiments", "recipe")
+sys.path.insert(0, RECIPE)
 import arms  # noqa: E402
 import summarize  # noqa: E402
 import run as recipe_run  # noqa: E402
@@ -94,9 +96,10 @@ def test_runs_of_later_budget_code_get_rows_of_their_own_with_their_commit_and_m
 def test_readmes_table_is_the_presets_run_with_todays_code_and_nothing_else(tmp_path):
     for seed in (11, 12, 13):
         fake_timed_run(tmp_path, 30, "cpu30", seed, 2.08)                                   # older code
-        fake_timed_run(tmp_path, 30, "cpu30", seed, 2.07, tag="clock", commit="0fefd89aa1b2")
-        fake_timed_run(tmp_path, 30, "cpu30", seed, 2.06, tag="amd", commit="0fefd89aa1b2",       # the slower
-                       cpu=("AMD EPYC", "avx512_bf16"))                                           # machine's
+        fake_timed_run(tmp_path, 30, "cpu30", seed, 2.07, tag="clock", commit="0fefd89aa1b2")   # cpu30 before
+        fake_timed_run(tmp_path, 30, "cpu30_stack", seed, 2.05, tag="clock", commit="0fefd89aa1b2")   # its stack
+        fake_timed_run(tmp_path, 30, "cpu30_stack", seed, 2.06, tag="amd", commit="0fefd89aa1b2",   # the slower
+                       cpu=("AMD EPYC", "avx512_bf16"))                                             # machine's
         fake_timed_run(tmp_path, 7, "cpu7_ema", seed, 2.15, tag="clock", commit="0fefd89aa1b2")   # a lever
     fake_timed_run(tmp_path, 7, "baseline", 1, 2.1678, tag="clock")                         # a candidate's hint
     for seed in (21, 22, 23):                                                               # a confirmation's
@@ -107,16 +110,16 @@ def test_readmes_table_is_the_presets_run_with_todays_code_and_nothing_else(tmp_
     timed = summarize.timed_rows(str(tmp_path))
     readme = summarize.minutes_table(summarize.current_presets(timed), hints=False)
     assert [line.split("|")[2].strip() for line in readme.splitlines()
-            if line.startswith("| ")][1:] == ["cpu5_wsd, seeds 21-23", "cpu30", "cpu30"]
+            if line.startswith("| ")][1:] == ["cpu5_wsd, seeds 21-23", "cpu30_stack", "cpu30_stack"]
     assert "--preset cpu5 --schedule wsd --time-budget 5" in readme and "2.2300" not in readme
     # today's code on each machine: a row each, its machine named
     slower, faster = [line.split("|") for line in readme.splitlines() if line.startswith("| 30 |")]
     assert (slower[3].strip()[:10], slower[9].strip()) == ("**2.0600**", "AMD EPYC, 2 cores, avx512_bf16")
-    assert (faster[3].strip()[:10], faster[9].strip()) == ("**2.0700**", "Intel(R) Xeon(R) Processor, 2 cores, amx")
-    assert "2.0700" in readme and "2.0800" not in readme and "2.0900" not in readme and "Candidates" not in readme
+    assert (faster[3].strip()[:10], faster[9].strip()) == ("**2.0500**", "Intel(R) Xeon(R) Processor, 2 cores, amx")
+    assert not {"2.0700", "2.0800", "2.0900", "Candidates"} & set(readme.replace("*", " ").split())
     everything = summarize.minutes_table(timed)   # experiments/recipe/README.md's
     assert "2.0800" in everything and "cpu7_ema" in everything and "7 min, baseline" in everything
-    assert "| 30 | cpu30, seeds 21-23 | **2.0900**" in everything
+    assert "| 30 | cpu30, seeds 21-23 | **2.0900**" in everything and "| 30 | cpu30 | **2.0700**" in everything
 
 
 def test_an_averaged_arm_is_judged_against_its_presets_rows_and_shown_beside_its_trained_weights(tmp_path):
@@ -160,7 +163,8 @@ def test_the_minutes_figure_draws_readmes_rows_and_the_first_codes_seeds_11_to_1
     assert summarize.drawn_seeds("clock", "cpu5_wsd") == summarize.PRESET_ROWS["cpu5_wsd"] == (21, 22, 23)
     assert summarize.drawn_seeds("clock", "cpu5") == ()          # today's cosine runs: not README's 5-minute row
     assert summarize.drawn_seeds("clock", "cpu7_wsd") == ()      # a lever's runs
-    assert summarize.drawn_seeds("amd", "cpu30") == summarize.PRESET_ROWS["cpu30"]   # today's code, the slower machine
+    assert summarize.drawn_seeds("amd", "cpu30_stack") == summarize.PRESET_ROWS["cpu30_stack"]   # today's code
+    assert summarize.drawn_seeds("clock", "cpu30") == ()         # cpu30 before its stack was the preset
     assert summarize.drawn_seeds("", "cpu5") == (11, 12, 13)     # the first code's presets
 
 
@@ -192,16 +196,36 @@ def test_a_rows_command_is_the_preset_alone_when_the_preset_carries_the_minutes(
         "--n-heads 4 --pos sinusoidal --time-budget 7 --out checkpoints/baseline")
 
 
-def test_each_cpu_preset_is_an_arm_that_trains_for_the_minutes_its_name_says():
+def test_each_cpu_preset_trains_for_the_minutes_its_name_says_and_has_a_row():
     cpu_presets = [name for name in PRESETS if name.startswith("cpu")]
     assert {"cpu30", "cpu15", "cpu7", "cpu5"} <= set(cpu_presets)
+    rows = {arm.split("_")[0] for arm in summarize.PRESET_ROWS}
     for name in cpu_presets:
-        minutes = float(name[3:])
-        assert PRESETS[name]["time_budget"] == minutes
-        flags = arms.timed_flags(name, minutes)   # the arm of its rows (cpu5's: the cosine runs before WSD)
-        assert flags[:2] == ["--preset", name]
-        _, cfg, _, _ = resolve_configs(parse_args(flags))
-        assert cfg.time_budget == minutes
+        _, cfg, _, _ = resolve_configs(parse_args(["--preset", name]))
+        assert PRESETS[name]["time_budget"] == cfg.time_budget == float(name[3:])
+        assert name in rows   # README's table has a row of it (its arm: below)
+
+
+def committed_runs():
+    """(arm, the config.toml train.py wrote) of every committed recipe run that has one."""
+    found = glob.glob(os.path.join(RECIPE, "runs", "*", "*_s*", "config.toml"))
+    return [(os.path.basename(os.path.dirname(path)).rsplit("_s", 1)[0], path) for path in sorted(found)]
+
+
+def test_each_arm_still_trains_what_its_committed_runs_trained():
+    # arms are never edited once run: a preset that changes (cpu30 became its stack) must not change
+    # what the arms that ran on the old one train (arms.CPU30 spells the old one out)
+    runs = committed_runs()
+    assert len(runs) >= 50
+    for arm, path in runs:
+        as_run = [asdict(c) for c in resolve_configs(parse_args(["--config", path]))[:2]]
+        length = ["--time-budget", str(as_run[1]["time_budget"])] if as_run[1]["time_budget"] else \
+            ["--steps", str(as_run[1]["steps"])]
+        as_now = [asdict(c) for c in resolve_configs(parse_args(
+            arms.ARMS[arm].split() + length + ["--seed", str(as_run[1]["seed"]), "--out", as_run[1]["out"]]))[:2]]
+        for config in as_run + as_now:   # where the corpus was, and what "auto" became, are not the arm's
+            config.pop("data", None), config.pop("steps", None), config.update(precision="auto")
+        assert as_now == as_run, path
 
 
 def test_readmes_row_of_each_preset_was_trained_with_the_settings_the_preset_has_now():
@@ -263,8 +287,8 @@ def test_the_cost_table_marks_an_arm_timed_later_and_gives_its_runs_cpu30(tmp_pa
     import slower
     cost_file(tmp_path / "experiments" / "recipe", later="cpu30_dropout0")
     table = slower.costs_table(str(tmp_path))
-    assert "| cpu30_dropout0 * | `--preset cpu30 --dropout 0` | 200.0 | 0.500x | 350.0 | 0.500x |" in table
-    assert "| cpu30_no_bias | `--preset cpu30 --no-bias` | 320.0 | 0.800x | 560.0 | 0.800x |" in table
+    assert f"| cpu30_dropout0 * | `{arms.ARMS['cpu30_dropout0']}` | 200.0 | 0.500x | 350.0 | 0.500x |" in table
+    assert f"| cpu30_no_bias | `{arms.ARMS['cpu30_no_bias']}` | 320.0 | 0.800x | 560.0 | 0.800x |" in table
     assert "cpu30_dropout0 (cpu30 450.0 / 720.0 ms, on the AMD EPYC, 2 cores, avx512_bf16)" in table
 
 

@@ -540,6 +540,15 @@ def test_a_preset_sets_training_fields_too_and_explicit_steps_replace_its_time_b
     assert (model_cfg.d_model, cfg.lr, cfg.steps, cfg.time_budget) == (128, 1e-3, 100, 0.0)
 
 
+def test_a_presets_muon_rate_gives_way_when_the_flags_choose_another_optimizer():
+    _, cfg, _, _ = configs("--preset", "cpu30")
+    assert (cfg.optimizer, cfg.muon_lr, cfg.schedule) == ("muon", 3e-3, "wsd")
+    _, cfg, _, _ = configs("--preset", "cpu30", "--optimizer", "adamw")   # not an error: the rate goes too
+    assert (cfg.optimizer, cfg.muon_lr) == ("adamw", 0.0)
+    with pytest.raises(UserError, match="needs --optimizer muon"):   # a rate the user gave still needs Muon
+        configs("--preset", "cpu30", "--optimizer", "adamw", "--muon-lr", "3e-3")
+
+
 def test_resume_refuses_a_preset_that_would_change_the_model(tmp_path):
     run(tmp_path / "r", steps=4)   # 4 heads, sinusoidal
     with pytest.raises(UserError, match="n_heads"):

@@ -147,13 +147,15 @@ class TrainConfig:
 # recipe's best model for N minutes of training on two CPU cores, cpuN, carrying its --time-budget:
 # each the lowest of the candidates timed for that budget (experiments/recipe/README.md, with the
 # figures). In 7 minutes or less the baseline's shape has too few steps to overfit: no dropout;
-# in 5, the WSD schedule (kept by the recipe's rule on fresh seeds; at 7 minutes not confirmed).
+# in 5, the WSD schedule (kept by the recipe's rule on fresh seeds; at 7 minutes not confirmed);
+# in 30, WSD with Muon at its own rate (kept together on a slower CPU's step count, at fresh seeds).
 # Explicit flags override a preset.
 BASELINE_FIELDS = dict(n_heads=4, pos_encoding="sinusoidal")
 PRESETS = {
     "baseline": dict(BASELINE_FIELDS),
     "ablation": dict(n_heads=1, pos_encoding="none"),
-    "cpu30": dict(BASELINE_FIELDS, dropout=0.1, n_layers=4, time_budget=30.0),
+    "cpu30": dict(BASELINE_FIELDS, dropout=0.1, n_layers=4, schedule="wsd", optimizer="muon", muon_lr=3e-3,
+                  time_budget=30.0),
     "cpu15": dict(BASELINE_FIELDS, dropout=0.1, n_layers=4, time_budget=15.0),
     "cpu7": dict(BASELINE_FIELDS, time_budget=7.0),
     "cpu5": dict(BASELINE_FIELDS, schedule="wsd", time_budget=5.0),
@@ -268,6 +270,8 @@ def resolve_configs(args):
         (model_fields if field in model_fields else train_fields)[field] = value
     for field, value in explicit.items():
         (model_fields if field in model_fields else train_fields)[field] = value
+    if train_fields["optimizer"] != "muon" and "muon_lr" not in explicit:
+        train_fields["muon_lr"] = 0.0   # --optimizer adamw given: a preset's Muon rate gives way
     if "steps" in explicit and "time_budget" not in explicit:
         train_fields["time_budget"] = 0.0   # --steps given: a preset's (or a resumed run's) time budget gives way
     if train_fields["init_from"] and not resumed:

@@ -61,6 +61,9 @@ def stale_mutants(root=ROOT, mutants=MUTANTS):
 
 # the committed run records, and checkpoints/ (your runs)
 RUN_RECORDS = ("checkpoints/", "experiments/study/runs/", "experiments/recipe/runs/", "experiments/quickstart/")
+# of those, the small files tests read: each recipe run's settings (arms.py must still train them) and
+# score (candidates.json must list them)
+READ_FROM_RUNS = ("config.toml", "eval.json")
 
 
 def repository_files(root):
@@ -71,8 +74,10 @@ def repository_files(root):
 
 def copy_repository(root, scratch):
     for path in repository_files(root):
-        if (path.endswith((".pt", ".png")) and not path.startswith("tests/")) or path.startswith(RUN_RECORDS):
-            continue   # checkpoints, figures and run records: large, and no test reads them (tests/ has a fixture)
+        record = path.startswith(RUN_RECORDS) and not (path.startswith("experiments/recipe/runs/")
+                                                       and path.endswith(READ_FROM_RUNS))
+        if (path.endswith((".pt", ".png")) and not path.startswith("tests/")) or record:
+            continue   # checkpoints, figures and run records: large, and tests read none but READ_FROM_RUNS
         os.makedirs(os.path.join(scratch, os.path.dirname(path)), exist_ok=True)
         shutil.copy2(os.path.join(root, path), os.path.join(scratch, path))
 

@@ -6,6 +6,9 @@ A stack of levers is an arm too, and needs its own step cost (step_cost.py ARM .
 
 BASELINE = "--n-heads 4 --pos sinusoidal"
 ARMS_C2_BEST = BASELINE + " --dropout 0.1"   # stage C2's lowest at 30 minutes
+# --preset cpu30 as the arms below ran, before their stack (WSD + Muon at 3e-3) became the preset;
+# without the preset's time budget: run.py gives each run its minutes or its steps
+CPU30 = ARMS_C2_BEST + " --n-layers 4"
 
 ARMS = {
     "baseline": BASELINE,
@@ -36,38 +39,39 @@ ARMS = {
     "dropout0.1+seq256": ARMS_C2_BEST + " --seq-len 256",
     "dropout0.1+batch64": ARMS_C2_BEST + " --batch-size 64",
     # the presets, timed for real (run.py --minutes M): the lowest candidate at each budget
-    "cpu30": "--preset cpu30",
+    "cpu30": CPU30,
     "cpu15": "--preset cpu15",
     "cpu7": "--preset cpu7",
     "cpu5": "--preset cpu5 --schedule cosine",   # its rows: cpu5 before it became WSD
     # the presets' no-cost levers, timed for real (fixed before their runs: experiments/recipe/README.md)
     "cpu7_ema": "--preset cpu7 --ema 0.999",
-    "cpu30_late_ema": "--preset cpu30 --dropout-from 0.5 --ema 0.999",
+    "cpu30_late_ema": CPU30 + " --dropout-from 0.5 --ema 0.999",
     "cpu7_wsd": "--preset cpu7 --schedule wsd",
     "cpu5_wsd": "--preset cpu5 --schedule wsd",
-    "cpu30_wsd": "--preset cpu30 --schedule wsd",
-    "cpu30_masks": "--preset cpu30",   # cpu30 as it stands, with keep_mask's dropout masks (model.py)
+    "cpu30_wsd": CPU30 + " --schedule wsd",
+    "cpu30_masks": CPU30,   # cpu30 as it stands, with keep_mask's dropout masks (model.py)
     # cheaper steps on cpu30 (cheaper_steps.py times them; experiments/recipe/README.md)
-    "cpu30_no_bias": "--preset cpu30 --no-bias",
-    "cpu30_rmsnorm": "--preset cpu30 --norm rmsnorm",
-    "cpu30_gelu_tanh": "--preset cpu30 --activation gelu_tanh",
-    "cpu30_resid_dropout": "--preset cpu30 --no-dropout-attention",
-    "cpu30_foreach": "--preset cpu30 --adamw-kernel foreach",
-    "cpu30_fused": "--preset cpu30 --adamw-kernel fused",
-    "cpu30_cheap": "--preset cpu30 --no-bias --norm rmsnorm --activation gelu_tanh --adamw-kernel fused",
-    "cpu30_compile": "--preset cpu30 --compile",
+    "cpu30_no_bias": CPU30 + " --no-bias",
+    "cpu30_rmsnorm": CPU30 + " --norm rmsnorm",
+    "cpu30_gelu_tanh": CPU30 + " --activation gelu_tanh",
+    "cpu30_resid_dropout": CPU30 + " --no-dropout-attention",
+    "cpu30_foreach": CPU30 + " --adamw-kernel foreach",
+    "cpu30_fused": CPU30 + " --adamw-kernel fused",
+    "cpu30_cheap": CPU30 + " --no-bias --norm rmsnorm --activation gelu_tanh --adamw-kernel fused",
+    "cpu30_compile": CPU30 + " --compile",
     # better steps on cpu30, timed beside them (their cost on this machine sets their stand-in steps)
-    "cpu30_muon": "--preset cpu30 --optimizer muon",
-    "cpu30_qk_norm": "--preset cpu30 --qk-norm",
-    "cpu30_lr2e-3": "--preset cpu30 --lr 2e-3",
-    "cpu30_muon_lr3e-3": "--preset cpu30 --optimizer muon --muon-lr 3e-3",
-    "cpu30_ema": "--preset cpu30 --ema 0.999",
-    "cpu30_dropout0": "--preset cpu30 --dropout 0",   # the 4-layer shape without dropout: fewer steps, less to regularise?
-    "cpu30_late_dropout": "--preset cpu30 --dropout-from 0.5",   # its first half's steps cost cpu30_dropout0's
-    "cpu30_batch_warmup": "--preset cpu30 --batch-warmup 0.5",   # its first half's batches grow from 8 to 32 windows
-    "cpu30_batch8": "--preset cpu30 --batch-size 8",     # timed only: the cost of a step of 8 windows,
-    "cpu30_batch20": "--preset cpu30 --batch-size 20",   # and of 20 (the warmup's mean batch, 19.5, rounded up)
-    # stage 3: the levers kept at the stand-in, together (experiments/recipe/README.md)
+    "cpu30_muon": CPU30 + " --optimizer muon",
+    "cpu30_qk_norm": CPU30 + " --qk-norm",
+    "cpu30_lr2e-3": CPU30 + " --lr 2e-3",
+    "cpu30_muon_lr3e-3": CPU30 + " --optimizer muon --muon-lr 3e-3",
+    "cpu30_ema": CPU30 + " --ema 0.999",
+    "cpu30_dropout0": BASELINE + " --n-layers 4 --dropout 0",   # the 4-layer shape without dropout: fewer steps, less to regularise?
+    "cpu30_late_dropout": CPU30 + " --dropout-from 0.5",   # its first half's steps cost cpu30_dropout0's
+    "cpu30_batch_warmup": CPU30 + " --batch-warmup 0.5",   # its first half's batches grow from 8 to 32 windows
+    "cpu30_batch8": CPU30 + " --batch-size 8",     # timed only: the cost of a step of 8 windows,
+    "cpu30_batch20": CPU30 + " --batch-size 20",   # and of 20 (the warmup's mean batch, 19.5, rounded up)
+    # stage 3: the levers kept at the stand-in, together (experiments/recipe/README.md); kept, it is
+    # now --preset cpu30 itself, the flags left as its runs were named
     "cpu30_stack": "--preset cpu30 --schedule wsd --optimizer muon --muon-lr 3e-3",
 }
 

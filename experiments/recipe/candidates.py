@@ -1,8 +1,8 @@
 """Write tinychar/candidates.json, the table train.py --preset auto predicts from
-(tinychar/choose.py): for each candidate shape of the recipe's timed comparisons (the 5-, 7- and 15-minute
-candidates: the baseline, dropout 0.1, dropout 0.1 with 4 layers), the steps and full-pass BPC of
-every committed run of that shape (eval.py, last checkpoint, fp32, Tiny Shakespeare's validation
-split), whether it ran to a fixed number of steps or a time budget: a run's BPC depends on how many
+(tinychar/choose.py): for each candidate shape of the recipe's timed comparisons (the 5-, 7- and
+15-minute candidates: the baseline, dropout 0.1, dropout 0.1 with 4 layers; and that last with the
+30-minute preset's WSD and Muon), the steps and full-pass BPC of every committed run of that shape
+(eval.py, last checkpoint, fp32, Tiny Shakespeare's validation split), whether it ran to a fixed number of steps or a time budget: a run's BPC depends on how many
 steps it got (its schedule is laid over them), not on how long they took.
 
     python experiments/recipe/candidates.py            # after new runs of these shapes
@@ -26,9 +26,12 @@ CANDIDATES = {
     "dropout0.1": ("2 layers x 256, dropout 0.1", dict(BASELINE, dropout=0.1), ("dropout0.1",)),
     "dropout0.1+layers4": ("4 layers x 256, dropout 0.1", dict(BASELINE, dropout=0.1, n_layers=4),
                            ("dropout0.1+layers4", "cpu15", "cpu30")),
+    "layers4+wsd+muon": ("4 layers, dropout 0.1, WSD, Muon", dict(BASELINE, dropout=0.1, n_layers=4,
+                         schedule="wsd", optimizer="muon", muon_lr=3e-3), ("cpu30_stack",)),
 }
-# candidates whose runs sit at one step count: the shape whose curve each follows (choose.py predict_candidate)
-CURVE_FROM = {}
+# candidates with too few step counts for a curve of their own: the shape whose curve each follows,
+# shifted to its runs (choose.py predict_candidate)
+CURVE_FROM = {"layers4+wsd+muon": "dropout0.1+layers4"}
 RUN = re.compile(r"^(?P<arm>.+)_s(?P<seed>\d+)$")
 
 
@@ -47,13 +50,18 @@ def points(arms, runs_root):
 
 
 def table(runs_root):
+    candidates = {}
+    for name, (shape, fields, arms) in CANDIDATES.items():
+        found = points(arms, runs_root)
+        if not found:
+            continue   # a shape with no runs yet has nothing to predict from
+        candidates[name] = dict(shape=shape, fields=fields, points=found,
+                                **({"curve_from": CURVE_FROM[name]} if name in CURVE_FROM else {}))
     return {
         "corpus": "Tiny Shakespeare, validation split, full pass (characters)",
         "rule": "choose.py predict: a parabola in log(steps) fitted to each shape's points; outside their range a "
                 "straight line with its slope at the nearer end, never falling past the largest count",
-        "candidates": {name: dict(shape=shape, fields=fields, points=points(arms, runs_root),
-                                  **({"curve_from": CURVE_FROM[name]} if name in CURVE_FROM else {}))
-                       for name, (shape, fields, arms) in CANDIDATES.items()},
+        "candidates": candidates,
     }
 
 

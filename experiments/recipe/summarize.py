@@ -141,7 +141,7 @@ CURRENT = ("clock", "amd")   # the folders of today's budget code (amd: the slow
                              # table shows their presets' rows only
 # README's row of each preset as train.py now defines it: the arm whose runs are that preset, at its
 # seeds (a lever made part of a preset by the rule: its fresh seeds, experiments/recipe/README.md)
-PRESET_ROWS = {"cpu5_wsd": FRESH_SEEDS, "cpu7": FINAL_SEEDS, "cpu15": FINAL_SEEDS, "cpu30": FINAL_SEEDS}
+PRESET_ROWS = {"cpu5_wsd": FRESH_SEEDS, "cpu7": FINAL_SEEDS, "cpu15": FINAL_SEEDS, "cpu30_stack": FINAL_SEEDS}
 
 
 def current_presets(timed):

@@ -39,7 +39,7 @@ ARMS = {
     "dropout0.1+seq256": ARMS_C2_BEST + " --seq-len 256",
     "dropout0.1+batch64": ARMS_C2_BEST + " --batch-size 64",
     # the presets, timed for real (run.py --minutes M): the lowest candidate at each budget
-    "cpu30": CPU30,
+    "cpu30": CPU30,   # its rows: the preset before its stack (cpu30_stack, below, is --preset cpu30 now)
     "cpu15": "--preset cpu15",
     "cpu7": "--preset cpu7",
     "cpu5": "--preset cpu5 --schedule cosine",   # its rows: cpu5 before it became WSD
@@ -65,7 +65,7 @@ ARMS = {
     "cpu30_lr2e-3": CPU30 + " --lr 2e-3",
     "cpu30_muon_lr3e-3": CPU30 + " --optimizer muon --muon-lr 3e-3",
     "cpu30_ema": CPU30 + " --ema 0.999",
-    "cpu30_dropout0": BASELINE + " --n-layers 4 --dropout 0",   # the 4-layer shape without dropout: fewer steps, less to regularise?
+    "cpu30_dropout0": BASELINE + " --n-layers 4 --dropout 0",   # cheaper steps, less to regularise?
     "cpu30_late_dropout": CPU30 + " --dropout-from 0.5",   # its first half's steps cost cpu30_dropout0's
     "cpu30_batch_warmup": CPU30 + " --batch-warmup 0.5",   # its first half's batches grow from 8 to 32 windows
     "cpu30_batch8": CPU30 + " --batch-size 8",     # timed only: the cost of a step of 8 windows,

@@ -2,8 +2,9 @@
 (tinychar/choose.py): for each candidate shape of the recipe's timed comparisons (the 5-, 7- and
 15-minute candidates: the baseline, dropout 0.1, dropout 0.1 with 4 layers; and that last with the
 30-minute preset's WSD and Muon), the steps and full-pass BPC of every committed run of that shape
-(eval.py, last checkpoint, fp32, Tiny Shakespeare's validation split), whether it ran to a fixed number of steps or a time budget: a run's BPC depends on how many
-steps it got (its schedule is laid over them), not on how long they took.
+(eval.py, last checkpoint, fp32, Tiny Shakespeare's validation split), whether it ran to a fixed
+number of steps or a time budget: a run's BPC depends on how many steps it got (its schedule is
+laid over them), not on how long they took.
 
     python experiments/recipe/candidates.py            # after new runs of these shapes
 """
